@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as backbone from './2026_11_21_0900_backbone.js';
+
+/**
+ * Migrations by name, in order. A static list (rather than a folder scan) works the same
+ * from TypeScript sources under tsx and from the compiled build.
+ */
+export const migrations: Record<string, Migration> = {
+  '2026_11_21_0900_backbone': backbone,
+};

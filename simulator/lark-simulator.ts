@@ -1,0 +1,552 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { encryptPush, signPush } from '../src/lark/event-crypto.js';
+
+/**
+ * A Lark Open Platform stand-in: a real HTTP server speaking Lark's wire format
+ * (../shared/lark/auth.md, events.md, limits-and-errors.md). Tests and benchmarks drive
+ * larksync through it and read its call counts ("exactly one mint").
+ */
+
+export interface SimApp {
+  appId: string;
+  appSecret: string;
+  kind: 'store' | 'custom';
+  verificationToken: string;
+  encryptKey?: string;
+  /** Where pushes go (the app's "request URL"). */
+  eventUrl?: string;
+  /** Custom apps belong to exactly one tenant. */
+  tenantKey?: string;
+  tenantName?: string;
+}
+
+export interface SimulatorOptions {
+  port?: number;
+  host?: string;
+  /** Lifetime of a newly issued app/tenant token (Lark: 7200 s). */
+  tokenTtlSeconds?: number;
+  /** Lark returns the same token while at least this much lifetime is left (Lark: 1800 s). */
+  rotationWindowSeconds?: number;
+  /** HTTP status used with token errors such as 99991663 (undocumented upstream; tests vary it). */
+  tokenErrorHttpStatus?: number;
+  /** Delay between a resend call and the app_ticket push (Lark: up to minutes). */
+  resendPushDelayMs?: number;
+  apps?: SimApp[];
+}
+
+export interface PushResult {
+  status: number;
+  body: string;
+  durationMs: number;
+  uuid: string;
+}
+
+export interface CallRecord {
+  method: string;
+  path: string;
+  status: number;
+  code: number | undefined;
+  at: number;
+}
+
+export interface Fault {
+  /** Matches the request path (without query), e.g. `/open-apis/auth/v3/tenant_access_token`. */
+  path: string;
+  status?: number;
+  code?: number;
+  msg?: string;
+  /** Wait this long before answering (to provoke client timeouts). */
+  delayMs?: number;
+  /** How many requests it applies to (default 1). */
+  count?: number;
+  headers?: Record<string, string>;
+}
+
+interface IssuedToken {
+  value: string;
+  expiresAt: number;
+  revoked: boolean;
+}
+
+interface StoredPush {
+  appId: string;
+  plaintext: string;
+}
+
+export const AUTH_PATHS = {
+  appAccessToken: '/open-apis/auth/v3/app_access_token',
+  tenantAccessToken: '/open-apis/auth/v3/tenant_access_token',
+  appAccessTokenInternal: '/open-apis/auth/v3/app_access_token/internal',
+  tenantAccessTokenInternal: '/open-apis/auth/v3/tenant_access_token/internal',
+  ticketResend: '/open-apis/auth/v3/app_ticket/resend',
+  tenantQuery: '/open-apis/tenant/v2/tenant/query',
+} as const;
+
+export interface TenantIdentity {
+  appId: string;
+  tenantKey: string;
+}
+
+export class LarkSimulator {
+  readonly app: FastifyInstance;
+  url = '';
+  readonly callLog: CallRecord[] = [];
+  private readonly apps = new Map<string, SimApp>();
+  /** store app -> installed tenant keys */
+  private readonly installs = new Map<string, Set<string>>();
+  private readonly tickets = new Map<string, string[]>();
+  /** key: `app:<appId>` or `tenant:<appId>:<tenantKey>` */
+  private readonly tokens = new Map<string, IssuedToken[]>();
+  private readonly tokenOwners = new Map<string, { kind: 'app' | 'tenant'; appId: string; tenantKey?: string }>();
+  private readonly pushes = new Map<string, StoredPush>();
+  private readonly faults: Array<Fault & { remaining: number }> = [];
+  private readonly pending = new Set<Promise<unknown>>();
+  private clockOffsetMs = 0;
+  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host'>> & { port: number; host: string };
+
+  constructor(options: SimulatorOptions = {}) {
+    this.opts = {
+      port: options.port ?? 0,
+      host: options.host ?? '127.0.0.1',
+      tokenTtlSeconds: options.tokenTtlSeconds ?? 7200,
+      rotationWindowSeconds: options.rotationWindowSeconds ?? 1800,
+      tokenErrorHttpStatus: options.tokenErrorHttpStatus ?? 400,
+      resendPushDelayMs: options.resendPushDelayMs ?? 0,
+    };
+    for (const a of options.apps ?? []) this.addApp(a);
+    this.app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+    this.registerRoutes();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<string> {
+    const address = await this.app.listen({ port: this.opts.port, host: this.opts.host });
+    this.url = address.replace('[::1]', '127.0.0.1');
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+    await this.app.close();
+  }
+
+  /** Waits for background pushes (e.g. after a resend) to finish. */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** Moves the simulator's clock (token expiry) forward without waiting. */
+  advanceTime(seconds: number): void {
+    this.clockOffsetMs += seconds * 1000;
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  addApp(app: SimApp): void {
+    this.apps.set(app.appId, { ...app });
+    if (app.kind === 'store') this.installs.set(app.appId, this.installs.get(app.appId) ?? new Set());
+  }
+
+  getApp(appId: string): SimApp {
+    const app = this.apps.get(appId);
+    if (!app) throw new Error(`simulator: unknown app ${appId}`);
+    return app;
+  }
+
+  setEventUrl(appId: string, url: string): void {
+    this.getApp(appId).eventUrl = url;
+  }
+
+  /** Lets a store app mint tokens for this tenant (what app_open means upstream). */
+  installTenant(appId: string, tenantKey: string): void {
+    this.installs.get(appId)?.add(tenantKey);
+  }
+
+  uninstallTenant(appId: string, tenantKey: string): void {
+    this.installs.get(appId)?.delete(tenantKey);
+    for (const t of this.tokens.get(`tenant:${appId}:${tenantKey}`) ?? []) t.revoked = true;
+  }
+
+  /** Issues a new ticket; the previous one stays accepted as a grace (auth.md §3.1). */
+  issueTicket(appId: string): string {
+    const ticket = `tkt-${randomBytes(12).toString('hex')}`;
+    const list = this.tickets.get(appId) ?? [];
+    list.push(ticket);
+    this.tickets.set(appId, list.slice(-2));
+    return ticket;
+  }
+
+  currentTicket(appId: string): string | undefined {
+    return this.tickets.get(appId)?.at(-1);
+  }
+
+  /** Makes every ticket issued so far unacceptable (the app then gets 10012). */
+  invalidateTickets(appId: string): void {
+    this.tickets.set(appId, []);
+  }
+
+  revokeToken(value: string): void {
+    for (const list of this.tokens.values()) for (const t of list) if (t.value === value) t.revoked = true;
+  }
+
+  revokeAllTokens(appId?: string): void {
+    for (const [key, list] of this.tokens) {
+      if (appId && !key.includes(`:${appId}`)) continue;
+      for (const t of list) t.revoked = true;
+    }
+  }
+
+  /** Every currently valid token value issued for a tenant (for assertions). */
+  validTenantTokens(appId: string, tenantKey: string): string[] {
+    return (this.tokens.get(`tenant:${appId}:${tenantKey}`) ?? [])
+      .filter((t) => !t.revoked && t.expiresAt > this.now())
+      .map((t) => t.value);
+  }
+
+  injectFault(fault: Fault): void {
+    this.faults.push({ ...fault, remaining: fault.count ?? 1 });
+  }
+
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
+  // ---------------------------------------------------------------- call counting
+
+  /** Number of calls to a path (exact match, no query), optionally only those answered with `code`. */
+  count(path: string, code?: number): number {
+    return this.callLog.filter((c) => c.path === path && (code === undefined || c.code === code)).length;
+  }
+
+  resetCounts(): void {
+    this.callLog.length = 0;
+  }
+
+  // ---------------------------------------------------------------- pushes
+
+  /** Pushes a fresh app_ticket to the app's request URL, as Lark does hourly and after a resend. */
+  async pushTicket(appId: string): Promise<PushResult> {
+    const ticket = this.issueTicket(appId);
+    return this.pushV1(appId, { app_id: appId, app_ticket: ticket, type: 'app_ticket' });
+  }
+
+  /** Pushes a v1 event (`event_callback`) with the given `event` object. */
+  async pushV1(appId: string, event: Record<string, unknown>, opts: { uuid?: string } = {}): Promise<PushResult> {
+    const app = this.getApp(appId);
+    const uuid = opts.uuid ?? randomUUID().replace(/-/g, '');
+    const body = {
+      ts: (this.now() / 1000).toFixed(6),
+      uuid,
+      token: app.verificationToken,
+      type: 'event_callback',
+      event,
+    };
+    return this.deliver(appId, uuid, JSON.stringify(body));
+  }
+
+  /** Pushes a v2 event (`schema: "2.0"`). */
+  async pushV2(
+    appId: string,
+    eventType: string,
+    event: Record<string, unknown>,
+    opts: { eventId?: string; tenantKey?: string } = {},
+  ): Promise<PushResult> {
+    const app = this.getApp(appId);
+    const eventId = opts.eventId ?? randomUUID().replace(/-/g, '');
+    const body = {
+      schema: '2.0',
+      header: {
+        event_id: eventId,
+        token: app.verificationToken,
+        create_time: String(this.now()),
+        event_type: eventType,
+        tenant_key: opts.tenantKey ?? '',
+        app_id: appId,
+      },
+      event,
+    };
+    return this.deliver(appId, eventId, JSON.stringify(body));
+  }
+
+  appOpen(appId: string, tenantKey: string, extra: Record<string, unknown> = {}): Promise<PushResult> {
+    this.installTenant(appId, tenantKey);
+    return this.pushV1(appId, {
+      app_id: appId,
+      tenant_key: tenantKey,
+      type: 'app_open',
+      applicants: [{ open_id: `ou_applicant_${tenantKey}` }],
+      installer: { open_id: `ou_admin_${tenantKey}` },
+      ...extra,
+    });
+  }
+
+  appStatusChange(appId: string, tenantKey: string, status: 'start_by_tenant' | 'stop_by_tenant' | 'stop_by_platform'): Promise<PushResult> {
+    return this.pushV1(appId, {
+      app_id: appId,
+      tenant_key: tenantKey,
+      type: 'app_status_change',
+      status,
+      ...(status === 'start_by_tenant' ? { operator: { open_id: `ou_admin_${tenantKey}` } } : {}),
+    });
+  }
+
+  appUninstalled(appId: string, tenantKey: string): Promise<PushResult> {
+    this.uninstallTenant(appId, tenantKey);
+    return this.pushV1(appId, { app_id: appId, tenant_key: tenantKey, type: 'app_uninstalled' });
+  }
+
+  /** Sends an earlier push again with the same uuid / event_id, as Lark's retries do. */
+  async redeliver(uuid: string, url?: string): Promise<PushResult> {
+    const stored = this.pushes.get(uuid);
+    if (!stored) throw new Error(`simulator: no push with id ${uuid}`);
+    return this.send(stored.appId, uuid, stored.plaintext, url);
+  }
+
+  /** The body + headers Lark would send for this plaintext (encrypted and signed when the app has a key). */
+  wireFormat(appId: string, plaintext: string, timestampSeconds = Math.floor(this.now() / 1000)) {
+    const app = this.getApp(appId);
+    const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+    if (!app.encryptKey) return { body: plaintext, headers };
+    const body = JSON.stringify({ encrypt: encryptPush(app.encryptKey, plaintext) });
+    const timestamp = String(timestampSeconds);
+    const nonce = randomBytes(8).toString('hex');
+    headers['x-lark-request-timestamp'] = timestamp;
+    headers['x-lark-request-nonce'] = nonce;
+    headers['x-lark-signature'] = signPush(timestamp, nonce, app.encryptKey, body);
+    return { body, headers };
+  }
+
+  /** URL verification, as the console does when the request URL is saved. */
+  async challenge(appId: string, url?: string): Promise<PushResult & { challenge: string }> {
+    const app = this.getApp(appId);
+    const challenge = `ch-${randomBytes(8).toString('hex')}`;
+    const plaintext = JSON.stringify({ challenge, token: app.verificationToken, type: 'url_verification' });
+    const { body, headers } = this.wireFormat(appId, plaintext);
+    // Challenges carry no signature headers (events.md §3).
+    delete headers['x-lark-signature'];
+    delete headers['x-lark-request-timestamp'];
+    delete headers['x-lark-request-nonce'];
+    const res = await this.post(url ?? this.requireEventUrl(app), body, headers, '');
+    return { ...res, challenge };
+  }
+
+  private async deliver(appId: string, id: string, plaintext: string): Promise<PushResult> {
+    this.pushes.set(id, { appId, plaintext });
+    return this.send(appId, id, plaintext);
+  }
+
+  private async send(appId: string, id: string, plaintext: string, url?: string): Promise<PushResult> {
+    const app = this.getApp(appId);
+    const { body, headers } = this.wireFormat(appId, plaintext);
+    return this.post(url ?? this.requireEventUrl(app), body, headers, id);
+  }
+
+  private requireEventUrl(app: SimApp): string {
+    if (!app.eventUrl) throw new Error(`simulator: app ${app.appId} has no event URL`);
+    return app.eventUrl;
+  }
+
+  private async post(url: string, body: string, headers: Record<string, string>, uuid: string): Promise<PushResult> {
+    const started = performance.now();
+    try {
+      // Lark waits 3 s for an HTTP 200 before it counts the push as failed.
+      const res = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(3_000) });
+      const text = await res.text();
+      return { status: res.status, body: text, durationMs: performance.now() - started, uuid };
+    } catch {
+      return { status: 0, body: '', durationMs: performance.now() - started, uuid };
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+    return p;
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  private issue(key: string, owner: { kind: 'app' | 'tenant'; appId: string; tenantKey?: string }): { value: string; expire: number } {
+    const now = this.now();
+    const list = this.tokens.get(key) ?? [];
+    const current = list.at(-1);
+    if (current && !current.revoked && current.expiresAt - now >= this.opts.rotationWindowSeconds * 1000) {
+      return { value: current.value, expire: Math.floor((current.expiresAt - now) / 1000) };
+    }
+    const prefix = owner.kind === 'app' ? 'a-' : 't-';
+    const value = `${prefix}${randomBytes(16).toString('hex')}`;
+    list.push({ value, expiresAt: now + this.opts.tokenTtlSeconds * 1000, revoked: false });
+    this.tokens.set(key, list.slice(-3));
+    this.tokenOwners.set(value, owner);
+    return { value, expire: this.opts.tokenTtlSeconds };
+  }
+
+  private isValid(value: string): boolean {
+    for (const list of this.tokens.values()) {
+      for (const t of list) if (t.value === value) return !t.revoked && t.expiresAt > this.now();
+    }
+    return false;
+  }
+
+  /**
+   * Checks the bearer token of a data API call. Answers Lark's error itself and returns
+   * undefined when the token is missing or invalid.
+   */
+  authorizeTenant(req: FastifyRequest, reply: FastifyReply): TenantIdentity | undefined {
+    const header = req.headers.authorization;
+    const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (!token) {
+      void this.answer(reply, this.opts.tokenErrorHttpStatus, { code: 99991661, msg: 'Missing access token for authorization' });
+      return undefined;
+    }
+    const owner = this.tokenOwners.get(token);
+    if (!owner || owner.kind !== 'tenant' || !this.isValid(token)) {
+      void this.answer(reply, this.opts.tokenErrorHttpStatus, { code: 99991663, msg: 'Invalid access token for authorization' });
+      return undefined;
+    }
+    return { appId: owner.appId, tenantKey: owner.tenantKey ?? '' };
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  private async answer(reply: FastifyReply, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+    reply.header('x-tt-logid', `sim-${randomBytes(6).toString('hex')}`);
+    for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+    (reply.request as FastifyRequest & { larkCode?: number }).larkCode = typeof body.code === 'number' ? body.code : undefined;
+    return reply.code(status).send(body);
+  }
+
+  private registerRoutes(): void {
+    const app = this.app;
+
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0] ?? '';
+      const fault = this.faults.find((f) => f.path === path && f.remaining > 0);
+      if (!fault) return;
+      fault.remaining -= 1;
+      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.status !== undefined || fault.code !== undefined) {
+        return this.answer(
+          reply,
+          fault.status ?? 200,
+          { code: fault.code ?? 1500, msg: fault.msg ?? 'simulated failure' },
+          fault.headers,
+        );
+      }
+    });
+
+    // Recorded before the bytes leave, so a client that reads its answer sees the call counted.
+    app.addHook('onSend', async (req, reply, payload) => {
+      this.callLog.push({
+        method: req.method,
+        path: req.url.split('?')[0] ?? '',
+        status: reply.statusCode,
+        code: (req as FastifyRequest & { larkCode?: number }).larkCode,
+        at: Date.now(),
+      });
+      return payload;
+    });
+
+    type Creds = { app_id?: string; app_secret?: string; app_ticket?: string; app_access_token?: string; tenant_key?: string };
+
+    const checkCreds = (body: Creds, reply: FastifyReply): SimApp | undefined => {
+      const a = body.app_id ? this.apps.get(body.app_id) : undefined;
+      if (!body.app_id || !body.app_secret) {
+        void this.answer(reply, 400, { code: 10003, msg: 'invalid param: app_id and app_secret are required' });
+        return undefined;
+      }
+      if (!a || a.appSecret !== body.app_secret) {
+        void this.answer(reply, 400, { code: 10014, msg: 'app secret invalid' });
+        return undefined;
+      }
+      return a;
+    };
+
+    app.post(AUTH_PATHS.appAccessToken, async (req, reply) => {
+      const body = (req.body ?? {}) as Creds;
+      const a = checkCreds(body, reply);
+      if (!a) return reply;
+      if (a.kind !== 'store') return this.answer(reply, 400, { code: 10005, msg: 'app is not a store app; use /internal' });
+      if (!body.app_ticket || !(this.tickets.get(a.appId) ?? []).includes(body.app_ticket)) {
+        return this.answer(reply, 400, { code: 10012, msg: 'app_ticket is invalid' });
+      }
+      const t = this.issue(`app:${a.appId}`, { kind: 'app', appId: a.appId });
+      return this.answer(reply, 200, { code: 0, msg: 'ok', app_access_token: t.value, expire: t.expire });
+    });
+
+    app.post(AUTH_PATHS.tenantAccessToken, async (req, reply) => {
+      const body = (req.body ?? {}) as Creds;
+      if (!body.app_access_token || !body.tenant_key) {
+        return this.answer(reply, 400, { code: 10003, msg: 'invalid param: app_access_token and tenant_key are required' });
+      }
+      const owner = this.tokenOwners.get(body.app_access_token);
+      if (!owner || owner.kind !== 'app' || !this.isValid(body.app_access_token)) {
+        return this.answer(reply, this.opts.tokenErrorHttpStatus, { code: 99991664, msg: 'app_access_token is invalid' });
+      }
+      if (!this.installs.get(owner.appId)?.has(body.tenant_key)) {
+        // The exact upstream code for "not installed" is undocumented (auth.md §3.4).
+        return this.answer(reply, 400, { code: 10013, msg: 'get tenant access token fail: tenant has not installed the app' });
+      }
+      const t = this.issue(`tenant:${owner.appId}:${body.tenant_key}`, { kind: 'tenant', appId: owner.appId, tenantKey: body.tenant_key });
+      return this.answer(reply, 200, { code: 0, msg: 'ok', tenant_access_token: t.value, expire: t.expire });
+    });
+
+    app.post(AUTH_PATHS.appAccessTokenInternal, async (req, reply) => {
+      const a = checkCreds((req.body ?? {}) as Creds, reply);
+      if (!a) return reply;
+      if (a.kind !== 'custom') return this.answer(reply, 400, { code: 10005, msg: 'store apps must use app_ticket' });
+      const t = this.issue(`app:${a.appId}`, { kind: 'app', appId: a.appId });
+      return this.answer(reply, 200, { code: 0, msg: 'ok', app_access_token: t.value, expire: t.expire });
+    });
+
+    app.post(AUTH_PATHS.tenantAccessTokenInternal, async (req, reply) => {
+      const a = checkCreds((req.body ?? {}) as Creds, reply);
+      if (!a) return reply;
+      if (a.kind !== 'custom' || !a.tenantKey) {
+        return this.answer(reply, 400, { code: 10005, msg: 'store apps must use app_access_token + tenant_key' });
+      }
+      const t = this.issue(`tenant:${a.appId}:${a.tenantKey}`, { kind: 'tenant', appId: a.appId, tenantKey: a.tenantKey });
+      return this.answer(reply, 200, { code: 0, msg: 'ok', tenant_access_token: t.value, expire: t.expire });
+    });
+
+    app.post(AUTH_PATHS.ticketResend, async (req, reply) => {
+      const a = checkCreds((req.body ?? {}) as Creds, reply);
+      if (!a) return reply;
+      if (a.kind !== 'store') return this.answer(reply, 400, { code: 10016, msg: 'app resend fail' });
+      const push = new Promise<void>((resolve) => setTimeout(resolve, this.opts.resendPushDelayMs)).then(() =>
+        a.eventUrl ? this.pushTicket(a.appId) : undefined,
+      );
+      void this.track(push);
+      return this.answer(reply, 200, { code: 0, msg: 'ok' });
+    });
+
+    app.get(AUTH_PATHS.tenantQuery, async (req, reply) => {
+      const who = this.authorizeTenant(req, reply);
+      if (!who) return reply;
+      const a = this.apps.get(who.appId);
+      return this.answer(reply, 200, {
+        code: 0,
+        msg: 'success',
+        data: {
+          tenant: {
+            name: a?.kind === 'custom' && a.tenantName ? a.tenantName : `Tenant ${who.tenantKey}`,
+            display_id: `F${who.tenantKey.slice(0, 8)}`,
+            tenant_tag: 0,
+            tenant_key: who.tenantKey,
+            avatar: { avatar_origin: '', avatar_72: '', avatar_240: '', avatar_640: '' },
+          },
+        },
+      });
+    });
+
+    app.setNotFoundHandler(async (req, reply) =>
+      this.answer(reply, 404, { code: 99991201, msg: `path not found: ${req.method} ${req.url.split('?')[0]}` }),
+    );
+  }
+}

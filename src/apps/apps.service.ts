@@ -1,0 +1,130 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { Config } from '../config/env.js';
+import { isValidLarkDomain, larkBaseUrl } from '../config/lark-domain.js';
+import type { Sealer } from '../crypto/sealer.js';
+import { AppError } from '../errors.js';
+import { LarkApiError, LarkTransportError } from '../lark/errors.js';
+import type { LarkHttp } from '../lark/http.js';
+import type { TenantsService } from '../tenants/tenants.service.js';
+import type { TokenService } from '../tokens/tokens.service.js';
+import { appSecretContext } from './app-credentials.js';
+import { findApp, upsertApp } from './apps.repository.js';
+
+export interface RegisteredCustomApp {
+  appId: string;
+  tenantKey: string;
+  type: 'custom';
+}
+
+export class AppsService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sealer: Sealer,
+    private readonly http: LarkHttp,
+    private readonly tokens: TokenService,
+    private readonly tenants: TenantsService,
+    private readonly config: Config,
+  ) {}
+
+  /** Records the store app from the environment, so tokens and tenants can refer to it. */
+  async ensureStoreApp(): Promise<void> {
+    const store = this.config.storeApp;
+    if (!store) return;
+    const existing = await findApp(this.db, store.appId);
+    if (existing && existing.kind !== 'store') {
+      throw new Error(`LARK_APP_ID ${store.appId} is already registered as a custom app`);
+    }
+    await upsertApp(this.db, {
+      app_id: store.appId,
+      kind: 'store',
+      domain: this.config.larkDomain,
+      secret_sealed: this.sealer.seal(store.appSecret, appSecretContext(store.appId)),
+    });
+  }
+
+  /**
+   * Registers a self-built app ("bring your own app"). Its credentials are proven by minting a
+   * tenant token, which is kept; the tenant key comes from tenant/v2/tenant/query.
+   */
+  async registerCustomApp(input: { appId: string; appSecret: string; domain?: string }): Promise<RegisteredCustomApp> {
+    const domain = input.domain ?? this.config.larkDomain;
+    if (!isValidLarkDomain(domain)) {
+      throw new AppError(400, 'invalid_domain', 'domain must be "feishu", "lark" or an http(s):// base URL');
+    }
+    if (this.config.storeApp?.appId === input.appId) {
+      throw new AppError(409, 'app_conflict', `app ${input.appId} is the store app configured by LARK_APP_ID`);
+    }
+    const existing = await findApp(this.db, input.appId);
+    if (existing && existing.kind !== 'custom') {
+      throw new AppError(409, 'app_conflict', `app ${input.appId} is already registered as a store app`);
+    }
+    const baseUrl = larkBaseUrl(domain);
+
+    const { token, expire } = await this.upstream(async () => {
+      const res = await this.http.call<{ tenant_access_token?: string; expire?: number }>(baseUrl, {
+        method: 'POST',
+        path: '/open-apis/auth/v3/tenant_access_token/internal',
+        body: { app_id: input.appId, app_secret: input.appSecret },
+      });
+      const t = res.body.tenant_access_token;
+      const e = res.body.expire;
+      if (!t || typeof e !== 'number') throw new LarkTransportError('tenant_access_token/internal', 'answer lacked a token');
+      return { token: t, expire: e };
+    });
+    const tenant = await this.upstream(async () => {
+      const res = await this.http.call<{ data?: { tenant?: { tenant_key?: string; name?: string } } }>(baseUrl, {
+        method: 'GET',
+        path: '/open-apis/tenant/v2/tenant/query',
+        bearer: token,
+      });
+      const key = res.body.data?.tenant?.tenant_key;
+      if (!key) throw new LarkTransportError('tenant/v2/tenant/query', 'answer lacked data.tenant.tenant_key');
+      return { tenantKey: key, name: res.body.data?.tenant?.name ?? null };
+    });
+
+    const current = await this.tenants.get(tenant.tenantKey);
+    if (current && current.app_id !== input.appId && current.status !== 'uninstalled') {
+      throw new AppError(
+        409,
+        'tenant_conflict',
+        `tenant ${tenant.tenantKey} is already served by app ${current.app_id}; uninstall it there first`,
+      );
+    }
+    await upsertApp(this.db, {
+      app_id: input.appId,
+      kind: 'custom',
+      domain,
+      secret_sealed: this.sealer.seal(input.appSecret, appSecretContext(input.appId)),
+    });
+    await this.tenants.install(
+      { tenantKey: tenant.tenantKey, appId: input.appId, name: tenant.name },
+      null,
+      'custom_app_registered',
+    );
+    await this.tokens.adopt({ kind: 'tenant', appId: input.appId, tenantKey: tenant.tenantKey }, token, expire);
+    return { appId: input.appId, tenantKey: tenant.tenantKey, type: 'custom' };
+  }
+
+  async kindOf(appId: string): Promise<'store' | 'custom' | undefined> {
+    return (await findApp(this.db, appId))?.kind;
+  }
+
+  private async upstream<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof LarkApiError) {
+        throw new AppError(
+          400,
+          'invalid_app_credentials',
+          `Lark refused these credentials (code ${err.code}: ${err.larkMessage}); check appId, appSecret and domain`,
+        );
+      }
+      if (err instanceof LarkTransportError) {
+        throw new AppError(502, 'lark_unreachable', `Lark could not be reached at the app's domain (${err.reason})`);
+      }
+      throw err;
+    }
+  }
+}

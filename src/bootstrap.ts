@@ -1,0 +1,134 @@
+import type { FastifyInstance } from 'fastify';
+import type { Runner } from 'graphile-worker';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { Config } from './config/env.js';
+import { generateApiToken, generateEncryptionKey, loadOrCreateSecretFile, parseEncryptionKey } from './crypto/encryption-key.js';
+import { Sealer } from './crypto/sealer.js';
+import { connectDatabase, type DbHandle } from './db/connect.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { migrateToLatest } from './db/migrate.js';
+import { findApp } from './apps/apps.repository.js';
+import { toCredentials } from './apps/app-credentials.js';
+import { createServices, type ServiceDeps, type Services } from './services.js';
+import { startWorker } from './worker/worker.js';
+
+export interface Larksync {
+  app: FastifyInstance;
+  services: Services;
+  runner: Runner | undefined;
+  url: string;
+  /** Stops accepting requests, finishes in-flight ones, stops the worker, closes the database. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  listen?: boolean;
+  worker?: boolean;
+  ticketOptions?: ServiceDeps['ticketOptions'];
+  tokenOptions?: ServiceDeps['tokenOptions'];
+  workerPollInterval?: number;
+}
+
+/** Starts larksync: database (embedded when DATABASE_URL is unset), migrations, HTTP app, worker. */
+export async function startLarksync(config: Config, opts: StartOptions): Promise<Larksync> {
+  const { log } = opts;
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort);
+    databaseUrl = embedded.url;
+    log.info(
+      { dataDir: embedded.dataDir, port: config.embeddedPgPort, reusedRunningServer: embedded.reused },
+      'DATABASE_URL is not set: using an embedded PostgreSQL that keeps its data under the data directory',
+    );
+  }
+
+  const sealer = await createSealer(config, log);
+  const apiToken = config.apiToken ?? (embedded ? await embeddedApiToken(config, log) : undefined);
+  if (!apiToken) log.warn('API_TOKEN is not set: the REST API answers 503 until it is');
+  const effective: Config = { ...config, apiToken };
+
+  let db: DbHandle | undefined;
+  let runner: Runner | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    db = connectDatabase(databaseUrl);
+    const applied = await migrateToLatest(db.db, databaseUrl);
+    if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+
+    const services = createServices({
+      config: effective,
+      db: db.db,
+      pool: db.pool,
+      sealer,
+      log,
+      ticketOptions: opts.ticketOptions,
+      tokenOptions: opts.tokenOptions,
+    });
+    await services.apps.ensureStoreApp();
+    app = await buildApp(services);
+    if (opts.worker !== false) runner = await startWorker(services, { pollInterval: opts.workerPollInterval });
+
+    let url = '';
+    if (opts.listen !== false) {
+      url = await app.listen({ port: config.port, host: config.host });
+    } else {
+      await app.ready();
+    }
+    void requestTicketIfMissing(services);
+
+    const handle = db;
+    const started = app;
+    return {
+      app: started,
+      services,
+      runner,
+      url,
+      async stop() {
+        await started.close();
+        await runner?.stop().catch(() => undefined);
+        await handle.close();
+        await embedded?.stop().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await runner?.stop().catch(() => undefined);
+    await db?.close().catch(() => undefined);
+    await embedded?.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function createSealer(config: Config, log: Logger): Promise<Sealer> {
+  const retired = config.retiredEncryptionKeys.map((k) => parseEncryptionKey(k)).filter((k): k is Buffer => k !== undefined);
+  if (config.encryptionKey) {
+    const key = parseEncryptionKey(config.encryptionKey);
+    if (!key) throw new Error('ENCRYPTION_KEY: expected a 32-byte key as base64 or 64 hex characters');
+    return new Sealer(key, retired);
+  }
+  const file = await loadOrCreateSecretFile(config.dataDir, 'encryption.key', generateEncryptionKey, (v) => parseEncryptionKey(v) !== undefined);
+  log.info({ file: file.file, created: file.created }, 'ENCRYPTION_KEY is not set: using the key kept in the data directory');
+  return new Sealer(parseEncryptionKey(file.value) as Buffer, retired);
+}
+
+async function embeddedApiToken(config: Config, log: Logger): Promise<string> {
+  const file = await loadOrCreateSecretFile(config.dataDir, 'api-token', generateApiToken, (v) => v.length >= 16);
+  log.info({ file: file.file, created: file.created }, 'API_TOKEN is not set: the REST API token is kept in this file');
+  return file.value;
+}
+
+/** A fresh store app has no ticket until Lark pushes one; ask for it at once instead of waiting up to an hour. */
+async function requestTicketIfMissing(services: Services): Promise<void> {
+  const store = services.config.storeApp;
+  if (!store) return;
+  try {
+    if (await services.tickets.has(store.appId)) return;
+    const row = await findApp(services.db, store.appId);
+    if (row) await services.tickets.requestResend(toCredentials(row, services.sealer), 'startup');
+  } catch (err) {
+    services.log.warn({ err: (err as Error).message }, 'could not request an app_ticket at startup');
+  }
+}

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { isValidLarkDomain } from './lark-domain.js';
+import { parseEncryptionKey } from '../crypto/encryption-key.js';
+
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+const port = (fallback: number, min = 1) => {
+  const message = `expected an integer port between ${min} and 65535`;
+  return z.coerce.number({ message }).int(message).min(min, message).max(65535, message).default(fallback);
+};
+
+const EnvSchema = z
+  .object({
+    DATABASE_URL: optionalString.refine(
+      (v) => v === undefined || /^postgres(ql)?:\/\//.test(v),
+      'expected a postgres:// or postgresql:// URL',
+    ),
+    // 0 asks the OS for a free port (tests, local experiments).
+    PORT: port(3000, 0),
+    HOST: z.string().trim().min(1, 'expected a host name or address').default('0.0.0.0'),
+    LARK_APP_ID: optionalString,
+    LARK_APP_SECRET: optionalString,
+    LARK_VERIFICATION_TOKEN: optionalString,
+    LARK_ENCRYPT_KEY: optionalString,
+    LARK_DOMAIN: z
+      .string()
+      .trim()
+      .default('feishu')
+      .refine(isValidLarkDomain, 'expected "feishu", "lark" or an http(s):// base URL'),
+    ENCRYPTION_KEY: optionalString.refine(
+      (v) => v === undefined || parseEncryptionKey(v) !== undefined,
+      'expected a 32-byte key as base64 (44 characters) or 64 hex characters',
+    ),
+    ENCRYPTION_KEYS_RETIRED: optionalString.refine(
+      (v) => v === undefined || v.split(',').every((k) => k.trim() === '' || parseEncryptionKey(k) !== undefined),
+      'expected a comma-separated list of 32-byte keys (base64 or hex)',
+    ),
+    API_TOKEN: optionalString.refine(
+      (v) => v === undefined || v.length >= 16,
+      'expected at least 16 characters',
+    ),
+    API_RATE_LIMIT: z.coerce
+      .number({ message: 'expected a positive integer (requests per minute per client)' })
+      .int('expected a positive integer (requests per minute per client)')
+      .positive('expected a positive integer (requests per minute per client)')
+      .default(1200),
+    DATA_DIR: z.string().trim().min(1).default('./data'),
+    EMBEDDED_PG_PORT: port(54329),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  })
+  .superRefine((env, ctx) => {
+    const storeVars = [env.LARK_APP_ID, env.LARK_APP_SECRET, env.LARK_VERIFICATION_TOKEN];
+    const set = storeVars.filter((v) => v !== undefined).length;
+    if (set !== 0 && set !== 3) {
+      for (const [name, value] of [
+        ['LARK_APP_ID', env.LARK_APP_ID],
+        ['LARK_APP_SECRET', env.LARK_APP_SECRET],
+        ['LARK_VERIFICATION_TOKEN', env.LARK_VERIFICATION_TOKEN],
+      ] as const) {
+        if (value === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: 'required when any of LARK_APP_ID, LARK_APP_SECRET, LARK_VERIFICATION_TOKEN is set',
+          });
+        }
+      }
+    }
+    if (env.DATABASE_URL !== undefined && env.ENCRYPTION_KEY === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ENCRYPTION_KEY'],
+        message: 'required when DATABASE_URL is set: a 32-byte key as base64 or 64 hex characters',
+      });
+    }
+  });
+
+export interface StoreAppConfig {
+  appId: string;
+  appSecret: string;
+  verificationToken: string;
+  encryptKey: string | undefined;
+}
+
+export interface Config {
+  databaseUrl: string | undefined;
+  port: number;
+  host: string;
+  storeApp: StoreAppConfig | undefined;
+  larkDomain: string;
+  encryptionKey: string | undefined;
+  retiredEncryptionKeys: string[];
+  apiToken: string | undefined;
+  apiRateLimit: number;
+  dataDir: string;
+  embeddedPgPort: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  workerConcurrency: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly expectation: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${expectation}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates the environment. Throws a ConfigError naming the first bad variable (never its value). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue?.path[0] ?? 'environment');
+    throw new ConfigError(variable, issue?.message ?? 'invalid value');
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    port: e.PORT,
+    host: e.HOST,
+    storeApp:
+      e.LARK_APP_ID && e.LARK_APP_SECRET && e.LARK_VERIFICATION_TOKEN
+        ? {
+            appId: e.LARK_APP_ID,
+            appSecret: e.LARK_APP_SECRET,
+            verificationToken: e.LARK_VERIFICATION_TOKEN,
+            encryptKey: e.LARK_ENCRYPT_KEY,
+          }
+        : undefined,
+    larkDomain: e.LARK_DOMAIN,
+    encryptionKey: e.ENCRYPTION_KEY,
+    retiredEncryptionKeys: e.ENCRYPTION_KEYS_RETIRED?.split(',').map((k) => k.trim()).filter(Boolean) ?? [],
+    apiToken: e.API_TOKEN,
+    apiRateLimit: e.API_RATE_LIMIT,
+    dataDir: e.DATA_DIR,
+    embeddedPgPort: e.EMBEDDED_PG_PORT,
+    logLevel: e.LOG_LEVEL,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+  };
+}

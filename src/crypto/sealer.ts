@@ -1,0 +1,77 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+
+const VERSION = 1;
+const KID_BYTES = 4;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const HEADER_BYTES = 1 + KID_BYTES + IV_BYTES + TAG_BYTES;
+
+export class SealError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SealError';
+  }
+}
+
+function keyId(key: Buffer): Buffer {
+  return createHash('sha256').update('larksync-key-id:').update(key).digest().subarray(0, KID_BYTES);
+}
+
+/**
+ * Seals secrets at rest with AES-256-GCM. The envelope is
+ * `version(1) | keyId(4) | iv(12) | tag(16) | ciphertext`, so rows sealed under a retired key
+ * stay readable while new writes use the current key. The context string is bound as
+ * associated data, so a ciphertext copied into another row or column does not open.
+ */
+export class Sealer {
+  private readonly current: { id: Buffer; key: Buffer };
+  private readonly byId = new Map<string, Buffer>();
+
+  constructor(currentKey: Buffer, retiredKeys: Buffer[] = []) {
+    if (currentKey.length !== 32) throw new SealError('encryption key must be 32 bytes');
+    this.current = { id: keyId(currentKey), key: currentKey };
+    for (const k of [currentKey, ...retiredKeys]) {
+      if (k.length !== 32) throw new SealError('encryption key must be 32 bytes');
+      this.byId.set(keyId(k).toString('hex'), k);
+    }
+  }
+
+  get currentKeyId(): string {
+    return this.current.id.toString('hex');
+  }
+
+  seal(plaintext: string | Buffer, context: string): Buffer {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
+    cipher.setAAD(Buffer.from(context, 'utf8'));
+    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return Buffer.concat([Buffer.from([VERSION]), this.current.id, iv, cipher.getAuthTag(), body]);
+  }
+
+  openBuffer(sealed: Uint8Array, context: string): Buffer {
+    const buf = Buffer.from(sealed);
+    if (buf.length < HEADER_BYTES || buf[0] !== VERSION) throw new SealError('not a sealed value');
+    const kid = buf.subarray(1, 1 + KID_BYTES).toString('hex');
+    const key = this.byId.get(kid);
+    if (!key) throw new SealError(`sealed with unknown key id ${kid}; add that key to ENCRYPTION_KEYS_RETIRED`);
+    const iv = buf.subarray(1 + KID_BYTES, 1 + KID_BYTES + IV_BYTES);
+    const tag = buf.subarray(1 + KID_BYTES + IV_BYTES, HEADER_BYTES);
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    decipher.setAAD(Buffer.from(context, 'utf8'));
+    decipher.setAuthTag(tag);
+    try {
+      return Buffer.concat([decipher.update(buf.subarray(HEADER_BYTES)), decipher.final()]);
+    } catch {
+      throw new SealError('sealed value failed authentication (wrong key or context)');
+    }
+  }
+
+  open(sealed: Uint8Array, context: string): string {
+    return this.openBuffer(sealed, context).toString('utf8');
+  }
+
+  /** Key id of a sealed value, for rotation reports. */
+  static keyIdOf(sealed: Uint8Array): string {
+    return Buffer.from(sealed).subarray(1, 1 + KID_BYTES).toString('hex');
+  }
+}

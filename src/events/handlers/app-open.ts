@@ -1,0 +1,28 @@
+import { openId, str, type EventHandler } from './types.js';
+
+export const handleAppOpen: EventHandler = async (event, ctx) => {
+  const tenantKey = str(event.tenant_key);
+  const appId = str(event.app_id) ?? ctx.appId;
+  if (!tenantKey || !appId) return 'ignored';
+  const applicants = Array.isArray(event.applicants)
+    ? event.applicants.map((a) => ({ open_id: openId(a) ?? undefined }))
+    : [];
+  const changed = await ctx.services.tenants.install(
+    {
+      tenantKey,
+      appId,
+      installerOpenId: openId(event.installer),
+      installerEmployeeOpenId: openId(event.installer_employee),
+      applicants,
+    },
+    ctx.eventId,
+  );
+  // Mint right away so token health is known at once. A failure is recorded in the token's
+  // health and retried by the refresher; it does not fail the event.
+  try {
+    await ctx.services.tokens.getTenantAccessToken(tenantKey);
+  } catch (err) {
+    ctx.services.log.warn({ tenantKey, err: (err as Error).message }, 'first tenant token mint failed');
+  }
+  return changed ? 'processed' : 'ignored';
+};

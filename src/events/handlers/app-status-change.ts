@@ -1,0 +1,12 @@
+import { str, type EventHandler } from './types.js';
+
+const KNOWN = new Set(['start_by_tenant', 'stop_by_tenant', 'stop_by_platform']);
+
+export const handleAppStatusChange: EventHandler = async (event, ctx) => {
+  const tenantKey = str(event.tenant_key);
+  const appId = str(event.app_id) ?? ctx.appId;
+  const status = str(event.status);
+  if (!tenantKey || !appId || !status || !KNOWN.has(status)) return 'ignored';
+  const changed = await ctx.services.tenants.changeStatus(tenantKey, appId, status, ctx.eventId, event.operator);
+  return changed ? 'processed' : 'ignored';
+};

@@ -1,0 +1,165 @@
+import type { StoreAppConfig } from '../config/env.js';
+import { decryptPush, safeEqual, signPush } from '../lark/event-crypto.js';
+
+/** Pushes whose signature timestamp is further than this from now are replays (pinned: 5 min). */
+export const SIGNATURE_WINDOW_SECONDS = 5 * 60;
+
+export type PushRejection =
+  | 'malformed_json'
+  | 'undecryptable'
+  | 'missing_signature'
+  | 'invalid_signature'
+  | 'stale_timestamp'
+  | 'not_encrypted'
+  | 'encrypt_key_not_configured'
+  | 'invalid_token'
+  | 'unknown_schema'
+  | 'missing_event_id';
+
+export class PushRejectedError extends Error {
+  constructor(
+    readonly reason: PushRejection,
+    readonly statusCode: 400 | 401,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PushRejectedError';
+  }
+}
+
+export type ParsedPush =
+  | { kind: 'challenge'; challenge: string }
+  | {
+      kind: 'event';
+      schemaVersion: 'v1' | 'v2';
+      eventId: string;
+      eventType: string;
+      appId: string | null;
+      tenantKey: string | null;
+      /** The decrypted JSON text, exactly as Lark sent it (this is what gets sealed and stored). */
+      plaintext: string;
+    };
+
+export interface PushHeaders {
+  timestamp?: string;
+  nonce?: string;
+  signature?: string;
+}
+
+const reject = (reason: PushRejection, status: 400 | 401, message: string) => new PushRejectedError(reason, status, message);
+
+function parseJson(text: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw reject('malformed_json', 400, `${what} is not valid JSON`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw reject('malformed_json', 400, `${what} must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * Verifies and decodes one push (events.md §3-6): signature over the raw bytes with a timing-safe
+ * compare and a ±5 min timestamp window, AES decryption, then the verification token (v1 `token`,
+ * v2 `header.token`). URL-verification challenges carry no signature, so they are accepted on the
+ * token alone. Nothing here logs; callers log only the rejection reason.
+ */
+export function parsePush(raw: Buffer, headers: PushHeaders, app: StoreAppConfig, nowSeconds = Date.now() / 1000): ParsedPush {
+  const outer = parseJson(raw.toString('utf8'), 'request body');
+  let body: Record<string, unknown>;
+
+  if (typeof outer.encrypt === 'string') {
+    if (!app.encryptKey) {
+      throw reject('encrypt_key_not_configured', 400, 'push is encrypted but LARK_ENCRYPT_KEY is not set');
+    }
+    const signed = headers.signature !== undefined;
+    if (signed) verifySignature(raw, headers, app.encryptKey, nowSeconds);
+    let plaintext: string;
+    try {
+      plaintext = decryptPush(app.encryptKey, outer.encrypt);
+    } catch {
+      throw reject('undecryptable', 400, 'encrypted payload could not be decrypted with LARK_ENCRYPT_KEY');
+    }
+    body = parseJson(plaintext, 'decrypted payload');
+    if (body.type === 'url_verification') return challenge(body, app);
+    if (!signed) throw reject('missing_signature', 401, 'encrypted events must carry X-Lark-Signature');
+    return event(body, plaintext, app);
+  }
+
+  if (outer.type === 'url_verification') {
+    if (app.encryptKey) throw reject('not_encrypted', 400, 'LARK_ENCRYPT_KEY is set, so pushes must be encrypted');
+    return challenge(outer, app);
+  }
+  if (app.encryptKey) throw reject('not_encrypted', 400, 'LARK_ENCRYPT_KEY is set, so pushes must be encrypted');
+  return event(outer, raw.toString('utf8'), app);
+}
+
+function verifySignature(raw: Buffer, h: PushHeaders, encryptKey: string, nowSeconds: number): void {
+  if (!h.timestamp || !h.nonce || !h.signature) {
+    throw reject('missing_signature', 401, 'X-Lark-Request-Timestamp, X-Lark-Request-Nonce and X-Lark-Signature are all required');
+  }
+  const ts = Number(h.timestamp);
+  // Seconds are assumed (events.md §5, unconfirmed); tolerate milliseconds too.
+  const seconds = ts > 1e12 ? ts / 1000 : ts;
+  if (!Number.isFinite(seconds) || Math.abs(nowSeconds - seconds) > SIGNATURE_WINDOW_SECONDS) {
+    throw reject('stale_timestamp', 401, 'X-Lark-Request-Timestamp is more than 5 minutes from now');
+  }
+  const expected = signPush(h.timestamp, h.nonce, encryptKey, raw);
+  if (!safeEqual(expected, h.signature.toLowerCase())) {
+    throw reject('invalid_signature', 401, 'X-Lark-Signature does not match the body');
+  }
+}
+
+function checkToken(token: unknown, app: StoreAppConfig): void {
+  if (typeof token !== 'string' || !safeEqual(token, app.verificationToken)) {
+    throw reject('invalid_token', 401, 'verification token does not match LARK_VERIFICATION_TOKEN');
+  }
+}
+
+function challenge(body: Record<string, unknown>, app: StoreAppConfig): ParsedPush {
+  checkToken(body.token, app);
+  const value = str(body.challenge);
+  if (!value) throw reject('unknown_schema', 400, 'url_verification without a challenge');
+  return { kind: 'challenge', challenge: value };
+}
+
+function event(body: Record<string, unknown>, plaintext: string, app: StoreAppConfig): ParsedPush {
+  if (body.schema === '2.0') {
+    const header = (body.header ?? {}) as Record<string, unknown>;
+    checkToken(header.token, app);
+    const eventId = str(header.event_id);
+    const eventType = str(header.event_type);
+    if (!eventId || !eventType) throw reject('missing_event_id', 400, 'v2 event needs header.event_id and header.event_type');
+    return {
+      kind: 'event',
+      schemaVersion: 'v2',
+      eventId,
+      eventType,
+      appId: str(header.app_id) ?? null,
+      tenantKey: str(header.tenant_key) ?? null,
+      plaintext,
+    };
+  }
+  if (body.type === 'event_callback') {
+    checkToken(body.token, app);
+    const inner = (body.event ?? {}) as Record<string, unknown>;
+    const eventId = str(body.uuid);
+    const eventType = str(inner.type);
+    if (!eventId || !eventType) throw reject('missing_event_id', 400, 'v1 event needs uuid and event.type');
+    return {
+      kind: 'event',
+      schemaVersion: 'v1',
+      eventId,
+      eventType,
+      appId: str(inner.app_id) ?? null,
+      tenantKey: str(inner.tenant_key) ?? null,
+      plaintext,
+    };
+  }
+  throw reject('unknown_schema', 400, 'body is neither a url_verification, a v1 event_callback nor a schema "2.0" event');
+}

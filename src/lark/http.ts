@@ -1,0 +1,92 @@
+import type { Metrics } from '../metrics/metrics.js';
+import { LarkApiError, LarkTransportError } from './errors.js';
+
+export interface LarkRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Path under the base URL, e.g. `/open-apis/auth/v3/app_access_token` */
+  path: string;
+  /** Low-cardinality label for metrics, e.g. `/open-apis/approval/v4/instances/:id`; defaults to `path`. */
+  endpoint?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  bearer?: string;
+  timeoutMs?: number;
+}
+
+export interface LarkResponse<T> {
+  status: number;
+  headers: Headers;
+  body: T & { code: number; msg?: string };
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * The one place larksync talks HTTP to Lark. It parses the JSON body whatever the HTTP status
+ * (Lark signals business errors in `code`), turns any non-zero code into a LarkApiError, and
+ * counts every call by endpoint and code. Errors never include headers or bodies, so tokens
+ * and secrets cannot leak through them.
+ */
+export class LarkHttp {
+  constructor(private readonly metrics: Metrics) {}
+
+  async call<T>(baseUrl: string, req: LarkRequest): Promise<LarkResponse<T>> {
+    const endpoint = req.endpoint ?? req.path;
+    const url = new URL(baseUrl + req.path);
+    for (const [k, v] of Object.entries(req.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const headers: Record<string, string> = {};
+    if (req.body !== undefined) headers['content-type'] = 'application/json; charset=utf-8';
+    if (req.bearer !== undefined) headers.authorization = `Bearer ${req.bearer}`;
+
+    const stop = this.metrics.upstreamLatency.startTimer({ endpoint });
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method: req.method,
+        headers,
+        body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        signal: AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      });
+      text = await res.text();
+    } catch (err) {
+      stop();
+      this.metrics.upstreamCalls.inc({ endpoint, code: 'transport_error' });
+      const reason = err instanceof Error && err.name === 'TimeoutError' ? 'timeout' : describeCause(err);
+      throw new LarkTransportError(endpoint, reason);
+    }
+    stop();
+
+    let body: { code?: unknown; msg?: unknown; error?: { log_id?: unknown } } | undefined;
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      body = undefined;
+    }
+    if (!body || typeof body !== 'object' || typeof body.code !== 'number') {
+      this.metrics.upstreamCalls.inc({ endpoint, code: `http_${res.status}` });
+      throw new LarkTransportError(endpoint, `HTTP ${res.status} without a Lark JSON body`, res.status);
+    }
+    this.metrics.upstreamCalls.inc({ endpoint, code: String(body.code) });
+    if (body.code !== 0) {
+      const reset = Number(res.headers.get('x-ogw-ratelimit-reset'));
+      throw new LarkApiError(
+        endpoint,
+        body.code,
+        typeof body.msg === 'string' ? body.msg.slice(0, 300) : '',
+        res.status,
+        res.headers.get('x-tt-logid') ?? (typeof body.error?.log_id === 'string' ? body.error.log_id : undefined),
+        Number.isFinite(reset) && reset >= 0 ? reset : undefined,
+      );
+    }
+    return { status: res.status, headers: res.headers, body: body as T & { code: number; msg?: string } };
+  }
+}
+
+function describeCause(err: unknown): string {
+  const cause = (err as { cause?: { code?: string } })?.cause;
+  if (cause?.code) return cause.code;
+  return err instanceof Error ? err.name : 'network error';
+}

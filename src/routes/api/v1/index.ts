@@ -1,0 +1,23 @@
+import type { FastifyPluginAsync } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { AppError } from '../../../errors.js';
+import { requireBearer } from '../../../plugins/bearer-auth.js';
+import type { Services } from '../../../services.js';
+import { appRoutes } from './apps.js';
+import { tenantRoutes } from './tenants.js';
+
+/** /api/v1: rate limit first (so it also limits token guessing), then bearer auth, then routes. */
+export const apiV1 =
+  (services: Services): FastifyPluginAsync =>
+  async (api) => {
+    await api.register(rateLimit, {
+      max: services.config.apiRateLimit,
+      timeWindow: '1 minute',
+      // In-memory per replica; with N replicas a client gets up to N x the limit (documented).
+      errorResponseBuilder: (_req, ctx) =>
+        new AppError(429, 'rate_limited', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${ctx.after}`),
+    });
+    requireBearer(api, services.config.apiToken);
+    await api.register(tenantRoutes(services));
+    await api.register(appRoutes(services));
+  };

@@ -1,0 +1,53 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { sql } from 'kysely';
+import { Health, Readiness } from '../schemas/health.js';
+import type { Services } from '../services.js';
+
+async function databaseAnswers(services: Services): Promise<boolean> {
+  try {
+    await Promise.race([
+      sql`select 1`.execute(services.db),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000)),
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const healthRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/healthz', { schema: { summary: 'Liveness', tags: ['ops'], response: { 200: Health } } }, async () => ({
+      status: 'ok' as const,
+    }));
+
+    app.get(
+      '/readyz',
+      {
+        schema: {
+          summary: 'Readiness: database reachable and, for a store app, an app_ticket known',
+          tags: ['ops'],
+          response: { 200: Readiness, 503: Readiness },
+        },
+      },
+      async (_request, reply) => {
+        const store = services.config.storeApp;
+        const storeApp = store ? ('configured' as const) : ('not_configured' as const);
+        if (!(await databaseAnswers(services))) return reply.code(503).send({ status: 'database_unreachable', storeApp });
+        if (store && !(await services.tickets.has(store.appId))) {
+          return reply.code(503).send({ status: 'waiting_for_app_ticket', storeApp });
+        }
+        return { status: 'ready' as const, storeApp };
+      },
+    );
+
+    app.get(
+      '/metrics',
+      { schema: { summary: 'Prometheus metrics', tags: ['ops'], produces: ['text/plain'], response: { 200: { type: 'string' } } } },
+      async (_request, reply) => {
+        const text = await services.metrics.registry.metrics();
+        return reply.type(services.metrics.registry.contentType).send(text);
+      },
+    );
+  };

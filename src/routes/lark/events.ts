@@ -1,0 +1,70 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { PushRejectedError, parsePush } from '../../events/parse-push.js';
+import type { Services } from '../../services.js';
+import { errorResponses } from '../../schemas/common.js';
+
+/** Lark's pushes are small; anything larger than this is refused with 413 (pinned). */
+export const EVENT_BODY_LIMIT = 1024 * 1024;
+
+const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * POST /lark/events: verify, store durably (sealed, de-duplicated), acknowledge. Processing runs
+ * later from the stored row, so the answer stays well inside Lark's 3 s (and 1 s for challenges).
+ */
+export const larkEventsRoute =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    // The signature covers the raw bytes, so keep them: no JSON parsing before verification.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: EVENT_BODY_LIMIT }, (_req, body, done) => done(null, body));
+
+    app.post(
+      '/lark/events',
+      {
+        bodyLimit: EVENT_BODY_LIMIT,
+        schema: {
+          summary: 'Receives Lark event pushes (URL verification, v1 and v2 events)',
+          tags: ['lark'],
+          response: {
+            200: {
+              description: 'Challenge echo or acknowledgement',
+              type: 'object',
+              properties: { challenge: { type: 'string' }, msg: { type: 'string' } },
+            },
+            ...errorResponses(400, 401, 413, 503),
+          },
+        },
+      },
+      async (request, reply) => {
+        const store = services.config.storeApp;
+        if (!store) {
+          services.metrics.eventsRejected.inc({ reason: 'store_app_not_configured' });
+          return reply.code(503).send({
+            error: { code: 'store_app_not_configured', message: 'set LARK_APP_ID, LARK_APP_SECRET and LARK_VERIFICATION_TOKEN' },
+          });
+        }
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        try {
+          const parsed = parsePush(
+            raw,
+            {
+              timestamp: header(request.headers['x-lark-request-timestamp']),
+              nonce: header(request.headers['x-lark-request-nonce']),
+              signature: header(request.headers['x-lark-signature']),
+            },
+            store,
+          );
+          if (parsed.kind === 'challenge') return reply.send({ challenge: parsed.challenge });
+          const outcome = await services.events.ingest(parsed);
+          request.log.info({ eventType: parsed.eventType, outcome }, 'lark event acknowledged');
+          return reply.send({ msg: 'success' });
+        } catch (err) {
+          if (!(err instanceof PushRejectedError)) throw err;
+          services.metrics.eventsRejected.inc({ reason: err.reason });
+          request.log.warn({ reason: err.reason }, 'lark push rejected');
+          return reply.code(err.statusCode).send({ error: { code: err.reason, message: err.message } });
+        }
+      },
+    );
+  };

@@ -1,0 +1,68 @@
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from './config/env.js';
+import type { Database } from './db/database.js';
+import type { Sealer } from './crypto/sealer.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { LarkHttp } from './lark/http.js';
+import { AppTicketsService, defaultTicketOptions, type TicketOptions } from './tokens/app-tickets.service.js';
+import { TokenService, defaultTokenOptions, type TokenOptions } from './tokens/tokens.service.js';
+import { TenantsService } from './tenants/tenants.service.js';
+import { AppsService } from './apps/apps.service.js';
+import { EventsService } from './events/events.service.js';
+
+/** Everything a route or a job needs, built once per process. */
+export interface Services {
+  config: Config;
+  db: Kysely<Database>;
+  pool: pg.Pool;
+  sealer: Sealer;
+  log: Logger;
+  metrics: Metrics;
+  http: LarkHttp;
+  tickets: AppTicketsService;
+  tokens: TokenService;
+  tenants: TenantsService;
+  apps: AppsService;
+  events: EventsService;
+}
+
+export interface ServiceDeps {
+  config: Config;
+  db: Kysely<Database>;
+  pool: pg.Pool;
+  sealer: Sealer;
+  log: Logger;
+  metrics?: Metrics;
+  ticketOptions?: Partial<TicketOptions>;
+  tokenOptions?: Partial<TokenOptions>;
+}
+
+export function createServices(deps: ServiceDeps): Services {
+  const metrics = deps.metrics ?? createMetrics();
+  const http = new LarkHttp(metrics);
+  const tickets = new AppTicketsService(deps.db, deps.sealer, http, metrics, deps.log, {
+    ...defaultTicketOptions,
+    ...deps.ticketOptions,
+  });
+  const tokens = new TokenService(deps.db, deps.sealer, http, tickets, metrics, deps.log, {
+    ...defaultTokenOptions,
+    ...deps.tokenOptions,
+  });
+  const tenants = new TenantsService(deps.db);
+  return {
+    config: deps.config,
+    db: deps.db,
+    pool: deps.pool,
+    sealer: deps.sealer,
+    log: deps.log,
+    metrics,
+    http,
+    tickets,
+    tokens,
+    tenants,
+    apps: new AppsService(deps.db, deps.sealer, http, tokens, tenants, deps.config),
+    events: new EventsService(deps.db, deps.sealer, metrics),
+  };
+}

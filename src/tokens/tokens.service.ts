@@ -1,0 +1,321 @@
+import { createHash } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import type { Sealer } from '../crypto/sealer.js';
+import type { LarkHttp } from '../lark/http.js';
+import { LarkApiError, LarkTransportError } from '../lark/errors.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { AppError } from '../errors.js';
+import { findApp } from '../apps/apps.repository.js';
+import { toCredentials, type AppCredentials } from '../apps/app-credentials.js';
+import type { AppTicketsService } from './app-tickets.service.js';
+import {
+  deleteTenantTokens,
+  findFreshToken,
+  findTokenRow,
+  invalidateToken,
+  lockTokenKey,
+  recordMintError,
+  storeMintedToken,
+  tokenContext,
+  tokenKeyId,
+  type TokenKey,
+} from './tokens.repository.js';
+
+const hashToken = (value: string) => createHash('sha256').update(value).digest('hex');
+
+export interface TokenOptions {
+  /**
+   * Refresh this long before expiry. Lark hands out a new token only in the last 30 minutes of
+   * the old one's life (auth.md §4), so 25 minutes gets a fresh token with time to spare.
+   */
+  refreshMarginSeconds: number;
+}
+
+export const defaultTokenOptions: TokenOptions = { refreshMarginSeconds: 25 * 60 };
+
+export interface TokenHealth {
+  status: 'valid' | 'refresh_due' | 'expired' | 'missing' | 'error';
+  expiresAt: string | null;
+  refreshAt: string | null;
+  mintedAt: string | null;
+  mintCount: number;
+  lastError: { code: string; message: string; at: string } | null;
+}
+
+/** The app_ticket is not known (yet): Lark was asked to push one. Retry later. */
+export class AppTicketMissingError extends AppError {
+  constructor(appId: string) {
+    super(503, 'app_ticket_missing', `no app_ticket is known for app ${appId} yet; Lark was asked to push one, retry shortly`);
+  }
+}
+
+/**
+ * Owns the token lifecycle: app_ticket -> app_access_token -> tenant_access_token per tenant_key,
+ * and custom apps' internal tenant tokens. Tokens live sealed in Postgres; each is minted once
+ * however many callers ask at once: an in-process promise map (single flight) plus a Postgres
+ * advisory lock with a re-read (across processes).
+ */
+export class TokenService {
+  private readonly inflight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sealer: Sealer,
+    private readonly http: LarkHttp,
+    private readonly tickets: AppTicketsService,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly options: TokenOptions = defaultTokenOptions,
+  ) {}
+
+  // ------------------------------------------------------------------ public API
+
+  async getAppAccessToken(appId: string): Promise<string> {
+    const app = await this.app(appId);
+    return this.obtain({ kind: 'app', appId, tenantKey: '' }, () => this.mintAppToken(app));
+  }
+
+  async getTenantAccessToken(tenantKey: string): Promise<string> {
+    const { app } = await this.tenantApp(tenantKey);
+    return this.obtain({ kind: 'tenant', appId: app.appId, tenantKey }, () => this.mintTenantToken(app, tenantKey));
+  }
+
+  /**
+   * Runs `call` with the tenant's token. When Lark says the token is no good (99991661/3/4/5/8,
+   * whatever the HTTP status), drops that token, mints again and retries once.
+   */
+  async withTenantToken<T>(tenantKey: string, call: (token: string, baseUrl: string) => Promise<T>): Promise<T> {
+    const { app } = await this.tenantApp(tenantKey);
+    const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
+    const token = await this.getTenantAccessToken(tenantKey);
+    try {
+      return await call(token, app.baseUrl);
+    } catch (err) {
+      if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
+      this.log.info({ tenantKey, code: err.code }, 'tenant token rejected; minting a new one and retrying once');
+      await invalidateToken(this.db, key, hashToken(token));
+      const fresh = await this.getTenantAccessToken(tenantKey);
+      return call(fresh, app.baseUrl);
+    }
+  }
+
+  /** Keeps a token that was minted outside the usual path (custom app registration checks credentials by minting). */
+  async adopt(key: TokenKey, token: string, expire: number): Promise<void> {
+    const margin = Math.min(this.options.refreshMarginSeconds, Math.floor(expire / 2));
+    await storeMintedToken(this.db, key, {
+      sealed: this.sealer.seal(token, tokenContext(key)),
+      hash: hashToken(token),
+      expireSeconds: expire,
+      refreshAfterSeconds: Math.max(1, expire - margin),
+    });
+    this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
+  }
+
+  /** Drops a token that an upstream call rejected (only if it is still the stored one). */
+  async invalidate(key: TokenKey, token: string): Promise<boolean> {
+    return invalidateToken(this.db, key, hashToken(token));
+  }
+
+  async purgeTenant(tenantKey: string): Promise<number> {
+    return deleteTenantTokens(this.db, tenantKey);
+  }
+
+  /** Mints every token whose refresh time has come, for active tenants and the apps behind them. */
+  async refreshDue(limit = 100): Promise<{ refreshed: number; failed: number }> {
+    const due = await this.db
+      .selectFrom('access_tokens as t')
+      .leftJoin('tenants as tn', (j) => j.onRef('tn.tenant_key', '=', 't.tenant_key').onRef('tn.app_id', '=', 't.app_id'))
+      .select(['t.kind', 't.app_id', 't.tenant_key'])
+      .where((eb) => eb.or([eb('t.refresh_at', '<=', sql<Date>`now()`), eb('t.token_sealed', 'is', null)]))
+      .where((eb) => eb.or([eb('t.kind', '=', 'app'), eb('tn.status', '=', 'active')]))
+      .orderBy('t.refresh_at', 'asc')
+      .limit(limit)
+      .execute();
+    let refreshed = 0;
+    let failed = 0;
+    for (const row of due) {
+      try {
+        if (row.kind === 'app') await this.getAppAccessToken(row.app_id);
+        else await this.getTenantAccessToken(row.tenant_key);
+        refreshed += 1;
+      } catch (err) {
+        failed += 1;
+        this.log.warn({ kind: row.kind, appId: row.app_id, tenantKey: row.tenant_key, err: (err as Error).message }, 'token refresh failed');
+      }
+    }
+    return { refreshed, failed };
+  }
+
+  async health(kind: 'app' | 'tenant', appId: string, tenantKey = ''): Promise<TokenHealth> {
+    const row = await findTokenRow(this.db, { kind, appId, tenantKey });
+    const iso = (d: Date | null) => (d ? d.toISOString() : null);
+    const lastError =
+      row?.last_error_code && row.last_error_at
+        ? { code: row.last_error_code, message: row.last_error_message ?? '', at: row.last_error_at.toISOString() }
+        : null;
+    let status: TokenHealth['status'] = 'missing';
+    const now = Date.now();
+    if (row?.token_sealed && row.expires_at) {
+      if (row.expires_at.getTime() <= now) status = 'expired';
+      else if (row.refresh_at && row.refresh_at.getTime() <= now) status = 'refresh_due';
+      else status = 'valid';
+    } else if (lastError) {
+      status = 'error';
+    }
+    return {
+      status,
+      expiresAt: iso(row?.token_sealed ? row.expires_at : null),
+      refreshAt: iso(row?.token_sealed ? row.refresh_at : null),
+      mintedAt: iso(row?.minted_at ?? null),
+      mintCount: row?.mint_count ?? 0,
+      lastError,
+    };
+  }
+
+  // ------------------------------------------------------------------ single flight + lock
+
+  private async obtain(key: TokenKey, mint: () => Promise<{ token: string; expire: number }>): Promise<string> {
+    const fresh = await this.readFresh(key);
+    if (fresh) return fresh;
+    const id = tokenKeyId(key);
+    let pending = this.inflight.get(id);
+    if (!pending) {
+      pending = this.lockAndMint(key, mint).finally(() => this.inflight.delete(id));
+      this.inflight.set(id, pending);
+    }
+    return pending;
+  }
+
+  private async readFresh(key: TokenKey, db: Kysely<Database> = this.db): Promise<string | undefined> {
+    const row = await findFreshToken(db, key);
+    return row?.token_sealed ? this.sealer.open(row.token_sealed, tokenContext(key)) : undefined;
+  }
+
+  private async lockAndMint(key: TokenKey, mint: () => Promise<{ token: string; expire: number }>): Promise<string> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        await lockTokenKey(trx, key);
+        // Another process may have minted while we waited for the lock: adopt its token.
+        const again = await this.readFresh(key, trx);
+        if (again) return again;
+        const { token, expire } = await mint();
+        const margin = Math.min(this.options.refreshMarginSeconds, Math.floor(expire / 2));
+        await storeMintedToken(trx, key, {
+          sealed: this.sealer.seal(token, tokenContext(key)),
+          hash: hashToken(token),
+          expireSeconds: expire,
+          refreshAfterSeconds: Math.max(1, expire - margin),
+        });
+        this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
+        return token;
+      });
+    } catch (err) {
+      if (!(err instanceof AppTicketMissingError)) {
+        this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'failure' });
+      }
+      const code =
+        err instanceof LarkApiError ? String(err.code) : err instanceof AppError ? err.code : err instanceof LarkTransportError ? 'transport_error' : 'internal_error';
+      await recordMintError(this.db, key, code, (err as Error).message).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ upstream mints
+
+  private async mintAppToken(app: AppCredentials): Promise<{ token: string; expire: number }> {
+    if (app.kind === 'custom') {
+      const res = await this.http.call<{ app_access_token?: string; expire?: number }>(app.baseUrl, {
+        method: 'POST',
+        path: '/open-apis/auth/v3/app_access_token/internal',
+        body: { app_id: app.appId, app_secret: app.secret() },
+      });
+      return this.tokenFrom(res.body.app_access_token, res.body.expire, 'app_access_token');
+    }
+
+    let ticket = await this.tickets.get(app.appId);
+    if (!ticket) {
+      await this.tickets.requestResend(app, 'missing');
+      ticket = await this.tickets.waitFor(app.appId);
+      if (!ticket) throw new AppTicketMissingError(app.appId);
+    }
+    try {
+      return await this.callStoreAppToken(app, ticket.ticket);
+    } catch (err) {
+      if (!(err instanceof LarkApiError) || !err.isTicketInvalid) throw err;
+      // Lark no longer accepts our ticket: ask for a new push and try once more with it.
+      await this.tickets.requestResend(app, 'rejected');
+      const next = await this.tickets.waitFor(app.appId, ticket.hash);
+      if (!next) throw new AppTicketMissingError(app.appId);
+      return this.callStoreAppToken(app, next.ticket);
+    }
+  }
+
+  private async callStoreAppToken(app: AppCredentials, ticket: string) {
+    const res = await this.http.call<{ app_access_token?: string; expire?: number }>(app.baseUrl, {
+      method: 'POST',
+      path: '/open-apis/auth/v3/app_access_token',
+      body: { app_id: app.appId, app_secret: app.secret(), app_ticket: ticket },
+    });
+    return this.tokenFrom(res.body.app_access_token, res.body.expire, 'app_access_token');
+  }
+
+  private async mintTenantToken(app: AppCredentials, tenantKey: string): Promise<{ token: string; expire: number }> {
+    if (app.kind === 'custom') {
+      const res = await this.http.call<{ tenant_access_token?: string; expire?: number }>(app.baseUrl, {
+        method: 'POST',
+        path: '/open-apis/auth/v3/tenant_access_token/internal',
+        body: { app_id: app.appId, app_secret: app.secret() },
+      });
+      return this.tokenFrom(res.body.tenant_access_token, res.body.expire, 'tenant_access_token');
+    }
+    const appKey: TokenKey = { kind: 'app', appId: app.appId, tenantKey: '' };
+    const appToken = await this.getAppAccessToken(app.appId);
+    try {
+      return await this.callStoreTenantToken(app, appToken, tenantKey);
+    } catch (err) {
+      if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
+      await invalidateToken(this.db, appKey, hashToken(appToken));
+      return this.callStoreTenantToken(app, await this.getAppAccessToken(app.appId), tenantKey);
+    }
+  }
+
+  private async callStoreTenantToken(app: AppCredentials, appToken: string, tenantKey: string) {
+    const res = await this.http.call<{ tenant_access_token?: string; expire?: number }>(app.baseUrl, {
+      method: 'POST',
+      path: '/open-apis/auth/v3/tenant_access_token',
+      body: { app_access_token: appToken, tenant_key: tenantKey },
+    });
+    return this.tokenFrom(res.body.tenant_access_token, res.body.expire, 'tenant_access_token');
+  }
+
+  private tokenFrom(token: string | undefined, expire: number | undefined, field: string) {
+    // Some clients cached `undefined` when a body lacked the token (node-sdk #182); never do that.
+    if (typeof token !== 'string' || token === '' || typeof expire !== 'number' || expire <= 0) {
+      throw new LarkTransportError(field, `answer lacked ${field} or expire`);
+    }
+    return { token, expire };
+  }
+
+  // ------------------------------------------------------------------ lookups
+
+  private async app(appId: string): Promise<AppCredentials> {
+    const row = await findApp(this.db, appId);
+    if (!row) throw new AppError(404, 'app_not_found', `app ${appId} is not registered`);
+    return toCredentials(row, this.sealer);
+  }
+
+  private async tenantApp(tenantKey: string): Promise<{ app: AppCredentials }> {
+    const tenant = await this.db
+      .selectFrom('tenants')
+      .select(['app_id', 'status'])
+      .where('tenant_key', '=', tenantKey)
+      .executeTakeFirst();
+    if (!tenant) throw new AppError(404, 'tenant_not_found', `tenant ${tenantKey} is not known`);
+    if (tenant.status === 'uninstalled') {
+      throw new AppError(409, 'tenant_not_active', `tenant ${tenantKey} has uninstalled the app`);
+    }
+    return { app: await this.app(tenant.app_id) };
+  }
+}

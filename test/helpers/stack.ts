@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { startLarksync, type Larksync, type StartOptions } from '../../src/bootstrap.js';
+import { loadConfig, type Config } from '../../src/config/env.js';
+import { REDACT_PATHS } from '../../src/logger.js';
+import { LarkSimulator, type SimulatorOptions } from '../../simulator/lark-simulator.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+
+export const STORE_APP = {
+  appId: 'cli_store_test_0001',
+  appSecret: 'store-secret-value-do-not-log',
+  verificationToken: 'vtok-test-verification',
+  encryptKey: 'encrypt-key-test-001',
+};
+
+export interface Stack {
+  sim: LarkSimulator;
+  larksync: Larksync;
+  db: TestDatabase;
+  config: Config;
+  env: Record<string, string>;
+  /** Every log line larksync wrote, for "no secret in logs" checks. */
+  logs: string[];
+  eventsUrl: string;
+  api(method: string, path: string, body?: unknown, token?: string): Promise<Response>;
+  /** Starts another larksync on the same database (a second replica). */
+  startReplica(opts?: Partial<StartOptions>): Promise<Larksync>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  encrypt?: boolean;
+  sim?: SimulatorOptions;
+  env?: Record<string, string>;
+  start?: Partial<StartOptions>;
+  /** Reuse a database (e.g. to restart on the same data). */
+  db?: TestDatabase;
+}
+
+export function memoryLogger(lines: string[]) {
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  return pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, stream);
+}
+
+/** A whole larksync (HTTP + worker) on its own database, wired to a fresh Lark simulator. */
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const sim = new LarkSimulator({ resendPushDelayMs: 0, ...opts.sim });
+  sim.addApp({
+    appId: STORE_APP.appId,
+    appSecret: STORE_APP.appSecret,
+    kind: 'store',
+    verificationToken: STORE_APP.verificationToken,
+    encryptKey: opts.encrypt === false ? undefined : STORE_APP.encryptKey,
+  });
+  const simUrl = await sim.start();
+  const db = opts.db ?? (await createTestDatabase());
+  const env: Record<string, string> = {
+    DATABASE_URL: db.url,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    API_TOKEN: 'api-token-for-tests-0001',
+    LARK_APP_ID: STORE_APP.appId,
+    LARK_APP_SECRET: STORE_APP.appSecret,
+    LARK_VERIFICATION_TOKEN: STORE_APP.verificationToken,
+    ...(opts.encrypt === false ? {} : { LARK_ENCRYPT_KEY: STORE_APP.encryptKey }),
+    LARK_DOMAIN: simUrl,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const logs: string[] = [];
+  const startOpts: StartOptions = {
+    log: memoryLogger(logs),
+    workerPollInterval: 200,
+    ticketOptions: { waitMs: 3_000, pollMs: 25, resendCooldownMs: 2_000 },
+    ...opts.start,
+  };
+  const larksync = await startLarksync(config, startOpts);
+  const eventsUrl = `${larksync.url}/lark/events`;
+  sim.setEventUrl(STORE_APP.appId, eventsUrl);
+  const replicas: Larksync[] = [];
+
+  return {
+    sim,
+    larksync,
+    db,
+    config,
+    env,
+    logs,
+    eventsUrl,
+    api: (method, path, body, token = env.API_TOKEN) =>
+      fetch(`${larksync.url}${path}`, {
+        method,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }),
+    async startReplica(extra = {}) {
+      const replica = await startLarksync(config, { ...startOpts, ...extra });
+      replicas.push(replica);
+      return replica;
+    },
+    async stop() {
+      for (const r of replicas) await r.stop().catch(() => undefined);
+      await larksync.stop().catch(() => undefined);
+      await sim.stop().catch(() => undefined);
+      if (!opts.db) await db.drop().catch(() => undefined);
+    },
+  };
+}
