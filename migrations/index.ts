@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as backbone from './2026_11_21_0900_backbone.js';
+import * as sync from './2026_11_21_1000_sync.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -7,4 +8,5 @@ import * as backbone from './2026_11_21_0900_backbone.js';
  */
 export const migrations: Record<string, Migration> = {
   '2026_11_21_0900_backbone': backbone,
+  '2026_11_21_1000_sync': sync,
 };

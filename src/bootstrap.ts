@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Runner } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config/env.js';
@@ -11,12 +10,12 @@ import { migrateToLatest } from './db/migrate.js';
 import { findApp } from './apps/apps.repository.js';
 import { toCredentials } from './apps/app-credentials.js';
 import { createServices, type ServiceDeps, type Services } from './services.js';
-import { startWorker } from './worker/worker.js';
+import { startWorker, type WorkerHandle, type WorkerOptions } from './worker/worker.js';
 
 export interface Larksync {
   app: FastifyInstance;
   services: Services;
-  runner: Runner | undefined;
+  worker: WorkerHandle | undefined;
   url: string;
   /** Stops accepting requests, finishes in-flight ones, stops the worker, closes the database. */
   stop(): Promise<void>;
@@ -29,6 +28,9 @@ export interface StartOptions {
   ticketOptions?: ServiceDeps['ticketOptions'];
   tokenOptions?: ServiceDeps['tokenOptions'];
   workerPollInterval?: number;
+  workerOptions?: WorkerOptions;
+  engineOptions?: ServiceDeps['engineOptions'];
+  rateLimitScale?: number;
 }
 
 /** Starts larksync: database (embedded when DATABASE_URL is unset), migrations, HTTP app, worker. */
@@ -51,7 +53,7 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
   const effective: Config = { ...config, apiToken };
 
   let db: DbHandle | undefined;
-  let runner: Runner | undefined;
+  let worker: WorkerHandle | undefined;
   let app: FastifyInstance | undefined;
   try {
     db = connectDatabase(databaseUrl);
@@ -66,10 +68,12 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
       log,
       ticketOptions: opts.ticketOptions,
       tokenOptions: opts.tokenOptions,
+      engineOptions: opts.engineOptions,
+      rateLimitScale: opts.rateLimitScale,
     });
     await services.apps.ensureStoreApp();
     app = await buildApp(services);
-    if (opts.worker !== false) runner = await startWorker(services, { pollInterval: opts.workerPollInterval });
+    if (opts.worker !== false) worker = await startWorker(services, { pollInterval: opts.workerPollInterval, ...opts.workerOptions });
 
     let url = '';
     if (opts.listen !== false) {
@@ -84,18 +88,18 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
     return {
       app: started,
       services,
-      runner,
+      worker,
       url,
       async stop() {
         await started.close();
-        await runner?.stop().catch(() => undefined);
+        await worker?.stop().catch(() => undefined);
         await handle.close();
         await embedded?.stop().catch(() => undefined);
       },
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
-    await runner?.stop().catch(() => undefined);
+    await worker?.stop().catch(() => undefined);
     await db?.close().catch(() => undefined);
     await embedded?.stop().catch(() => undefined);
     throw err;

@@ -11,6 +11,14 @@ import { TokenService, defaultTokenOptions, type TokenOptions } from './tokens/t
 import { TenantsService } from './tenants/tenants.service.js';
 import { AppsService } from './apps/apps.service.js';
 import { EventsService } from './events/events.service.js';
+import { SYNC_MODULES } from './connectors/index.js';
+import { ConnectorsService } from './sync/connectors.service.js';
+import { Pacer } from './sync/pacer.js';
+import { RecordsService } from './sync/records.service.js';
+import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/sync-engine.js';
+import { SyncService } from './sync/sync.service.js';
+import type { SyncModuleDef } from './sync/sync-module.js';
+import type { SyncModuleName } from './sync/sync.tables.js';
 
 /** Everything a route or a job needs, built once per process. */
 export interface Services {
@@ -26,6 +34,10 @@ export interface Services {
   tenants: TenantsService;
   apps: AppsService;
   events: EventsService;
+  connectors: ConnectorsService;
+  sync: SyncService;
+  engine: SyncEngine;
+  records: RecordsService;
 }
 
 export interface ServiceDeps {
@@ -37,6 +49,9 @@ export interface ServiceDeps {
   metrics?: Metrics;
   ticketOptions?: Partial<TicketOptions>;
   tokenOptions?: Partial<TokenOptions>;
+  engineOptions?: Partial<EngineOptions>;
+  /** Scales every Lark rate limit (tests against a simulator that allows more). */
+  rateLimitScale?: number;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -51,7 +66,8 @@ export function createServices(deps: ServiceDeps): Services {
     ...deps.tokenOptions,
   });
   const tenants = new TenantsService(deps.db);
-  return {
+  const modules = SYNC_MODULES as Readonly<Record<SyncModuleName, SyncModuleDef>>;
+  const services = {
     config: deps.config,
     db: deps.db,
     pool: deps.pool,
@@ -64,5 +80,14 @@ export function createServices(deps: ServiceDeps): Services {
     tenants,
     apps: new AppsService(deps.db, deps.sealer, http, tokens, tenants, deps.config),
     events: new EventsService(deps.db, deps.sealer, metrics),
-  };
+    connectors: new ConnectorsService(deps.db, SYNC_MODULES),
+    sync: new SyncService(deps.db),
+    records: new RecordsService(deps.db),
+  } as Omit<Services, 'engine'> as Services;
+  // The engine calls back into the other services (tokens, tenants), so it is added last.
+  services.engine = new SyncEngine(services, modules, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
+    ...defaultEngineOptions,
+    ...deps.engineOptions,
+  });
+  return services;
 }

@@ -2,6 +2,14 @@ import type { AppsTable } from '../apps/apps.table.js';
 import type { AccessTokensTable, AppTicketsTable, TicketResendsTable } from '../tokens/tokens.table.js';
 import type { TenantAuditTable, TenantsTable } from '../tenants/tenants.table.js';
 import type { LarkEventsTable } from '../events/events.table.js';
+import type {
+  ConnectorsTable,
+  RateBucketsTable,
+  StreamStatesTable,
+  StreamTableBase,
+  SyncRunsTable,
+  SyncSeenKeysTable,
+} from '../sync/sync.tables.js';
 
 export interface Database {
   apps: AppsTable;
@@ -11,4 +19,20 @@ export interface Database {
   tenant_audit: TenantAuditTable;
   access_tokens: AccessTokensTable;
   lark_events: LarkEventsTable;
+  connectors: ConnectorsTable;
+  sync_runs: SyncRunsTable;
+  stream_states: StreamStatesTable;
+  sync_seen_keys: SyncSeenKeysTable;
+  rate_buckets: RateBucketsTable;
+  // Stream tables are written by the generic engine (sync/write-page.ts) and read by the records
+  // API; their module-specific columns are described in sync/streams.ts.
+  approval_instances: StreamTableBase;
+  approval_instance_fields: StreamTableBase;
+  approval_tasks: StreamTableBase;
+  approval_timeline: StreamTableBase;
+  base_records: StreamTableBase;
+  base_fields: StreamTableBase;
+  attendance_flows: StreamTableBase;
+  contact_departments: StreamTableBase;
+  contact_users: StreamTableBase;
 }

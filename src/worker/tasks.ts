@@ -1,9 +1,12 @@
 import type { TaskList } from 'graphile-worker';
 import { purgeEventsOlderThan } from '../events/events.repository.js';
+import { enqueueSlice } from '../sync/sync.service.js';
 import type { Services } from '../services.js';
 
 /** Days to keep processed events: far beyond Lark's ~7 h redelivery window. */
 export const EVENT_RETENTION_DAYS = 7;
+/** Incremental modules still get a full pass this often, to notice deletions. */
+export const FULL_PASS_EVERY_HOURS = 24;
 
 function eventIdOf(payload: unknown): string {
   // Queued jobs may come from older code: check the shape before trusting it.
@@ -12,10 +15,28 @@ function eventIdOf(payload: unknown): string {
   return id;
 }
 
+function sliceOf(payload: unknown): { runId: string; lease: string } {
+  const p = payload as { runId?: unknown; lease?: unknown } | null;
+  if (typeof p?.runId !== 'string' || typeof p.lease !== 'string') throw new Error('sync_run payload needs runId and lease');
+  return { runId: p.runId, lease: p.lease };
+}
+
 export function createTaskList(services: Services): TaskList {
   return {
     handle_lark_event: async (payload) => {
       await services.events.process(services, eventIdOf(payload));
+    },
+    sync_run: async (payload) => {
+      const { runId, lease } = sliceOf(payload);
+      const outcome = await services.engine.runSlice(runId, lease);
+      if (outcome === 'continue') {
+        // Back of the queue: other tenants' slices run before this run's next one.
+        const run = await services.sync.get(runId);
+        if (run) await enqueueSlice(services.db, runId, lease, run.tenant_key);
+      }
+    },
+    schedule_syncs: async () => {
+      await services.sync.scheduleDue(FULL_PASS_EVERY_HOURS);
     },
     refresh_tokens: async () => {
       await services.tokens.refreshDue();
@@ -26,5 +47,9 @@ export function createTaskList(services: Services): TaskList {
   };
 }
 
-/** Every minute one process (whichever wins graphile-worker's cron lock) refreshes due tokens. */
-export const CRONTAB = ['* * * * * refresh_tokens ?max=1', '17 3 * * * purge_events ?max=1'].join('\n');
+/** Every minute one process (whichever wins graphile-worker's cron lock) runs each of these. */
+export const CRONTAB = [
+  '* * * * * refresh_tokens ?max=1',
+  '* * * * * schedule_syncs ?max=1',
+  '17 3 * * * purge_events ?max=1',
+].join('\n');

@@ -12,8 +12,22 @@ function workerLogger(services: Services): WorkerLogger {
   });
 }
 
-export async function startWorker(services: Services, opts: { concurrency?: number; pollInterval?: number } = {}): Promise<Runner> {
-  return run({
+export interface WorkerOptions {
+  concurrency?: number;
+  pollInterval?: number;
+  /** How often this process looks for runs whose slice stopped heart-beating. */
+  staleSweepMs?: number;
+  /** A running slice silent for this long is taken to be dead (its process was killed). */
+  staleAfterMs?: number;
+}
+
+export interface WorkerHandle {
+  runner: Runner;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(services: Services, opts: WorkerOptions = {}): Promise<WorkerHandle> {
+  const runner = await run({
     pgPool: services.pool,
     taskList: createTaskList(services),
     crontab: CRONTAB,
@@ -22,4 +36,19 @@ export async function startWorker(services: Services, opts: { concurrency?: numb
     noHandleSignals: true,
     logger: workerLogger(services),
   });
+  const staleAfterMs = opts.staleAfterMs ?? 20_000;
+  const sweep = setInterval(() => {
+    services.sync.resumeStaleRuns(staleAfterMs).then(
+      (ids) => ids.length > 0 && services.log.info({ runIds: ids }, 'resumed sync runs whose process stopped'),
+      (err: Error) => services.log.warn({ errMessage: err.message }, 'stale run sweep failed'),
+    );
+  }, opts.staleSweepMs ?? 10_000);
+  sweep.unref();
+  return {
+    runner,
+    async stop() {
+      clearInterval(sweep);
+      await runner.stop();
+    },
+  };
 }

@@ -5,6 +5,7 @@ import { startLarksync, type Larksync, type StartOptions } from '../../src/boots
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { REDACT_PATHS } from '../../src/logger.js';
 import { LarkSimulator, type SimulatorOptions } from '../../simulator/lark-simulator.js';
+import { SimData, type DataApiOptions } from '../../simulator/data/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const STORE_APP = {
@@ -16,6 +17,8 @@ export const STORE_APP = {
 
 export interface Stack {
   sim: LarkSimulator;
+  /** The simulator's data APIs (contact, approval, bitable, attendance). */
+  data: SimData;
   larksync: Larksync;
   db: TestDatabase;
   config: Config;
@@ -36,6 +39,7 @@ export interface StackOptions {
   start?: Partial<StartOptions>;
   /** Reuse a database (e.g. to restart on the same data). */
   db?: TestDatabase;
+  data?: DataApiOptions;
 }
 
 export function memoryLogger(lines: string[]) {
@@ -58,6 +62,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     verificationToken: STORE_APP.verificationToken,
     encryptKey: opts.encrypt === false ? undefined : STORE_APP.encryptKey,
   });
+  const data = new SimData(sim, opts.data);
   const simUrl = await sim.start();
   const db = opts.db ?? (await createTestDatabase());
   const env: Record<string, string> = {
@@ -89,6 +94,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   return {
     sim,
+    data,
     larksync,
     db,
     config,

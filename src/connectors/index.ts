@@ -1,0 +1,14 @@
+import type { SyncModuleDef } from '../sync/sync-module.js';
+import type { SyncModuleName } from '../sync/sync.tables.js';
+import { contactModule } from './contact/index.js';
+
+/** The modules larksync can sync, by their public name. */
+export const SYNC_MODULES: Partial<Record<SyncModuleName, SyncModuleDef>> = {
+  contact: contactModule as SyncModuleDef,
+};
+
+export const MODULE_NAMES: SyncModuleName[] = ['approval', 'base', 'attendance', 'contact'];
+
+export function isModuleName(name: string): name is SyncModuleName {
+  return (MODULE_NAMES as string[]).includes(name);
+}

@@ -1,0 +1,59 @@
+import type { SyncModuleName } from './sync.tables.js';
+
+/**
+ * Public stream names (contract) -> their table's module-specific columns. Each stream is stored
+ * in a table of the same name; the shared columns are in the sync migration.
+ */
+export const STREAMS = {
+  approval_instances: {
+    module: 'approval',
+    columns: ['approval_code', 'instance_code', 'approval_name', 'status', 'serial_number', 'open_id', 'user_id', 'department_id', 'start_time', 'end_time'],
+  },
+  approval_instance_fields: { module: 'approval', columns: ['instance_code', 'path', 'widget_id', 'name', 'type', 'value'] },
+  approval_tasks: {
+    module: 'approval',
+    columns: ['instance_code', 'task_id', 'status', 'node_id', 'node_name', 'type', 'open_id', 'user_id', 'start_time', 'end_time'],
+  },
+  approval_timeline: {
+    module: 'approval',
+    columns: ['instance_code', 'position', 'type', 'create_time', 'open_id', 'user_id', 'task_id', 'comment'],
+  },
+  base_records: {
+    module: 'base',
+    columns: ['app_token', 'table_id', 'record_id', 'fields', 'created_by', 'created_time', 'last_modified_by', 'last_modified_time'],
+  },
+  base_fields: { module: 'base', columns: ['app_token', 'table_id', 'field_id', 'field_name', 'type', 'ui_type', 'is_primary'] },
+  attendance_flows: {
+    module: 'attendance',
+    columns: ['record_id', 'user_id', 'creator_id', 'check_time', 'location_name', 'type', 'is_field', 'is_wifi'],
+  },
+  contact_departments: {
+    module: 'contact',
+    columns: ['open_department_id', 'department_id', 'parent_department_id', 'name', 'is_deleted'],
+  },
+  contact_users: {
+    module: 'contact',
+    columns: ['open_id', 'union_id', 'user_id', 'name', 'department_ids', 'is_frozen', 'is_resigned', 'is_activated', 'is_exited', 'is_unjoin'],
+  },
+} as const satisfies Record<string, { module: SyncModuleName; columns: readonly string[] }>;
+
+export type StreamName = keyof typeof STREAMS;
+
+/** Columns holding JSON (written as jsonb). */
+export const JSON_COLUMNS: ReadonlySet<string> = new Set(['value', 'fields', 'created_by', 'last_modified_by', 'department_ids']);
+
+export function isStreamName(name: string): name is StreamName {
+  return Object.prototype.hasOwnProperty.call(STREAMS, name);
+}
+
+export function streamsOf(module: SyncModuleName): StreamName[] {
+  return (Object.keys(STREAMS) as StreamName[]).filter((s) => STREAMS[s].module === module);
+}
+
+/** One row for a stream table: the natural key as text, a partition for deletion sweeps, the raw payload. */
+export interface StreamRow {
+  recordKey: string;
+  partition?: string;
+  raw: unknown;
+  columns: Record<string, unknown>;
+}

@@ -1,0 +1,113 @@
+import { LarkApiError, LarkTransportError } from '../lark/errors.js';
+import type { LarkRequest } from '../lark/http.js';
+import type { Services } from '../services.js';
+import { AppError } from '../errors.js';
+import { LARK_RATE_LIMITS, type LarkApiName, type Pacer } from './pacer.js';
+import { SyncError } from './sync-errors.js';
+
+/** Per-run counters that end up on the run row. */
+export interface RunCounters {
+  upstreamCalls: number;
+  throttledWaits: number;
+}
+
+export interface RetryPolicy {
+  /** attempts for 5xx / timeouts / transient codes before the run fails */
+  maxAttempts: number;
+  /** throttling answers tolerated for one call before the run fails as rate_limited */
+  maxThrottles: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const defaultRetryPolicy: RetryPolicy = { maxAttempts: 5, maxThrottles: 20, baseDelayMs: 500, maxDelayMs: 30_000 };
+
+/** Codes that mean "try again later" (limits-and-errors.md §4). */
+const TRANSIENT_CODES = new Set([1254607, 1254036, 1255040, 1395001, 1225000, 131001, 131007, 1061001, 1500, 1503, 5000, 10101, 96001, 1254291, 1254002]);
+/** Codes that mean "the app is not allowed": a configuration problem, never retried. */
+const PERMISSION_CODES = new Set([99991672, 99991676, 99991679, 1254302, 40003, 40004, 40014, 1220005, 1390009, 131006, 99991662, 99991673, 10014]);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Full jitter (AWS "Exponential Backoff And Jitter"): uniform in [0, min(cap, base * 2^n)]. */
+export function fullJitter(attempt: number, policy: RetryPolicy): number {
+  return Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+}
+
+/**
+ * The connectors' way to call Lark for one tenant: paced by the shared per-(app, tenant, API)
+ * budget, token errors handled by the token service (re-mint, retry once), throttling answered by
+ * waiting `x-ogw-ratelimit-reset` (else full-jitter backoff), 5xx and timeouts retried a bounded
+ * number of times, and every failure turned into a SyncError with a stable class.
+ */
+export class SyncLarkClient {
+  constructor(
+    private readonly services: Services,
+    private readonly tenantKey: string,
+    private readonly appId: string,
+    private readonly pacer: Pacer,
+    readonly counters: RunCounters,
+    private readonly checkAlive: () => Promise<void>,
+    private readonly policy: RetryPolicy = defaultRetryPolicy,
+  ) {}
+
+  /** Calls the API and returns `data` (or `{}` when Lark sends none). */
+  async call<T>(api: LarkApiName, req: Omit<LarkRequest, 'bearer'>): Promise<T> {
+    let attempt = 0;
+    let throttles = 0;
+    for (;;) {
+      await this.pacer.take(`${this.appId}:${this.tenantKey}:${api}`, LARK_RATE_LIMITS[api]);
+      this.counters.upstreamCalls += 1;
+      try {
+        const res = await this.services.tokens.withTenantToken(this.tenantKey, (token, baseUrl) =>
+          this.services.http.call<{ data?: T }>(baseUrl, { ...req, endpoint: req.endpoint ?? api, bearer: token }),
+        );
+        return (res.body.data ?? {}) as T;
+      } catch (err) {
+        const decision = this.classify(err);
+        if (decision.kind === 'fail') throw decision.error;
+        if (decision.kind === 'throttle') {
+          throttles += 1;
+          this.counters.throttledWaits += 1;
+          if (throttles > this.policy.maxThrottles) {
+            throw new SyncError('rate_limited', `Lark kept throttling ${api} after ${throttles} waits`);
+          }
+          await sleep(decision.waitMs ?? fullJitter(throttles, this.policy));
+        } else {
+          attempt += 1;
+          if (attempt >= this.policy.maxAttempts) {
+            throw new SyncError('upstream_unavailable', `${api} failed ${attempt} times: ${(err as Error).message}`);
+          }
+          await sleep(fullJitter(attempt, this.policy));
+        }
+        // A long wait is a good moment to notice a cancel or a lost lease.
+        await this.checkAlive();
+      }
+    }
+  }
+
+  private classify(err: unknown): { kind: 'throttle'; waitMs?: number } | { kind: 'retry' } | { kind: 'fail'; error: Error } {
+    if (err instanceof LarkApiError) {
+      if (err.isRateLimited) {
+        return { kind: 'throttle', waitMs: err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 + 50 : undefined };
+      }
+      if (err.isTokenInvalid) {
+        return { kind: 'fail', error: new SyncError('token_error', `Lark rejected a freshly minted token (code ${err.code})`) };
+      }
+      if (PERMISSION_CODES.has(err.code) || err.httpStatus === 403) {
+        return { kind: 'fail', error: new SyncError('permission_denied', `Lark denied ${err.endpoint} (code ${err.code}): ${err.larkMessage}`) };
+      }
+      if (TRANSIENT_CODES.has(err.code) || err.httpStatus >= 500) return { kind: 'retry' };
+      return { kind: 'fail', error: new SyncError('invalid_config', `Lark refused ${err.endpoint} (code ${err.code}): ${err.larkMessage}`) };
+    }
+    if (err instanceof LarkTransportError) {
+      if (err.httpStatus === 429) return { kind: 'throttle' };
+      return { kind: 'retry' };
+    }
+    if (err instanceof AppError) {
+      const cls = err.code === 'tenant_not_active' ? 'tenant_not_active' : 'token_error';
+      return { kind: 'fail', error: new SyncError(cls, err.message) };
+    }
+    return { kind: 'fail', error: err instanceof Error ? err : new Error(String(err)) };
+  }
+}

@@ -1,0 +1,69 @@
+import type { TSchema } from '@sinclair/typebox';
+import type { Services } from '../services.js';
+import type { StreamName, StreamRow } from './streams.js';
+import type { SyncLarkClient } from './sync-lark-client.js';
+import type { SyncMode, SyncModuleName } from './sync.tables.js';
+
+export interface SyncContext<C = unknown> {
+  services: Services;
+  tenantKey: string;
+  appKind: 'store' | 'custom';
+  runId: string;
+  mode: SyncMode;
+  config: C;
+  lark: SyncLarkClient;
+}
+
+/** Rows of a parent whose children are replaced wholesale (an approval instance's fields). */
+export interface ChildScope {
+  stream: StreamName;
+  column: string;
+  value: string;
+  keys: string[];
+}
+
+export interface PageResult<S> {
+  rows: Partial<Record<StreamName, StreamRow[]>>;
+  /** Children not listed under their parent anymore are soft-deleted. */
+  replaceChildren?: ChildScope[];
+  /** The checkpoint after this page, committed with its rows. */
+  state: S;
+  /** This phase is finished for the run. */
+  done: boolean;
+  /**
+   * With `done`: partitions listed completely in this run (a full pass). Rows of those partitions
+   * not seen in this run are marked deleted. A phase that saw an incomplete listing omits them.
+   */
+  sweep?: Array<{ stream: StreamName; partition: string }>;
+}
+
+/**
+ * One step of a module, Singer/Airbyte style: a resumable reader with small JSON state. `init`
+ * starts a run from the long-lived cursor of the previous run; `readPage` does one upstream page
+ * and never touches the database itself (the engine commits rows and state together).
+ */
+export interface SyncPhase<S extends object = Record<string, unknown>, C = unknown> {
+  name: string;
+  /** Streams whose keys are recorded for deletion sweeps. */
+  tracksDeletions?: StreamName[];
+  init(ctx: SyncContext<C>, previous: S | undefined): S | Promise<S>;
+  readPage(ctx: SyncContext<C>, state: S): Promise<PageResult<S>>;
+}
+
+export interface SyncModuleDef<C = unknown> {
+  name: SyncModuleName;
+  streams: StreamName[];
+  configSchema: TSchema;
+  /** Warnings shown when a connector is configured (e.g. attendance on a store app). */
+  warnings(config: C, appKind: 'store' | 'custom'): string[];
+  /** Throws a SyncError when this tenant cannot run the module at all. */
+  precheck?(ctx: SyncContext<C>): void;
+  phases: Array<SyncPhase<PhaseState, C>>;
+}
+
+export type PhaseState = Record<string, unknown>;
+
+/** Lets each phase keep its own state type while a module lists them side by side. */
+export function definePhase<S extends object, C>(phase: SyncPhase<S, C>): SyncPhase<PhaseState, C> {
+  return phase as unknown as SyncPhase<PhaseState, C>;
+}

@@ -1,0 +1,188 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+import { AppError } from '../errors.js';
+import type { RunStatus, SyncMode, SyncModuleName, SyncRunRow } from './sync.tables.js';
+
+export interface SyncRunView {
+  id: string;
+  tenantKey: string;
+  module: SyncModuleName;
+  mode: SyncMode;
+  status: RunStatus;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  counts: Record<string, number>;
+  pages: number;
+  upstreamCalls: number;
+  throttledWaits: number;
+  error: { class: string; message: string } | null;
+}
+
+export function toRunView(r: SyncRunRow): SyncRunView {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    id: r.id,
+    tenantKey: r.tenant_key,
+    module: r.module,
+    mode: r.mode,
+    status: r.status,
+    createdAt: r.created_at.toISOString(),
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    counts: r.counts,
+    pages: r.pages,
+    upstreamCalls: r.upstream_calls,
+    throttledWaits: r.throttled_waits,
+    error: r.error_class ? { class: r.error_class, message: r.error_message ?? '' } : null,
+  };
+}
+
+const ACTIVE: RunStatus[] = ['queued', 'running'];
+
+/** Runs as jobs in Postgres: creation is idempotent per (tenant, module) while one is queued or running. */
+export class SyncService {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Returns the new run (created: true) or the one already queued or running. */
+  async trigger(
+    tenantKey: string,
+    module: SyncModuleName,
+    mode: SyncMode,
+    trigger: 'api' | 'schedule',
+  ): Promise<{ run: SyncRunRow; created: boolean }> {
+    const tenant = await this.db.selectFrom('tenants').select(['status']).where('tenant_key', '=', tenantKey).executeTakeFirst();
+    if (!tenant) throw new AppError(404, 'tenant_not_found', `tenant ${tenantKey} is not known`);
+    if (tenant.status !== 'active') {
+      await this.cancelTenantRuns(tenantKey);
+      throw new AppError(409, 'tenant_not_active', `tenant ${tenantKey} is ${tenant.status}; syncs run only for active tenants`);
+    }
+    const connector = await this.db
+      .selectFrom('connectors')
+      .select(['enabled'])
+      .where('tenant_key', '=', tenantKey)
+      .where('module', '=', module)
+      .executeTakeFirst();
+    if (!connector) {
+      throw new AppError(409, 'connector_not_configured', `configure ${module} first: PUT /api/v1/tenants/${tenantKey}/connectors/${module}`);
+    }
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const existing = await this.active(tenantKey, module);
+      if (existing) return { run: existing, created: false };
+      try {
+        const run = await this.db.transaction().execute(async (trx) => {
+          const created = await trx
+            .insertInto('sync_runs')
+            .values({ tenant_key: tenantKey, module, mode, trigger, status: 'queued', lease_id: sql<string>`gen_random_uuid()`, counts: '{}' })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          await enqueueSlice(trx, created.id, created.lease_id as string, tenantKey);
+          return created;
+        });
+        return { run, created: true };
+      } catch (err) {
+        // Lost the race against a concurrent trigger: return theirs.
+        if ((err as { code?: string }).code !== '23505') throw err;
+      }
+    }
+    throw new AppError(409, 'sync_conflict', 'could not create or find the active run; retry');
+  }
+
+  async get(id: string): Promise<SyncRunRow | undefined> {
+    if (!/^\d{1,18}$/.test(id)) return undefined;
+    return this.db.selectFrom('sync_runs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async list(tenantKey: string, opts: { limit: number; module?: SyncModuleName }): Promise<SyncRunRow[]> {
+    let q = this.db.selectFrom('sync_runs').selectAll().where('tenant_key', '=', tenantKey).orderBy('id', 'desc').limit(opts.limit);
+    if (opts.module) q = q.where('module', '=', opts.module);
+    return q.execute();
+  }
+
+  async active(tenantKey: string, module: SyncModuleName): Promise<SyncRunRow | undefined> {
+    return this.db
+      .selectFrom('sync_runs')
+      .selectAll()
+      .where('tenant_key', '=', tenantKey)
+      .where('module', '=', module)
+      .where('status', 'in', ACTIVE)
+      .executeTakeFirst();
+  }
+
+  /** Cancels a queued or running run; a running slice notices at its next heartbeat or page. */
+  async cancel(id: string): Promise<SyncRunRow | undefined> {
+    if (!/^\d{1,18}$/.test(id)) return undefined;
+    await this.db
+      .updateTable('sync_runs')
+      .set({ status: 'cancelled', finished_at: sql<Date>`now()`, error_class: 'cancelled', error_message: 'cancelled through the API' })
+      .where('id', '=', id)
+      .where('status', 'in', ACTIVE)
+      .execute();
+    return this.get(id);
+  }
+
+  /** A paused or uninstalled tenant's queued and running work stops. */
+  async cancelTenantRuns(tenantKey: string, reason = 'tenant is no longer active'): Promise<number> {
+    const res = await this.db
+      .updateTable('sync_runs')
+      .set({ status: 'cancelled', finished_at: sql<Date>`now()`, error_class: 'tenant_not_active', error_message: reason })
+      .where('tenant_key', '=', tenantKey)
+      .where('status', 'in', ACTIVE)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /**
+   * Runs whose slice stopped heart-beating (its process died) get a new lease and a new job, so
+   * they resume from their last checkpoint within seconds rather than after graphile-worker's
+   * hours-long stale-lock timeout. The old job, if it ever runs, finds its lease gone.
+   */
+  async resumeStaleRuns(staleAfterMs: number): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const stale = await sql<{ id: string; lease_id: string; tenant_key: string }>`
+        update sync_runs set lease_id = gen_random_uuid(), heartbeat_at = now()
+         where id in (
+           select id from sync_runs
+            where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+            for update skip locked)
+        returning id, lease_id, tenant_key`.execute(trx);
+      for (const r of stale.rows) await enqueueSlice(trx, r.id, r.lease_id, r.tenant_key);
+      return stale.rows.map((r) => r.id);
+    });
+  }
+
+  /** Creates the runs whose interval has elapsed for enabled connectors of active tenants. */
+  async scheduleDue(fullPassEveryHours: number): Promise<number> {
+    const due = await sql<{ tenant_key: string; module: SyncModuleName; needs_full: boolean }>`
+      select c.tenant_key, c.module,
+             coalesce((select max(r.created_at) from sync_runs r
+                        where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status = 'succeeded')
+                      < now() - make_interval(hours => ${fullPassEveryHours}), true) as needs_full
+        from connectors c
+        join tenants t on t.tenant_key = c.tenant_key and t.status = 'active'
+       where c.enabled
+         and not exists (select 1 from sync_runs r where r.tenant_key = c.tenant_key and r.module = c.module and r.status in ('queued', 'running'))
+         and coalesce((select max(r.created_at) from sync_runs r where r.tenant_key = c.tenant_key and r.module = c.module),
+                      '-infinity'::timestamptz) < now() - make_interval(mins => c.interval_minutes)`.execute(this.db);
+    let created = 0;
+    for (const row of due.rows) {
+      try {
+        const res = await this.trigger(row.tenant_key, row.module, row.needs_full ? 'full' : 'incremental', 'schedule');
+        if (res.created) created += 1;
+      } catch {
+        // The tenant changed state meanwhile; the next tick looks again.
+      }
+    }
+    return created;
+  }
+}
+
+/** Queues one slice of a run; slices of one tenant run one at a time. */
+export async function enqueueSlice(db: Kysely<Database>, runId: string, lease: string, tenantKey: string): Promise<void> {
+  await sql`select graphile_worker.add_job(
+    'sync_run',
+    json_build_object('runId', ${runId}::text, 'lease', ${lease}::text),
+    queue_name => ${'sync:' + tenantKey},
+    max_attempts => 3
+  )`.execute(db);
+}

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
+
+const TENANT = 'tenant-contact-1';
+
+async function runToEnd(stack: Stack, mode: 'incremental' | 'full' = 'full') {
+  const { run } = await stack.larksync.services.sync.trigger(TENANT, 'contact', mode, 'api');
+  return waitFor(async () => {
+    const r = await stack.larksync.services.sync.get(run.id);
+    return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
+  }, 20_000, `run ${run.id}`);
+}
+
+describe('contact module', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ encrypt: false });
+    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
+    await stack.sim.appOpen(STORE_APP.appId, TENANT);
+    await waitFor(() => stack.larksync.services.tenants.get(TENANT), 10_000, 'tenant');
+    await stack.larksync.services.connectors.put(TENANT, 'contact', { enabled: true, config: {} }, 'store');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('walks the department tree from the root and lists every user once, with root users', async () => {
+    const run = await runToEnd(stack);
+    expect(run.status).toBe('succeeded');
+    const dir = stack.data.contact(TENANT);
+    const depts = await sql<{ n: number }>`select count(*)::int as n from contact_departments where tenant_key = ${TENANT} and deleted_at is null`.execute(stack.db.db);
+    const users = await sql<{ n: number }>`select count(*)::int as n from contact_users where tenant_key = ${TENANT} and deleted_at is null`.execute(stack.db.db);
+    expect(depts.rows[0]?.n).toBe(dir.departments.size);
+    expect(users.rows[0]?.n).toBe(dir.users.size);
+    const rootUser = [...dir.users.values()].find((u) => u.department_ids.includes('0'));
+    const row = await stack.db.db.selectFrom('contact_users').selectAll().where('record_key', '=', rootUser!.open_id).executeTakeFirst();
+    expect(row?.deleted_at).toBeNull();
+    expect(run.counts.contact_departments).toBe(dir.departments.size);
+    expect(run.pages).toBeGreaterThan(0);
+    expect(run.upstream_calls).toBeGreaterThan(0);
+  });
+
+  it('re-reading unchanged data rewrites nothing, and a removed user is soft-deleted', async () => {
+    const before = await sql<{ s: string }>`select max(change_seq)::text as s from contact_users`.execute(stack.db.db);
+    const again = await runToEnd(stack);
+    expect(again.status).toBe('succeeded');
+    const after = await sql<{ s: string }>`select max(change_seq)::text as s from contact_users`.execute(stack.db.db);
+    expect(after.rows[0]?.s).toBe(before.rows[0]?.s);
+
+    const dir = stack.data.contact(TENANT);
+    const gone = [...dir.users.values()].find((u) => !u.department_ids.includes('0'))!;
+    dir.users.delete(gone.open_id);
+    const third = await runToEnd(stack);
+    expect(third.status).toBe('succeeded');
+    const row = await stack.db.db.selectFrom('contact_users').selectAll().where('record_key', '=', gone.open_id).executeTakeFirstOrThrow();
+    expect(row.deleted_at).not.toBeNull();
+  });
+});
