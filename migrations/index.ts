@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as backbone from './2026_11_21_0900_backbone.js';
 import * as sync from './2026_11_21_1000_sync.js';
+import * as workerProcesses from './2026_11_21_1100_worker_processes.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -9,4 +10,5 @@ import * as sync from './2026_11_21_1000_sync.js';
 export const migrations: Record<string, Migration> = {
   '2026_11_21_0900_backbone': backbone,
   '2026_11_21_1000_sync': sync,
+  '2026_11_21_1100_worker_processes': workerProcesses,
 };

@@ -2,6 +2,7 @@ import type { AppsTable } from '../apps/apps.table.js';
 import type { AccessTokensTable, AppTicketsTable, TicketResendsTable } from '../tokens/tokens.table.js';
 import type { TenantAuditTable, TenantsTable } from '../tenants/tenants.table.js';
 import type { LarkEventsTable } from '../events/events.table.js';
+import type { WorkerProcessesTable } from '../worker/worker-processes.js';
 import type {
   ConnectorsTable,
   RateBucketsTable,
@@ -24,6 +25,7 @@ export interface Database {
   stream_states: StreamStatesTable;
   sync_seen_keys: SyncSeenKeysTable;
   rate_buckets: RateBucketsTable;
+  worker_processes: WorkerProcessesTable;
   // Stream tables are written by the generic engine (sync/write-page.ts) and read by the records
   // API; their module-specific columns are described in sync/streams.ts.
   approval_instances: StreamTableBase;

@@ -18,9 +18,17 @@ export interface RetryPolicy {
   maxThrottles: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** per-call timeout; a call that times out is retried like a 5xx */
+  timeoutMs: number;
 }
 
-export const defaultRetryPolicy: RetryPolicy = { maxAttempts: 5, maxThrottles: 20, baseDelayMs: 500, maxDelayMs: 30_000 };
+export const defaultRetryPolicy: RetryPolicy = {
+  maxAttempts: 5,
+  maxThrottles: 20,
+  baseDelayMs: 500,
+  maxDelayMs: 30_000,
+  timeoutMs: 15_000,
+};
 
 /** Codes that mean "try again later" (limits-and-errors.md §4). */
 const TRANSIENT_CODES = new Set([1254607, 1254036, 1255040, 1395001, 1225000, 131001, 131007, 1061001, 1500, 1503, 5000, 10101, 96001, 1254291, 1254002]);
@@ -60,7 +68,12 @@ export class SyncLarkClient {
       this.counters.upstreamCalls += 1;
       try {
         const res = await this.services.tokens.withTenantToken(this.tenantKey, (token, baseUrl) =>
-          this.services.http.call<{ data?: T }>(baseUrl, { ...req, endpoint: req.endpoint ?? api, bearer: token }),
+          this.services.http.call<{ data?: T }>(baseUrl, {
+            ...req,
+            endpoint: req.endpoint ?? api,
+            bearer: token,
+            timeoutMs: req.timeoutMs ?? this.policy.timeoutMs,
+          }),
         );
         return (res.body.data ?? {}) as T;
       } catch (err) {

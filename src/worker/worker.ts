@@ -1,6 +1,8 @@
-import { Logger as WorkerLogger, run, type Runner } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { Logger as WorkerLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
 import type { Services } from '../services.js';
 import { CRONTAB, createTaskList } from './tasks.js';
+import { DEAD_AFTER_MS, forgetWorkers, heartbeatWorkers, unlockDeadWorkers } from './worker-processes.js';
 
 function workerLogger(services: Services): WorkerLogger {
   return new WorkerLogger((scope) => (level, message) => {
@@ -15,10 +17,12 @@ function workerLogger(services: Services): WorkerLogger {
 export interface WorkerOptions {
   concurrency?: number;
   pollInterval?: number;
-  /** How often this process looks for runs whose slice stopped heart-beating. */
-  staleSweepMs?: number;
-  /** A running slice silent for this long is taken to be dead (its process was killed). */
-  staleAfterMs?: number;
+  /** How often this process beats and looks for dead workers and stalled runs. */
+  maintenanceMs?: number;
+  /** A running sync slice silent for this long is taken to be dead (its process was killed). */
+  staleRunAfterMs?: number;
+  /** A worker silent for this long is dead; its locks are released. */
+  deadWorkerAfterMs?: number;
 }
 
 export interface WorkerHandle {
@@ -27,6 +31,9 @@ export interface WorkerHandle {
 }
 
 export async function startWorker(services: Services, opts: WorkerOptions = {}): Promise<WorkerHandle> {
+  const workerIds = new Set<string>();
+  const events: WorkerEvents = new EventEmitter();
+  events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
   const runner = await run({
     pgPool: services.pool,
     taskList: createTaskList(services),
@@ -35,20 +42,30 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     pollInterval: opts.pollInterval ?? 2_000,
     noHandleSignals: true,
     logger: workerLogger(services),
+    events,
   });
-  const staleAfterMs = opts.staleAfterMs ?? 20_000;
-  const sweep = setInterval(() => {
-    services.sync.resumeStaleRuns(staleAfterMs).then(
-      (ids) => ids.length > 0 && services.log.info({ runIds: ids }, 'resumed sync runs whose process stopped'),
-      (err: Error) => services.log.warn({ errMessage: err.message }, 'stale run sweep failed'),
-    );
-  }, opts.staleSweepMs ?? 10_000);
-  sweep.unref();
+
+  const deadAfter = opts.deadWorkerAfterMs ?? DEAD_AFTER_MS;
+  const staleRunAfter = opts.staleRunAfterMs ?? 20_000;
+  const maintain = async () => {
+    await heartbeatWorkers(services.db, workerIds);
+    const unlocked = await unlockDeadWorkers(services.db, deadAfter);
+    if (unlocked.length > 0) services.log.warn({ workerIds: unlocked }, 'released jobs held by dead workers');
+    const resumed = await services.sync.resumeStaleRuns(staleRunAfter);
+    if (resumed.length > 0) services.log.info({ runIds: resumed }, 'resumed sync runs whose process stopped');
+  };
+  await heartbeatWorkers(services.db, workerIds);
+  const timer = setInterval(() => {
+    maintain().catch((err: Error) => services.log.warn({ errMessage: err.message }, 'worker maintenance failed'));
+  }, opts.maintenanceMs ?? 5_000);
+  timer.unref();
+
   return {
     runner,
     async stop() {
-      clearInterval(sweep);
+      clearInterval(timer);
       await runner.stop();
+      await forgetWorkers(services.db, workerIds).catch(() => undefined);
     },
   };
 }
