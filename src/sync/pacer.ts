@@ -8,7 +8,11 @@ export interface RateLimit {
   burst: number;
 }
 
-const perMinute = (n: number, burst = Math.max(1, Math.floor(n / 20))): RateLimit => ({ perSecond: n / 60, burst });
+/**
+ * A per-minute limit as a token bucket whose burst plus one minute of refill stays within the
+ * minute's allowance, so even a window that starts with a full bucket is not exceeded.
+ */
+const perMinute = (n: number, burst = Math.max(1, Math.floor(n / 20))): RateLimit => ({ perSecond: (n - burst) / 60, burst });
 
 /**
  * Frequency tiers from limits-and-errors.md, per API, per app, per tenant. Dual limits

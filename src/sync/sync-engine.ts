@@ -179,7 +179,7 @@ export class SyncEngine {
         if (tracked.includes(stream)) await recordSeenKeys(trx, run.id, stream, rows);
         counts[stream] = (counts[stream] ?? 0) + rows.length;
       }
-      for (const scope of page.replaceChildren ?? []) await replaceChildren(trx, run.tenant_key, scope);
+      if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren);
       if (page.done) {
         for (const s of page.sweep ?? []) await sweepDeletions(trx, run.tenant_key, run.id, s.stream, s.partition);
       }

@@ -14,6 +14,8 @@ export class SyncError extends Error {
   constructor(
     readonly errorClass: SyncErrorClass,
     message: string,
+    /** The Lark `code` behind the failure, when there was one (connectors branch on it). */
+    readonly larkCode?: number,
   ) {
     super(message);
     this.name = 'SyncError';

@@ -105,13 +105,13 @@ export class SyncLarkClient {
         return { kind: 'throttle', waitMs: err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 + 50 : undefined };
       }
       if (err.isTokenInvalid) {
-        return { kind: 'fail', error: new SyncError('token_error', `Lark rejected a freshly minted token (code ${err.code})`) };
+        return { kind: 'fail', error: new SyncError('token_error', `Lark rejected a freshly minted token (code ${err.code})`, err.code) };
       }
       if (PERMISSION_CODES.has(err.code) || err.httpStatus === 403) {
-        return { kind: 'fail', error: new SyncError('permission_denied', `Lark denied ${err.endpoint} (code ${err.code}): ${err.larkMessage}`) };
+        return { kind: 'fail', error: new SyncError('permission_denied', `Lark denied ${err.endpoint} (code ${err.code}): ${err.larkMessage}`, err.code) };
       }
       if (TRANSIENT_CODES.has(err.code) || err.httpStatus >= 500) return { kind: 'retry' };
-      return { kind: 'fail', error: new SyncError('invalid_config', `Lark refused ${err.endpoint} (code ${err.code}): ${err.larkMessage}`) };
+      return { kind: 'fail', error: new SyncError('invalid_config', `Lark refused ${err.endpoint} (code ${err.code}): ${err.larkMessage}`, err.code) };
     }
     if (err instanceof LarkTransportError) {
       if (err.httpStatus === 429) return { kind: 'throttle' };

@@ -6,6 +6,8 @@ import type { ChildScope } from './sync-module.js';
 
 /** Stable JSON (sorted keys), so the same content always hashes the same. */
 function canonical(value: unknown): string {
+  // A Date would otherwise serialise as {} and a change of date alone would go unnoticed.
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
@@ -92,16 +94,32 @@ export async function recordSeenKeys(
     .execute();
 }
 
-/** Soft-deletes children of one parent that the parent no longer lists. */
-export async function replaceChildren(trx: Transaction<Database>, tenantKey: string, scope: ChildScope): Promise<number> {
-  const res = await sql`
-    update ${sql.table(scope.stream)}
-       set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
-     where tenant_key = ${tenantKey}
-       and ${sql.ref(scope.column)} = ${scope.value}
-       and deleted_at is null
-       and not (record_key = any(${scope.keys}::text[]))`.execute(trx);
-  return Number(res.numAffectedRows ?? 0n);
+/**
+ * Soft-deletes children that their parent no longer lists. Scopes of one stream and parent column
+ * are merged into one statement: record keys are unique per tenant, so "not among the keys any of
+ * these parents listed" is the same test as per parent.
+ */
+export async function replaceChildren(trx: Transaction<Database>, tenantKey: string, scopes: ChildScope[]): Promise<number> {
+  const groups = new Map<string, { stream: StreamName; column: string; parents: string[]; keys: string[] }>();
+  for (const s of scopes) {
+    const id = `${s.stream}\u0000${s.column}`;
+    const g = groups.get(id) ?? { stream: s.stream, column: s.column, parents: [], keys: [] };
+    g.parents.push(s.value);
+    g.keys.push(...s.keys);
+    groups.set(id, g);
+  }
+  let affected = 0;
+  for (const g of groups.values()) {
+    const res = await sql`
+      update ${sql.table(g.stream)}
+         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
+       where tenant_key = ${tenantKey}
+         and ${sql.ref(g.column)} = any(${g.parents}::text[])
+         and deleted_at is null
+         and not (record_key = any(${g.keys}::text[]))`.execute(trx);
+    affected += Number(res.numAffectedRows ?? 0n);
+  }
+  return affected;
 }
 
 /**

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { ApprovalListQuery, ApprovalTenant, SimWidget } from '../../simulator/data/approval.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
+import { reconcilePass, type Pass } from '../../src/connectors/approval/instances.phase.js';
+import { instanceRows, leafWidgets } from '../../src/connectors/approval/rows.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -15,7 +17,7 @@ async function runToEnd(stack: Stack, tenant: string, mode: 'incremental' | 'ful
   return waitFor(async () => {
     const r = await stack.larksync.services.sync.get(run.id);
     return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
-  }, 20_000, `run ${run.id}`).then((r) => { console.log('RUN', mode, r.pages, r.upstream_calls, r.created_at.toISOString(), r.started_at?.toISOString(), r.finished_at?.toISOString(), Date.now()); return r; });
+  }, 20_000, `run ${run.id}`);
 }
 
 /** The highest change_seq over the tenant's approval rows: unchanged means nothing was rewritten. */
@@ -67,11 +69,11 @@ describe('approval module', () => {
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, start: { rateLimitScale: 50 }, data: { enforceRateLimits: false } });
     await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
-    main = stack.data.approval(MAIN, { definitions: 2, instancesPerDay: 12, days: 6 });
+    main = stack.data.approval(MAIN, { definitions: 2, instancesPerDay: 8, days: 6 });
     stack.data.approval(RESUME, { definitions: 1, instancesPerDay: 24, days: 4 });
     codes = main.codes();
-    // 150 instances inside one hour: one 10 h window then needs two list pages of 100.
-    burst = main.addInstances(codes[0]!, 150, main.anchorMs - 30 * HOUR, main.anchorMs - 29 * HOUR);
+    // 110 instances inside one hour: one 10 h window then needs two list pages of 100.
+    burst = main.addInstances(codes[0]!, 110, main.anchorMs - 30 * HOUR, main.anchorMs - 29 * HOUR);
     for (const t of [MAIN, RESUME]) {
       await stack.sim.appOpen(STORE_APP.appId, t);
       await waitFor(() => stack.larksync.services.tenants.get(t), 10_000, t);
@@ -82,12 +84,36 @@ describe('approval module', () => {
     await stack?.stop();
   });
 
+  it('the simulated list and detail APIs validate their parameters like Lark', async () => {
+    const get = (path: string) =>
+      stack.larksync.services.tokens.withTenantToken(MAIN, async (token, baseUrl) => {
+        const res = await fetch(`${baseUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        return { status: res.status, body: (await res.json()) as { code: number; data?: Record<string, unknown> } };
+      });
+    const list = '/open-apis/approval/v4/instances';
+    const win = `start_time=${main.anchorMs - DAY}&end_time=${main.anchorMs}`;
+    expect(await get(`${list}?${win}`)).toMatchObject({ status: 400, body: { code: 1390002 } });
+    expect(await get(`${list}?approval_code=nope&${win}`)).toMatchObject({ status: 400, body: { code: 1390002 } });
+    expect(await get(`${list}?approval_code=${codes[0]}&start_time=1`)).toMatchObject({ status: 400, body: { code: 1390001 } });
+    expect(await get(`${list}?approval_code=${codes[0]}&${win}&page_size=101`)).toMatchObject({ status: 400, body: { code: 1390001 } });
+    expect(await get(`${list}?approval_code=${codes[0]}&${win}&page_size=0`)).toMatchObject({ status: 400, body: { code: 1390001 } });
+    const page = await get(`${list}?approval_code=${codes[0]}&${win}&page_size=3`);
+    expect(page.body.data).toMatchObject({ has_more: true, instance_code_list: main.list(codes[0]!, main.anchorMs - DAY, main.anchorMs).slice(0, 3) });
+    expect(await get(`${list}/NOT-AN-INSTANCE`)).toMatchObject({ status: 400, body: { code: 1390003 } });
+    const first = (page.body.data!.instance_code_list as string[])[0]!;
+    const detail = await get(`${list}/${first}?user_id_type=open_id`);
+    expect(detail.body.data).toMatchObject({ instance_code: first, user_id: '', open_id: main.instance(first).open_id });
+    expect(JSON.parse(detail.body.data!.form as string)).toEqual(main.instance(first).form);
+    main.listQueries.length = 0;
+    main.detailCalls.length = 0;
+  });
+
   it('validates the config with a message naming the bad field, and fills defaults', async () => {
     const put = (config: Record<string, unknown>) => stack.larksync.services.connectors.put(MAIN, 'approval', { enabled: true, config }, 'store');
-    await expect(put({})).rejects.toThrow(/config\.approvalCodes/);
-    await expect(put({ approvalCodes: [] })).rejects.toThrow(/config\.approvalCodes/);
+    await expect(put({})).rejects.toThrow('config.approvalCodes: Expected required property');
+    await expect(put({ approvalCodes: [] })).rejects.toThrow(/config\.approvalCodes: Expected array length/);
     await expect(put({ approvalCodes: ['a'], backfillDays: 0 })).rejects.toThrow(/config\.backfillDays/);
-    await expect(put({ approvalCodes: ['a'], lookback: 3 })).rejects.toThrow(/config\.lookback/);
+    await expect(put({ approvalCodes: ['a'], lookback: 3 })).rejects.toThrow('config.lookback: Unexpected property');
     const defaults = await put({ approvalCodes: ['a'] });
     expect(defaults.config).toEqual({ approvalCodes: ['a'], backfillDays: 365, lookbackDays: 7 });
     expect(defaults.warnings).toEqual([]);
@@ -118,7 +144,7 @@ describe('approval module', () => {
     expect(windowOf(paged[0]!).start).toBeLessThanOrEqual(main.anchorMs - 30 * HOUR);
 
     const expected = main.codesBetween(from, firstUntil).sort();
-    expect(expected.length).toBeGreaterThan(150 + 2 * 30);
+    expect(expected.length).toBeGreaterThan(110 + 2 * 20);
     expect(await liveInstanceKeys(stack, MAIN)).toEqual(expected);
     expect(burst.every((c) => expected.includes(c))).toBe(true);
     expect(run.counts.approval_instances).toBe(expected.length);
@@ -241,7 +267,7 @@ describe('approval module', () => {
     await stack.larksync.services.connectors.put(RESUME, 'approval', { enabled: true, config: { approvalCodes: data.codes(), backfillDays: 3 } }, 'store');
     const now = Date.now();
     // About the middle of the backfill: several windows are done before it fails.
-    const victim = data.codesBetween(now - 40 * HOUR, now - 39 * HOUR)[0]!;
+    const victim = data.codesBetween(now - 41 * HOUR, now - 38 * HOUR)[0]!;
     const path = `/open-apis/approval/v4/instances/${victim}`;
     stack.sim.injectFault({ path, status: 403, code: 1390009, msg: 'no operation permission', count: 1_000 });
 
@@ -271,5 +297,70 @@ describe('approval module', () => {
     const from = Math.min(...failedQueries.map((q) => windowOf(q).start));
     const until = Math.max(...data.listQueries.map((q) => windowOf(q).end));
     expect(await liveInstanceKeys(stack, RESUME)).toEqual(data.codesBetween(from, until).sort());
+  });
+
+  it('names an unknown approval code, and a resumed run follows the corrected config', async () => {
+    const data = stack.data.approval(RESUME);
+    const known = data.codes()[0]!;
+    const put = (approvalCodes: string[]) =>
+      stack.larksync.services.connectors.put(RESUME, 'approval', { enabled: true, config: { approvalCodes, backfillDays: 3, lookbackDays: 1 } }, 'store');
+    await put(['NO-SUCH-CODE', known]);
+    data.listQueries.length = 0;
+    const failed = await runToEnd(stack, RESUME);
+    expect(failed.status).toBe('failed');
+    expect(failed.error_class).toBe('invalid_config');
+    expect(failed.error_message).toContain('"NO-SUCH-CODE"');
+    expect(data.listQueries.map((q) => q.approvalCode)).toEqual(['NO-SUCH-CODE']);
+
+    await put([known]);
+    data.listQueries.length = 0;
+    const fixed = await runToEnd(stack, RESUME);
+    expect(fixed.status).toBe('succeeded');
+    expect(data.listQueries.length).toBeGreaterThan(0);
+    expect(data.listQueries.every((q) => q.approvalCode === known)).toBe(true);
+  });
+});
+
+describe('approval rows', () => {
+  it('flattens nested fieldLists to leaf paths and keeps stored fields when the form is unreadable', () => {
+    const form = [
+      { id: 'w_a', name: 'A', type: 'input', value: 'x' },
+      {
+        id: 'w_list',
+        name: 'List',
+        type: 'fieldList',
+        value: [
+          [{ id: 'w_b', type: 'number', value: 1 }],
+          [
+            { id: 'w_b', type: 'number', value: 2 },
+            { id: 'w_inner', type: 'fieldList', value: [[{ id: 'w_c', type: 'input', value: 'deep' }]] },
+            { type: 'input', value: 'no id' },
+          ],
+        ],
+      },
+      { id: 'w_empty', type: 'fieldList', value: [] },
+    ];
+    expect(leafWidgets(form).map((l) => l.path)).toEqual(['0', '1.items[0].w_b', '1.items[1].w_b', '1.items[1].w_inner.items[0].w_c', '1.items[1].2']);
+    const rows = instanceRows({ form: JSON.stringify(form), start_time: '1717200000000', end_time: '0', user_id: '' }, 'I1', 'A1');
+    expect(rows.fields?.map((f) => f.recordKey)).toContain('I1:1.items[1].w_inner.items[0].w_c');
+    expect(rows.instance.columns).toMatchObject({ start_time: '2024-06-01T00:00:00.000Z', end_time: null, user_id: null, approval_code: 'A1' });
+    expect(instanceRows({ form: '{not json' }, 'I1', 'A1').fields).toBeUndefined();
+    expect(instanceRows({}, 'I1', 'A1').fields).toEqual([]);
+  });
+
+  it('a resumed pass skips codes removed from the config and appends added ones', () => {
+    const pass: Pass = { mode: 'incremental', codes: ['a', 'b', 'c'], until: 10 * DAY, codeIndex: 1, windowStart: 5 * DAY, pageToken: 'pt', pending: ['i1'] };
+    const config = { approvalCodes: ['a', 'b', 'c', 'd'], backfillDays: 3, lookbackDays: 1 };
+    expect(reconcilePass(pass, config, {})).toEqual({ ...pass, codes: ['a', 'b', 'c', 'd'] });
+    // The current code is gone: its page is dropped and the next code starts from its own cursor.
+    expect(reconcilePass(pass, { ...config, approvalCodes: ['c', 'a'] }, { c: 9 * DAY })).toEqual({
+      ...pass,
+      codes: ['a', 'c'],
+      codeIndex: 1,
+      windowStart: 8 * DAY,
+      pageToken: null,
+      pending: [],
+    });
+    expect(reconcilePass(pass, { ...config, approvalCodes: ['a'] }, {})).toMatchObject({ codes: ['a'], codeIndex: 1, windowStart: 10 * DAY });
   });
 });
