@@ -41,6 +41,11 @@ export const defaultContactShape: ContactShape = { topLevel: 3, childrenPerDepar
 export class ContactDirectory {
   readonly departments = new Map<string, SimDepartment>();
   readonly users = new Map<string, SimUser>();
+  /**
+   * Whether this tenant's app holds contact:user.employee_number:read; user objects then carry
+   * `employee_no` (contact.md §4). Off by default, as no connector asked for it before attendance.
+   */
+  employeeNumberScope = false;
 
   static generate(tenantKey: string, shape: ContactShape = defaultContactShape): ContactDirectory {
     const dir = new ContactDirectory();
@@ -156,8 +161,9 @@ export function registerContactRoutes(app: FastifyInstance, ctx: DataApiContext,
     const dept = dir.resolve(req.query.department_id ?? '', req.query.department_id_type);
     if (!dept) return larkReply(reply, 400, { code: 40004, msg: 'no department authority' });
     const all = dir.members(dept).map((u) => {
-      const { user_id, employee_no: _no, ...rest } = u;
-      return userIdType === 'user_id' ? { ...rest, user_id } : rest;
+      const { user_id, employee_no, ...rest } = u;
+      const withNo = dir.employeeNumberScope ? { ...rest, employee_no } : rest;
+      return userIdType === 'user_id' ? { ...withNo, user_id } : withNo;
     });
     return ok(reply, paginate(all, offset, size));
   });

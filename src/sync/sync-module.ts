@@ -46,6 +46,10 @@ export interface SyncPhase<S extends object = Record<string, unknown>, C = unkno
   name: string;
   /** Streams whose keys are recorded for deletion sweeps. */
   tracksDeletions?: StreamName[];
+  /**
+   * `previous` is the last committed state of this phase, which may be mid-pass (a failed or
+   * cancelled run): keep the long-lived cursor in it, and decide whether to resume or start over.
+   */
   init(ctx: SyncContext<C>, previous: S | undefined): S | Promise<S>;
   readPage(ctx: SyncContext<C>, state: S): Promise<PageResult<S>>;
 }

@@ -75,7 +75,8 @@ describe('sync engine under upstream faults (contact module as the subject)', ()
     const r = await run(stack);
     expect(r.status).toBe('failed');
     expect(r.error_class).toBe('upstream_unavailable');
-    expect(stack.sim.count(USERS)).toBe(defaultRetryPolicy.maxAttempts);
+    // Count by code: calls the previous test abandoned on timeout may still land in the log.
+    expect(stack.sim.count(USERS, 1503)).toBe(defaultRetryPolicy.maxAttempts);
   });
 
   it('survives a token revoked mid-run with exactly one extra mint', async () => {

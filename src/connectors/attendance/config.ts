@@ -1,0 +1,25 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+export const AttendanceConfig = Type.Object(
+  {
+    employeeIds: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        minItems: 1,
+        maxItems: 5000,
+        description: 'Whose flows to read, as ids of employeeType; default: every user the app can see in Contact',
+      }),
+    ),
+    employeeType: Type.Union([Type.Literal('employee_id'), Type.Literal('employee_no')], {
+      default: 'employee_id',
+      description: 'employee_id is the contact user_id; employee_no is the job number',
+    }),
+    lookbackDays: Type.Integer({
+      minimum: 1,
+      maximum: 90,
+      default: 7,
+      description: 'Every run re-reads this many days back, because corrections add flows to past days',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type AttendanceConfigType = Static<typeof AttendanceConfig>;
