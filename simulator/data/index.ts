@@ -1,5 +1,8 @@
 import type { LarkSimulator, TenantIdentity } from '../lark-simulator.js';
+import { ApprovalTenant, registerApprovalRoutes, type ApprovalShape } from './approval.js';
 import { ContactDirectory, defaultContactShape, registerContactRoutes, type ContactShape } from './contact.js';
+import { AttendanceBook, registerAttendanceRoutes } from './attendance.js';
+import { createBitableTenant, registerBitableRoutes, type BitableShape, type BitableTenant } from './bitable.js';
 import { SimRateLimiter, type DataApiContext } from './support.js';
 
 export interface DataApiOptions {
@@ -16,6 +19,9 @@ export interface DataApiOptions {
 export class SimData {
   readonly limiter: SimRateLimiter;
   private readonly contacts = new Map<string, ContactDirectory>();
+  private readonly approvals = new Map<string, ApprovalTenant>();
+  private readonly attendanceBooks = new Map<string, AttendanceBook>();
+  private readonly bitables = new Map<string, BitableTenant>();
   enforceRateLimits: boolean;
   contactShape: ContactShape;
   /** Runs before each data page is served: edit or delete data "between pages". */
@@ -34,6 +40,9 @@ export class SimData {
       onPage: (api, who) => this.onPage?.(api, who),
     };
     registerContactRoutes(sim.app, ctx, (t) => this.contact(t));
+    registerApprovalRoutes(sim.app, ctx, (t) => this.approval(t));
+    registerAttendanceRoutes(sim.app, ctx, (t) => this.attendance(t));
+    registerBitableRoutes(sim.app, ctx, (t) => this.bitable(t));
   }
 
   contact(tenantKey: string): ContactDirectory {
@@ -43,5 +52,35 @@ export class SimData {
       this.contacts.set(tenantKey, dir);
     }
     return dir;
+  }
+
+  /** A tenant's approval data; the first call may pass a shape (later calls get the same data). */
+  approval(tenantKey: string, shape?: ApprovalShape): ApprovalTenant {
+    let data = this.approvals.get(tenantKey);
+    if (!data) {
+      data = ApprovalTenant.generate(tenantKey, shape);
+      this.approvals.set(tenantKey, data);
+    }
+    return data;
+  }
+
+  /** A tenant's clock-in flows, for its contact users (the directory is read at query time). */
+  attendance(tenantKey: string): AttendanceBook {
+    let book = this.attendanceBooks.get(tenantKey);
+    if (!book) {
+      book = new AttendanceBook(tenantKey, () => this.contact(tenantKey));
+      this.attendanceBooks.set(tenantKey, book);
+    }
+    return book;
+  }
+
+  /** A tenant's Bases and wiki nodes; the first call may pass a shape (later calls get the same data). */
+  bitable(tenantKey: string, shape?: Partial<BitableShape>): BitableTenant {
+    let data = this.bitables.get(tenantKey);
+    if (!data) {
+      data = createBitableTenant(tenantKey, () => this.sim.now(), shape);
+      this.bitables.set(tenantKey, data);
+    }
+    return data;
   }
 }

@@ -8,7 +8,7 @@ import { SyncLarkClient, defaultRetryPolicy, type RetryPolicy, type RunCounters 
 import type { PageResult, PhaseState, SyncContext, SyncModuleDef } from './sync-module.js';
 import type { StreamName } from './streams.js';
 import type { SyncModuleName, SyncRunRow } from './sync.tables.js';
-import { recordSeenKeys, replaceChildren, sweepDeletions, upsertRows } from './write-page.js';
+import { forgetSeenKeys, recordSeenKeys, replaceChildren, sweepDeletions, upsertRows } from './write-page.js';
 
 export interface EngineOptions {
   /** A slice gives its worker slot back after this long, so one huge tenant cannot starve others. */
@@ -92,7 +92,10 @@ export class SyncEngine {
       await this.finish(runId, lease, 'succeeded', null);
       return 'succeeded';
     } catch (err) {
-      if (err instanceof RunAbortedError) return 'aborted';
+      if (err instanceof RunAbortedError) {
+        if (err.reason === 'cancelled') await forgetSeenKeys(this.db, runId).catch(() => undefined);
+        return 'aborted';
+      }
       const failure =
         err instanceof SyncError ? err : new SyncError('internal_error', `unexpected error: ${(err as Error).message ?? String(err)}`);
       if (!(err instanceof SyncError)) this.services.log.error({ runId, errMessage: (err as Error).message }, 'sync run crashed');
@@ -181,7 +184,15 @@ export class SyncEngine {
       }
       if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren);
       if (page.done) {
-        for (const s of page.sweep ?? []) await sweepDeletions(trx, run.tenant_key, run.id, s.stream, s.partition);
+        for (const s of page.sweep ?? []) {
+          const marked = await sweepDeletions(trx, run.tenant_key, run.id, s.stream, s.partition);
+          if (marked < 0) {
+            this.services.log.warn(
+              { runId: run.id, stream: s.stream, partition: s.partition },
+              'empty listing of a partition that has rows: nothing marked deleted',
+            );
+          }
+        }
       }
       const stored: StoredPhaseState = { s: page.state, done: page.done };
       await trx
@@ -240,6 +251,7 @@ export class SyncEngine {
   }
 
   private async finish(runId: string, lease: string, status: 'succeeded' | 'failed', error: SyncError | null): Promise<void> {
+    await forgetSeenKeys(this.db, runId);
     await this.db
       .updateTable('sync_runs')
       .set({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import { JSON_COLUMNS, STREAMS, type StreamName, type StreamRow } from './streams.js';
 import type { ChildScope } from './sync-module.js';
@@ -124,7 +124,9 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
 
 /**
  * After a complete full pass of a partition: rows not seen in this run are gone upstream.
- * They are marked deleted, never removed.
+ * They are marked deleted, never removed. An empty listing of a partition that has rows is not
+ * trusted (Lark answers permission-filtered lists, e.g. Base advanced permissions, with nothing):
+ * it marks nothing and returns -1.
  */
 export async function sweepDeletions(
   trx: Transaction<Database>,
@@ -133,15 +135,35 @@ export async function sweepDeletions(
   stream: StreamName,
   partition: string,
 ): Promise<number> {
-  const res = await sql`
-    update ${sql.table(stream)} t
-       set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
-     where t.tenant_key = ${tenantKey}
-       and t.partition = ${partition}
-       and t.deleted_at is null
-       and not exists (
-         select 1 from sync_seen_keys s
-          where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition} and s.record_key = t.record_key)`.execute(trx);
+  const seen = await trx
+    .selectFrom('sync_seen_keys')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('run_id', '=', runId)
+    .where('stream', '=', stream)
+    .where('partition', '=', partition)
+    .executeTakeFirst();
+  let affected = -1;
+  if (Number(seen?.n ?? 0) > 0) {
+    const res = await sql`
+      update ${sql.table(stream)} t
+         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
+       where t.tenant_key = ${tenantKey}
+         and t.partition = ${partition}
+         and t.deleted_at is null
+         and not exists (
+           select 1 from sync_seen_keys s
+            where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition} and s.record_key = t.record_key)`.execute(trx);
+    affected = Number(res.numAffectedRows ?? 0n);
+  } else {
+    const live = await sql<{ n: number }>`
+      select count(*)::int as n from ${sql.table(stream)} where tenant_key = ${tenantKey} and partition = ${partition} and deleted_at is null`.execute(trx);
+    if ((live.rows[0]?.n ?? 0) === 0) affected = 0;
+  }
   await trx.deleteFrom('sync_seen_keys').where('run_id', '=', runId).where('stream', '=', stream).where('partition', '=', partition).execute();
-  return Number(res.numAffectedRows ?? 0n);
+  return affected;
+}
+
+/** A finished or cancelled run's deletion bookkeeping is no longer needed. */
+export async function forgetSeenKeys(db: Kysely<Database>, runId: string): Promise<void> {
+  await db.deleteFrom('sync_seen_keys').where('run_id', '=', runId).execute();
 }

@@ -10,7 +10,7 @@ export interface WorkerProcessesTable {
 }
 
 /** A worker silent for this long is dead (its process was killed or lost its database). */
-export const DEAD_AFTER_MS = 20_000;
+export const DEAD_AFTER_MS = 15_000;
 
 export async function heartbeatWorkers(db: Kysely<Database>, workerIds: Iterable<string>): Promise<void> {
   const rows = [...workerIds].map((worker_id) => ({ worker_id, pid: process.pid, hostname: hostname(), heartbeat_at: sql<Date>`now()` }));

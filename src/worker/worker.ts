@@ -46,7 +46,8 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   });
 
   const deadAfter = opts.deadWorkerAfterMs ?? DEAD_AFTER_MS;
-  const staleRunAfter = opts.staleRunAfterMs ?? 20_000;
+  // Slices beat every 5 s; three missed beats mean the process is gone.
+  const staleRunAfter = opts.staleRunAfterMs ?? 15_000;
   const maintain = async () => {
     await heartbeatWorkers(services.db, workerIds);
     const unlocked = await unlockDeadWorkers(services.db, deadAfter);
@@ -57,7 +58,7 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   await heartbeatWorkers(services.db, workerIds);
   const timer = setInterval(() => {
     maintain().catch((err: Error) => services.log.warn({ errMessage: err.message }, 'worker maintenance failed'));
-  }, opts.maintenanceMs ?? 5_000);
+  }, opts.maintenanceMs ?? 3_000);
   timer.unref();
 
   return {

@@ -1,0 +1,343 @@
+import { sql } from 'kysely';
+import { SyncError } from '../../sync/sync-errors.js';
+import { definePhase, type PageResult, type SyncContext } from '../../sync/sync-module.js';
+import type { StreamName, StreamRow } from '../../sync/streams.js';
+import { tableRef, type BaseConfigType, type BaseTableEntry } from './config.js';
+import {
+  FIELD_TYPE_MODIFIED_TIME,
+  type LarkBaseField,
+  type LarkBasePage,
+  type LarkBaseRecord,
+  type LarkWikiNode,
+} from './lark-types.js';
+
+const DAY_MS = 86_400_000;
+/** Both are Lark's maxima (bitable.md §2.3, §2.4): fewer calls against a 20/s budget. */
+const RECORDS_PAGE_SIZE = 500;
+const FIELDS_PAGE_SIZE = 100;
+
+type Ctx = SyncContext<BaseConfigType>;
+
+/** Progress through one configured table within a run. */
+interface TablePass {
+  /** position in the config, for messages */
+  entry: number;
+  appToken: string;
+  tableId: string;
+  viewId: string | null;
+  step: 'fields' | 'records' | 'verify';
+  pageToken: string | null;
+  /** field ids listed so far (a table has at most 300) */
+  fieldIds: string[];
+  /** name of the first ModifiedTime field, the one incremental runs filter on */
+  modifiedField: string | null;
+  /** day sent as ExactDate in the modified-time filter; null = the pass lists every record */
+  filterFromMs: number | null;
+  /** `total` of the first and of the latest records page */
+  firstTotal: number | null;
+  lastTotal: number | null;
+  maxModifiedMs: number | null;
+  recordPages: number;
+  /** false once Lark said has_more without a page_token: the listing stopped early */
+  reachedEnd: boolean;
+}
+
+interface State {
+  v: 1;
+  /** the config as it was when the run started, so a resumed run walks the same list */
+  tables: BaseTableEntry[];
+  index: number;
+  table: TablePass | null;
+  /** partition -> max last_modified_time of the last complete pass of that table */
+  cursors: Record<string, number>;
+  /** partitions listed completely in this run, swept when the phase ends */
+  sweep: Array<{ stream: StreamName; partition: string }>;
+  /** partitions already read in this run */
+  visited: string[];
+}
+
+const partitionOf = (t: { appToken: string; tableId: string }) => `${t.appToken}:${t.tableId}`;
+const tablePath = (t: { appToken: string; tableId: string }) =>
+  `/open-apis/bitable/v1/apps/${encodeURIComponent(t.appToken)}/tables/${encodeURIComponent(t.tableId)}`;
+
+function epochMs(v: unknown): number | null {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) ? n : null;
+}
+
+function isoOrNull(v: unknown): string | null {
+  const ms = epochMs(v);
+  // ISO strings rather than Date objects: the content hash serialises a Date as `{}`.
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+export function recordRow(appToken: string, tableId: string, r: LarkBaseRecord): StreamRow | undefined {
+  if (!r.record_id) return undefined;
+  return {
+    recordKey: `${appToken}:${tableId}:${r.record_id}`,
+    partition: `${appToken}:${tableId}`,
+    raw: r,
+    columns: {
+      app_token: appToken,
+      table_id: tableId,
+      record_id: r.record_id,
+      fields: r.fields ?? {},
+      created_by: r.created_by ?? null,
+      created_time: isoOrNull(r.created_time),
+      last_modified_by: r.last_modified_by ?? null,
+      last_modified_time: isoOrNull(r.last_modified_time),
+    },
+  };
+}
+
+export function fieldRow(appToken: string, tableId: string, f: LarkBaseField): StreamRow | undefined {
+  if (!f.field_id) return undefined;
+  return {
+    recordKey: `${appToken}:${tableId}:${f.field_id}`,
+    partition: `${appToken}:${tableId}`,
+    raw: f,
+    columns: {
+      app_token: appToken,
+      table_id: tableId,
+      field_id: f.field_id,
+      field_name: f.field_name ?? null,
+      type: typeof f.type === 'number' ? f.type : null,
+      ui_type: f.ui_type ?? null,
+      is_primary: typeof f.is_primary === 'boolean' ? f.is_primary : null,
+    },
+  };
+}
+
+/** Lark's errors name the endpoint template only; say which configured table failed. */
+async function forTable<T>(where: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof SyncError) throw new SyncError(err.errorClass, `${where}: ${err.message}`);
+    throw err;
+  }
+}
+
+async function resolveWikiNode(ctx: Ctx, entry: number, nodeToken: string): Promise<string> {
+  const where = `tables[${entry}].url (wiki node ${nodeToken})`;
+  const data = await forTable(where, () =>
+    ctx.lark.call<{ node?: LarkWikiNode }>('wiki.get_node', {
+      method: 'GET',
+      path: '/open-apis/wiki/v2/spaces/get_node',
+      query: { token: nodeToken, obj_type: 'wiki' },
+    }),
+  );
+  const node = data.node;
+  if (node?.obj_type !== 'bitable' || !node.obj_token) {
+    const what = node?.obj_type ? `the wiki page is a ${node.obj_type}` : 'Lark returned no node';
+    throw new SyncError('invalid_config', `${where}: ${what}, not a Base (obj_type "bitable"); give a wiki page that is a Base, or the Base's appToken`);
+  }
+  return node.obj_token;
+}
+
+async function openTable(ctx: Ctx, state: State): Promise<TablePass> {
+  const entry = state.index;
+  const config = state.tables[entry];
+  const ref = config ? tableRef(config) : undefined;
+  if (!ref) {
+    // The schema admits only parseable entries; this guards a config edited by hand in the database.
+    throw new SyncError('invalid_config', `tables[${entry}]: needs appToken and tableId, or a Base URL with ?table=`);
+  }
+  const appToken = ref.kind === 'wiki' ? await resolveWikiNode(ctx, entry, ref.nodeToken) : ref.appToken;
+  return {
+    entry,
+    appToken,
+    tableId: ref.tableId,
+    viewId: ref.viewId,
+    step: 'fields',
+    pageToken: null,
+    fieldIds: [],
+    modifiedField: null,
+    filterFromMs: null,
+    firstTotal: null,
+    lastTotal: null,
+    maxModifiedMs: null,
+    recordPages: 0,
+    reachedEnd: true,
+  };
+}
+
+/**
+ * Where an incremental pass starts, or null for a pass over every record.
+ *
+ * Lark compares dates at day granularity: `ExactDate` is truncated to midnight in the base's time
+ * zone, which larksync does not know. The UTC midnight of the cursor's day minus one more day is
+ * at least one whole local day before the cursor in every zone from UTC-12 to UTC+14, so
+ * `isGreater` still includes everything modified on or after the cursor's local day. The overlap
+ * re-reads up to two days of changes; the content hash makes those rows no-ops.
+ */
+function incrementalFrom(ctx: Ctx, state: State, t: TablePass): number | null {
+  // A full run lists everything so that it can sweep deletions.
+  if (ctx.mode === 'full') return null;
+  // Lark ignores view_id once a filter is present: a filtered read would pull in records outside
+  // the configured view. Views are re-read whole; unchanged rows cost no writes.
+  if (t.viewId) return null;
+  // Nothing to filter on: a full pass, cheap in writes thanks to the content hash. (A ModifiedTime
+  // field set to track only some columns misses edits to the others until the next full run.)
+  if (!t.modifiedField) return null;
+  const cursor = state.cursors[partitionOf(t)];
+  if (cursor === undefined) return null;
+  return Math.floor(cursor / DAY_MS) * DAY_MS - DAY_MS;
+}
+
+async function fieldsPage(ctx: Ctx, state: State, t: TablePass): Promise<PageResult<State>> {
+  const data = await forTable(`tables[${t.entry}] (${t.appToken}/${t.tableId})`, () =>
+    ctx.lark.call<LarkBasePage<LarkBaseField>>('bitable.fields.list', {
+      method: 'GET',
+      path: `${tablePath(t)}/fields`,
+      endpoint: '/open-apis/bitable/v1/apps/:app_token/tables/:table_id/fields',
+      query: { page_size: FIELDS_PAGE_SIZE, page_token: t.pageToken ?? undefined },
+    }),
+  );
+  const items = data.items ?? [];
+  const rows = items.map((f) => fieldRow(t.appToken, t.tableId, f)).filter((r): r is StreamRow => r !== undefined);
+  const fieldIds = [...new Set([...t.fieldIds, ...rows.map((r) => String(r.columns.field_id))])];
+  const modifiedField =
+    t.modifiedField ?? items.find((f) => f.type === FIELD_TYPE_MODIFIED_TIME && f.field_name)?.field_name ?? null;
+  if (data.has_more && data.page_token) {
+    return { rows: { base_fields: rows }, state: { ...state, table: { ...t, fieldIds, modifiedField, pageToken: data.page_token } }, done: false };
+  }
+  // The schema is small and always listed whole, so its deletions are swept every run, when the
+  // listing provably ended (no has_more without a token, and no fewer fields than Lark counted).
+  const complete = !data.has_more && (typeof data.total !== 'number' || fieldIds.length >= data.total);
+  const sweep = complete ? [...state.sweep, { stream: 'base_fields' as const, partition: partitionOf(t) }] : state.sweep;
+  if (!complete) {
+    ctx.services.log.warn({ runId: ctx.runId, partition: partitionOf(t), listed: fieldIds.length, total: data.total }, 'base fields listing incomplete: not sweeping');
+  }
+  const next: TablePass = { ...t, fieldIds, modifiedField, step: 'records', pageToken: null };
+  next.filterFromMs = incrementalFrom(ctx, state, next);
+  return { rows: { base_fields: rows }, state: { ...state, sweep, table: next }, done: false };
+}
+
+/**
+ * Records in Lark's own order (no sort). Sorting by modified time would let the cursor advance
+ * page by page, but an edit during the pass then moves that record to the end and shifts every
+ * later offset back by one, so a record that was never read could fall behind an advanced cursor.
+ * The natural order does not move on edits, and the cursor advances only after a pass that
+ * provably saw every record (see `verify`), so an interrupted or shifted pass is simply repeated.
+ * Records edited during the pass behind the read position carry a modified time after the pass
+ * started, which the next run's day-plus overlap covers. (Sorting would also make Lark ignore
+ * view_id.)
+ */
+async function recordsPage(ctx: Ctx, state: State, t: TablePass): Promise<PageResult<State>> {
+  const body: Record<string, unknown> = { automatic_fields: true };
+  if (t.viewId) body.view_id = t.viewId;
+  if (t.filterFromMs !== null && t.modifiedField) {
+    body.filter = {
+      conjunction: 'and',
+      conditions: [{ field_name: t.modifiedField, operator: 'isGreater', value: ['ExactDate', String(t.filterFromMs)] }],
+    };
+  }
+  const data = await forTable(`tables[${t.entry}] (${t.appToken}/${t.tableId})`, () =>
+    ctx.lark.call<LarkBasePage<LarkBaseRecord>>('bitable.records.search', {
+      method: 'POST',
+      path: `${tablePath(t)}/records/search`,
+      endpoint: '/open-apis/bitable/v1/apps/:app_token/tables/:table_id/records/search',
+      query: { page_size: RECORDS_PAGE_SIZE, page_token: t.pageToken ?? undefined },
+      body,
+    }),
+  );
+  const items = data.items ?? [];
+  const rows = items.map((r) => recordRow(t.appToken, t.tableId, r)).filter((r): r is StreamRow => r !== undefined);
+  let maxModifiedMs = t.maxModifiedMs;
+  for (const r of items) {
+    const ms = epochMs(r.last_modified_time);
+    if (ms !== null && (maxModifiedMs === null || ms > maxModifiedMs)) maxModifiedMs = ms;
+  }
+  const total = typeof data.total === 'number' ? data.total : null;
+  const progressed: TablePass = {
+    ...t,
+    maxModifiedMs,
+    firstTotal: t.recordPages === 0 ? total : t.firstTotal,
+    lastTotal: total ?? t.lastTotal,
+    recordPages: t.recordPages + 1,
+  };
+  const next: TablePass =
+    data.has_more && data.page_token
+      ? { ...progressed, pageToken: data.page_token }
+      : { ...progressed, step: 'verify', pageToken: null, reachedEnd: !data.has_more };
+  return { rows: { base_records: rows }, state: { ...state, table: next }, done: false };
+}
+
+/** Distinct records of this table that this run stored (the engine keeps them for the sweep). */
+async function seenInRun(ctx: Ctx, partition: string): Promise<number> {
+  const res = await sql<{ n: number }>`
+    select count(*)::int as n from sync_seen_keys
+     where run_id = ${ctx.runId} and stream = 'base_records' and partition = ${partition}`.execute(ctx.services.db);
+  return res.rows[0]?.n ?? 0;
+}
+
+/**
+ * Runs once the last records page is committed. Offsets shift when records are deleted (or added
+ * in the middle) between pages, so a pass can end "normally" having skipped records. Counting the
+ * distinct records this run stored against the `total` Lark reported at the start and at the end
+ * catches that: only a pass that saw at least as many records as both may advance the cursor or,
+ * in a full run, mark the unseen rows deleted. Anything less leaves both alone; the next run
+ * repeats the window.
+ */
+async function verify(ctx: Ctx, state: State, t: TablePass): Promise<PageResult<State>> {
+  const partition = partitionOf(t);
+  const seen = await seenInRun(ctx, partition);
+  const totals = [t.firstTotal, t.lastTotal].filter((n): n is number => n !== null);
+  const complete = t.reachedEnd && totals.length > 0 && seen >= Math.max(...totals);
+  const cursors = { ...state.cursors };
+  let sweep = state.sweep;
+  if (complete) {
+    if (t.maxModifiedMs !== null) cursors[partition] = Math.max(cursors[partition] ?? 0, t.maxModifiedMs);
+    if (ctx.mode === 'full' && t.filterFromMs === null) sweep = [...sweep, { stream: 'base_records', partition }];
+  } else {
+    ctx.services.log.warn(
+      { runId: ctx.runId, partition, seen, firstTotal: t.firstTotal, lastTotal: t.lastTotal, reachedEnd: t.reachedEnd },
+      'base records listing incomplete (records changed between pages?): cursor kept, no deletions marked',
+    );
+  }
+  const index = state.index + 1;
+  const done = index >= state.tables.length;
+  const next: State = { ...state, index, table: null, cursors, sweep };
+  return { rows: {}, state: next, done, sweep: done ? sweep : undefined };
+}
+
+export const tablesPhase = definePhase<State, BaseConfigType>({
+  name: 'base_tables',
+  tracksDeletions: ['base_records', 'base_fields'],
+  init: (ctx, previous) => ({
+    v: 1,
+    tables: structuredClone(ctx.config.tables),
+    index: 0,
+    table: null,
+    // Only cursors of complete passes are ever stored, so even a failed run's state is safe to reuse.
+    cursors: previous?.v === 1 ? { ...previous.cursors } : {},
+    sweep: [],
+    visited: [],
+  }),
+  async readPage(ctx, state) {
+    if (state.index >= state.tables.length) return { rows: {}, state, done: true, sweep: state.sweep };
+    let table = state.table;
+    if (!table) {
+      table = await openTable(ctx, state);
+      const partition = partitionOf(table);
+      if (state.visited.includes(partition)) {
+        // The same table twice (say by id and by URL): a second pass would share the first one's
+        // cursor and seen keys and muddle both the completeness check and the sweep.
+        ctx.services.log.warn({ runId: ctx.runId, entry: table.entry, partition }, 'base table configured twice: later entry skipped');
+        const index = state.index + 1;
+        const done = index >= state.tables.length;
+        return { rows: {}, state: { ...state, index }, done, sweep: done ? state.sweep : undefined };
+      }
+      state = { ...state, visited: [...state.visited, partition] };
+    }
+    switch (table.step) {
+      case 'fields':
+        return fieldsPage(ctx, state, table);
+      case 'records':
+        return recordsPage(ctx, state, table);
+      case 'verify':
+        return verify(ctx, state, table);
+    }
+  },
+});
