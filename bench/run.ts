@@ -7,6 +7,7 @@
  *  2. Redeliveries: duplicate pushes acknowledged per second (the de-duplication path).
  *  3. Token minting under concurrency: 200 callers in 2 service instances (separate pools, as two
  *     replicas) against a baseline that mints per caller, as the SDK's cache does on a miss.
+ *  4. Sync throughput of a Base table (bench/sync.ts).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -26,6 +27,7 @@ import { createServices } from '../src/services.js';
 import { LarkHttp } from '../src/lark/http.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { LarkSimulator } from '../simulator/lark-simulator.js';
+import { benchSync } from './sync.js';
 
 const silent = pino({ level: 'silent' });
 const APP = { appId: 'cli_bench_0001', appSecret: 'bench-secret', verificationToken: 'vtok-bench', encryptKey: 'bench-encrypt-key' };
@@ -219,6 +221,7 @@ const db = await database();
 try {
   await benchEvents(db.admin);
   await benchMints(db.admin);
+  await benchSync(db.admin);
 } finally {
   await db.stop();
 }

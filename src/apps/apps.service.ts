@@ -114,6 +114,11 @@ export class AppsService {
     try {
       return await call();
     } catch (err) {
+      // Lark failing or throttling says nothing about the credentials: telling the caller to fix
+      // them would send them chasing a non-problem.
+      if (err instanceof LarkApiError && (err.httpStatus >= 500 || err.isRateLimited)) {
+        throw new AppError(502, 'lark_unavailable', `Lark failed to answer (code ${err.code}, HTTP ${err.httpStatus}); retry later`);
+      }
       if (err instanceof LarkApiError) {
         throw new AppError(
           400,

@@ -2,16 +2,23 @@ import { z } from 'zod';
 import { isValidLarkDomain } from './lark-domain.js';
 import { parseEncryptionKey } from '../crypto/encryption-key.js';
 
+/** An empty variable (`PORT=` in a .env file or a deploy template) means "not set", for every variable. */
+const unsetIfBlank = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const withDefault = <T extends z.ZodType>(schema: T) => z.preprocess(unsetIfBlank, schema);
+
 const optionalString = z
   .string()
   .trim()
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
-const port = (fallback: number, min = 1) => {
-  const message = `expected an integer port between ${min} and 65535`;
-  return z.coerce.number({ message }).int(message).min(min, message).max(65535, message).default(fallback);
-};
+const integer = (message: string, min: number, max: number, fallback: number) =>
+  withDefault(z.coerce.number({ message }).int(message).min(min, message).max(max, message).default(fallback));
+
+// 0 asks the OS for a free port (tests, local experiments).
+const port = (fallback: number, min = 1) => integer(`expected an integer port between ${min} and 65535`, min, 65535, fallback);
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const EnvSchema = z
   .object({
@@ -19,18 +26,15 @@ const EnvSchema = z
       (v) => v === undefined || /^postgres(ql)?:\/\//.test(v),
       'expected a postgres:// or postgresql:// URL',
     ),
-    // 0 asks the OS for a free port (tests, local experiments).
     PORT: port(3000, 0),
-    HOST: z.string().trim().min(1, 'expected a host name or address').default('0.0.0.0'),
+    HOST: withDefault(z.string().trim().default('0.0.0.0')),
     LARK_APP_ID: optionalString,
     LARK_APP_SECRET: optionalString,
     LARK_VERIFICATION_TOKEN: optionalString,
     LARK_ENCRYPT_KEY: optionalString,
-    LARK_DOMAIN: z
-      .string()
-      .trim()
-      .default('feishu')
-      .refine(isValidLarkDomain, 'expected "feishu", "lark" or an http(s):// base URL'),
+    LARK_DOMAIN: withDefault(
+      z.string().trim().default('feishu').refine(isValidLarkDomain, 'expected "feishu", "lark" or an http(s):// base URL'),
+    ),
     ENCRYPTION_KEY: optionalString.refine(
       (v) => v === undefined || parseEncryptionKey(v) !== undefined,
       'expected a 32-byte key as base64 (44 characters) or 64 hex characters',
@@ -43,15 +47,11 @@ const EnvSchema = z
       (v) => v === undefined || v.length >= 16,
       'expected at least 16 characters',
     ),
-    API_RATE_LIMIT: z.coerce
-      .number({ message: 'expected a positive integer (requests per minute per client)' })
-      .int('expected a positive integer (requests per minute per client)')
-      .positive('expected a positive integer (requests per minute per client)')
-      .default(1200),
-    DATA_DIR: z.string().trim().min(1).default('./data'),
+    API_RATE_LIMIT: integer('expected a positive integer (requests per minute per client)', 1, 1_000_000, 1200),
+    DATA_DIR: withDefault(z.string().trim().default('./data')),
     EMBEDDED_PG_PORT: port(54329),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+    LOG_LEVEL: withDefault(z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
+    WORKER_CONCURRENCY: integer('expected an integer between 1 and 100', 1, 100, 5),
   })
   .superRefine((env, ctx) => {
     const storeVars = [env.LARK_APP_ID, env.LARK_APP_SECRET, env.LARK_VERIFICATION_TOKEN];
@@ -99,7 +99,7 @@ export interface Config {
   apiRateLimit: number;
   dataDir: string;
   embeddedPgPort: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logLevel: (typeof LOG_LEVELS)[number];
   workerConcurrency: number;
 }
 

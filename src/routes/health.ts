@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
-import { Health, Readiness } from '../schemas/health.js';
+import { Health, NotReady, Ready } from '../schemas/health.js';
 import type { Services } from '../services.js';
 
 async function databaseAnswers(services: Services): Promise<boolean> {
@@ -28,7 +28,7 @@ export const healthRoutes =
         schema: {
           summary: 'Readiness: database reachable and, for a store app, an app_ticket known',
           tags: ['ops'],
-          response: { 200: Readiness, 503: Readiness },
+          response: { 200: Ready, 503: NotReady },
         },
       },
       async (_request, reply) => {
@@ -44,7 +44,14 @@ export const healthRoutes =
 
     app.get(
       '/metrics',
-      { schema: { summary: 'Prometheus metrics', tags: ['ops'], produces: ['text/plain'], response: { 200: { type: 'string' } } } },
+      {
+        schema: {
+          summary: 'Prometheus metrics',
+          tags: ['ops'],
+          produces: ['text/plain'],
+          response: { 200: { type: 'string', description: 'Prometheus text exposition format 0.0.4' } },
+        },
+      },
       async (_request, reply) => {
         const text = await services.metrics.registry.metrics();
         return reply.type(services.metrics.registry.contentType).send(text);

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { StringEnum } from './common.js';
 
 export const RegisterAppBody = Type.Object(
   {
@@ -11,8 +12,11 @@ export const RegisterAppBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const RegisteredApp = Type.Object({
-  appId: Type.String(),
-  tenantKey: Type.String(),
-  type: Type.Literal('custom'),
-});
+export const RegisteredApp = Type.Object(
+  {
+    appId: Type.String(),
+    tenantKey: Type.String({ description: 'The tenant the app belongs to, from tenant/v2/tenant/query' }),
+    type: StringEnum(['custom']),
+  },
+  { description: 'Registered (or registered again: the call is idempotent)' },
+);

@@ -1,11 +1,15 @@
 import { Type } from '@sinclair/typebox';
+import { StringEnum } from './common.js';
 
-export const Health = Type.Object({ status: Type.Literal('ok') });
-export const Readiness = Type.Object({
-  status: Type.Union([
-    Type.Literal('ready'),
-    Type.Literal('waiting_for_app_ticket'),
-    Type.Literal('database_unreachable'),
-  ]),
-  storeApp: Type.Union([Type.Literal('configured'), Type.Literal('not_configured')]),
-});
+export const Health = Type.Object({ status: StringEnum(['ok']) }, { description: 'The process is up' });
+
+const readiness = (description: string) =>
+  Type.Object(
+    {
+      status: StringEnum(['ready', 'waiting_for_app_ticket', 'database_unreachable']),
+      storeApp: StringEnum(['configured', 'not_configured']),
+    },
+    { description },
+  );
+export const Ready = readiness('Ready: the database answers and, for a store app, an app_ticket is known');
+export const NotReady = readiness('Not ready: the database does not answer, or the store app still waits for its first app_ticket');

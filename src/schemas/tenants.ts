@@ -1,26 +1,16 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Nullable, StringEnum } from './common.js';
 
-export const TenantStatusEnum = Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('uninstalled')]);
-
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+export const TenantStatusEnum = StringEnum(['active', 'paused', 'uninstalled']);
 
 export const TokenHealth = Type.Object({
-  status: Type.Union([
-    Type.Literal('valid'),
-    Type.Literal('refresh_due'),
-    Type.Literal('expired'),
-    Type.Literal('missing'),
-    Type.Literal('error'),
-  ]),
+  status: StringEnum(['valid', 'refresh_due', 'expired', 'missing', 'error']),
   expiresAt: Nullable(Type.String({ format: 'date-time' })),
   refreshAt: Nullable(Type.String({ format: 'date-time' })),
   mintedAt: Nullable(Type.String({ format: 'date-time' })),
   mintCount: Type.Integer(),
-  lastError: Type.Union([
-    Type.Object({ code: Type.String(), message: Type.String(), at: Type.String({ format: 'date-time' }) }),
-    Type.Null(),
-  ]),
-});
+  lastError: Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String({ format: 'date-time' }) })),
+}, { description: 'Health of the tenant access token; the token itself is never shown' });
 
 export const TenantSummary = Type.Object({
   tenantKey: Type.String(),
@@ -35,7 +25,7 @@ export type TenantSummaryType = Static<typeof TenantSummary>;
 export const TenantDetail = Type.Object({
   tenantKey: Type.String(),
   appId: Type.String(),
-  appType: Type.Union([Type.Literal('store'), Type.Literal('custom')]),
+  appType: StringEnum(['store', 'custom']),
   status: TenantStatusEnum,
   statusReason: Nullable(Type.String()),
   name: Nullable(Type.String()),
@@ -50,7 +40,7 @@ export const TenantDetail = Type.Object({
     Type.Object({ action: Type.String(), at: Type.String({ format: 'date-time' }), eventId: Nullable(Type.String()) }),
     { description: 'Most recent lifecycle changes, newest first' },
   ),
-});
+}, { description: 'The tenant' });
 export type TenantDetailType = Static<typeof TenantDetail>;
 
 export const TenantParams = Type.Object({ tenantKey: Type.String({ minLength: 1, maxLength: 128 }) });
@@ -61,7 +51,10 @@ export const TenantListQuery = Type.Object({
   cursor: Type.Optional(Type.String({ description: 'nextCursor from the previous page' })),
 });
 
-export const TenantList = Type.Object({
-  tenants: Type.Array(TenantSummary),
-  nextCursor: Type.Union([Type.String(), Type.Null()]),
-});
+export const TenantList = Type.Object(
+  {
+    tenants: Type.Array(TenantSummary),
+    nextCursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last page' })),
+  },
+  { description: 'One page of tenants, ordered by tenant key' },
+);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { startLarksync, type Larksync, type StartOptions } from '../../src/bootstrap.js';
@@ -42,6 +43,17 @@ export interface StackOptions {
   data?: DataApiOptions;
 }
 
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
 export function memoryLogger(lines: string[]) {
   const stream = new Writable({
     write(chunk, _enc, cb) {
@@ -65,6 +77,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const data = new SimData(sim, opts.data);
   const simUrl = await sim.start();
   const db = opts.db ?? (await createTestDatabase());
+  // Known before larksync starts, so the ticket it asks for at startup is pushed to it.
+  const port = await freePort();
+  sim.setEventUrl(STORE_APP.appId, `http://127.0.0.1:${port}/lark/events`);
   const env: Record<string, string> = {
     DATABASE_URL: db.url,
     ENCRYPTION_KEY: randomBytes(32).toString('base64'),
@@ -74,7 +89,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     LARK_VERIFICATION_TOKEN: STORE_APP.verificationToken,
     ...(opts.encrypt === false ? {} : { LARK_ENCRYPT_KEY: STORE_APP.encryptKey }),
     LARK_DOMAIN: simUrl,
-    PORT: '0',
+    PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'debug',
     ...opts.env,
@@ -89,7 +104,6 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
   const larksync = await startLarksync(config, startOpts);
   const eventsUrl = `${larksync.url}/lark/events`;
-  sim.setEventUrl(STORE_APP.appId, eventsUrl);
   const replicas: Larksync[] = [];
 
   return {
@@ -111,7 +125,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         body: body === undefined ? undefined : JSON.stringify(body),
       }),
     async startReplica(extra = {}) {
-      const replica = await startLarksync(config, { ...startOpts, ...extra });
+      const replica = await startLarksync({ ...config, port: 0 }, { ...startOpts, ...extra });
       replicas.push(replica);
       return replica;
     },

@@ -13,7 +13,7 @@ export const appRoutes =
           summary: 'Registers a custom (self-built) app; its tenant then behaves like any other',
           tags: ['apps'],
           body: RegisterAppBody,
-          response: { 201: RegisteredApp, ...errorResponses(400, 401, 409, 429, 502) },
+          response: { 201: RegisteredApp, ...errorResponses(400, 401, 409, 413, 415, 429, 500, 502, 503) },
         },
       },
       async (request, reply) => {

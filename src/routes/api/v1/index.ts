@@ -18,6 +18,8 @@ export const apiV1 =
         new AppError(429, 'rate_limited', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${ctx.after}`),
     });
     requireBearer(api, services.config.apiToken);
+    // JSON only: a text/plain body would otherwise reach validation as a string ("body must be object").
+    api.removeContentTypeParser('text/plain');
     await api.register(tenantRoutes(services));
     await api.register(appRoutes(services));
   };

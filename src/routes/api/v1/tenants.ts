@@ -15,7 +15,7 @@ export const tenantRoutes =
           summary: 'Lists tenants (keyset-paginated by tenant key)',
           tags: ['tenants'],
           querystring: TenantListQuery,
-          response: { 200: TenantList, ...errorResponses(400, 401, 429) },
+          response: { 200: TenantList, ...errorResponses(400, 401, 429, 500, 503) },
         },
       },
       async (request) => {
@@ -36,7 +36,7 @@ export const tenantRoutes =
           summary: 'One tenant: status, install facts, lifecycle and token health (never token values)',
           tags: ['tenants'],
           params: TenantParams,
-          response: { 200: TenantDetail, ...errorResponses(401, 404, 429) },
+          response: { 200: TenantDetail, ...errorResponses(400, 401, 404, 429, 500, 503) },
         },
       },
       async (request) => {

@@ -1,0 +1,108 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
+
+const CUSTOM = { appId: 'cli_secret_custom', appSecret: 'custom-app-secret-9f8e7d6c5b4a', tenantKey: 'tenant-secret-custom' };
+
+describe('secrets never leave: not in logs, API answers or database plaintext', () => {
+  let stack: Stack;
+  const answers: string[] = [];
+  const call = async (method: string, path: string, body?: unknown, token?: string) => {
+    const res = await stack.api(method, path, body, token);
+    const text = await res.text();
+    answers.push(`${res.status} ${JSON.stringify(Object.fromEntries(res.headers))} ${text}`);
+    return { status: res.status, text };
+  };
+
+  beforeAll(async () => {
+    stack = await startStack();
+    stack.sim.addApp({ ...CUSTOM, kind: 'custom', verificationToken: 'vt-secret-custom' });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('runs ticket, app_open, custom app registration and rejected pushes without leaking any secret', async () => {
+    // The ticket arrives (startup resend), a tenant installs, its tokens are minted.
+    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await stack.sim.appOpen(STORE_APP.appId, 'tenant-secret');
+    await waitFor(async () => {
+      const { status, text } = await call('GET', '/api/v1/tenants/tenant-secret');
+      return status === 200 && text.includes('"status":"valid"');
+    }, 10_000, 'tenant token');
+    // A newer ticket, as Lark pushes hourly.
+    expect((await stack.sim.pushTicket(STORE_APP.appId)).status).toBe(200);
+
+    // Custom app: a wrong secret first, then the right one.
+    const wrongSecret = `${CUSTOM.appSecret}-typo`;
+    expect((await call('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: wrongSecret })).status).toBe(400);
+    expect((await call('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: CUSTOM.appSecret })).status).toBe(201);
+    expect((await call('GET', `/api/v1/tenants/${CUSTOM.tenantKey}`)).status).toBe(200);
+    expect((await call('GET', '/api/v1/tenants')).status).toBe(200);
+
+    // Rejected pushes: a forged signature, a wrong verification token, a plaintext push.
+    const plaintext = JSON.stringify({ uuid: 'u-secret', token: STORE_APP.verificationToken, ts: '1', type: 'event_callback', event: { type: 'app_open' } });
+    const wire = stack.sim.wireFormat(STORE_APP.appId, plaintext);
+    const pushes = [
+      fetch(stack.eventsUrl, { method: 'POST', body: wire.body, headers: { ...wire.headers, 'x-lark-signature': '0'.repeat(64) } }),
+      (() => {
+        const w = stack.sim.wireFormat(STORE_APP.appId, plaintext.replace(STORE_APP.verificationToken, 'guessed-verification-token'));
+        return fetch(stack.eventsUrl, { method: 'POST', body: w.body, headers: w.headers });
+      })(),
+      fetch(stack.eventsUrl, { method: 'POST', body: plaintext, headers: { 'content-type': 'application/json' } }),
+    ];
+    for (const res of await Promise.all(pushes)) {
+      expect([400, 401]).toContain(res.status);
+      answers.push(await res.text());
+    }
+    // A guessed API token.
+    expect((await call('GET', '/api/v1/tenants', undefined, 'guessed-api-token-0000')).status).toBe(401);
+    await stack.sim.settle();
+
+    const appToken = await stack.larksync.services.tokens.getAppAccessToken(STORE_APP.appId);
+    const secrets: Record<string, string[]> = {
+      'store app secret': [STORE_APP.appSecret],
+      'custom app secret': [CUSTOM.appSecret, wrongSecret],
+      'encrypt key': [STORE_APP.encryptKey],
+      'verification token': [STORE_APP.verificationToken],
+      'API token': [stack.env.API_TOKEN as string],
+      'ENCRYPTION_KEY': [stack.env.ENCRYPTION_KEY as string],
+      'app ticket': [stack.sim.currentTicket(STORE_APP.appId) as string],
+      'app access token': [appToken],
+      'tenant tokens': [
+        ...stack.sim.validTenantTokens(STORE_APP.appId, 'tenant-secret'),
+        ...stack.sim.validTenantTokens(CUSTOM.appId, CUSTOM.tenantKey),
+      ],
+    };
+    expect(secrets['tenant tokens']).toHaveLength(2);
+    for (const [what, values] of Object.entries(secrets)) for (const v of values) expect(v, what).toBeTruthy();
+
+    // Every database row, as text; bytea shows up as hex, so look for the hex too.
+    const tables = await sql<{ schema: string; name: string }>`
+      select table_schema as schema, table_name as name from information_schema.tables
+      where table_schema in ('public', 'graphile_worker') and table_type = 'BASE TABLE'`.execute(stack.db.db);
+    const dump: string[] = [];
+    for (const t of tables.rows) {
+      const rows = await sql<{ j: string }>`select row_to_json(x)::text as j from ${sql.table(`${t.schema}.${t.name}`)} x`.execute(stack.db.db);
+      dump.push(...rows.rows.map((r) => r.j));
+    }
+    const database = dump.join('\n');
+    // The dump is real: it holds the tenants and the sealed secrets (in hex).
+    expect(database).toContain('tenant-secret');
+    expect(database).toContain(CUSTOM.appId);
+    expect(database).toMatch(/\\\\x[0-9a-f]{64,}/);
+
+    const logs = stack.logs.join('');
+    expect(logs).toContain('lark push rejected');
+    const everything = { logs, 'API answers': answers.join('\n'), database };
+    for (const [where, text] of Object.entries(everything)) {
+      for (const [what, values] of Object.entries(secrets)) {
+        for (const value of values) {
+          expect(text.includes(value), `${what} found in ${where}`).toBe(false);
+          expect(text.includes(Buffer.from(value).toString('hex')), `${what} (hex) found in ${where}`).toBe(false);
+        }
+      }
+    }
+  });
+});
