@@ -197,7 +197,9 @@ export class LarkSimulator {
 
   revokeAllTokens(appId?: string): void {
     for (const [key, list] of this.tokens) {
-      if (appId && !key.includes(`:${appId}`)) continue;
+      // Keys are `app:<appId>` or `tenant:<appId>:<tenantKey>`; compare the app id exactly, so
+      // revoking cli_a leaves cli_ab alone.
+      if (appId && key.split(':')[1] !== appId) continue;
       for (const t of list) t.revoked = true;
     }
   }
@@ -207,6 +209,13 @@ export class LarkSimulator {
     return (this.tokens.get(`tenant:${appId}:${tenantKey}`) ?? [])
       .filter((t) => !t.revoked && t.expiresAt > this.now())
       .map((t) => t.value);
+  }
+
+  /** Changes token timing or error behaviour of a running simulator (applies to later requests). */
+  setOptions(patch: Partial<Pick<SimulatorOptions, 'tokenTtlSeconds' | 'rotationWindowSeconds' | 'tokenErrorHttpStatus' | 'resendPushDelayMs'>>): void {
+    for (const [k, v] of Object.entries(patch) as Array<[keyof typeof patch, number | undefined]>) {
+      if (v !== undefined) this.opts[k] = v;
+    }
   }
 
   injectFault(fault: Fault): void {
@@ -237,7 +246,7 @@ export class LarkSimulator {
   }
 
   /** Pushes a v1 event (`event_callback`) with the given `event` object. */
-  async pushV1(appId: string, event: Record<string, unknown>, opts: { uuid?: string } = {}): Promise<PushResult> {
+  async pushV1(appId: string, event: Record<string, unknown>, opts: { uuid?: string; url?: string } = {}): Promise<PushResult> {
     const app = this.getApp(appId);
     const uuid = opts.uuid ?? randomUUID().replace(/-/g, '');
     const body = {
@@ -247,7 +256,7 @@ export class LarkSimulator {
       type: 'event_callback',
       event,
     };
-    return this.deliver(appId, uuid, JSON.stringify(body));
+    return this.deliver(appId, uuid, JSON.stringify(body), opts.url);
   }
 
   /** Pushes a v2 event (`schema: "2.0"`). */
@@ -255,7 +264,7 @@ export class LarkSimulator {
     appId: string,
     eventType: string,
     event: Record<string, unknown>,
-    opts: { eventId?: string; tenantKey?: string } = {},
+    opts: { eventId?: string; tenantKey?: string; url?: string } = {},
   ): Promise<PushResult> {
     const app = this.getApp(appId);
     const eventId = opts.eventId ?? randomUUID().replace(/-/g, '');
@@ -271,7 +280,7 @@ export class LarkSimulator {
       },
       event,
     };
-    return this.deliver(appId, eventId, JSON.stringify(body));
+    return this.deliver(appId, eventId, JSON.stringify(body), opts.url);
   }
 
   appOpen(appId: string, tenantKey: string, extra: Record<string, unknown> = {}): Promise<PushResult> {
@@ -336,9 +345,10 @@ export class LarkSimulator {
     return { ...res, challenge };
   }
 
-  private async deliver(appId: string, id: string, plaintext: string): Promise<PushResult> {
+  /** `url` overrides the app's request URL for this push (e.g. to reach one replica of several). */
+  private async deliver(appId: string, id: string, plaintext: string, url?: string): Promise<PushResult> {
     this.pushes.set(id, { appId, plaintext });
-    return this.send(appId, id, plaintext);
+    return this.send(appId, id, plaintext, url);
   }
 
   private async send(appId: string, id: string, plaintext: string, url?: string): Promise<PushResult> {

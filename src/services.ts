@@ -84,6 +84,7 @@ export function createServices(deps: ServiceDeps): Services {
     sync: new SyncService(deps.db),
     records: new RecordsService(deps.db),
   } as Omit<Services, 'engine'> as Services;
+  tickets.applyPending = (appId) => services.events.applyPendingTickets(services, appId);
   // The engine calls back into the other services (tokens, tenants), so it is added last.
   services.engine = new SyncEngine(services, modules, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
     ...defaultEngineOptions,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Sealer } from '../crypto/sealer.js';
@@ -9,10 +10,16 @@ import type { Services } from '../services.js';
 
 type ParsedEvent = Extract<ParsedPush, { kind: 'event' }>;
 
+/** graphile-worker refuses queue names over 128 characters (add_job raises). */
+const MAX_QUEUE_NAME = 128;
+
 /** Jobs of one tenant run one at a time, so app_open, status changes and uninstall apply in order. */
 export function queueFor(e: { eventType: string; tenantKey: string | null; appId: string | null }): string {
-  if (e.tenantKey) return `tenant:${e.tenantKey}`;
-  return `app:${e.appId ?? 'unknown'}`;
+  const name = e.tenantKey ? `tenant:${e.tenantKey}` : `app:${e.appId ?? 'unknown'}`;
+  if (name.length <= MAX_QUEUE_NAME) return name;
+  // An over-long key from the push would otherwise fail every store attempt: a 500 for each of
+  // Lark's retries and the event lost. A digest keeps one queue per key.
+  return `${e.tenantKey ? 'tenant' : 'app'}#${createHash('sha256').update(name).digest('hex')}`;
 }
 
 export class EventsService {
@@ -41,18 +48,34 @@ export class EventsService {
     return outcome;
   }
 
+  /** Applies stored app_ticket pushes of this app that are still pending, oldest first. */
+  async applyPendingTickets(services: Services, appId: string): Promise<void> {
+    const pending = await this.db
+      .selectFrom('lark_events')
+      .select('id')
+      .where('event_type', '=', 'app_ticket')
+      .where('app_id', '=', appId)
+      .where('status', '=', 'pending')
+      .orderBy('id')
+      .limit(5)
+      .execute();
+    for (const row of pending) await this.process(services, row.id);
+  }
+
   /** The job: re-read the stored row, open it and apply it. Safe to run more than once. */
   async process(services: Services, id: string): Promise<'processed' | 'ignored' | 'missing'> {
     const row = await findEvent(this.db, id);
     if (!row) return 'missing';
     if (row.status === 'processed' || row.status === 'ignored') return row.status;
-    const body = JSON.parse(this.sealer.open(row.payload_sealed, eventContext(row.event_id))) as Record<string, unknown>;
-    const envelope = row.schema_version === 'v2' ? ((body.header ?? {}) as Record<string, unknown>) : body;
-    const event = (body.event ?? {}) as Record<string, unknown>;
     const handler = eventHandlers[row.event_type];
     const storeAppId = services.config.storeApp?.appId;
     let outcome: 'processed' | 'ignored' = 'ignored';
     try {
+      // Inside the try: a row that no longer opens (e.g. its sealing key was dropped) must show up
+      // as failed with a reason, not sit pending while its job retries.
+      const body = JSON.parse(this.sealer.open(row.payload_sealed, eventContext(row.event_id))) as Record<string, unknown>;
+      const envelope = row.schema_version === 'v2' ? ((body.header ?? {}) as Record<string, unknown>) : body;
+      const event = (body.event ?? {}) as Record<string, unknown>;
       // Pushes for another app id (a misrouted console setting) are kept but not applied.
       if (handler && (!row.app_id || !storeAppId || row.app_id === storeAppId)) {
         outcome = await handler(event, {

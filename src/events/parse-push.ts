@@ -145,7 +145,8 @@ function event(body: Record<string, unknown>, plaintext: string, app: StoreAppCo
       plaintext,
     };
   }
-  if (body.type === 'event_callback') {
+  // v1 is the envelope without a schema field (events.md §6.1); any other schema is one we do not know.
+  if (body.type === 'event_callback' && body.schema === undefined) {
     checkToken(body.token, app);
     const inner = (body.event ?? {}) as Record<string, unknown>;
     const eventId = str(body.uuid);

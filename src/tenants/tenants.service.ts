@@ -4,6 +4,9 @@ import type { TenantAuditRow, TenantRow, TenantStatus } from './tenants.table.js
 
 export type LifecycleAction = 'installed' | 'reinstalled' | 'paused' | 'resumed' | 'uninstalled' | 'custom_app_registered';
 
+const INSTALL_ACTIONS = ['installed', 'reinstalled', 'custom_app_registered'] as const;
+const STATUS_ACTIONS = ['paused', 'resumed', 'ignored_status_change'] as const;
+
 export interface InstallFacts {
   tenantKey: string;
   appId: string;
@@ -50,6 +53,10 @@ export class TenantsService {
         .where('tenant_key', '=', facts.tenantKey)
         .forUpdate()
         .executeTakeFirst();
+      // The action depends on the state the first run found; a re-run (a job retried after a
+      // crash between this commit and marking the event done) sees that run's own result
+      // ('reinstalled' leaves the tenant active), so dedupe on the event, not on (event, action).
+      if (eventId && (await this.eventApplied(trx, eventId, INSTALL_ACTIONS))) return false;
       const recorded = existing?.status === 'uninstalled' && action === 'installed' ? 'reinstalled' : action;
       if (!(await this.writeAudit(trx, facts.tenantKey, recorded, eventId, { appId: facts.appId }))) return false;
       const applicants = JSON.stringify(facts.applicants ?? []);
@@ -95,6 +102,8 @@ export class TenantsService {
     const target: TenantStatus = larkStatus === 'start_by_tenant' ? 'active' : 'paused';
     return this.db.transaction().execute(async (trx) => {
       const existing = await trx.selectFrom('tenants').select(['status']).where('tenant_key', '=', tenantKey).forUpdate().executeTakeFirst();
+      // As in install(): a re-run must not record a second, different outcome for the same event.
+      if (eventId && (await this.eventApplied(trx, eventId, STATUS_ACTIONS))) return false;
       if (existing?.status === 'uninstalled') {
         // Lark sends no status change after an uninstall; a late one must not revive the tenant.
         await this.writeAudit(trx, tenantKey, 'ignored_status_change', eventId, { larkStatus });
@@ -135,8 +144,20 @@ export class TenantsService {
           }),
         )
         .execute();
+      // In the same transaction, so no reader ever sees an uninstalled tenant with a live token.
+      await trx.deleteFrom('access_tokens').where('kind', '=', 'tenant').where('tenant_key', '=', tenantKey).execute();
       return true;
     });
+  }
+
+  private async eventApplied(trx: Transaction<Database>, eventId: string, actions: readonly string[]): Promise<boolean> {
+    const row = await trx
+      .selectFrom('tenant_audit')
+      .select('id')
+      .where('event_id', '=', eventId)
+      .where('action', 'in', actions)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Returns false when this event already wrote this action (a duplicate run). */

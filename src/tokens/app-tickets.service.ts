@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import type { Sealer } from '../crypto/sealer.js';
+import { SealError, type Sealer } from '../crypto/sealer.js';
 import type { LarkHttp } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { AppCredentials } from '../apps/app-credentials.js';
@@ -26,6 +26,13 @@ export const defaultTicketOptions: TicketOptions = { resendCooldownMs: 60_000, w
  * number of processes cause one resend per cool-down.
  */
 export class AppTicketsService {
+  /**
+   * Applies app_ticket pushes that are stored but whose jobs have not run yet. A mint waiting for
+   * a ticket occupies a worker slot; with every slot held by such waits, the ticket's own job
+   * could not run, so the waiter applies it (idempotently) itself.
+   */
+  applyPending: ((appId: string) => Promise<void>) | undefined;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly sealer: Sealer,
@@ -68,12 +75,20 @@ export class AppTicketsService {
       .where('app_id', '=', appId)
       .executeTakeFirst();
     if (!row) return undefined;
-    return { ticket: this.sealer.open(row.ticket_sealed, ticketContext(appId)), hash: row.ticket_hash };
+    try {
+      return { ticket: this.sealer.open(row.ticket_sealed, ticketContext(appId)), hash: row.ticket_hash };
+    } catch (err) {
+      if (!(err instanceof SealError)) throw err;
+      // Sealed under a key this process no longer holds: as good as no ticket, and Lark pushes a
+      // new one on request, so callers treat it as missing instead of failing until the next push.
+      this.log.warn({ appId, reason: err.message }, 'stored app_ticket cannot be opened; treating it as missing');
+      return undefined;
+    }
   }
 
+  /** Whether a usable ticket is known (readiness, and the startup resend, go by this). */
   async has(appId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('app_tickets').select('app_id').where('app_id', '=', appId).executeTakeFirst();
-    return row !== undefined;
+    return (await this.get(appId)) !== undefined;
   }
 
   /**
@@ -108,6 +123,7 @@ export class AppTicketsService {
   async waitFor(appId: string, staleHash?: string): Promise<{ ticket: string; hash: string } | undefined> {
     const deadline = Date.now() + this.options.waitMs;
     for (;;) {
+      await this.applyPending?.(appId).catch(() => undefined);
       const current = await this.get(appId);
       if (current && current.hash !== staleHash) return current;
       if (Date.now() >= deadline) return undefined;

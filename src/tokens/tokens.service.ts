@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import type { Sealer } from '../crypto/sealer.js';
+import { SealError, type Sealer } from '../crypto/sealer.js';
 import type { LarkHttp } from '../lark/http.js';
 import { LarkApiError, LarkTransportError } from '../lark/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -74,12 +74,14 @@ export class TokenService {
 
   async getAppAccessToken(appId: string): Promise<string> {
     const app = await this.app(appId);
-    return this.obtain({ kind: 'app', appId, tenantKey: '' }, () => this.mintAppToken(app));
+    const key: TokenKey = { kind: 'app', appId, tenantKey: '' };
+    return this.obtain(key, () => this.produceAppToken(app, key));
   }
 
   async getTenantAccessToken(tenantKey: string): Promise<string> {
     const { app } = await this.tenantApp(tenantKey);
-    return this.obtain({ kind: 'tenant', appId: app.appId, tenantKey }, () => this.mintTenantToken(app, tenantKey));
+    const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
+    return this.obtain(key, () => this.produceTenantToken(app, key));
   }
 
   /**
@@ -118,8 +120,24 @@ export class TokenService {
     return invalidateToken(this.db, key, hashToken(token));
   }
 
+  /**
+   * Deletes the tenant's tokens. Takes the tenants' mint locks first, so a mint in flight either
+   * stores before the delete or, once the tenant is marked uninstalled, refuses to store at all.
+   */
   async purgeTenant(tenantKey: string): Promise<number> {
-    return deleteTenantTokens(this.db, tenantKey);
+    return this.db.transaction().execute(async (trx) => {
+      const owners = await trx
+        .selectFrom('tenants')
+        .select('app_id')
+        .where('tenant_key', '=', tenantKey)
+        .union(trx.selectFrom('access_tokens').select('app_id').where('kind', '=', 'tenant').where('tenant_key', '=', tenantKey))
+        .execute();
+      // A fixed order, so two purges of one tenant cannot deadlock each other.
+      for (const appId of owners.map((o) => o.app_id).sort()) {
+        await lockTokenKey(trx, { kind: 'tenant', appId, tenantKey });
+      }
+      return deleteTenantTokens(trx, tenantKey);
+    });
   }
 
   /** Mints every token whose refresh time has come, for active tenants and the apps behind them. */
@@ -176,13 +194,15 @@ export class TokenService {
 
   // ------------------------------------------------------------------ single flight + lock
 
-  private async obtain(key: TokenKey, mint: () => Promise<{ token: string; expire: number }>): Promise<string> {
+  private async obtain(key: TokenKey, produce: () => Promise<string>): Promise<string> {
     const fresh = await this.readFresh(key);
     if (fresh) return fresh;
     const id = tokenKeyId(key);
     let pending = this.inflight.get(id);
     if (!pending) {
-      pending = this.lockAndMint(key, mint).finally(() => this.inflight.delete(id));
+      pending = produce()
+        .catch((err: unknown) => this.recordFailure(key, err))
+        .finally(() => this.inflight.delete(id));
       this.inflight.set(id, pending);
     }
     return pending;
@@ -190,65 +210,119 @@ export class TokenService {
 
   private async readFresh(key: TokenKey, db: Kysely<Database> = this.db): Promise<string | undefined> {
     const row = await findFreshToken(db, key);
-    return row?.token_sealed ? this.sealer.open(row.token_sealed, tokenContext(key)) : undefined;
+    if (!row?.token_sealed) return undefined;
+    try {
+      return this.sealer.open(row.token_sealed, tokenContext(key));
+    } catch (err) {
+      if (!(err instanceof SealError)) throw err;
+      // A token is only a copy of what Lark will issue again. Sealed under a key this process no
+      // longer holds (ENCRYPTION_KEY changed without ENCRYPTION_KEYS_RETIRED), it would otherwise
+      // fail every call until it expired; minting a new one overwrites it.
+      this.log.warn({ kind: key.kind, appId: key.appId, tenantKey: key.tenantKey, reason: err.message }, 'stored token cannot be opened; minting a new one');
+      return undefined;
+    }
   }
 
+  /**
+   * Under the key's advisory lock: adopts a token another process minted meanwhile, else mints and
+   * stores one. `mint` runs while this transaction holds a pool connection, so it must not need
+   * another one (no ticket waits, no nested token lookups): with many keys minting at once, such
+   * nested waits exhaust the pool and every mint times out.
+   */
   private async lockAndMint(key: TokenKey, mint: () => Promise<{ token: string; expire: number }>): Promise<string> {
-    try {
-      return await this.db.transaction().execute(async (trx) => {
-        await lockTokenKey(trx, key);
-        // Another process may have minted while we waited for the lock: adopt its token.
-        const again = await this.readFresh(key, trx);
-        if (again) return again;
-        const { token, expire } = await mint();
-        const margin = Math.min(this.options.refreshMarginSeconds, Math.floor(expire / 2));
-        await storeMintedToken(trx, key, {
-          sealed: this.sealer.seal(token, tokenContext(key)),
-          hash: hashToken(token),
-          expireSeconds: expire,
-          refreshAfterSeconds: Math.max(1, expire - margin),
-        });
-        this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
-        return token;
+    return this.db.transaction().execute(async (trx) => {
+      await lockTokenKey(trx, key);
+      const again = await this.readFresh(key, trx);
+      if (again) return again;
+      if (key.kind === 'tenant') await this.assertTenantActive(trx, key.tenantKey);
+      const { token, expire } = await mint();
+      const margin = Math.min(this.options.refreshMarginSeconds, Math.floor(expire / 2));
+      await storeMintedToken(trx, key, {
+        sealed: this.sealer.seal(token, tokenContext(key)),
+        hash: hashToken(token),
+        expireSeconds: expire,
+        refreshAfterSeconds: Math.max(1, expire - margin),
       });
-    } catch (err) {
-      if (!(err instanceof AppTicketMissingError)) {
-        this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'failure' });
-      }
-      const code =
-        err instanceof LarkApiError ? String(err.code) : err instanceof AppError ? err.code : err instanceof LarkTransportError ? 'transport_error' : 'internal_error';
-      await recordMintError(this.db, key, code, (err as Error).message).catch(() => undefined);
-      throw err;
+      this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
+      return token;
+    });
+  }
+
+  /** Re-checked under the mint lock: the tenant may have uninstalled (and been purged) since the caller looked. */
+  private async assertTenantActive(trx: Kysely<Database>, tenantKey: string): Promise<void> {
+    const tenant = await trx.selectFrom('tenants').select('status').where('tenant_key', '=', tenantKey).executeTakeFirst();
+    if (!tenant || tenant.status === 'uninstalled') {
+      throw new AppError(409, 'tenant_not_active', `tenant ${tenantKey} has uninstalled the app`);
     }
+  }
+
+  private async recordFailure(key: TokenKey, err: unknown): Promise<never> {
+    if (err instanceof AppError && err.code === 'tenant_not_active') throw err;
+    if (!(err instanceof AppTicketMissingError)) {
+      this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'failure' });
+    }
+    const code =
+      err instanceof LarkApiError ? String(err.code) : err instanceof AppError ? err.code : err instanceof LarkTransportError ? 'transport_error' : 'internal_error';
+    await recordMintError(this.db, key, code, (err as Error).message).catch(() => undefined);
+    throw err;
   }
 
   // ------------------------------------------------------------------ upstream mints
 
-  private async mintAppToken(app: AppCredentials): Promise<{ token: string; expire: number }> {
+  private async produceAppToken(app: AppCredentials, key: TokenKey): Promise<string> {
     if (app.kind === 'custom') {
-      const res = await this.http.call<{ app_access_token?: string; expire?: number }>(app.baseUrl, {
-        method: 'POST',
-        path: '/open-apis/auth/v3/app_access_token/internal',
-        body: { app_id: app.appId, app_secret: app.secret() },
+      return this.lockAndMint(key, async () => {
+        const res = await this.http.call<{ app_access_token?: string; expire?: number }>(app.baseUrl, {
+          method: 'POST',
+          path: '/open-apis/auth/v3/app_access_token/internal',
+          body: { app_id: app.appId, app_secret: app.secret() },
+        });
+        return this.tokenFrom(res.body.app_access_token, res.body.expire, 'app_access_token');
       });
-      return this.tokenFrom(res.body.app_access_token, res.body.expire, 'app_access_token');
     }
 
+    // The ticket is fetched (and waited for) before the lock, which must not be held across a wait.
     let ticket = await this.tickets.get(app.appId);
     if (!ticket) {
       await this.tickets.requestResend(app, 'missing');
       ticket = await this.tickets.waitFor(app.appId);
       if (!ticket) throw new AppTicketMissingError(app.appId);
     }
+    const used = ticket;
     try {
-      return await this.callStoreAppToken(app, ticket.ticket);
+      return await this.lockAndMint(key, () => this.callStoreAppToken(app, used.ticket));
     } catch (err) {
       if (!(err instanceof LarkApiError) || !err.isTicketInvalid) throw err;
       // Lark no longer accepts our ticket: ask for a new push and try once more with it.
       await this.tickets.requestResend(app, 'rejected');
-      const next = await this.tickets.waitFor(app.appId, ticket.hash);
+      const next = await this.tickets.waitFor(app.appId, used.hash);
       if (!next) throw new AppTicketMissingError(app.appId);
-      return this.callStoreAppToken(app, next.ticket);
+      return this.lockAndMint(key, () => this.callStoreAppToken(app, next.ticket));
+    }
+  }
+
+  private async produceTenantToken(app: AppCredentials, key: TokenKey): Promise<string> {
+    if (app.kind === 'custom') {
+      return this.lockAndMint(key, async () => {
+        const res = await this.http.call<{ tenant_access_token?: string; expire?: number }>(app.baseUrl, {
+          method: 'POST',
+          path: '/open-apis/auth/v3/tenant_access_token/internal',
+          body: { app_id: app.appId, app_secret: app.secret() },
+        });
+        return this.tokenFrom(res.body.tenant_access_token, res.body.expire, 'tenant_access_token');
+      });
+    }
+    // The app token comes first, outside the tenant lock: getting it may mint, wait for a ticket
+    // and take the app's lock, all of which need pool connections of their own.
+    const appToken = await this.getAppAccessToken(app.appId);
+    try {
+      return await this.lockAndMint(key, () => this.callStoreTenantToken(app, appToken, key.tenantKey));
+    } catch (err) {
+      if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
+      // Lark refused the app token: drop it (only if it is still the stored one) and go once more.
+      await invalidateToken(this.db, { kind: 'app', appId: app.appId, tenantKey: '' }, hashToken(appToken));
+      const freshAppToken = await this.getAppAccessToken(app.appId);
+      return this.lockAndMint(key, () => this.callStoreTenantToken(app, freshAppToken, key.tenantKey));
     }
   }
 
@@ -259,26 +333,6 @@ export class TokenService {
       body: { app_id: app.appId, app_secret: app.secret(), app_ticket: ticket },
     });
     return this.tokenFrom(res.body.app_access_token, res.body.expire, 'app_access_token');
-  }
-
-  private async mintTenantToken(app: AppCredentials, tenantKey: string): Promise<{ token: string; expire: number }> {
-    if (app.kind === 'custom') {
-      const res = await this.http.call<{ tenant_access_token?: string; expire?: number }>(app.baseUrl, {
-        method: 'POST',
-        path: '/open-apis/auth/v3/tenant_access_token/internal',
-        body: { app_id: app.appId, app_secret: app.secret() },
-      });
-      return this.tokenFrom(res.body.tenant_access_token, res.body.expire, 'tenant_access_token');
-    }
-    const appKey: TokenKey = { kind: 'app', appId: app.appId, tenantKey: '' };
-    const appToken = await this.getAppAccessToken(app.appId);
-    try {
-      return await this.callStoreTenantToken(app, appToken, tenantKey);
-    } catch (err) {
-      if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
-      await invalidateToken(this.db, appKey, hashToken(appToken));
-      return this.callStoreTenantToken(app, await this.getAppAccessToken(app.appId), tenantKey);
-    }
   }
 
   private async callStoreTenantToken(app: AppCredentials, appToken: string, tenantKey: string) {

@@ -8,5 +8,7 @@ export const handleAppStatusChange: EventHandler = async (event, ctx) => {
   const status = str(event.status);
   if (!tenantKey || !appId || !status || !KNOWN.has(status)) return 'ignored';
   const changed = await ctx.services.tenants.changeStatus(tenantKey, appId, status, ctx.eventId, event.operator);
+  // A paused tenant's queued and running syncs stop (a running slice notices at its next beat).
+  if (status !== 'start_by_tenant') await ctx.services.sync.cancelTenantRuns(tenantKey, `tenant paused (${status})`);
   return changed ? 'processed' : 'ignored';
 };

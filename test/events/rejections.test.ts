@@ -1,0 +1,312 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { encryptPush } from '../../src/lark/event-crypto.js';
+import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import {
+  encryptedWire,
+  settleStartupTicket,
+  eventCounts,
+  maxJobId,
+  newId,
+  plainWire,
+  postRaw,
+  signedWire,
+  v1Body,
+  v2Body,
+  type PostResult,
+  type Wire,
+} from '../helpers/events-helpers.js';
+
+const ticketEvent = (ticket = `tkt-${newId()}`) => ({ app_id: STORE_APP.appId, app_ticket: ticket, type: 'app_ticket' });
+const nowSeconds = () => Date.now() / 1000;
+
+function expectError(res: PostResult, status: number, code: string) {
+  expect({ status: res.status, body: res.json }).toEqual({
+    status,
+    body: { error: { code, message: expect.stringMatching(/\S/) } },
+  });
+}
+
+/**
+ * The worker is off so queued jobs stay visible: "stores nothing" means no lark_events row and no
+ * graphile-worker job appeared, checked around every single rejected push.
+ */
+describe('pushes to an endpoint with an encrypt key', () => {
+  let stack: Stack;
+  let before: { events: number; jobs: number; maxJob: number };
+
+  beforeAll(async () => {
+    stack = await startStack({ encrypt: true, start: { worker: false } });
+    await settleStartupTicket(stack);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  beforeEach(async () => {
+    before = { ...(await eventCounts(stack.db)), maxJob: await maxJobId(stack.db) };
+  });
+
+  async function expectNothingStored() {
+    expect({ ...(await eventCounts(stack.db)), maxJob: await maxJobId(stack.db) }).toEqual(before);
+  }
+
+  async function rejected(wire: Wire | { body: string | Buffer; headers: Record<string, string> }, status: number, code: string) {
+    const res = await postRaw(stack.eventsUrl, wire);
+    expectError(res, status, code);
+    await expectNothingStored();
+    return res;
+  }
+
+  it('accepts a correctly signed and encrypted v1 event, storing one row and one job', async () => {
+    const res = await postRaw(stack.eventsUrl, encryptedWire(JSON.stringify(v1Body(ticketEvent()))));
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ msg: 'success' });
+    expect(await eventCounts(stack.db)).toEqual({ events: before.events + 1, jobs: before.jobs + 1 });
+  });
+
+  it('accepts a correctly signed and encrypted v2 event (token read from header.token)', async () => {
+    const res = await postRaw(stack.eventsUrl, encryptedWire(JSON.stringify(v2Body('im.message.receive_v1', {}))));
+    expect(res.status).toBe(200);
+    expect(await eventCounts(stack.db)).toEqual({ events: before.events + 1, jobs: before.jobs + 1 });
+  });
+
+  describe('timestamp window of 5 minutes, both directions', () => {
+    // Rounded so that whole-second headers never drift past 299 s (or below 301 s) on the way.
+    const cases = [
+      { name: '4:59 in the past', ts: () => Math.ceil(nowSeconds()) - 299, ok: true },
+      { name: '4:59 in the future', ts: () => Math.floor(nowSeconds()) + 299, ok: true },
+      { name: '5:01 in the past', ts: () => Math.floor(nowSeconds()) - 301, ok: false },
+      { name: '5:01 in the future', ts: () => Math.ceil(nowSeconds()) + 301, ok: false },
+      { name: 'a day in the past', ts: () => Math.floor(nowSeconds()) - 86_400, ok: false },
+    ];
+    for (const c of cases) {
+      it(`${c.ok ? 'accepts' : 'rejects'} a push signed ${c.name}`, async () => {
+        const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(c.ts()) });
+        if (c.ok) {
+          const res = await postRaw(stack.eventsUrl, wire);
+          expect(res.status).toBe(200);
+          expect((await eventCounts(stack.db)).events).toBe(before.events + 1);
+        } else {
+          await rejected(wire, 401, 'stale_timestamp');
+        }
+      });
+    }
+
+    it('accepts a millisecond timestamp inside the window and rejects one outside it', async () => {
+      const ok = encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(Date.now() - 60_000) });
+      expect((await postRaw(stack.eventsUrl, ok)).status).toBe(200);
+      before = { ...(await eventCounts(stack.db)), maxJob: await maxJobId(stack.db) };
+      await rejected(encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(Date.now() - 10 * 60_000) }), 401, 'stale_timestamp');
+    });
+
+    it('rejects a timestamp that is not a number', async () => {
+      await rejected(encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: 'yesterday' }), 401, 'stale_timestamp');
+    });
+  });
+
+  it('rejects a signature made with another key (401 invalid_signature)', async () => {
+    await rejected(encryptedWire(JSON.stringify(v1Body(ticketEvent())), { signKey: 'not-our-key' }), 401, 'invalid_signature');
+  });
+
+  it('rejects a signature that belongs to another nonce', async () => {
+    const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    await rejected({ ...wire, headers: { ...wire.headers, 'x-lark-request-nonce': 'different' } }, 401, 'invalid_signature');
+  });
+
+  it('rejects a truncated or garbled signature', async () => {
+    const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    const sig = wire.headers['x-lark-signature']!;
+    await rejected({ ...wire, headers: { ...wire.headers, 'x-lark-signature': sig.slice(0, -1) } }, 401, 'invalid_signature');
+    await rejected({ ...wire, headers: { ...wire.headers, 'x-lark-signature': `${sig}00` } }, 401, 'invalid_signature');
+    await rejected({ ...wire, headers: { ...wire.headers, 'x-lark-signature': 'not hex at all' } }, 401, 'invalid_signature');
+  });
+
+  it('accepts the signature in upper-case hex (it is the same digest)', async () => {
+    const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    const res = await postRaw(stack.eventsUrl, {
+      ...wire,
+      headers: { ...wire.headers, 'x-lark-signature': wire.headers['x-lark-signature']!.toUpperCase() },
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it('rejects the original signature on a whitespace-altered body: the signature covers the raw bytes', async () => {
+    const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    const parsed = JSON.parse(wire.body) as { encrypt: string };
+    // Same JSON value, different bytes.
+    for (const body of [JSON.stringify(parsed, null, 2), `${wire.body}\n`, ` ${wire.body}`, wire.body.replace('":"', '": "')]) {
+      expect(JSON.parse(body)).toEqual(parsed);
+      await rejected({ body, headers: wire.headers }, 401, 'invalid_signature');
+    }
+  });
+
+  it('rejects an encrypted event without any signature headers (401 missing_signature)', async () => {
+    const { body } = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    await rejected({ body, headers: { 'content-type': 'application/json' } }, 401, 'missing_signature');
+  });
+
+  it('rejects a signature without its timestamp or nonce (401 missing_signature)', async () => {
+    const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    const { 'x-lark-request-timestamp': _ts, ...noTimestamp } = wire.headers;
+    const { 'x-lark-request-nonce': _nonce, ...noNonce } = wire.headers;
+    await rejected({ body: wire.body, headers: noTimestamp }, 401, 'missing_signature');
+    await rejected({ body: wire.body, headers: noNonce }, 401, 'missing_signature');
+  });
+
+  it('checks the signature before decrypting: a bad signature on garbage is invalid_signature, not undecryptable', async () => {
+    const wire = signedWire(JSON.stringify({ encrypt: 'AAAA' }), { signKey: 'not-our-key' });
+    await rejected(wire, 401, 'invalid_signature');
+  });
+
+  it('rejects a validly signed payload that does not decrypt (400 undecryptable)', async () => {
+    await rejected(signedWire(JSON.stringify({ encrypt: 'bm90IGEgY2lwaGVydGV4dA==' })), 400, 'undecryptable');
+    await rejected(signedWire(JSON.stringify({ encrypt: '%%% not base64 %%%' })), 400, 'undecryptable');
+    // Right length, wrong key: fails on the padding check.
+    const iv = Buffer.alloc(16, 7);
+    const foreign = encryptPush('some-other-key', JSON.stringify(v1Body(ticketEvent(), { uuid: 'fixed-uuid' })), iv);
+    await rejected(signedWire(JSON.stringify({ encrypt: foreign })), 400, 'undecryptable');
+  });
+
+  it('rejects a signed body that is not JSON at all (400 malformed_json)', async () => {
+    await rejected(signedWire('{"encrypt": '), 400, 'malformed_json');
+    await rejected(signedWire('[]'), 400, 'malformed_json');
+    await rejected(signedWire(''), 400, 'malformed_json');
+  });
+
+  it('rejects a correctly encrypted payload that is not JSON (400 malformed_json)', async () => {
+    await rejected(encryptedWire('this is not json'), 400, 'malformed_json');
+  });
+
+  it('rejects a correctly signed and encrypted event carrying the wrong token (401 invalid_token), v1 and v2', async () => {
+    await rejected(encryptedWire(JSON.stringify(v1Body(ticketEvent(), { token: 'vtok-other-app' }))), 401, 'invalid_token');
+    await rejected(encryptedWire(JSON.stringify(v2Body('im.message.receive_v1', {}, { token: 'vtok-other-app' }))), 401, 'invalid_token');
+    const noToken = v1Body(ticketEvent()) as Record<string, unknown>;
+    delete noToken.token;
+    await rejected(encryptedWire(JSON.stringify(noToken)), 401, 'invalid_token');
+  });
+
+  it('does not take a v2 event`s token from the top level', async () => {
+    const body = { ...v2Body('im.message.receive_v1', {}, { token: 'vtok-wrong' }), token: STORE_APP.verificationToken };
+    await rejected(encryptedWire(JSON.stringify(body)), 401, 'invalid_token');
+  });
+
+  it('rejects an unknown schema (400 unknown_schema)', async () => {
+    const token = STORE_APP.verificationToken;
+    for (const body of [
+      { token, type: 'something_else', uuid: newId(), event: { type: 'app_ticket' } },
+      { schema: '3.0', header: { event_id: newId(), token, event_type: 'x' }, event: {} },
+      { schema: '3.0', token, type: 'event_callback', uuid: newId(), event: { type: 'app_ticket' } },
+      { hello: 'world' },
+    ]) {
+      await rejected(encryptedWire(JSON.stringify(body)), 400, 'unknown_schema');
+    }
+  });
+
+  it('rejects events without an id or a type (400 missing_event_id)', async () => {
+    const v1 = v1Body(ticketEvent()) as Record<string, unknown>;
+    delete v1.uuid;
+    await rejected(encryptedWire(JSON.stringify(v1)), 400, 'missing_event_id');
+    const v2 = v2Body('', {});
+    await rejected(encryptedWire(JSON.stringify(v2)), 400, 'missing_event_id');
+  });
+
+  it('rejects a plaintext event when an encrypt key is configured', async () => {
+    await rejected(plainWire(JSON.stringify(v1Body(ticketEvent()))), 400, 'not_encrypted');
+    // Even with a valid signature over the plaintext bytes.
+    await rejected(signedWire(JSON.stringify(v1Body(ticketEvent()))), 400, 'not_encrypted');
+  });
+
+  it('rejects a body over 1 MiB with 413 payload_too_large', async () => {
+    const big = `{"encrypt":"${'A'.repeat(1024 * 1024)}"}`;
+    await rejected(signedWire(big), 413, 'payload_too_large');
+  });
+
+  it('accepts a body just under 1 MiB, so the limit is not accidentally lower', async () => {
+    const event = { ...ticketEvent(), padding: 'x'.repeat(700 * 1024) };
+    const wire = encryptedWire(JSON.stringify(v1Body(event)));
+    expect(Buffer.byteLength(wire.body)).toBeGreaterThan(900 * 1024);
+    expect(Buffer.byteLength(wire.body)).toBeLessThan(1024 * 1024);
+    expect((await postRaw(stack.eventsUrl, wire)).status).toBe(200);
+  });
+
+  it('accepts pushes whatever their content type says, since the body is read raw', async () => {
+    const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    const res = await postRaw(stack.eventsUrl, { body: wire.body, headers: { ...wire.headers, 'content-type': 'text/plain' } });
+    expect(res.status).toBe(200);
+    const wire2 = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
+    const { 'content-type': _ct, ...noType } = wire2.headers;
+    const res2 = await postRaw(stack.eventsUrl, { body: Buffer.from(wire2.body), headers: noType });
+    expect(res2.status).toBe(200);
+  });
+
+  it('never echoes the decrypted payload or the token in a rejection', async () => {
+    const secretTicket = `tkt-${newId()}`;
+    const res = await rejected(
+      encryptedWire(JSON.stringify(v1Body(ticketEvent(secretTicket), { token: 'vtok-bad' }))),
+      401,
+      'invalid_token',
+    );
+    expect(res.text).not.toContain(secretTicket);
+    expect(res.text).not.toContain(STORE_APP.verificationToken);
+    expect(stack.logs.join('')).not.toContain(secretTicket);
+  });
+});
+
+describe('pushes to an endpoint without an encrypt key', () => {
+  let stack: Stack;
+  let before: { events: number; jobs: number };
+  beforeAll(async () => {
+    stack = await startStack({ encrypt: false, start: { worker: false } });
+    await settleStartupTicket(stack);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  beforeEach(async () => {
+    before = await eventCounts(stack.db);
+  });
+
+  it('accepts a plaintext event on the token alone, ignoring any signature headers', async () => {
+    const res = await stack.sim.pushV1(STORE_APP.appId, ticketEvent());
+    expect(res.status).toBe(200);
+    const wire = signedWire(JSON.stringify(v1Body(ticketEvent())), { signKey: 'whatever', timestamp: '1' });
+    expect((await postRaw(stack.eventsUrl, wire)).status).toBe(200);
+    expect(await eventCounts(stack.db)).toEqual({ events: before.events + 2, jobs: before.jobs + 2 });
+  });
+
+  it('rejects a wrong token (401 invalid_token), malformed JSON and unknown schemas, storing nothing', async () => {
+    expectError(await postRaw(stack.eventsUrl, plainWire(JSON.stringify(v1Body(ticketEvent(), { token: 'nope' })))), 401, 'invalid_token');
+    expectError(await postRaw(stack.eventsUrl, plainWire(JSON.stringify(v2Body('x.y', {}, { token: 'nope' })))), 401, 'invalid_token');
+    expectError(await postRaw(stack.eventsUrl, plainWire('{"uuid":')), 400, 'malformed_json');
+    expectError(await postRaw(stack.eventsUrl, plainWire('"just a string"')), 400, 'malformed_json');
+    expectError(await postRaw(stack.eventsUrl, plainWire(JSON.stringify({ type: 'nope', token: STORE_APP.verificationToken }))), 400, 'unknown_schema');
+    expectError(await postRaw(stack.eventsUrl, plainWire(`{"pad":"${'x'.repeat(1024 * 1024)}"}`)), 413, 'payload_too_large');
+    expect(await eventCounts(stack.db)).toEqual(before);
+  });
+
+  it('rejects an encrypted push it cannot decrypt with a clear 400', async () => {
+    const res = await postRaw(stack.eventsUrl, encryptedWire(JSON.stringify(v1Body(ticketEvent()))));
+    expectError(res, 400, 'encrypt_key_not_configured');
+    expect(await eventCounts(stack.db)).toEqual(before);
+  });
+});
+
+describe('pushes when no store app is configured', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({
+      encrypt: false,
+      start: { worker: false },
+      env: { LARK_APP_ID: '', LARK_APP_SECRET: '', LARK_VERIFICATION_TOKEN: '', LARK_ENCRYPT_KEY: '' },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('answers 503 store_app_not_configured and stores nothing', async () => {
+    const before = await eventCounts(stack.db);
+    expectError(await postRaw(stack.eventsUrl, plainWire(JSON.stringify(v1Body(ticketEvent())))), 503, 'store_app_not_configured');
+    expectError(await postRaw(stack.eventsUrl, plainWire(JSON.stringify({ challenge: 'c', token: 't', type: 'url_verification' }))), 503, 'store_app_not_configured');
+    expect(await eventCounts(stack.db)).toEqual(before);
+  });
+});

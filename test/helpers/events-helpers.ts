@@ -1,0 +1,110 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { encryptPush, signPush } from '../../src/lark/event-crypto.js';
+import type { TestDatabase } from './db.js';
+import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
+import { STORE_APP, type Stack } from './stack.js';
+import { waitFor } from './wait.js';
+
+export const newId = () => randomUUID().replace(/-/g, '');
+
+/** How many events are stored and how many of their jobs are queued (unfinished). */
+export async function eventCounts(db: TestDatabase): Promise<{ events: number; jobs: number }> {
+  const events = await sql<{ n: string }>`select count(*)::text as n from lark_events`.execute(db.db);
+  const jobs = await sql<{ n: string }>`
+    select count(*)::text as n from graphile_worker.jobs where task_identifier = 'handle_lark_event'`.execute(db.db);
+  return { events: Number(events.rows[0]?.n ?? 0), jobs: Number(jobs.rows[0]?.n ?? 0) };
+}
+
+/** Jobs ever queued for events, finished or not: graphile-worker deletes finished jobs, ids stay. */
+export async function maxJobId(db: TestDatabase): Promise<number> {
+  const r = await sql<{ m: string | null }>`select max(id)::text as m from graphile_worker._private_jobs`.execute(db.db);
+  return Number(r.rows[0]?.m ?? 0);
+}
+
+export function v1Body(event: Record<string, unknown>, opts: { uuid?: string; token?: string; ts?: number } = {}) {
+  return {
+    ts: ((opts.ts ?? Date.now()) / 1000).toFixed(6),
+    uuid: opts.uuid ?? newId(),
+    token: opts.token ?? STORE_APP.verificationToken,
+    type: 'event_callback',
+    event,
+  };
+}
+
+export function v2Body(eventType: string, event: Record<string, unknown>, opts: { eventId?: string; token?: string; tenantKey?: string } = {}) {
+  return {
+    schema: '2.0',
+    header: {
+      event_id: opts.eventId ?? newId(),
+      token: opts.token ?? STORE_APP.verificationToken,
+      create_time: String(Date.now()),
+      event_type: eventType,
+      tenant_key: opts.tenantKey ?? '',
+      app_id: STORE_APP.appId,
+    },
+    event,
+  };
+}
+
+export interface Wire {
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** Encrypts and signs like Lark, with every knob a test needs to get one part wrong. */
+export function encryptedWire(
+  plaintext: string,
+  opts: { timestamp?: string; nonce?: string; encryptKey?: string; signKey?: string } = {},
+): Wire {
+  const encryptKey = opts.encryptKey ?? STORE_APP.encryptKey;
+  const body = JSON.stringify({ encrypt: encryptPush(encryptKey, plaintext) });
+  return signedWire(body, { ...opts, signKey: opts.signKey ?? STORE_APP.encryptKey });
+}
+
+/** Signs an arbitrary raw body (which need not be valid JSON or a valid ciphertext). */
+export function signedWire(body: string, opts: { timestamp?: string; nonce?: string; signKey?: string } = {}): Wire {
+  const timestamp = opts.timestamp ?? String(Math.floor(Date.now() / 1000));
+  const nonce = opts.nonce ?? randomBytes(8).toString('hex');
+  return {
+    body,
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'x-lark-request-timestamp': timestamp,
+      'x-lark-request-nonce': nonce,
+      'x-lark-signature': signPush(timestamp, nonce, opts.signKey ?? STORE_APP.encryptKey, body),
+    },
+  };
+}
+
+export const plainWire = (plaintext: string): Wire => ({ body: plaintext, headers: { 'content-type': 'application/json; charset=utf-8' } });
+
+export interface PostResult {
+  status: number;
+  text: string;
+  json: unknown;
+  ms: number;
+}
+
+export async function postRaw(url: string, wire: { body: string | Buffer; headers: Record<string, string> }): Promise<PostResult> {
+  const started = performance.now();
+  const body = typeof wire.body === 'string' ? wire.body : new Uint8Array(wire.body);
+  const res = await fetch(url, { method: 'POST', body, headers: wire.headers, signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json, ms: performance.now() - started };
+}
+
+/**
+ * Waits until the ticket that startup asks for has been pushed and answered, so that push neither
+ * lands in the middle of a test's row counts nor is in flight when the stack stops.
+ */
+export async function settleStartupTicket(stack: Stack): Promise<void> {
+  await waitFor(() => stack.sim.count(AUTH_PATHS.ticketResend) >= 1, 10_000, 'the startup ticket resend');
+  await stack.sim.settle();
+}

@@ -1,0 +1,90 @@
+/**
+ * A separate larksync process for cross-process single-flight tests:
+ *   node --import tsx test/helpers/token-caller.ts
+ * Environment: the store app's (DATABASE_URL, ENCRYPTION_KEY, LARK_APP_ID, LARK_APP_SECRET,
+ * LARK_VERIFICATION_TOKEN, LARK_DOMAIN = simulator URL), plus TENANT_KEY, CALLS (default 100),
+ * POOL_MAX (default 10) and START_AT (epoch ms; when unset, the start time is read as one line
+ * from stdin after this process printed {"ready":true}).
+ *
+ * At START_AT it fires CALLS concurrent getTenantAccessToken calls and prints one JSON line with
+ * fingerprints of what each call got, never the tokens themselves.
+ */
+import { createHash } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { sql } from 'kysely';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/env.js';
+import { parseEncryptionKey } from '../../src/crypto/encryption-key.js';
+import { Sealer } from '../../src/crypto/sealer.js';
+import { connectDatabase } from '../../src/db/connect.js';
+import { createServices } from '../../src/services.js';
+
+export interface CallerReport {
+  pid: number;
+  firedAt: number;
+  /** When the last of this process's calls settled. */
+  doneAt: number;
+  /** How long this process had been ready when the barrier fell (negative: it was late). */
+  readyMarginMs: number;
+  durationsMs: number[];
+  results: Array<{ ok: true; token: string } | { ok: false; error: string }>;
+}
+
+const fingerprint = (v: string) => `sha256:${createHash('sha256').update(v).digest('hex').slice(0, 12)}`;
+
+async function startTime(): Promise<number> {
+  if (process.env.START_AT) return Number(process.env.START_AT);
+  process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+  const rl = createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    rl.close();
+    return Number(line.trim());
+  }
+  throw new Error('stdin closed before a start time arrived');
+}
+
+async function main(): Promise<void> {
+  const tenantKey = process.env.TENANT_KEY;
+  if (!tenantKey) throw new Error('TENANT_KEY is required');
+  const calls = Number(process.env.CALLS ?? 100);
+  const config = loadConfig(process.env);
+  const key = parseEncryptionKey(config.encryptionKey ?? '');
+  if (!config.databaseUrl || !key) throw new Error('DATABASE_URL and ENCRYPTION_KEY are required');
+
+  // Built the way bootstrap builds it, minus HTTP and the worker.
+  const handle = connectDatabase(config.databaseUrl, { max: Number(process.env.POOL_MAX ?? 10), applicationName: 'larksync-token-caller' });
+  const services = createServices({ config, db: handle.db, pool: handle.pool, sealer: new Sealer(key), log: pino({ level: 'silent' }) });
+  try {
+    // Open the pool's connections now, so connection set-up does not spread the callers out.
+    await Promise.all(Array.from({ length: 5 }, () => sql`select 1`.execute(handle.db)));
+    const at = await startTime();
+    const readyMarginMs = at - Date.now();
+    if (readyMarginMs > 0) await new Promise((r) => setTimeout(r, readyMarginMs));
+    const firedAt = Date.now();
+    const settled = await Promise.allSettled(
+      Array.from({ length: calls }, async () => {
+        const started = performance.now();
+        const token = await services.tokens.getTenantAccessToken(tenantKey);
+        return { token, ms: performance.now() - started };
+      }),
+    );
+    const report: CallerReport = {
+      pid: process.pid,
+      firedAt,
+      doneAt: Date.now(),
+      readyMarginMs,
+      durationsMs: settled.map((s) => (s.status === 'fulfilled' ? Math.round(s.value.ms) : -1)),
+      results: settled.map((s) =>
+        s.status === 'fulfilled' ? { ok: true as const, token: fingerprint(s.value.token) } : { ok: false as const, error: String((s.reason as Error).message) },
+      ),
+    };
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } finally {
+    await handle.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`token-caller failed: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+});
