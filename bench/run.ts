@@ -10,62 +10,22 @@
  *  4. Sync throughput of a Base table (bench/sync.ts).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import net from 'node:net';
-import pg from 'pg';
 import { pino } from 'pino';
 import { startLarksync } from '../src/bootstrap.js';
 import { loadConfig } from '../src/config/env.js';
 import { Sealer } from '../src/crypto/sealer.js';
 import { parseEncryptionKey } from '../src/crypto/encryption-key.js';
 import { connectDatabase } from '../src/db/connect.js';
-import { startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { createServices } from '../src/services.js';
 import { LarkHttp } from '../src/lark/http.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { LarkSimulator } from '../simulator/lark-simulator.js';
 import { benchSync } from './sync.js';
+import { benchServer, freshDatabase } from './bench-db.js';
 
 const silent = pino({ level: 'silent' });
 const APP = { appId: 'cli_bench_0001', appSecret: 'bench-secret', verificationToken: 'vtok-bench', encryptKey: 'bench-encrypt-key' };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function database(): Promise<{ admin: string; stop: () => Promise<void> }> {
-  if (process.env.BENCH_DATABASE_URL) return { admin: process.env.BENCH_DATABASE_URL, stop: async () => undefined };
-  const dir = await mkdtemp(path.join(tmpdir(), 'larksync-bench-'));
-  await chmod(dir, 0o755);
-  const embedded = await startEmbeddedPostgres(dir, await freePort(), { persistent: false });
-  return {
-    admin: embedded.url.replace(/\/larksync$/, '/postgres'),
-    stop: async () => {
-      await embedded.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function freshDatabase(admin: string): Promise<string> {
-  const name = `larksync_bench_${randomBytes(4).toString('hex')}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`create database ${name}`);
-  await c.end();
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 /** Runs `task` `total` times with `concurrency` in flight; returns per-call latencies in ms. */
 async function load(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<{ seconds: number; latencies: number[] }> {
@@ -217,7 +177,7 @@ async function benchMints(admin: string) {
   await sim.stop();
 }
 
-const db = await database();
+const db = await benchServer();
 try {
   await benchEvents(db.admin);
   await benchMints(db.admin);

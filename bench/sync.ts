@@ -15,21 +15,11 @@ import { startLarksync, type Larksync } from '../src/bootstrap.js';
 import { loadConfig } from '../src/config/env.js';
 import { LarkSimulator } from '../simulator/lark-simulator.js';
 import { SimData } from '../simulator/data/index.js';
+import { freshDatabase } from './bench-db.js';
 
 const silent = pino({ level: 'silent' });
 const APP = { appId: 'cli_bench_sync', appSecret: 'bench-secret', verificationToken: 'vtok-bench' };
 const TENANT = 'tenant-bench-base';
-
-async function freshDatabase(admin: string): Promise<string> {
-  const name = `larksync_bench_${randomBytes(4).toString('hex')}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`create database ${name}`);
-  await c.end();
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 async function waitRun(larksync: Larksync, id: string) {
   for (;;) {

@@ -94,6 +94,7 @@ export class SyncEngine {
     } catch (err) {
       if (err instanceof RunAbortedError) {
         if (err.reason === 'cancelled') await forgetSeenKeys(this.db, runId).catch(() => undefined);
+        this.services.log.info({ runId, reason: err.reason, upstreamCalls: counters.upstreamCalls }, 'sync slice stopped');
         return 'aborted';
       }
       const failure =

@@ -5,7 +5,7 @@ import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { newId, settleStartupTicket } from '../helpers/events-helpers.js';
-import { spawnLarksync, type LarksyncProcess } from '../helpers/events-process.js';
+import { spawnLarksync, type LarksyncProcess } from '../helpers/larksync-process.js';
 
 const appId = STORE_APP.appId;
 const N = 50;

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { startLarksync, type Larksync, type StartOptions } from '../../src/bootstrap.js';
@@ -8,6 +7,7 @@ import { REDACT_PATHS } from '../../src/logger.js';
 import { LarkSimulator, type SimulatorOptions } from '../../simulator/lark-simulator.js';
 import { SimData, type DataApiOptions } from '../../simulator/data/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
+import { freePort } from './free-port.js';
 
 export const STORE_APP = {
   appId: 'cli_store_test_0001',
@@ -41,17 +41,6 @@ export interface StackOptions {
   /** Reuse a database (e.g. to restart on the same data). */
   db?: TestDatabase;
   data?: DataApiOptions;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 export function memoryLogger(lines: string[]) {

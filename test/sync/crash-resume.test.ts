@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { startWorker } from '../../src/worker/worker.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
-import { spawnLarksync, type ChildLarksync } from '../helpers/spawn-larksync.js';
+import { spawnLarksync, type LarksyncProcess } from '../helpers/larksync-process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const USERS = '/open-apis/contact/v3/users/find_by_department';
@@ -15,7 +15,7 @@ async function usersInDb(stack: Stack, tenant: string): Promise<Array<{ record_k
 
 describe('sync runs across processes', () => {
   let stack: Stack;
-  const children: ChildLarksync[] = [];
+  const children: LarksyncProcess[] = [];
 
   beforeAll(async () => {
     stack = await startStack({
@@ -44,7 +44,7 @@ describe('sync runs across processes', () => {
     stack.sim.injectFault({ path: USERS, delayMs: 60, count: 1_000_000 });
 
     const { run } = await stack.larksync.services.sync.trigger('tenant-crash', 'contact', 'full', 'api');
-    await waitFor(async () => ((await stack.larksync.services.sync.get(run.id))?.pages ?? 0) >= 15, 30_000, '15 pages');
+    await waitFor(async () => ((await stack.larksync.services.sync.get(run.id))?.pages ?? 0) >= 30, 30_000, '30 pages');
     await worker.kill('SIGKILL');
     const killedAt = Date.now();
     const atKill = await stack.larksync.services.sync.get(run.id);
@@ -61,16 +61,21 @@ describe('sync runs across processes', () => {
         const r = await stack.larksync.services.sync.get(run.id);
         return r?.status === 'succeeded' ? r : undefined;
       }, 60_000, 'completion');
-      console.log(`crash-resume: resumed ${(resumeMs / 1000).toFixed(1)} s after SIGKILL; pages ${atKill?.pages} before, ${done.pages} in all`);
+      console.log(
+        `crash-resume: resumed ${(resumeMs / 1000).toFixed(1)} s after SIGKILL; pages ${atKill?.pages} before, ${done.pages} in all; ` +
+          `${stack.sim.count(USERS)} user-page calls`,
+      );
+      const stopped = stack.logs.filter((l) => l.includes('sync slice stopped'));
+      if (stopped.length > 0) console.log(stopped.join(''));
 
       const source = [...stack.data.contact('tenant-crash').users.values()].map((u) => u.open_id).sort();
       const rows = await usersInDb(stack, 'tenant-crash');
       expect(rows.map((r) => r.record_key)).toEqual(source);
-      // It continued from the checkpoint instead of starting over: the pages read before the
-      // kill were not all read again (at most the one in flight).
-      const totalCalls = stack.sim.count(USERS);
-      const pagesNeeded = done.pages;
-      expect(totalCalls).toBeLessThanOrEqual(pagesNeeded + 2);
+      // It continued from the checkpoint instead of starting over: starting over would read every
+      // page committed before the kill again. (Unloaded, the waste is the one page in flight; a
+      // loaded machine can add a few retried calls, never a restart.)
+      const wasted = stack.sim.count(USERS) - done.pages;
+      expect(wasted).toBeLessThan(atKill?.pages ?? 0);
       expect(callsAtKill).toBeGreaterThan(0);
     } finally {
       await resumed.stop();

@@ -11,6 +11,8 @@ export interface LarksyncProcess {
   output: string[];
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Resolves with the exit code. */
   stop(graceMs?: number): Promise<number | null>;
+  /** Sends one signal (SIGKILL: a crash) and resolves when the process is gone. */
+  kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
 /**
@@ -70,6 +72,11 @@ export async function spawnLarksync(env: Record<string, string>, timeoutMs = 30_
       const code = await exited;
       clearTimeout(timer);
       return code;
+    },
+    async kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
     },
   };
 }

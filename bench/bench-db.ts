@@ -1,0 +1,34 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { freePort } from '../test/helpers/free-port.js';
+
+/** BENCH_DATABASE_URL (an admin URL), else an embedded PostgreSQL in a temp folder. */
+export async function benchServer(): Promise<{ admin: string; stop: () => Promise<void> }> {
+  if (process.env.BENCH_DATABASE_URL) return { admin: process.env.BENCH_DATABASE_URL, stop: async () => undefined };
+  const dir = await mkdtemp(path.join(tmpdir(), 'larksync-bench-'));
+  await chmod(dir, 0o755);
+  const embedded = await startEmbeddedPostgres(dir, await freePort(), { persistent: false });
+  return {
+    admin: embedded.url.replace(/\/larksync$/, '/postgres'),
+    stop: async () => {
+      await embedded.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A new, empty database on the bench server; larksync migrates it when it starts. */
+export async function freshDatabase(admin: string): Promise<string> {
+  const name = `larksync_bench_${randomBytes(4).toString('hex')}`;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  await c.query(`create database ${name}`);
+  await c.end();
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
