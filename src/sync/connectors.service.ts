@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { Value } from '@sinclair/typebox/value';
 import type { Database } from '../db/database.js';
+import './config-errors.js';
 import { AppError } from '../errors.js';
 import type { SyncModuleDef } from './sync-module.js';
 import type { ConnectorRow, SyncModuleName } from './sync.tables.js';

@@ -15,6 +15,8 @@ function workerLogger(services: Services): WorkerLogger {
 }
 
 export interface WorkerOptions {
+  /** Run the minute crons (schedule_syncs, refresh_tokens, purge_events); tests that count calls turn them off. */
+  cron?: boolean;
   concurrency?: number;
   pollInterval?: number;
   /** How often this process beats and looks for dead workers and stalled runs. */
@@ -37,7 +39,7 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   const runner = await run({
     pgPool: services.pool,
     taskList: createTaskList(services),
-    crontab: CRONTAB,
+    crontab: opts.cron === false ? '' : CRONTAB,
     concurrency: opts.concurrency ?? services.config.workerConcurrency,
     pollInterval: opts.pollInterval ?? 2_000,
     noHandleSignals: true,

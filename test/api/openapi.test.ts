@@ -31,7 +31,22 @@ describe('openapi.yaml', () => {
     expect(registered.length).toBeGreaterThanOrEqual(6);
     expect(documented).toEqual(registered);
     // The pinned public surface, spelled out so a route cannot vanish from both lists at once.
-    for (const op of ['get /healthz', 'get /readyz', 'get /metrics', 'post /lark/events', 'get /api/v1/tenants', 'get /api/v1/tenants/{tenantKey}', 'post /api/v1/apps']) {
+    for (const op of [
+      'get /healthz',
+      'get /readyz',
+      'get /metrics',
+      'post /lark/events',
+      'get /api/v1/tenants',
+      'get /api/v1/tenants/{tenantKey}',
+      'post /api/v1/apps',
+      'get /api/v1/tenants/{tenantKey}/connectors/{module}',
+      'put /api/v1/tenants/{tenantKey}/connectors/{module}',
+      'post /api/v1/tenants/{tenantKey}/syncs',
+      'get /api/v1/tenants/{tenantKey}/syncs',
+      'get /api/v1/syncs/{id}',
+      'post /api/v1/syncs/{id}/cancel',
+      'get /api/v1/tenants/{tenantKey}/streams/{stream}/records',
+    ]) {
       expect(documented).toContain(op);
     }
   });

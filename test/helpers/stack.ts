@@ -88,6 +88,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const startOpts: StartOptions = {
     log: memoryLogger(logs),
     workerPollInterval: 200,
+    // A cron firing at a minute boundary would add runs and mints that tests did not ask for.
+    workerOptions: { cron: false },
     ticketOptions: { waitMs: 3_000, pollMs: 25, resendCooldownMs: 2_000 },
     ...opts.start,
   };

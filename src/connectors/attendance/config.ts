@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { literalUnion } from '../../sync/config-errors.js';
 
 export const AttendanceConfig = Type.Object(
   {
@@ -9,7 +10,7 @@ export const AttendanceConfig = Type.Object(
         description: 'Whose flows to read, as ids of employeeType; default: every user the app can see in Contact',
       }),
     ),
-    employeeType: Type.Union([Type.Literal('employee_id'), Type.Literal('employee_no')], {
+    employeeType: literalUnion(['employee_id', 'employee_no'], {
       default: 'employee_id',
       description: 'employee_id is the contact user_id; employee_no is the job number',
     }),

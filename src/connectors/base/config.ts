@@ -1,23 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { GetErrorFunction, SetErrorFunction, type ErrorFunction } from '@sinclair/typebox/errors';
 
-/**
- * TypeBox only says "Expected union value" when no variant of a union matches, and the connectors
- * service shows the first error as-is. Schemas here carry an `errorMessage` that says which fields
- * are wrong instead. The hook is chained (and installed once), so anything else that customised
- * TypeBox messages keeps working; schemas without `errorMessage` get the usual text.
- */
-const HOOKED = Symbol.for('larksync.typebox.errorMessage');
-const current = GetErrorFunction() as ErrorFunction & { [HOOKED]?: true };
-if (!current[HOOKED]) {
-  const previous: ErrorFunction = current;
-  const withMessages = ((error) => {
-    const custom = (error.schema as TSchema & { errorMessage?: unknown }).errorMessage;
-    return typeof custom === 'string' ? custom : previous(error);
-  }) as ErrorFunction & { [HOOKED]?: true };
-  withMessages[HOOKED] = true;
-  SetErrorFunction(withMessages);
-}
+// Makes the `errorMessage`s below the messages users see.
+import '../../sync/config-errors.js';
 
 /** Lark brand hosts: `<tenant>.feishu.cn` (Feishu) and `<tenant>.larksuite.com` (Lark). */
 const HOST = String.raw`([A-Za-z0-9-]+\.)+(feishu\.cn|larksuite\.com)`;

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { literalUnion } from '../../sync/config-errors.js';
 
 export const ContactConfig = Type.Object(
   {
@@ -9,8 +10,8 @@ export const ContactConfig = Type.Object(
         description: 'Roots to walk (recursively); default: the whole tenant ("0")',
       }),
     ),
-    departmentIdType: Type.Union([Type.Literal('open_department_id'), Type.Literal('department_id')], { default: 'open_department_id' }),
-    userIdType: Type.Union([Type.Literal('open_id'), Type.Literal('union_id'), Type.Literal('user_id')], { default: 'open_id' }),
+    departmentIdType: literalUnion(['open_department_id', 'department_id'], { default: 'open_department_id' }),
+    userIdType: literalUnion(['open_id', 'union_id', 'user_id'], { default: 'open_id' }),
   },
   { additionalProperties: false },
 );

@@ -4,6 +4,9 @@ import { AppError } from '../../../errors.js';
 import { requireBearer } from '../../../plugins/bearer-auth.js';
 import type { Services } from '../../../services.js';
 import { appRoutes } from './apps.js';
+import { connectorRoutes } from './connectors.js';
+import { recordRoutes } from './records.js';
+import { syncRoutes } from './syncs.js';
 import { tenantRoutes } from './tenants.js';
 
 /** /api/v1: rate limit first (so it also limits token guessing), then bearer auth, then routes. */
@@ -22,4 +25,7 @@ export const apiV1 =
     api.removeContentTypeParser('text/plain');
     await api.register(tenantRoutes(services));
     await api.register(appRoutes(services));
+    await api.register(connectorRoutes(services));
+    await api.register(syncRoutes(services));
+    await api.register(recordRoutes(services));
   };

@@ -1,0 +1,71 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import { MODULE_NAMES, SYNC_MODULES } from '../connectors/index.js';
+import { DEFAULT_INTERVAL_MINUTES } from '../sync/connectors.service.js';
+import { StringEnum } from './common.js';
+
+export const ModuleName = StringEnum(MODULE_NAMES, { description: 'A sync module' });
+
+/** Schedule bounds: below 5 min a tenant's runs would queue behind each other; a week is the longest useful gap. */
+export const MIN_INTERVAL_MINUTES = 5;
+export const MAX_INTERVAL_MINUTES = 10_080;
+
+/**
+ * The module configs are checked by the connectors service (TypeBox, with messages that name the
+ * field), not by the route schema, so the spec lists each module's settings in prose. Built from
+ * the module schemas themselves, so it cannot drift from what is enforced.
+ */
+function describeModuleConfigs(): string {
+  const lines = MODULE_NAMES.map((name) => {
+    const schema = SYNC_MODULES[name]?.configSchema as (TSchema & { properties?: Record<string, TSchema>; required?: string[] }) | undefined;
+    if (!schema?.properties) return `${name}: not available in this build`;
+    const required = new Set(schema.required ?? []);
+    const fields = Object.entries(schema.properties).map(([field, s]) => {
+      const notes: string[] = [];
+      // TypeBox lists defaulted fields as required; for the caller they are optional.
+      if (s.default !== undefined) notes.push(`default ${JSON.stringify(s.default)}`);
+      else if (required.has(field)) notes.push('required');
+      return notes.length > 0 ? `${field} (${notes.join(', ')})` : field;
+    });
+    return `${name}: ${fields.join(', ')}`;
+  });
+  return `Module settings, checked against the module's schema (a bad value answers 400 invalid_config naming the field). ${lines.join('; ')}`;
+}
+
+export const ConnectorParams = Type.Object({
+  tenantKey: Type.String({ minLength: 1, maxLength: 128 }),
+  module: ModuleName,
+});
+
+const ConfigObject = (description: string) =>
+  Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, description });
+
+export const ConnectorBody = Type.Object(
+  {
+    enabled: Type.Boolean({ description: 'Whether the schedule runs this connector; a disabled one can still be run through POST .../syncs' }),
+    intervalMinutes: Type.Optional(
+      Type.Integer({
+        minimum: MIN_INTERVAL_MINUTES,
+        maximum: MAX_INTERVAL_MINUTES,
+        default: DEFAULT_INTERVAL_MINUTES,
+        description: 'Minutes between scheduled runs',
+      }),
+    ),
+    config: Type.Optional(ConfigObject(describeModuleConfigs())),
+  },
+  { additionalProperties: false, description: 'The whole connector: omitted fields take their defaults (PUT replaces, it does not merge)' },
+);
+
+export const Connector = Type.Object(
+  {
+    tenantKey: Type.String(),
+    module: ModuleName,
+    enabled: Type.Boolean(),
+    intervalMinutes: Type.Integer(),
+    config: ConfigObject('The stored settings, defaults filled in'),
+    updatedAt: Type.String({ format: 'date-time' }),
+    warnings: Type.Array(Type.String(), {
+      description: 'Accepted, but worth knowing (e.g. attendance on a store app: its runs will fail)',
+    }),
+  },
+  { description: 'The connector' },
+);
