@@ -58,9 +58,15 @@ async function syncOnce(admin: string, records: number, paced: boolean) {
   await s.tenants.install({ tenantKey: TENANT, appId: APP.appId }, null);
   await s.connectors.put(TENANT, 'base', { enabled: true, config: { tables: [{ appToken: events.appToken, tableId: events.events }] } }, 'store');
 
+  const served: number[] = [];
+  if (process.env.BENCH_TRACE) data.onPage = (api) => { if (api.includes('search')) served.push(performance.now()); };
   const t0 = performance.now();
   const first = await waitRun(larksync, (await s.sync.trigger(TENANT, 'base', 'full', 'api')).run.id);
   const firstSec = (performance.now() - t0) / 1000;
+  if (process.env.BENCH_TRACE) {
+    console.log('gaps between searches (ms):', served.slice(1).map((t, i) => Math.round(t - served[i]!)).join(' '));
+    console.log(`trigger -> first search ${Math.round(served[0]! - t0)} ms; last search -> finished ${Math.round(t0 + firstSec * 1000 - served.at(-1)!)} ms; run ${first.created_at.toISOString()} .. ${first.finished_at?.toISOString()}`);
+  }
   const t1 = performance.now();
   const second = await waitRun(larksync, (await s.sync.trigger(TENANT, 'base', 'full', 'api')).run.id);
   const secondSec = (performance.now() - t1) / 1000;

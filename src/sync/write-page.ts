@@ -144,6 +144,9 @@ export async function sweepDeletions(
     .executeTakeFirst();
   let affected = -1;
   if (Number(seen?.n ?? 0) > 0) {
+    // Both sides can be large and freshly written (no statistics yet), where the planner picks a
+    // nested loop that rescans the seen keys per row: quadratic. A hash anti-join is linear.
+    await sql`set local enable_nestloop = off`.execute(trx);
     const res = await sql`
       update ${sql.table(stream)} t
          set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
@@ -153,6 +156,7 @@ export async function sweepDeletions(
          and not exists (
            select 1 from sync_seen_keys s
             where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition} and s.record_key = t.record_key)`.execute(trx);
+    await sql`set local enable_nestloop = on`.execute(trx);
     affected = Number(res.numAffectedRows ?? 0n);
   } else {
     const live = await sql<{ n: number }>`
