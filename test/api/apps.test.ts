@@ -1,5 +1,5 @@
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -11,16 +11,8 @@ const CUSTOM = {
   tenantName: 'Custom Co',
 };
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
+/** Nothing listens on a port that was just free. */
+const closedPort = freePort;
 
 describe('POST /api/v1/apps (custom app registration)', () => {
   let stack: Stack;

@@ -53,8 +53,8 @@ export function memoryLogger(lines: string[]) {
   return pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, stream);
 }
 
-/** A whole larksync (HTTP + worker) on its own database, wired to a fresh Lark simulator. */
-export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+/** A simulator (not started yet) that knows the test store app. */
+export function storeAppSimulator(opts: { encrypt?: boolean; sim?: SimulatorOptions } = {}): LarkSimulator {
   const sim = new LarkSimulator({ resendPushDelayMs: 0, ...opts.sim });
   sim.addApp({
     appId: STORE_APP.appId,
@@ -63,6 +63,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     verificationToken: STORE_APP.verificationToken,
     encryptKey: opts.encrypt === false ? undefined : STORE_APP.encryptKey,
   });
+  return sim;
+}
+
+/** A whole larksync (HTTP + worker) on its own database, wired to a fresh Lark simulator. */
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const sim = storeAppSimulator(opts);
   const data = new SimData(sim, opts.data);
   const simUrl = await sim.start();
   const db = opts.db ?? (await createTestDatabase());

@@ -1,23 +1,10 @@
 import { expect } from 'vitest';
 import { STORE_APP, startStack, type Stack } from './stack.js';
 import { waitFor } from './wait.js';
+import type { SyncRunView } from '../../src/sync/sync.service.js';
 
 /** The run view of /api/v1/syncs. */
-export interface RunJson {
-  id: string;
-  tenantKey: string;
-  module: string;
-  mode: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  counts: Record<string, number>;
-  pages: number;
-  upstreamCalls: number;
-  throttledWaits: number;
-  error: { class: string; message: string } | null;
-}
+export type RunJson = SyncRunView;
 
 export interface ApiAnswer<T> {
   status: number;

@@ -5,9 +5,9 @@ import { parseEncryptionKey } from '../../src/crypto/encryption-key.js';
 import { Sealer } from '../../src/crypto/sealer.js';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
 import { createServices, type ServiceDeps, type Services } from '../../src/services.js';
-import { LarkSimulator, type SimulatorOptions } from '../../simulator/lark-simulator.js';
+import type { LarkSimulator, SimulatorOptions } from '../../simulator/lark-simulator.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
-import { STORE_APP } from './stack.js';
+import { STORE_APP, storeAppSimulator } from './stack.js';
 
 /** The store app's environment, as a larksync process (or a child test process) would see it. */
 export function storeAppEnv(db: TestDatabase, simUrl: string, encryptionKey: string): Record<string, string> {
@@ -69,14 +69,7 @@ export interface TokenFixtureOptions {
  * to both, without the HTTP server (token tests drive the services directly).
  */
 export async function startTokenFixture(opts: TokenFixtureOptions = {}): Promise<TokenFixture> {
-  const sim = new LarkSimulator({ resendPushDelayMs: 0, ...opts.sim });
-  sim.addApp({
-    appId: STORE_APP.appId,
-    appSecret: STORE_APP.appSecret,
-    kind: 'store',
-    verificationToken: STORE_APP.verificationToken,
-    encryptKey: STORE_APP.encryptKey,
-  });
+  const sim = storeAppSimulator({ sim: opts.sim });
   const simUrl = await sim.start();
   const db = await createTestDatabase();
   const env = storeAppEnv(db, simUrl, randomBytes(32).toString('base64'));

@@ -6,6 +6,7 @@ import { reconcilePass, type Pass } from '../../src/connectors/approval/instance
 import { instanceRows, leafWidgets } from '../../src/connectors/approval/rows.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { runToEnd as runShared } from '../helpers/runs.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -13,11 +14,7 @@ const MAIN = 'tenant-approval-main';
 const RESUME = 'tenant-approval-resume';
 
 async function runToEnd(stack: Stack, tenant: string, mode: 'incremental' | 'full' = 'incremental'): Promise<SyncRunRow> {
-  const { run } = await stack.larksync.services.sync.trigger(tenant, 'approval', mode, 'api');
-  return waitFor(async () => {
-    const r = await stack.larksync.services.sync.get(run.id);
-    return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
-  }, 20_000, `run ${run.id}`);
+  return runShared(stack, tenant, 'approval', mode);
 }
 
 /** The highest change_seq over the tenant's approval rows: unchanged means nothing was rewritten. */

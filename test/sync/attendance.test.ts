@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { runToEnd as runShared } from '../helpers/runs.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import type { FlowQuery } from '../../simulator/data/attendance.js';
 
@@ -16,12 +17,8 @@ const T_NO = 'tenant-att-employee-no';
 // batches, one of exactly 50.
 const SHAPE = { topLevel: 3, childrenPerDepartment: 2, depth: 2, usersPerDepartment: 6, rootUsers: 4 };
 
-async function runToEnd(stack: Stack, tenantKey: string, mode: 'incremental' | 'full' = 'incremental'): Promise<SyncRunRow> {
-  const { run } = await stack.larksync.services.sync.trigger(tenantKey, 'attendance', mode, 'api');
-  return waitFor(async () => {
-    const r = await stack.larksync.services.sync.get(run.id);
-    return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
-  }, 20_000, `run ${run.id}`);
+async function runToEnd(stack: Stack, tenant: string, mode: 'incremental' | 'full' = 'incremental'): Promise<SyncRunRow> {
+  return runShared(stack, tenant, 'attendance', mode);
 }
 
 async function addCustomTenant(stack: Stack, tenantKey: string, config: Record<string, unknown>) {

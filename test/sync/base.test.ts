@@ -9,6 +9,7 @@ import type { SyncModuleDef } from '../../src/sync/sync-module.js';
 import type { SyncModuleName, SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { runToEnd as runShared } from '../helpers/runs.js';
 
 const DAY = 86_400_000;
 const MAIN = 'tenant-base-main';
@@ -17,11 +18,7 @@ const BIG = 'tenant-base-big';
 const RESUME = 'tenant-base-resume';
 
 async function runToEnd(stack: Stack, tenant: string, mode: 'incremental' | 'full'): Promise<SyncRunRow> {
-  const { run } = await stack.larksync.services.sync.trigger(tenant, 'base', mode, 'api');
-  return waitFor(async () => {
-    const r = await stack.larksync.services.sync.get(run.id);
-    return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
-  }, 25_000, `run ${run.id}`);
+  return runShared(stack, tenant, 'base', mode);
 }
 
 interface RecordRow {

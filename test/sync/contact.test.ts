@@ -2,15 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { runToEnd as runShared } from '../helpers/runs.js';
 
 const TENANT = 'tenant-contact-1';
 
 async function runToEnd(stack: Stack, mode: 'incremental' | 'full' = 'full') {
-  const { run } = await stack.larksync.services.sync.trigger(TENANT, 'contact', mode, 'api');
-  return waitFor(async () => {
-    const r = await stack.larksync.services.sync.get(run.id);
-    return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
-  }, 20_000, `run ${run.id}`);
+  return runShared(stack, TENANT, 'contact', mode);
 }
 
 describe('contact module', () => {

@@ -4,20 +4,15 @@ import { defaultRetryPolicy } from '../../src/sync/sync-lark-client.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { finishedRun } from '../helpers/runs.js';
 
 const TENANT = 'tenant-faults-1';
 const USERS = '/open-apis/contact/v3/users/find_by_department';
 
-async function finished(stack: Stack, id: string): Promise<SyncRunRow> {
-  return waitFor(async () => {
-    const r = await stack.larksync.services.sync.get(id);
-    return r && ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined;
-  }, 20_000, `run ${id} to finish`);
-}
 
 async function run(stack: Stack): Promise<SyncRunRow> {
   const { run: r } = await stack.larksync.services.sync.trigger(TENANT, 'contact', 'full', 'api');
-  return finished(stack, r.id);
+  return finishedRun(stack, r.id);
 }
 
 async function userCount(stack: Stack): Promise<number> {
