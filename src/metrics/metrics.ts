@@ -46,6 +46,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['endpoint', 'code'] as const,
       registers: [registry],
     }),
+    syncRuns: new Counter({
+      name: 'larksync_sync_runs_total',
+      help: 'Sync runs that ended, by module and status (succeeded, failed, by error class)',
+      labelNames: ['module', 'status', 'error_class'] as const,
+      registers: [registry],
+    }),
+    syncRows: new Counter({
+      name: 'larksync_sync_rows_total',
+      help: 'Rows read from Lark and committed, by stream',
+      labelNames: ['stream'] as const,
+      registers: [registry],
+    }),
+    syncThrottledWaits: new Counter({
+      name: 'larksync_sync_throttled_waits_total',
+      help: 'Waits after Lark throttled a sync call (429, 99991400, 1254290, ...)',
+      registers: [registry],
+    }),
     upstreamLatency: new Histogram({
       name: 'larksync_upstream_call_seconds',
       help: 'Latency of calls to the Lark Open API',

@@ -90,6 +90,7 @@ export class SyncEngine {
         }
       }
       await this.finish(runId, lease, 'succeeded', null);
+      this.services.metrics.syncRuns.inc({ module: run.module, status: 'succeeded', error_class: '' });
       return 'succeeded';
     } catch (err) {
       if (err instanceof RunAbortedError) {
@@ -102,6 +103,7 @@ export class SyncEngine {
       if (!(err instanceof SyncError)) this.services.log.error({ runId, errMessage: (err as Error).message }, 'sync run crashed');
       await this.flushCounters(runId, lease, counters, flushed).catch(() => undefined);
       await this.finish(runId, lease, 'failed', failure);
+      this.services.metrics.syncRuns.inc({ module: run.module, status: 'failed', error_class: failure.errorClass });
       return 'failed';
     } finally {
       clearInterval(heartbeat);
@@ -221,6 +223,9 @@ export class SyncEngine {
     });
     flushed.upstreamCalls = counters.upstreamCalls;
     flushed.throttledWaits = counters.throttledWaits;
+    for (const [stream, rows] of Object.entries(page.rows)) {
+      if (rows?.length) this.services.metrics.syncRows.inc({ stream }, rows.length);
+    }
   }
 
   private async lockRun(trx: Transaction<Database>, runId: string, lease: string) {

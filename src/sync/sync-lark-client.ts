@@ -82,6 +82,7 @@ export class SyncLarkClient {
         if (decision.kind === 'throttle') {
           throttles += 1;
           this.counters.throttledWaits += 1;
+          this.services.metrics.syncThrottledWaits.inc();
           if (throttles > this.policy.maxThrottles) {
             throw new SyncError('rate_limited', `Lark kept throttling ${api} after ${throttles} waits`);
           }

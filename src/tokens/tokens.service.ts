@@ -80,6 +80,10 @@ export class TokenService {
 
   async getTenantAccessToken(tenantKey: string): Promise<string> {
     const { app } = await this.tenantApp(tenantKey);
+    return this.tenantToken(app, tenantKey);
+  }
+
+  private tenantToken(app: AppCredentials, tenantKey: string): Promise<string> {
     const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
     return this.obtain(key, () => this.produceTenantToken(app, key));
   }
@@ -89,16 +93,17 @@ export class TokenService {
    * whatever the HTTP status), drops that token, mints again and retries once.
    */
   async withTenantToken<T>(tenantKey: string, call: (token: string, baseUrl: string) => Promise<T>): Promise<T> {
+    // One lookup of the tenant and its app serves the call and a possible retry.
     const { app } = await this.tenantApp(tenantKey);
     const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
-    const token = await this.getTenantAccessToken(tenantKey);
+    const token = await this.tenantToken(app, tenantKey);
     try {
       return await call(token, app.baseUrl);
     } catch (err) {
       if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
       this.log.info({ tenantKey, code: err.code }, 'tenant token rejected; minting a new one and retrying once');
       await invalidateToken(this.db, key, hashToken(token));
-      const fresh = await this.getTenantAccessToken(tenantKey);
+      const fresh = await this.tenantToken(app, tenantKey);
       return call(fresh, app.baseUrl);
     }
   }

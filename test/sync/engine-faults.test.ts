@@ -51,6 +51,10 @@ describe('sync engine under upstream faults (contact module as the subject)', ()
     expect(r.status).toBe('succeeded');
     expect(r.throttled_waits).toBe(3);
     expect(await userCount(stack)).toBe(stack.data.contact(TENANT).users.size);
+    const metrics = await (await fetch(`${stack.larksync.url}/metrics`)).text();
+    expect(metrics).toMatch(/larksync_sync_throttled_waits_total 3\b/);
+    expect(metrics).toMatch(/larksync_sync_runs_total\{module="contact",status="succeeded",error_class=""\} 1\b/);
+    expect(metrics).toMatch(/larksync_sync_rows_total\{stream="contact_users"\} \d+/);
   });
 
   it('retries 5xx and timeouts with backoff and still completes', async () => {
