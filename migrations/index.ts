@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as backbone from './2026_11_21_0900_backbone.js';
 import * as sync from './2026_11_21_1000_sync.js';
 import * as workerProcesses from './2026_11_21_1100_worker_processes.js';
+import * as tenantStatusOrder from './2026_11_21_1200_tenant_status_order.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_21_0900_backbone': backbone,
   '2026_11_21_1000_sync': sync,
   '2026_11_21_1100_worker_processes': workerProcesses,
+  '2026_11_21_1200_tenant_status_order': tenantStatusOrder,
 };

@@ -4,8 +4,9 @@ import type { TenantAuditRow, TenantRow, TenantStatus } from './tenants.table.js
 
 export type LifecycleAction = 'installed' | 'reinstalled' | 'paused' | 'resumed' | 'uninstalled' | 'custom_app_registered';
 
-const INSTALL_ACTIONS = ['installed', 'reinstalled', 'custom_app_registered'] as const;
-const STATUS_ACTIONS = ['paused', 'resumed', 'ignored_status_change'] as const;
+const STALE_ACTION = 'ignored_stale_event';
+const INSTALL_ACTIONS = ['installed', 'reinstalled', 'custom_app_registered', STALE_ACTION] as const;
+const STATUS_ACTIONS = ['paused', 'resumed', 'ignored_status_change', STALE_ACTION] as const;
 
 export interface InstallFacts {
   tenantKey: string;
@@ -45,11 +46,16 @@ export class TenantsService {
   }
 
   /** app_open (or a custom app's registration): creates the tenant, or reactivates it. */
-  async install(facts: InstallFacts, eventId: string | null, action: 'installed' | 'custom_app_registered' = 'installed'): Promise<boolean> {
+  async install(
+    facts: InstallFacts,
+    eventId: string | null,
+    action: 'installed' | 'custom_app_registered' = 'installed',
+    pushedAt: Date = new Date(),
+  ): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('tenants')
-        .select(['status'])
+        .select(['status', 'status_event_at'])
         .where('tenant_key', '=', facts.tenantKey)
         .forUpdate()
         .executeTakeFirst();
@@ -57,6 +63,7 @@ export class TenantsService {
       // crash between this commit and marking the event done) sees that run's own result
       // ('reinstalled' leaves the tenant active), so dedupe on the event, not on (event, action).
       if (eventId && (await this.eventApplied(trx, eventId, INSTALL_ACTIONS))) return false;
+      if (await this.isStale(trx, facts.tenantKey, existing?.status_event_at, pushedAt, eventId)) return false;
       const recorded = existing?.status === 'uninstalled' && action === 'installed' ? 'reinstalled' : action;
       if (!(await this.writeAudit(trx, facts.tenantKey, recorded, eventId, { appId: facts.appId }))) return false;
       const applicants = JSON.stringify(facts.applicants ?? []);
@@ -71,6 +78,7 @@ export class TenantsService {
           installer_open_id: facts.installerOpenId ?? null,
           installer_employee_open_id: facts.installerEmployeeOpenId ?? null,
           applicants,
+          status_event_at: pushedAt,
         })
         .onConflict((oc) =>
           oc.column('tenant_key').doUpdateSet({
@@ -85,6 +93,7 @@ export class TenantsService {
             // A reinstall is a new installation; a repeated app_open of an active tenant is not.
             installed_at: existing?.status === 'uninstalled' ? sql<Date>`now()` : sql<Date>`tenants.installed_at`,
             status_changed_at: sql<Date>`now()`,
+            status_event_at: pushedAt,
             uninstalled_at: null,
             updated_at: sql<Date>`now()`,
           }),
@@ -98,12 +107,25 @@ export class TenantsService {
    * app_status_change. A status for a tenant we never saw opening creates it, since Lark may
    * deliver the enable event before (or without) app_open.
    */
-  async changeStatus(tenantKey: string, appId: string, larkStatus: string, eventId: string | null, operator?: unknown): Promise<boolean> {
+  async changeStatus(
+    tenantKey: string,
+    appId: string,
+    larkStatus: string,
+    eventId: string | null,
+    operator?: unknown,
+    pushedAt: Date = new Date(),
+  ): Promise<boolean> {
     const target: TenantStatus = larkStatus === 'start_by_tenant' ? 'active' : 'paused';
     return this.db.transaction().execute(async (trx) => {
-      const existing = await trx.selectFrom('tenants').select(['status']).where('tenant_key', '=', tenantKey).forUpdate().executeTakeFirst();
+      const existing = await trx
+        .selectFrom('tenants')
+        .select(['status', 'status_event_at'])
+        .where('tenant_key', '=', tenantKey)
+        .forUpdate()
+        .executeTakeFirst();
       // As in install(): a re-run must not record a second, different outcome for the same event.
       if (eventId && (await this.eventApplied(trx, eventId, STATUS_ACTIONS))) return false;
+      if (await this.isStale(trx, tenantKey, existing?.status_event_at, pushedAt, eventId)) return false;
       if (existing?.status === 'uninstalled') {
         // Lark sends no status change after an uninstall; a late one must not revive the tenant.
         await this.writeAudit(trx, tenantKey, 'ignored_status_change', eventId, { larkStatus });
@@ -113,11 +135,12 @@ export class TenantsService {
       if (!(await this.writeAudit(trx, tenantKey, action, eventId, { larkStatus, operator: operator ?? null }))) return false;
       await trx
         .insertInto('tenants')
-        .values({ tenant_key: tenantKey, app_id: appId, status: target, status_reason: larkStatus })
+        .values({ tenant_key: tenantKey, app_id: appId, status: target, status_reason: larkStatus, status_event_at: pushedAt })
         .onConflict((oc) =>
           oc.column('tenant_key').doUpdateSet({
             status: target,
             status_reason: larkStatus,
+            status_event_at: pushedAt,
             status_changed_at: sql<Date>`now()`,
             updated_at: sql<Date>`now()`,
           }),
@@ -128,16 +151,32 @@ export class TenantsService {
   }
 
   /** app_uninstalled: the tenant stays readable, marked uninstalled. Tokens are purged by the caller. */
-  async uninstall(tenantKey: string, appId: string, eventId: string | null): Promise<boolean> {
+  async uninstall(tenantKey: string, appId: string, eventId: string | null, pushedAt: Date = new Date()): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
+      const existing = await trx
+        .selectFrom('tenants')
+        .select(['status_event_at'])
+        .where('tenant_key', '=', tenantKey)
+        .forUpdate()
+        .executeTakeFirst();
+      if (eventId && (await this.eventApplied(trx, eventId, ['uninstalled', STALE_ACTION]))) return false;
+      if (await this.isStale(trx, tenantKey, existing?.status_event_at, pushedAt, eventId)) return false;
       if (!(await this.writeAudit(trx, tenantKey, 'uninstalled', eventId, {}))) return false;
       await trx
         .insertInto('tenants')
-        .values({ tenant_key: tenantKey, app_id: appId, status: 'uninstalled', status_reason: 'app_uninstalled', uninstalled_at: sql<Date>`now()` })
+        .values({
+          tenant_key: tenantKey,
+          app_id: appId,
+          status: 'uninstalled',
+          status_reason: 'app_uninstalled',
+          uninstalled_at: sql<Date>`now()`,
+          status_event_at: pushedAt,
+        })
         .onConflict((oc) =>
           oc.column('tenant_key').doUpdateSet({
             status: 'uninstalled',
             status_reason: 'app_uninstalled',
+            status_event_at: pushedAt,
             status_changed_at: sql<Date>`now()`,
             uninstalled_at: sql<Date>`now()`,
             updated_at: sql<Date>`now()`,
@@ -148,6 +187,26 @@ export class TenantsService {
       await trx.deleteFrom('access_tokens').where('kind', '=', 'tenant').where('tenant_key', '=', tenantKey).execute();
       return true;
     });
+  }
+
+  /**
+   * An event pushed before the one that set the current status is not applied (a retry after a
+   * failed job runs behind later events of its tenant, and Lark may reorder pushes too). It is
+   * recorded, so its job counts as done.
+   */
+  private async isStale(
+    trx: Transaction<Database>,
+    tenantKey: string,
+    statusEventAt: Date | null | undefined,
+    pushedAt: Date,
+    eventId: string | null,
+  ): Promise<boolean> {
+    if (!statusEventAt || statusEventAt.getTime() <= pushedAt.getTime()) return false;
+    await this.writeAudit(trx, tenantKey, STALE_ACTION, eventId, {
+      pushedAt: pushedAt.toISOString(),
+      statusSetBy: statusEventAt.toISOString(),
+    });
+    return true;
   }
 
   private async eventApplied(trx: Transaction<Database>, eventId: string, actions: readonly string[]): Promise<boolean> {

@@ -14,6 +14,8 @@ export interface TenantsTable {
   installed_at: ColumnType<Date, Date | undefined, Date>;
   status_changed_at: ColumnType<Date, Date | undefined, Date>;
   uninstalled_at: Date | null;
+  /** push time of the event that last set `status` */
+  status_event_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: ColumnType<Date, never, never>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }

@@ -225,6 +225,32 @@ describe('store app lifecycle', () => {
     expect((await tenant('t-status-first')).body).toMatchObject({ status: 'active', token: { status: 'valid' } });
   });
 
+  it('orders lifecycle events by push time: an older event processed later changes nothing', async () => {
+    const key = 't-order';
+    stack.sim.installTenant(appId, key);
+    const now = Date.now();
+    const post = async (event: Record<string, unknown>, ts: number) => {
+      const body = v1Body({ app_id: appId, tenant_key: key, ...event }, { ts });
+      expect((await postRaw(stack.eventsUrl, encryptedWire(JSON.stringify(body)))).status).toBe(200);
+      return processed(body.uuid);
+    };
+    // The tenant disabled the app (pushed at now) before an app_open pushed 10 s earlier, whose
+    // first delivery failed, finally got through.
+    expect(await post({ type: 'app_status_change', status: 'stop_by_tenant' }, now)).toBe('processed');
+    expect(await post({ type: 'app_open', applicants: [], installer: { open_id: 'ou_x' } }, now - 10_000)).toBe('ignored');
+    expect((await tenant(key)).body.status).toBe('paused');
+
+    // A stale uninstall (pushed before the tenant's latest change) neither uninstalls nor purges.
+    expect(await post({ type: 'app_status_change', status: 'start_by_tenant' }, now + 1_000)).toBe('processed');
+    // The tenant was first seen through a status change (no app_open applied), so mint its token now.
+    await stack.larksync.services.tokens.getTenantAccessToken(key);
+    expect(await post({ type: 'app_uninstalled' }, now - 5_000)).toBe('ignored');
+    const after = await tenant(key);
+    expect(after.body.status).toBe('active');
+    expect((await tenantTokenRows(key)).filter((r) => r.token_sealed !== null)).toHaveLength(1);
+    expect((await audit(key)).map((a) => a.action)).toEqual(['paused', 'ignored_stale_event', 'resumed', 'ignored_stale_event']);
+  });
+
   it('GET of an unknown tenant is a clean 404', async () => {
     const res = await stack.api('GET', '/api/v1/tenants/t-never');
     expect(res.status).toBe(404);

@@ -16,6 +16,8 @@ export const handleAppOpen: EventHandler = async (event, ctx) => {
       applicants,
     },
     ctx.eventId,
+    'installed',
+    ctx.pushedAt,
   );
   // Mint right away so token health is known at once. A failure is recorded in the token's
   // health and retried by the refresher; it does not fail the event.

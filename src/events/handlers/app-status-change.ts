@@ -7,8 +7,11 @@ export const handleAppStatusChange: EventHandler = async (event, ctx) => {
   const appId = str(event.app_id) ?? ctx.appId;
   const status = str(event.status);
   if (!tenantKey || !appId || !status || !KNOWN.has(status)) return 'ignored';
-  const changed = await ctx.services.tenants.changeStatus(tenantKey, appId, status, ctx.eventId, event.operator);
-  // A paused tenant's queued and running syncs stop (a running slice notices at its next beat).
-  if (status !== 'start_by_tenant') await ctx.services.sync.cancelTenantRuns(tenantKey, `tenant paused (${status})`);
+  const changed = await ctx.services.tenants.changeStatus(tenantKey, appId, status, ctx.eventId, event.operator, ctx.pushedAt);
+  // A paused tenant's queued and running syncs stop (a running slice notices at its next beat);
+  // judged by the tenant's state, so a stale stop event does not cancel an active tenant's work.
+  if ((await ctx.services.tenants.get(tenantKey))?.status === 'paused') {
+    await ctx.services.sync.cancelTenantRuns(tenantKey, `tenant paused (${status})`);
+  }
   return changed ? 'processed' : 'ignored';
 };
