@@ -60,6 +60,11 @@ export interface SyncModuleDef<C = unknown> {
   configSchema: TSchema;
   /** Warnings shown when a connector is configured (e.g. attendance on a store app). */
   warnings(config: C, appKind: 'store' | 'custom'): string[];
+  /**
+   * Scheduled runs are full passes this often (hours), incremental otherwise; unset: always
+   * incremental. On-demand runs choose their mode themselves.
+   */
+  fullPassEveryHours?: number;
   /** Throws a SyncError when this tenant cannot run the module at all. */
   precheck?(ctx: SyncContext<C>): void;
   phases: Array<SyncPhase<PhaseState, C>>;

@@ -151,13 +151,16 @@ export class SyncService {
     });
   }
 
-  /** Creates the runs whose interval has elapsed for enabled connectors of active tenants. */
-  async scheduleDue(fullPassEveryHours: number): Promise<number> {
-    const due = await sql<{ tenant_key: string; module: SyncModuleName; needs_full: boolean }>`
+  /**
+   * Creates the runs whose interval has elapsed for enabled connectors of active tenants. A module
+   * with a full-pass period gets a full run when its last successful full pass is older than that
+   * (Base: to mark deletions); otherwise runs are incremental.
+   */
+  async scheduleDue(fullPassEveryHours: Partial<Record<SyncModuleName, number>>): Promise<number> {
+    const due = await sql<{ tenant_key: string; module: SyncModuleName; last_full: Date | null }>`
       select c.tenant_key, c.module,
-             coalesce((select max(r.created_at) from sync_runs r
-                        where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status = 'succeeded')
-                      < now() - make_interval(hours => ${fullPassEveryHours}), true) as needs_full
+             (select max(r.created_at) from sync_runs r
+               where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status = 'succeeded') as last_full
         from connectors c
         join tenants t on t.tenant_key = c.tenant_key and t.status = 'active'
        where c.enabled
@@ -166,8 +169,10 @@ export class SyncService {
                       '-infinity'::timestamptz) < now() - make_interval(mins => c.interval_minutes)`.execute(this.db);
     let created = 0;
     for (const row of due.rows) {
+      const period = fullPassEveryHours[row.module];
+      const needsFull = period !== undefined && (!row.last_full || row.last_full.getTime() < Date.now() - period * 3_600_000);
       try {
-        const res = await this.trigger(row.tenant_key, row.module, row.needs_full ? 'full' : 'incremental', 'schedule');
+        const res = await this.trigger(row.tenant_key, row.module, needsFull ? 'full' : 'incremental', 'schedule');
         if (res.created) created += 1;
       } catch {
         // The tenant changed state meanwhile; the next tick looks again.

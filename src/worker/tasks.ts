@@ -2,11 +2,16 @@ import type { TaskList } from 'graphile-worker';
 import { purgeEventsOlderThan } from '../events/events.repository.js';
 import { enqueueSlice } from '../sync/sync.service.js';
 import type { Services } from '../services.js';
+import { SYNC_MODULES } from '../connectors/index.js';
+import type { SyncModuleName } from '../sync/sync.tables.js';
+
+/** Each module's full-pass period, from its definition. */
+const FULL_PASS_PERIODS: Partial<Record<SyncModuleName, number>> = Object.fromEntries(
+  Object.values(SYNC_MODULES).flatMap((m) => (m?.fullPassEveryHours ? [[m.name, m.fullPassEveryHours]] : [])),
+);
 
 /** Days to keep processed events: far beyond Lark's ~7 h redelivery window. */
 export const EVENT_RETENTION_DAYS = 7;
-/** Incremental modules still get a full pass this often, to notice deletions. */
-export const FULL_PASS_EVERY_HOURS = 24;
 
 function eventIdOf(payload: unknown): string {
   // Queued jobs may come from older code: check the shape before trusting it.
@@ -36,7 +41,7 @@ export function createTaskList(services: Services): TaskList {
       }
     },
     schedule_syncs: async () => {
-      await services.sync.scheduleDue(FULL_PASS_EVERY_HOURS);
+      await services.sync.scheduleDue(FULL_PASS_PERIODS);
     },
     refresh_tokens: async () => {
       await services.tokens.refreshDue();

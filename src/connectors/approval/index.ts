@@ -9,6 +9,9 @@ import { instancesPhase } from './instances.phase.js';
  */
 export const approvalModule: SyncModuleDef<ApprovalConfigType> = {
   name: 'approval',
+  // A full pass re-lists backfillDays of windows (about 9 min per approval code at the list
+  // limit): weekly refreshes instances that changed after the lookback, such as old PENDING ones.
+  fullPassEveryHours: 24 * 7,
   streams: ['approval_instances', 'approval_instance_fields', 'approval_tasks', 'approval_timeline'],
   configSchema: ApprovalConfig,
   warnings: (config) =>

@@ -9,6 +9,8 @@ import { tablesPhase } from './tables.phase.js';
  */
 export const baseModule: SyncModuleDef<BaseConfigType> = {
   name: 'base',
+  // Incremental reads cannot see deletions; a daily full pass marks them.
+  fullPassEveryHours: 24,
   streams: ['base_records', 'base_fields'],
   configSchema: BaseConfig,
   warnings: (config) =>
