@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { encryptPush, signPush } from '../src/lark/event-crypto.js';
+import { larkCodeOf, larkReply } from './lark-reply.js';
 
 /**
  * A Lark Open Platform stand-in: a real HTTP server speaking Lark's wire format
@@ -412,25 +413,18 @@ export class LarkSimulator {
     const header = req.headers.authorization;
     const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!token) {
-      void this.answer(reply, this.opts.tokenErrorHttpStatus, { code: 99991661, msg: 'Missing access token for authorization' });
+      void larkReply(reply, this.opts.tokenErrorHttpStatus, { code: 99991661, msg: 'Missing access token for authorization' });
       return undefined;
     }
     const owner = this.tokenOwners.get(token);
     if (!owner || owner.kind !== 'tenant' || !this.isValid(token)) {
-      void this.answer(reply, this.opts.tokenErrorHttpStatus, { code: 99991663, msg: 'Invalid access token for authorization' });
+      void larkReply(reply, this.opts.tokenErrorHttpStatus, { code: 99991663, msg: 'Invalid access token for authorization' });
       return undefined;
     }
     return { appId: owner.appId, tenantKey: owner.tenantKey ?? '' };
   }
 
   // ---------------------------------------------------------------- HTTP
-
-  private async answer(reply: FastifyReply, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
-    reply.header('x-tt-logid', `sim-${randomBytes(6).toString('hex')}`);
-    for (const [k, v] of Object.entries(headers)) reply.header(k, v);
-    (reply.request as FastifyRequest & { larkCode?: number }).larkCode = typeof body.code === 'number' ? body.code : undefined;
-    return reply.code(status).send(body);
-  }
 
   private registerRoutes(): void {
     const app = this.app;
@@ -442,7 +436,7 @@ export class LarkSimulator {
       fault.remaining -= 1;
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       if (fault.status !== undefined || fault.code !== undefined) {
-        return this.answer(
+        return larkReply(
           reply,
           fault.status ?? 200,
           { code: fault.code ?? 1500, msg: fault.msg ?? 'simulated failure' },
@@ -457,7 +451,7 @@ export class LarkSimulator {
         method: req.method,
         path: req.url.split('?')[0] ?? '',
         status: reply.statusCode,
-        code: (req as FastifyRequest & { larkCode?: number }).larkCode,
+        code: larkCodeOf(req),
         at: Date.now(),
       });
       return payload;
@@ -468,11 +462,11 @@ export class LarkSimulator {
     const checkCreds = (body: Creds, reply: FastifyReply): SimApp | undefined => {
       const a = body.app_id ? this.apps.get(body.app_id) : undefined;
       if (!body.app_id || !body.app_secret) {
-        void this.answer(reply, 400, { code: 10003, msg: 'invalid param: app_id and app_secret are required' });
+        void larkReply(reply, 400, { code: 10003, msg: 'invalid param: app_id and app_secret are required' });
         return undefined;
       }
       if (!a || a.appSecret !== body.app_secret) {
-        void this.answer(reply, 400, { code: 10014, msg: 'app secret invalid' });
+        void larkReply(reply, 400, { code: 10014, msg: 'app secret invalid' });
         return undefined;
       }
       return a;
@@ -482,65 +476,65 @@ export class LarkSimulator {
       const body = (req.body ?? {}) as Creds;
       const a = checkCreds(body, reply);
       if (!a) return reply;
-      if (a.kind !== 'store') return this.answer(reply, 400, { code: 10005, msg: 'app is not a store app; use /internal' });
+      if (a.kind !== 'store') return larkReply(reply, 400, { code: 10005, msg: 'app is not a store app; use /internal' });
       if (!body.app_ticket || !(this.tickets.get(a.appId) ?? []).includes(body.app_ticket)) {
-        return this.answer(reply, 400, { code: 10012, msg: 'app_ticket is invalid' });
+        return larkReply(reply, 400, { code: 10012, msg: 'app_ticket is invalid' });
       }
       const t = this.issue(`app:${a.appId}`, { kind: 'app', appId: a.appId });
-      return this.answer(reply, 200, { code: 0, msg: 'ok', app_access_token: t.value, expire: t.expire });
+      return larkReply(reply, 200, { code: 0, msg: 'ok', app_access_token: t.value, expire: t.expire });
     });
 
     app.post(AUTH_PATHS.tenantAccessToken, async (req, reply) => {
       const body = (req.body ?? {}) as Creds;
       if (!body.app_access_token || !body.tenant_key) {
-        return this.answer(reply, 400, { code: 10003, msg: 'invalid param: app_access_token and tenant_key are required' });
+        return larkReply(reply, 400, { code: 10003, msg: 'invalid param: app_access_token and tenant_key are required' });
       }
       const owner = this.tokenOwners.get(body.app_access_token);
       if (!owner || owner.kind !== 'app' || !this.isValid(body.app_access_token)) {
-        return this.answer(reply, this.opts.tokenErrorHttpStatus, { code: 99991664, msg: 'app_access_token is invalid' });
+        return larkReply(reply, this.opts.tokenErrorHttpStatus, { code: 99991664, msg: 'app_access_token is invalid' });
       }
       if (!this.installs.get(owner.appId)?.has(body.tenant_key)) {
         // The exact upstream code for "not installed" is undocumented (auth.md §3.4).
-        return this.answer(reply, 400, { code: 10013, msg: 'get tenant access token fail: tenant has not installed the app' });
+        return larkReply(reply, 400, { code: 10013, msg: 'get tenant access token fail: tenant has not installed the app' });
       }
       const t = this.issue(`tenant:${owner.appId}:${body.tenant_key}`, { kind: 'tenant', appId: owner.appId, tenantKey: body.tenant_key });
-      return this.answer(reply, 200, { code: 0, msg: 'ok', tenant_access_token: t.value, expire: t.expire });
+      return larkReply(reply, 200, { code: 0, msg: 'ok', tenant_access_token: t.value, expire: t.expire });
     });
 
     app.post(AUTH_PATHS.appAccessTokenInternal, async (req, reply) => {
       const a = checkCreds((req.body ?? {}) as Creds, reply);
       if (!a) return reply;
-      if (a.kind !== 'custom') return this.answer(reply, 400, { code: 10005, msg: 'store apps must use app_ticket' });
+      if (a.kind !== 'custom') return larkReply(reply, 400, { code: 10005, msg: 'store apps must use app_ticket' });
       const t = this.issue(`app:${a.appId}`, { kind: 'app', appId: a.appId });
-      return this.answer(reply, 200, { code: 0, msg: 'ok', app_access_token: t.value, expire: t.expire });
+      return larkReply(reply, 200, { code: 0, msg: 'ok', app_access_token: t.value, expire: t.expire });
     });
 
     app.post(AUTH_PATHS.tenantAccessTokenInternal, async (req, reply) => {
       const a = checkCreds((req.body ?? {}) as Creds, reply);
       if (!a) return reply;
       if (a.kind !== 'custom' || !a.tenantKey) {
-        return this.answer(reply, 400, { code: 10005, msg: 'store apps must use app_access_token + tenant_key' });
+        return larkReply(reply, 400, { code: 10005, msg: 'store apps must use app_access_token + tenant_key' });
       }
       const t = this.issue(`tenant:${a.appId}:${a.tenantKey}`, { kind: 'tenant', appId: a.appId, tenantKey: a.tenantKey });
-      return this.answer(reply, 200, { code: 0, msg: 'ok', tenant_access_token: t.value, expire: t.expire });
+      return larkReply(reply, 200, { code: 0, msg: 'ok', tenant_access_token: t.value, expire: t.expire });
     });
 
     app.post(AUTH_PATHS.ticketResend, async (req, reply) => {
       const a = checkCreds((req.body ?? {}) as Creds, reply);
       if (!a) return reply;
-      if (a.kind !== 'store') return this.answer(reply, 400, { code: 10016, msg: 'app resend fail' });
+      if (a.kind !== 'store') return larkReply(reply, 400, { code: 10016, msg: 'app resend fail' });
       const push = new Promise<void>((resolve) => setTimeout(resolve, this.opts.resendPushDelayMs)).then(() =>
         a.eventUrl ? this.pushTicket(a.appId) : undefined,
       );
       void this.track(push);
-      return this.answer(reply, 200, { code: 0, msg: 'ok' });
+      return larkReply(reply, 200, { code: 0, msg: 'ok' });
     });
 
     app.get(AUTH_PATHS.tenantQuery, async (req, reply) => {
       const who = this.authorizeTenant(req, reply);
       if (!who) return reply;
       const a = this.apps.get(who.appId);
-      return this.answer(reply, 200, {
+      return larkReply(reply, 200, {
         code: 0,
         msg: 'success',
         data: {
@@ -556,7 +550,7 @@ export class LarkSimulator {
     });
 
     app.setNotFoundHandler(async (req, reply) =>
-      this.answer(reply, 404, { code: 99991201, msg: `path not found: ${req.method} ${req.url.split('?')[0]}` }),
+      larkReply(reply, 404, { code: 99991201, msg: `path not found: ${req.method} ${req.url.split('?')[0]}` }),
     );
   }
 }

@@ -12,5 +12,3 @@ export class AppError extends Error {
     this.name = 'AppError';
   }
 }
-
-export const notFound = (what: string) => new AppError(404, 'not_found', `${what} was not found`);

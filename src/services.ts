@@ -17,8 +17,6 @@ import { Pacer } from './sync/pacer.js';
 import { RecordsService } from './sync/records.service.js';
 import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/sync-engine.js';
 import { SyncService } from './sync/sync.service.js';
-import type { SyncModuleDef } from './sync/sync-module.js';
-import type { SyncModuleName } from './sync/sync.tables.js';
 
 /** Everything a route or a job needs, built once per process. */
 export interface Services {
@@ -66,7 +64,6 @@ export function createServices(deps: ServiceDeps): Services {
     ...deps.tokenOptions,
   });
   const tenants = new TenantsService(deps.db);
-  const modules = SYNC_MODULES as Readonly<Record<SyncModuleName, SyncModuleDef>>;
   const services = {
     config: deps.config,
     db: deps.db,
@@ -86,7 +83,7 @@ export function createServices(deps: ServiceDeps): Services {
   } as Omit<Services, 'engine'> as Services;
   tickets.applyPending = (appId) => services.events.applyPendingTickets(services, appId);
   // The engine calls back into the other services (tokens, tenants), so it is added last.
-  services.engine = new SyncEngine(services, modules, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
+  services.engine = new SyncEngine(services, SYNC_MODULES, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
     ...defaultEngineOptions,
     ...deps.engineOptions,
   });

@@ -372,7 +372,7 @@ export class BitableTenant {
   constructor(
     readonly tenantKey: string,
     shape: BitableShape,
-    private readonly now: () => number,
+    now: () => number,
   ) {
     const t = (name: string, n: number) => token(`bitable:${tenantKey}:${name}`, n);
     const person = (k: number): SimBitablePerson => ({

@@ -1,14 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LarkSimulator, TenantIdentity } from '../lark-simulator.js';
+import { larkReply } from '../lark-reply.js';
 
-/** Answers in Lark's envelope and records the code for the simulator's call log. */
-export function larkReply(reply: FastifyReply, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  reply.header('x-tt-logid', `sim-${randomBytes(6).toString('hex')}`);
-  for (const [k, v] of Object.entries(headers)) reply.header(k, v);
-  (reply.request as FastifyRequest & { larkCode?: number }).larkCode = typeof body.code === 'number' ? body.code : undefined;
-  return reply.code(status).send(body);
-}
+export { larkReply };
 
 export const ok = (reply: FastifyReply, data: unknown) => larkReply(reply, 200, { code: 0, msg: 'success', data });
 

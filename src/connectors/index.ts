@@ -6,7 +6,7 @@ import { baseModule } from './base/index.js';
 import { contactModule } from './contact/index.js';
 
 /** The modules larksync can sync, by their public name. */
-export const SYNC_MODULES: Partial<Record<SyncModuleName, SyncModuleDef>> = {
+export const SYNC_MODULES: Readonly<Record<SyncModuleName, SyncModuleDef>> = {
   approval: approvalModule as SyncModuleDef,
   attendance: attendanceModule as SyncModuleDef,
   base: baseModule as SyncModuleDef,
@@ -14,7 +14,3 @@ export const SYNC_MODULES: Partial<Record<SyncModuleName, SyncModuleDef>> = {
 };
 
 export const MODULE_NAMES: SyncModuleName[] = ['approval', 'base', 'attendance', 'contact'];
-
-export function isModuleName(name: string): name is SyncModuleName {
-  return (MODULE_NAMES as string[]).includes(name);
-}

@@ -36,10 +36,6 @@ export class Sealer {
     }
   }
 
-  get currentKeyId(): string {
-    return this.current.id.toString('hex');
-  }
-
   seal(plaintext: string | Buffer, context: string): Buffer {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
@@ -68,10 +64,5 @@ export class Sealer {
 
   open(sealed: Uint8Array, context: string): string {
     return this.openBuffer(sealed, context).toString('utf8');
-  }
-
-  /** Key id of a sealed value, for rotation reports. */
-  static keyIdOf(sealed: Uint8Array): string {
-    return Buffer.from(sealed).subarray(1, 1 + KID_BYTES).toString('hex');
   }
 }

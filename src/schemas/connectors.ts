@@ -16,7 +16,7 @@ export const MAX_INTERVAL_MINUTES = 10_080;
  */
 function describeModuleConfigs(): string {
   const lines = MODULE_NAMES.map((name) => {
-    const schema = SYNC_MODULES[name]?.configSchema as (TSchema & { properties?: Record<string, TSchema>; required?: string[] }) | undefined;
+    const schema = SYNC_MODULES[name].configSchema as (TSchema & { properties?: Record<string, TSchema>; required?: string[] }) | undefined;
     if (!schema?.properties) return `${name}: not available in this build`;
     const required = new Set(schema.required ?? []);
     const fields = Object.entries(schema.properties).map(([field, s]) => {

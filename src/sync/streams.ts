@@ -46,10 +46,6 @@ export function isStreamName(name: string): name is StreamName {
   return Object.prototype.hasOwnProperty.call(STREAMS, name);
 }
 
-export function streamsOf(module: SyncModuleName): StreamName[] {
-  return (Object.keys(STREAMS) as StreamName[]).filter((s) => STREAMS[s].module === module);
-}
-
 /** One row for a stream table: the natural key as text, a partition for deletion sweeps, the raw payload. */
 export interface StreamRow {
   recordKey: string;

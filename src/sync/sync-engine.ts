@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { Value } from '@sinclair/typebox/value';
 import type { Database } from '../db/database.js';
+import { AppError } from '../errors.js';
 import type { Services } from '../services.js';
 import type { Pacer } from './pacer.js';
 import { RunAbortedError, SyncError } from './sync-errors.js';
@@ -137,21 +137,26 @@ export class SyncEngine {
       .where('tenant_key', '=', run.tenant_key)
       .where('module', '=', run.module)
       .executeTakeFirst();
-    const module = this.modules[run.module];
-    const config = Value.Default(module.configSchema, structuredClone(connector?.config ?? {}));
-    if (!Value.Check(module.configSchema, config)) {
-      const first = [...Value.Errors(module.configSchema, config)][0];
-      throw new SyncError('invalid_config', `connector config is invalid at ${first?.path || '/'}: ${first?.message ?? 'invalid'}`);
+    // The stored config was valid when saved; a module upgrade may have changed its schema since.
+    let config: Record<string, unknown>;
+    try {
+      config = this.services.connectors.validate(run.module, connector?.config ?? {});
+    } catch (err) {
+      throw err instanceof AppError ? new SyncError('invalid_config', `connector config is invalid: ${err.message}`) : err;
     }
-    const appKind = (await this.services.apps.kindOf(tenant.app_id)) ?? 'store';
+    // Resolved once per slice: every upstream call of the slice reuses it.
+    const tokens = await this.services.tokens.forTenant(run.tenant_key).catch((err: unknown) => {
+      // Uninstalled between the status check and this lookup: the same class as above.
+      throw err instanceof AppError ? new SyncError('tenant_not_active', err.message) : err;
+    });
     return {
       services: this.services,
       tenantKey: run.tenant_key,
-      appKind,
+      appKind: tokens.app.kind,
       runId: run.id,
       mode: run.mode,
       config,
-      lark: new SyncLarkClient(this.services, run.tenant_key, tenant.app_id, this.pacer, counters, checkAlive, this.options.retry),
+      lark: new SyncLarkClient(this.services, tokens, this.pacer, counters, checkAlive, this.options.retry),
     };
   }
 

@@ -1,6 +1,7 @@
 import { LarkApiError, LarkTransportError } from '../lark/errors.js';
 import type { LarkRequest } from '../lark/http.js';
 import type { Services } from '../services.js';
+import type { TenantTokens } from '../tokens/tokens.service.js';
 import { AppError } from '../errors.js';
 import { LARK_RATE_LIMITS, type LarkApiName, type Pacer } from './pacer.js';
 import { SyncError } from './sync-errors.js';
@@ -51,8 +52,7 @@ export function fullJitter(attempt: number, policy: RetryPolicy): number {
 export class SyncLarkClient {
   constructor(
     private readonly services: Services,
-    private readonly tenantKey: string,
-    private readonly appId: string,
+    private readonly tokens: TenantTokens,
     private readonly pacer: Pacer,
     readonly counters: RunCounters,
     private readonly checkAlive: () => Promise<void>,
@@ -64,10 +64,10 @@ export class SyncLarkClient {
     let attempt = 0;
     let throttles = 0;
     for (;;) {
-      await this.pacer.take(`${this.appId}:${this.tenantKey}:${api}`, LARK_RATE_LIMITS[api]);
+      await this.pacer.take(`${this.tokens.app.appId}:${this.tokens.tenantKey}:${api}`, LARK_RATE_LIMITS[api]);
       this.counters.upstreamCalls += 1;
       try {
-        const res = await this.services.tokens.withTenantToken(this.tenantKey, (token, baseUrl) =>
+        const res = await this.tokens.withToken((token, baseUrl) =>
           this.services.http.call<{ data?: T }>(baseUrl, {
             ...req,
             endpoint: req.endpoint ?? api,

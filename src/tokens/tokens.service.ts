@@ -44,6 +44,13 @@ export interface TokenHealth {
   lastError: { code: string; message: string; at: string } | null;
 }
 
+/** A tenant's token use with its app already looked up (see TokenService.forTenant). */
+export interface TenantTokens {
+  readonly tenantKey: string;
+  readonly app: AppCredentials;
+  withToken<T>(call: (token: string, baseUrl: string) => Promise<T>): Promise<T>;
+}
+
 /** The app_ticket is not known (yet): Lark was asked to push one. Retry later. */
 export class AppTicketMissingError extends AppError {
   constructor(appId: string) {
@@ -93,19 +100,32 @@ export class TokenService {
    * whatever the HTTP status), drops that token, mints again and retries once.
    */
   async withTenantToken<T>(tenantKey: string, call: (token: string, baseUrl: string) => Promise<T>): Promise<T> {
-    // One lookup of the tenant and its app serves the call and a possible retry.
+    return (await this.forTenant(tenantKey)).withToken(call);
+  }
+
+  /**
+   * The tenant and its app resolved once, for callers that make many calls (a sync slice). Safe to
+   * hold: an uninstall deletes the tenant's tokens and a mint re-checks the tenant under its lock.
+   */
+  async forTenant(tenantKey: string): Promise<TenantTokens> {
     const { app } = await this.tenantApp(tenantKey);
     const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
-    const token = await this.tenantToken(app, tenantKey);
-    try {
-      return await call(token, app.baseUrl);
-    } catch (err) {
-      if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
-      this.log.info({ tenantKey, code: err.code }, 'tenant token rejected; minting a new one and retrying once');
-      await invalidateToken(this.db, key, hashToken(token));
-      const fresh = await this.tenantToken(app, tenantKey);
-      return call(fresh, app.baseUrl);
-    }
+    return {
+      tenantKey,
+      app,
+      withToken: async (call) => {
+        const token = await this.tenantToken(app, tenantKey);
+        try {
+          return await call(token, app.baseUrl);
+        } catch (err) {
+          if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
+          this.log.info({ tenantKey, code: err.code }, 'tenant token rejected; minting a new one and retrying once');
+          await invalidateToken(this.db, key, hashToken(token));
+          const fresh = await this.tenantToken(app, tenantKey);
+          return call(fresh, app.baseUrl);
+        }
+      },
+    };
   }
 
   /** Keeps a token that was minted outside the usual path (custom app registration checks credentials by minting). */

@@ -7,7 +7,7 @@ import type { SyncModuleName } from '../sync/sync.tables.js';
 
 /** Each module's full-pass period, from its definition. */
 const FULL_PASS_PERIODS: Partial<Record<SyncModuleName, number>> = Object.fromEntries(
-  Object.values(SYNC_MODULES).flatMap((m) => (m?.fullPassEveryHours ? [[m.name, m.fullPassEveryHours]] : [])),
+  Object.values(SYNC_MODULES).flatMap((m) => (m.fullPassEveryHours ? [[m.name, m.fullPassEveryHours]] : [])),
 );
 
 /** Days to keep processed events: far beyond Lark's ~7 h redelivery window. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CUSTOM = {
@@ -168,7 +168,7 @@ describe('POST /api/v1/apps (custom app registration)', () => {
     await expectError(await register({ appId: STORE_APP.appId, appSecret: STORE_APP.appSecret }), 409, 'app_conflict');
     expect(stack.sim.callLog).toEqual([]);
 
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
     await stack.sim.appOpen(STORE_APP.appId, 'tenant-shared');
     await waitFor(async () => (await tenantRows('tenant-shared'))[0]?.status === 'active', 10_000, 'store tenant');
     const app = addCustomApp(7, { tenantKey: 'tenant-shared' });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface TenantJson {
@@ -46,7 +46,7 @@ describe('GET /api/v1/tenants and /api/v1/tenants/{tenantKey}', () => {
 
   beforeAll(async () => {
     stack = await startStack();
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
   });
   afterAll(async () => {
     await stack?.stop();

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { encryptedWire, postRaw, settleStartupTicket, v1Body } from '../helpers/events-helpers.js';
 
@@ -28,7 +28,7 @@ describe('store app lifecycle', () => {
   beforeAll(async () => {
     stack = await startStack({ encrypt: true });
     await settleStartupTicket(stack);
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
   });
   afterAll(async () => {
     await stack?.sim.settle();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { Larksync } from '../../src/bootstrap.js';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { newId, settleStartupTicket } from '../helpers/events-helpers.js';
 import { spawnLarksync, type LarksyncProcess } from '../helpers/larksync-process.js';
@@ -18,7 +18,7 @@ describe('several larksync processes sharing one database', () => {
   beforeAll(async () => {
     stack = await startStack({ encrypt: true });
     await settleStartupTicket(stack);
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
     replica = await stack.startReplica();
     child = await spawnLarksync(stack.env);
   }, 60_000);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('store app end to end (smoke)', () => {
@@ -13,7 +13,7 @@ describe('store app end to end (smoke)', () => {
 
   it('gets a ticket at startup, then installs a tenant and mints its token once', async () => {
     // Startup asked for a resend; the simulator pushed the ticket to our endpoint.
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
     expect(stack.sim.count('/open-apis/auth/v3/app_ticket/resend')).toBe(1);
 
     const push = await stack.sim.appOpen(STORE_APP.appId, 'tenant-smoke-1');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/wait.js';
 import { eventCounts, maxJobId, newId, settleStartupTicket } from '../helpers/events-helpers.js';
@@ -94,7 +94,7 @@ describe('processing after the answer (worker on)', () => {
   beforeAll(async () => {
     stack = await startStack({ encrypt: true });
     await settleStartupTicket(stack);
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
   });
   afterAll(async () => {
     await stack?.stop();

@@ -8,6 +8,7 @@ import { LarkSimulator, type SimulatorOptions } from '../../simulator/lark-simul
 import { SimData, type DataApiOptions } from '../../simulator/data/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { freePort } from './free-port.js';
+import { waitFor } from './wait.js';
 
 export const STORE_APP = {
   appId: 'cli_store_test_0001',
@@ -64,6 +65,17 @@ export function storeAppSimulator(opts: { encrypt?: boolean; sim?: SimulatorOpti
     encryptKey: opts.encrypt === false ? undefined : STORE_APP.encryptKey,
   });
   return sim;
+}
+
+/** Waits until larksync is ready: the app_ticket it asked for at startup has arrived. */
+export async function whenReady(stack: Stack, timeoutMs = 10_000): Promise<void> {
+  await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, timeoutMs, 'readiness (an app_ticket)');
+}
+
+/** Installs the store app for a tenant (Lark pushes app_open) and waits until larksync knows it. */
+export async function openTenant(stack: Stack, tenantKey: string): Promise<void> {
+  await stack.sim.appOpen(STORE_APP.appId, tenantKey);
+  await waitFor(() => stack.larksync.services.tenants.get(tenantKey), 10_000, `tenant ${tenantKey}`);
 }
 
 /** A whole larksync (HTTP + worker) on its own database, wired to a fresh Lark simulator. */

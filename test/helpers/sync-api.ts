@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { STORE_APP, startStack, type Stack } from './stack.js';
+import { STORE_APP, startStack, type Stack, whenReady } from './stack.js';
 import { waitFor } from './wait.js';
 import type { SyncRunView } from '../../src/sync/sync.service.js';
 
@@ -18,7 +18,7 @@ const FINISHED = ['succeeded', 'failed', 'cancelled'];
 /** A stack whose simulator serves data as fast as larksync can ask (the suites here test the API, not pacing). */
 export async function startFastStack(): Promise<Stack> {
   const stack = await startStack({ data: { enforceRateLimits: false }, start: { rateLimitScale: 50 } });
-  await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'an app_ticket');
+  await whenReady(stack);
   return stack;
 }
 

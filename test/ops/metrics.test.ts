@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface Sample {
@@ -61,7 +61,7 @@ describe('GET /metrics', () => {
   });
 
   it('moves each counter with real traffic through the simulator', async () => {
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
 
     // Received: the startup ticket plus an app_open; the token mints run from the app_open job.
     const open = await stack.sim.appOpen(STORE_APP.appId, 'tenant-metrics');

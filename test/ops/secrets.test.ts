@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CUSTOM = { appId: 'cli_secret_custom', appSecret: 'custom-app-secret-9f8e7d6c5b4a', tenantKey: 'tenant-secret-custom' };
@@ -25,7 +25,7 @@ describe('secrets never leave: not in logs, API answers or database plaintext', 
 
   it('runs ticket, app_open, custom app registration and rejected pushes without leaking any secret', async () => {
     // The ticket arrives (startup resend), a tenant installs, its tokens are minted.
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ready');
+    await whenReady(stack);
     await stack.sim.appOpen(STORE_APP.appId, 'tenant-secret');
     await waitFor(async () => {
       const { status, text } = await call('GET', '/api/v1/tenants/tenant-secret');

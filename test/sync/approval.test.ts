@@ -4,8 +4,7 @@ import type { ApprovalListQuery, ApprovalTenant, SimWidget } from '../../simulat
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import { reconcilePass, type Pass } from '../../src/connectors/approval/instances.phase.js';
 import { instanceRows, leafWidgets } from '../../src/connectors/approval/rows.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
-import { waitFor } from '../helpers/wait.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd as runShared } from '../helpers/runs.js';
 
 const HOUR = 3_600_000;
@@ -65,15 +64,14 @@ describe('approval module', () => {
 
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, start: { rateLimitScale: 50 }, data: { enforceRateLimits: false } });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
+    await whenReady(stack);
     main = stack.data.approval(MAIN, { definitions: 2, instancesPerDay: 8, days: 6 });
     stack.data.approval(RESUME, { definitions: 1, instancesPerDay: 24, days: 4 });
     codes = main.codes();
     // 110 instances inside one hour: one 10 h window then needs two list pages of 100.
     burst = main.addInstances(codes[0]!, 110, main.anchorMs - 30 * HOUR, main.anchorMs - 29 * HOUR);
     for (const t of [MAIN, RESUME]) {
-      await stack.sim.appOpen(STORE_APP.appId, t);
-      await waitFor(() => stack.larksync.services.tenants.get(t), 10_000, t);
+      await openTenant(stack, t);
     }
   }, 60_000);
 

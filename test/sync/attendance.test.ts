@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
-import { waitFor } from '../helpers/wait.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd as runShared } from '../helpers/runs.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import type { FlowQuery } from '../../simulator/data/attendance.js';
@@ -99,7 +98,7 @@ describe('attendance module', () => {
       if (outcome === 'continue') continued += 1;
       return outcome;
     };
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
+    await whenReady(stack);
   });
   afterAll(async () => {
     await stack?.stop();
@@ -243,8 +242,7 @@ describe('attendance module', () => {
   });
 
   it('a store-app tenant: the connector is accepted with a warning, and a run fails as unsupported_for_store_app', async () => {
-    await stack.sim.appOpen(STORE_APP.appId, STORE_TENANT);
-    await waitFor(() => stack.larksync.services.tenants.get(STORE_TENANT), 10_000, 'tenant');
+    await openTenant(stack, STORE_TENANT);
     const view = await stack.larksync.services.connectors.put(STORE_TENANT, 'attendance', { enabled: true, config: {} }, 'store');
     expect(view.warnings).toHaveLength(1);
     expect(view.warnings[0]).toMatch(/custom .*app/);

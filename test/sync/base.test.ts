@@ -7,8 +7,7 @@ import { Pacer } from '../../src/sync/pacer.js';
 import { SyncEngine, defaultEngineOptions } from '../../src/sync/sync-engine.js';
 import type { SyncModuleDef } from '../../src/sync/sync-module.js';
 import type { SyncModuleName, SyncRunRow } from '../../src/sync/sync.tables.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
-import { waitFor } from '../helpers/wait.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd as runShared } from '../helpers/runs.js';
 
 const DAY = 86_400_000;
@@ -84,14 +83,13 @@ describe('base module', () => {
 
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false } });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
+    await whenReady(stack);
     // Ledger (no ModifiedTime field) is re-read whole by every run: one page keeps the file fast.
     main = stack.data.bitable(MAIN, { ledger: 150 });
     stack.data.bitable(URLS, { projects: 300 });
     stack.data.bitable(RESUME, { projects: 1600, ledger: 0 });
     for (const t of [MAIN, URLS, BIG, RESUME]) {
-      await stack.sim.appOpen(STORE_APP.appId, t);
-      await waitFor(() => stack.larksync.services.tenants.get(t), 10_000, t);
+      await openTenant(stack, t);
     }
     const { appToken, projects, ledger } = main.refs.main;
     projectsPartition = `${appToken}:${projects}`;

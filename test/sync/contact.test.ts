@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
-import { waitFor } from '../helpers/wait.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd as runShared } from '../helpers/runs.js';
 
 const TENANT = 'tenant-contact-1';
@@ -14,9 +13,8 @@ describe('contact module', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await startStack({ encrypt: false });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
-    await stack.sim.appOpen(STORE_APP.appId, TENANT);
-    await waitFor(() => stack.larksync.services.tenants.get(TENANT), 10_000, 'tenant');
+    await whenReady(stack);
+    await openTenant(stack, TENANT);
     await stack.larksync.services.connectors.put(TENANT, 'contact', { enabled: true, config: {} }, 'store');
   });
   afterAll(async () => {

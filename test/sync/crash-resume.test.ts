@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { startWorker } from '../../src/worker/worker.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { spawnLarksync, type LarksyncProcess } from '../helpers/larksync-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -23,10 +23,9 @@ describe('sync runs across processes', () => {
       // ~50 departments with 60 users each: about a hundred user pages per run.
       data: { enforceRateLimits: false, contactShape: { topLevel: 4, childrenPerDepartment: 3, depth: 3, usersPerDepartment: 60, rootUsers: 5 } },
     });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
+    await whenReady(stack);
     for (const t of ['tenant-crash', 'tenant-q1', 'tenant-q2', 'tenant-q3']) {
-      await stack.sim.appOpen(STORE_APP.appId, t);
-      await waitFor(() => stack.larksync.services.tenants.get(t), 10_000, t);
+      await openTenant(stack, t);
       // Disabled: the child process runs the real crons, and scheduled runs must not join the count.
       await stack.larksync.services.connectors.put(t, 'contact', { enabled: false, config: {} }, 'store');
     }

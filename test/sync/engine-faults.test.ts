@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { defaultRetryPolicy } from '../../src/sync/sync-lark-client.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { finishedRun } from '../helpers/runs.js';
 
@@ -31,9 +31,8 @@ describe('sync engine under upstream faults (contact module as the subject)', ()
         engineOptions: { retry: { ...defaultRetryPolicy, baseDelayMs: 10, maxDelayMs: 50, timeoutMs: 400 } },
       },
     });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
-    await stack.sim.appOpen(STORE_APP.appId, TENANT);
-    await waitFor(() => stack.larksync.services.tenants.get(TENANT), 10_000, 'tenant');
+    await whenReady(stack);
+    await openTenant(stack, TENANT);
     await stack.larksync.services.connectors.put(TENANT, 'contact', { enabled: true, config: {} }, 'store');
   });
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('fairness between tenants', () => {
@@ -13,14 +13,13 @@ describe('fairness between tenants', () => {
       data: { enforceRateLimits: false },
       start: { engineOptions: { sliceMs: 300 }, rateLimitScale: 50 },
     });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
+    await whenReady(stack);
     stack.data.contactShape = { topLevel: 6, childrenPerDepartment: 3, depth: 3, usersPerDepartment: 60, rootUsers: 5 };
     stack.data.contact('tenant-huge');
     stack.data.contactShape = { topLevel: 1, childrenPerDepartment: 1, depth: 1, usersPerDepartment: 3, rootUsers: 1 };
     stack.data.contact('tenant-small');
     for (const t of ['tenant-huge', 'tenant-small']) {
-      await stack.sim.appOpen(STORE_APP.appId, t);
-      await waitFor(() => stack.larksync.services.tenants.get(t), 10_000, t);
+      await openTenant(stack, t);
       await stack.larksync.services.connectors.put(t, 'contact', { enabled: true, config: {} }, 'store');
     }
     stack.sim.injectFault({ path: '/open-apis/contact/v3/users/find_by_department', delayMs: 30, count: 1_000_000 });

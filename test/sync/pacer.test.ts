@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
 import { Pacer } from '../../src/sync/pacer.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('pacing', () => {
@@ -45,9 +45,8 @@ describe('a paced run against a simulator that enforces Lark limits', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, data: { enforceRateLimits: true } });
-    await waitFor(async () => (await fetch(`${stack.larksync.url}/readyz`)).status === 200, 10_000, 'ticket');
-    await stack.sim.appOpen(STORE_APP.appId, 'tenant-paced');
-    await waitFor(() => stack.larksync.services.tenants.get('tenant-paced'), 10_000, 'tenant');
+    await whenReady(stack);
+    await openTenant(stack, 'tenant-paced');
     await stack.larksync.services.connectors.put('tenant-paced', 'contact', { enabled: true, config: {} }, 'store');
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 
 // Makes the `errorMessage`s below the messages users see.
 import '../../sync/config-errors.js';
