@@ -27,6 +27,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The /docs page renders the committed spec.
+COPY openapi.yaml ./openapi.yaml
 # Read-only code owned by root; `node` (uid 1000, from the base image) only runs it.
 USER node
 EXPOSE 3000

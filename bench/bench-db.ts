@@ -32,3 +32,15 @@ export async function freshDatabase(admin: string): Promise<string> {
   u.pathname = `/${name}`;
   return u.toString();
 }
+
+/** Drops a benchmark's database once measured (large ones are worth it); BENCH_KEEP_DB=1 keeps it. */
+export async function dropDatabase(admin: string, url: string): Promise<void> {
+  if (process.env.BENCH_KEEP_DB === '1') return;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try {
+    await c.query(`drop database if exists ${new URL(url).pathname.slice(1)} with (force)`);
+  } finally {
+    await c.end();
+  }
+}

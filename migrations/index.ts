@@ -3,6 +3,8 @@ import * as backbone from './2026_11_21_0900_backbone.js';
 import * as sync from './2026_11_21_1000_sync.js';
 import * as workerProcesses from './2026_11_21_1100_worker_processes.js';
 import * as tenantStatusOrder from './2026_11_21_1200_tenant_status_order.js';
+import * as seenKeyPages from './2026_11_21_1300_seen_key_pages.js';
+import * as syncRunsScheduleIndex from './2026_11_21_1400_sync_runs_schedule_index.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -13,4 +15,6 @@ export const migrations: Record<string, Migration> = {
   '2026_11_21_1000_sync': sync,
   '2026_11_21_1100_worker_processes': workerProcesses,
   '2026_11_21_1200_tenant_status_order': tenantStatusOrder,
+  '2026_11_21_1300_seen_key_pages': seenKeyPages,
+  '2026_11_21_1400_sync_runs_schedule_index': syncRunsScheduleIndex,
 };

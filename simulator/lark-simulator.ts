@@ -33,6 +33,12 @@ export interface SimulatorOptions {
   tokenErrorHttpStatus?: number;
   /** Delay between a resend call and the app_ticket push (Lark: up to minutes). */
   resendPushDelayMs?: number;
+  /**
+   * The token model's clock (ms since the epoch; default Date.now): a benchmark or test running
+   * larksync on a simulated clock gives the simulator the same one, so tokens expire and rotate
+   * in simulated time. advanceTime() moves it further.
+   */
+  clock?: () => number;
   apps?: SimApp[];
 }
 
@@ -100,11 +106,14 @@ export class LarkSimulator {
   /** key: `app:<appId>` or `tenant:<appId>:<tenantKey>` */
   private readonly tokens = new Map<string, IssuedToken[]>();
   private readonly tokenOwners = new Map<string, { kind: 'app' | 'tenant'; appId: string; tenantKey?: string }>();
+  /** Every token still listed under its key, by value (validity checks at 10,000s of tenants). */
+  private readonly tokensByValue = new Map<string, IssuedToken>();
   private readonly pushes = new Map<string, StoredPush>();
   private readonly faults: Array<Fault & { remaining: number }> = [];
   private readonly pending = new Set<Promise<unknown>>();
   private clockOffsetMs = 0;
-  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host'>> & { port: number; host: string };
+  private readonly clock: () => number;
+  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host' | 'clock'>> & { port: number; host: string };
 
   constructor(options: SimulatorOptions = {}) {
     this.opts = {
@@ -115,6 +124,7 @@ export class LarkSimulator {
       tokenErrorHttpStatus: options.tokenErrorHttpStatus ?? 400,
       resendPushDelayMs: options.resendPushDelayMs ?? 0,
     };
+    this.clock = options.clock ?? Date.now;
     for (const a of options.apps ?? []) this.addApp(a);
     this.app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
     this.registerRoutes();
@@ -139,7 +149,7 @@ export class LarkSimulator {
   }
 
   now(): number {
-    return Date.now() + this.clockOffsetMs;
+    return this.clock() + this.clockOffsetMs;
   }
 
   /** Moves the simulator's clock (token expiry) forward without waiting. */
@@ -392,17 +402,18 @@ export class LarkSimulator {
     }
     const prefix = owner.kind === 'app' ? 'a-' : 't-';
     const value = `${prefix}${randomBytes(16).toString('hex')}`;
-    list.push({ value, expiresAt: now + this.opts.tokenTtlSeconds * 1000, revoked: false });
+    const issued: IssuedToken = { value, expiresAt: now + this.opts.tokenTtlSeconds * 1000, revoked: false };
+    list.push(issued);
+    for (const dropped of list.slice(0, -3)) this.tokensByValue.delete(dropped.value);
     this.tokens.set(key, list.slice(-3));
+    this.tokensByValue.set(value, issued);
     this.tokenOwners.set(value, owner);
     return { value, expire: this.opts.tokenTtlSeconds };
   }
 
   private isValid(value: string): boolean {
-    for (const list of this.tokens.values()) {
-      for (const t of list) if (t.value === value) return !t.revoked && t.expiresAt > this.now();
-    }
-    return false;
+    const t = this.tokensByValue.get(value);
+    return t !== undefined && !t.revoked && t.expiresAt > this.now();
   }
 
   /**

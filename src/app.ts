@@ -1,8 +1,10 @@
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { closeConnectionsWhenClosing } from './plugins/close-connections.js';
 import { installErrorHandling } from './plugins/error-handler.js';
+import { apiDocs } from './plugins/api-docs.js';
 import { healthRoutes } from './routes/health.js';
 import { larkEventsRoute } from './routes/lark/events.js';
 import { apiV1 } from './routes/api/v1/index.js';
@@ -11,7 +13,10 @@ import { ErrorBody } from './schemas/common.js';
 
 export interface AppOptions {
   logger?: Logger | false;
-  /** Sees every route as it is added (the OpenAPI check compares them with the spec). */
+  /**
+   * Sees every route as it is added (the OpenAPI check compares them with the spec), except those
+   * hidden from the spec (`schema.hide`: the /docs page).
+   */
   onRoute?: (route: RouteOptions) => void;
 }
 
@@ -33,9 +38,39 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     trustProxy: TRUSTED_PROXIES,
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // The router answers these itself, before any error handler: keep them in our error envelope.
+    frameworkErrors: (err: { code?: string }, _request: unknown, reply: { code(n: number): { send(b: unknown): void } }) => {
+      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return reply.code(414).send({ error: { code: 'path_too_long', message: 'a path segment is longer than 256 characters' } });
+      }
+      return reply.code(400).send({ error: { code: 'bad_url', message: 'the request path is not a valid URL; check its percent-encoding' } });
+    },
+    // Requests too malformed to route (bad header bytes, header overflow, conflicting lengths):
+    // Node answers before Fastify sees them, so the same envelope is written by hand.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({
+        error: tooLarge
+          ? { code: 'headers_too_large', message: 'request headers are too large' }
+          : { code: 'malformed_http', message: 'the request is not valid HTTP/1.1' },
+      });
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
-  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
+  const onRoute = opts.onRoute;
+  if (onRoute) {
+    app.addHook('onRoute', (route) => {
+      if (!(route.schema as { hide?: boolean } | undefined)?.hide) onRoute(route);
+    });
+  }
   installErrorHandling(app);
   closeConnectionsWhenClosing(app);
   app.addSchema(ErrorBody);
@@ -63,5 +98,6 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(healthRoutes(services));
   await app.register(larkEventsRoute(services));
   await app.register(apiV1(services), { prefix: '/api/v1' });
+  await app.register(apiDocs);
   return app;
 }

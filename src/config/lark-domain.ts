@@ -1,13 +1,15 @@
 /** A Lark brand name or a full base URL (used for simulators and private deployments). */
 export type LarkDomain = string;
 
-const BRANDS: Record<string, string> = {
+// A Map, not an object literal: `"constructor" in {...}` is true, which once let such names pass
+// as brands and resolve to a function instead of a URL.
+const BRANDS = new Map<string, string>(Object.entries({
   feishu: 'https://open.feishu.cn',
   lark: 'https://open.larksuite.com',
-};
+}));
 
 export function isValidLarkDomain(value: string): boolean {
-  if (value in BRANDS) return true;
+  if (BRANDS.has(value)) return true;
   try {
     const url = new URL(value);
     return url.protocol === 'http:' || url.protocol === 'https:';
@@ -18,7 +20,7 @@ export function isValidLarkDomain(value: string): boolean {
 
 /** Resolves `feishu`, `lark` or a URL to the Open API base URL, without a trailing slash. */
 export function larkBaseUrl(domain: LarkDomain): string {
-  const brand = BRANDS[domain];
+  const brand = BRANDS.get(domain);
   if (brand) return brand;
   return domain.replace(/\/+$/, '');
 }

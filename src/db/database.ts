@@ -9,7 +9,7 @@ import type {
   StreamStatesTable,
   StreamTableBase,
   SyncRunsTable,
-  SyncSeenKeysTable,
+  SyncSeenPagesTable,
 } from '../sync/sync.tables.js';
 
 export interface Database {
@@ -23,7 +23,7 @@ export interface Database {
   connectors: ConnectorsTable;
   sync_runs: SyncRunsTable;
   stream_states: StreamStatesTable;
-  sync_seen_keys: SyncSeenKeysTable;
+  sync_seen_pages: SyncSeenPagesTable;
   rate_buckets: RateBucketsTable;
   worker_processes: WorkerProcessesTable;
   // Stream tables are written by the generic engine (sync/write-page.ts) and read by the records

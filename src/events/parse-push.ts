@@ -14,7 +14,8 @@ export type PushRejection =
   | 'encrypt_key_not_configured'
   | 'invalid_token'
   | 'unknown_schema'
-  | 'missing_event_id';
+  | 'missing_event_id'
+  | 'invalid_event_field';
 
 export class PushRejectedError extends Error {
   constructor(
@@ -62,6 +63,30 @@ function parseJson(text: string, what: string): Record<string, unknown> {
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * Longest event id, event type, app id or tenant key accepted (pinned). Lark's are 16 to 36
+ * characters; the cap keeps every value storable: `event_id` is under a unique btree index,
+ * whose entries cannot exceed ~2.7 kB.
+ */
+export const MAX_EVENT_FIELD_LENGTH = 256;
+
+/**
+ * These fields go into text columns, so a value Postgres cannot store would fail the insert with a
+ * 500 (and, batched, fail the pushes stored with it): U+0000, and unpaired surrogates, which
+ * would be stored as U+FFFD and make distinct ids collide on the dedupe key.
+ */
+function storable(value: string | undefined, field: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length > MAX_EVENT_FIELD_LENGTH || value.includes('\u0000') || /\p{Cs}/u.test(value)) {
+    throw reject(
+      'invalid_event_field',
+      400,
+      `${field} must be at most ${MAX_EVENT_FIELD_LENGTH} characters, without U+0000 or unpaired surrogates`,
+    );
+  }
+  return value;
+}
 
 /**
  * Verifies and decodes one push (events.md §3-6): signature over the raw bytes with a timing-safe
@@ -132,16 +157,16 @@ function event(body: Record<string, unknown>, plaintext: string, app: StoreAppCo
   if (body.schema === '2.0') {
     const header = (body.header ?? {}) as Record<string, unknown>;
     checkToken(header.token, app);
-    const eventId = str(header.event_id);
-    const eventType = str(header.event_type);
+    const eventId = storable(str(header.event_id), 'header.event_id');
+    const eventType = storable(str(header.event_type), 'header.event_type');
     if (!eventId || !eventType) throw reject('missing_event_id', 400, 'v2 event needs header.event_id and header.event_type');
     return {
       kind: 'event',
       schemaVersion: 'v2',
       eventId,
       eventType,
-      appId: str(header.app_id) ?? null,
-      tenantKey: str(header.tenant_key) ?? null,
+      appId: storable(str(header.app_id), 'header.app_id') ?? null,
+      tenantKey: storable(str(header.tenant_key), 'header.tenant_key') ?? null,
       plaintext,
     };
   }
@@ -149,16 +174,16 @@ function event(body: Record<string, unknown>, plaintext: string, app: StoreAppCo
   if (body.type === 'event_callback' && body.schema === undefined) {
     checkToken(body.token, app);
     const inner = (body.event ?? {}) as Record<string, unknown>;
-    const eventId = str(body.uuid);
-    const eventType = str(inner.type);
+    const eventId = storable(str(body.uuid), 'uuid');
+    const eventType = storable(str(inner.type), 'event.type');
     if (!eventId || !eventType) throw reject('missing_event_id', 400, 'v1 event needs uuid and event.type');
     return {
       kind: 'event',
       schemaVersion: 'v1',
       eventId,
       eventType,
-      appId: str(inner.app_id) ?? null,
-      tenantKey: str(inner.tenant_key) ?? null,
+      appId: storable(str(inner.app_id), 'event.app_id') ?? null,
+      tenantKey: storable(str(inner.tenant_key), 'event.tenant_key') ?? null,
       plaintext,
     };
   }

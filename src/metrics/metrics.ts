@@ -23,6 +23,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Lark pushes acknowledged as redeliveries of an already stored event',
       registers: [registry],
     }),
+    eventBatchSize: new Histogram({
+      name: 'larksync_event_store_batch_size',
+      help: 'Pushes stored per transaction by the event endpoint (group commit)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
     eventsProcessed: new Counter({
       name: 'larksync_events_processed_total',
       help: 'Stored events processed, by type and outcome',

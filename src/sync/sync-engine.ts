@@ -5,10 +5,10 @@ import type { Services } from '../services.js';
 import type { Pacer } from './pacer.js';
 import { RunAbortedError, SyncError } from './sync-errors.js';
 import { SyncLarkClient, defaultRetryPolicy, type RetryPolicy, type RunCounters } from './sync-lark-client.js';
-import type { PageResult, PhaseState, SyncContext, SyncModuleDef } from './sync-module.js';
-import type { StreamName } from './streams.js';
+import type { PageResult, PhaseState, SyncContext, SyncModuleDef, SyncPhase } from './sync-module.js';
+import type { StreamName, StreamRow } from './streams.js';
 import type { SyncModuleName, SyncRunRow } from './sync.tables.js';
-import { forgetSeenKeys, recordSeenKeys, replaceChildren, sweepDeletions, upsertRows } from './write-page.js';
+import { forgetSeenKeys, prepareRows, replaceChildren, sweepDeletions, writeRows, type PreparedRows } from './write-page.js';
 
 export interface EngineOptions {
   /** A slice gives its worker slot back after this long, so one huge tenant cannot starve others. */
@@ -16,9 +16,16 @@ export interface EngineOptions {
   /** How often a running slice proves it is alive. */
   heartbeatMs: number;
   retry: RetryPolicy;
+  /**
+   * Pages a phase that allows it may have read (and prepared) and not yet started to commit,
+   * besides the one being fetched and the two whose transactions may be open: reads run back to
+   * back at the pace the rate limit allows while earlier pages commit. A crash loses at most
+   * readAhead + 3 pages read, which whoever resumes reads again. 0 reads and commits in turn.
+   */
+  readAhead: number;
 }
 
-export const defaultEngineOptions: EngineOptions = { sliceMs: 20_000, heartbeatMs: 5_000, retry: defaultRetryPolicy };
+export const defaultEngineOptions: EngineOptions = { sliceMs: 20_000, heartbeatMs: 5_000, retry: defaultRetryPolicy, readAhead: 1 };
 
 interface StoredPhaseState {
   s: PhaseState;
@@ -27,10 +34,128 @@ interface StoredPhaseState {
 
 export type SliceOutcome = 'succeeded' | 'failed' | 'continue' | 'aborted';
 
+/** A page as read, with everything the commit needs computed up front (off the commit's path). */
+interface ReadyPage {
+  /** the page without its rows, which live on only as `writes` */
+  page: Omit<PageResult<PhaseState>, 'rows'>;
+  writes: PreparedRows[];
+  /** rows per stream, as the run's counts add them up */
+  counts: Record<string, number>;
+  /** the phase state after this page, serialised when the page was read */
+  checkpoint: string;
+}
+
+type Read = { ok: true; ready: ReadyPage } | { ok: false; error: unknown };
+
+/** A page's transaction still open, and the keys it writes (`stream NUL key`). */
+interface InFlight {
+  done: Promise<void>;
+  keys: Set<string>;
+}
+
+/**
+ * A chain of page reads, each from the state the previous one returned, running ahead of the
+ * committer: at most `depth` pages read and not yet taken, plus the one being fetched. The chain
+ * goes on while `readOn` says the page after the one just fetched may be read before it is
+ * committed, and otherwise stops after that page; the committer starts it again from the
+ * committed state. The next fetch goes out before a page is hashed and serialised, so that work
+ * overlaps the wait for the next page (and the rate limit's pace is not stretched by it). A failed
+ * read is handed to the committer in its place, after the pages before it.
+ */
+class PageReader {
+  private readonly pages: Read[] = [];
+  private running = false;
+  private stopped = false;
+  private wakeTaker: (() => void) | undefined;
+  private wakeReader: (() => void) | undefined;
+
+  constructor(
+    private readonly fetch: (state: PhaseState) => Promise<PageResult<PhaseState>>,
+    private readonly prepare: (page: PageResult<PhaseState>) => Promise<ReadyPage>,
+    private readonly readOn: (page: PageResult<PhaseState>) => boolean,
+    private readonly depth: number,
+  ) {}
+
+  /** Nothing being read and nothing left to take. */
+  get idle(): boolean {
+    return !this.running && this.pages.length === 0;
+  }
+
+  start(from: PhaseState): void {
+    this.running = true;
+    void this.run(from);
+  }
+
+  /** The next page in order; undefined once the chain has stopped with nothing left. */
+  async take(): Promise<ReadyPage | undefined> {
+    for (;;) {
+      const next = this.pages.shift();
+      if (next) {
+        this.wake('reader');
+        if (!next.ok) throw next.error;
+        return next.ready;
+      }
+      if (!this.running) return undefined;
+      await new Promise<void>((resolve) => (this.wakeTaker = resolve));
+    }
+  }
+
+  /** No further read starts; one in flight finishes unseen. */
+  stop(): void {
+    this.stopped = true;
+    this.pages.length = 0;
+    this.wake('reader');
+  }
+
+  private async run(from: PhaseState): Promise<void> {
+    let fetching: Promise<PageResult<PhaseState>> | undefined = this.fetch(from);
+    try {
+      while (fetching) {
+        const page: PageResult<PhaseState> = await fetching;
+        fetching = undefined;
+        if (this.stopped) return;
+        const onward = this.readOn(page);
+        if (onward && this.pages.length < this.depth) fetching = this.fetch(page.state);
+        let ready: ReadyPage;
+        try {
+          ready = await this.prepare(page);
+        } catch (error) {
+          // Nothing after a page that cannot be stored is used.
+          void fetching?.catch(() => undefined);
+          throw error;
+        }
+        this.pages.push({ ok: true, ready });
+        this.wake('taker');
+        if (!onward || fetching) continue;
+        while (this.pages.length >= this.depth && !this.stopped) await new Promise<void>((resolve) => (this.wakeReader = resolve));
+        // Asked again after the wait: the slice's time may have run out meanwhile.
+        if (!this.stopped && this.readOn(page)) fetching = this.fetch(page.state);
+      }
+    } catch (error) {
+      if (!this.stopped) this.pages.push({ ok: false, error });
+    } finally {
+      this.running = false;
+      this.wake('taker');
+    }
+  }
+
+  private wake(who: 'taker' | 'reader'): void {
+    const wake = who === 'taker' ? this.wakeTaker : this.wakeReader;
+    if (who === 'taker') this.wakeTaker = undefined;
+    else this.wakeReader = undefined;
+    wake?.();
+  }
+}
+
 /**
  * Runs sync runs in slices. Each page's rows and the phase checkpoint commit in one transaction,
  * under a check that this slice still holds the run's lease and the run is still running, so a
  * cancelled run or a slice whose run was resumed elsewhere (after a crash) commits nothing more.
+ *
+ * Phases that allow it read ahead: pages N+1.. are fetched (and hashed and serialised) while page N
+ * commits. Commits stay strictly in page order and each carries only its own page's checkpoint,
+ * so the stored state is never ahead of the stored rows; a page read ahead and not committed
+ * (cancel, lost lease, failure) is simply dropped and read again by whoever resumes.
  */
 export class SyncEngine {
   constructor(
@@ -72,21 +197,17 @@ export class SyncEngine {
       const ctx = await this.context(run, counters, checkAlive);
       const module = this.modules[run.module];
       module.precheck?.(ctx);
-      const started = Date.now();
+      const deadline = Date.now() + this.options.sliceMs;
       for (const phase of module.phases) {
         const stored = await this.loadPhase(run, phase.name);
         if (stored?.runId === runId && stored.state.done) continue;
-        let state: PhaseState = stored?.runId === runId ? stored.state.s : await phase.init(ctx, stored?.state.s);
-        for (;;) {
+        const state: PhaseState = stored?.runId === runId ? stored.state.s : await phase.init(ctx, stored?.state.s);
+        const outcome = await this.runPhase(run, lease, ctx, phase, state, deadline, counters, flushed, () => {
           if (aborted) throw aborted;
-          if (Date.now() - started > this.options.sliceMs) {
-            await this.flushCounters(runId, lease, counters, flushed);
-            return 'continue';
-          }
-          const page = await phase.readPage(ctx, state);
-          await this.commitPage(run, lease, phase.name, phase.tracksDeletions ?? [], page, counters, flushed);
-          state = page.state;
-          if (page.done) break;
+        });
+        if (outcome === 'continue') {
+          await this.flushCounters(runId, lease, counters, flushed);
+          return 'continue';
         }
       }
       await this.finish(runId, lease, 'succeeded', null);
@@ -172,23 +293,125 @@ export class SyncEngine {
     return { runId: row.run_id, state: row.state as unknown as StoredPhaseState };
   }
 
-  /** Rows, deletions, checkpoint and run counters of one page: all or nothing. */
+  /**
+   * Commits the phase's pages in order until it is done, or until the slice's time is up
+   * ('continue'). Reads run ahead of the commits where the phase allows it, but no read starts
+   * after the slice's time is up, so the slice never drops a page it paid an upstream call for
+   * (it may overrun by the pages already read). A page read ahead also starts its transaction
+   * while the page before it is still committing (see commitPage); at most two are open.
+   */
+  private async runPhase(
+    run: SyncRunRow,
+    lease: string,
+    ctx: SyncContext,
+    phase: SyncPhase<PhaseState>,
+    initial: PhaseState,
+    deadline: number,
+    counters: RunCounters,
+    flushed: RunCounters,
+    throwIfAborted: () => void,
+  ): Promise<'done' | 'continue'> {
+    const tracked = phase.tracksDeletions ?? [];
+    const readsAhead = (page: { state: PhaseState }) => this.options.readAhead > 0 && (phase.canReadAhead?.(page.state) ?? false);
+    const reader = new PageReader(
+      (state) => phase.readPage(ctx, state),
+      (page) => this.prepare(page),
+      (page) => !page.done && Date.now() <= deadline && readsAhead(page),
+      Math.max(1, this.options.readAhead),
+    );
+    let state = initial;
+    let committing: InFlight | undefined;
+    try {
+      for (;;) {
+        throwIfAborted();
+        if (reader.idle) {
+          // Everything read so far is committed before the phase reads on from the stored state.
+          if (committing) {
+            await committing.done;
+            committing = undefined;
+            continue;
+          }
+          if (Date.now() > deadline) return 'continue';
+          reader.start(state);
+        }
+        const ready = await reader.take();
+        if (!ready) continue;
+        const previous = committing;
+        const done = this.commitPage(run, lease, phase.name, tracked, ready, previous, counters, flushed);
+        // Settled by whoever awaits it below; a failure is not lost, only reported once.
+        done.catch(() => undefined);
+        committing = { done, keys: new Set(ready.writes.flatMap((w) => w.keys.map((k) => `${w.stream}\u0000${k}`))) };
+        // This page may overlap the previous one's commit only if it was read ahead of it.
+        if (previous) await previous.done;
+        if (!readsAhead(ready.page) || ready.page.done) {
+          await done;
+          committing = undefined;
+        }
+        state = ready.page.state;
+        if (ready.page.done) return 'done';
+      }
+    } finally {
+      // Pages read ahead and not committed (cancel, lost lease, failure) are dropped here; a
+      // transaction still open is left to finish or roll back before the slice ends.
+      reader.stop();
+      await committing?.done.catch(() => undefined);
+    }
+  }
+
+  /** A page's rows hashed and serialised for the commit, and its checkpoint as it was read. */
+  private async prepare({ rows, ...page }: PageResult<PhaseState>): Promise<ReadyPage> {
+    // Serialised first, before anything else can run: the checkpoint is this page's state exactly.
+    const checkpoint = JSON.stringify({ s: page.state, done: page.done } satisfies StoredPhaseState);
+    const writes: PreparedRows[] = [];
+    const counts: Record<string, number> = {};
+    for (const [stream, list] of Object.entries(rows) as Array<[StreamName, StreamRow[] | undefined]>) {
+      if (!list) continue;
+      writes.push(await prepareRows(stream, list));
+      counts[stream] = (counts[stream] ?? 0) + list.length;
+    }
+    return { page, writes, counts, checkpoint };
+  }
+
+  /**
+   * Rows, deletions, checkpoint and run counters of one page: all or nothing. With `previous` (the
+   * page before it, still committing), the rows whose keys that page does not hold are written at
+   * once, overlapping its commit; the run row is claimed, and with it the checkpoint stored, only
+   * once `previous` has committed, so checkpoints commit in page order and never ahead of their
+   * rows. Should `previous` fail, this transaction rolls back. Keys in both pages (an offset shift
+   * upstream) are written after `previous`, so the two transactions never wait on each other.
+   */
   private async commitPage(
     run: SyncRunRow,
     lease: string,
     phase: string,
     tracked: StreamName[],
-    page: PageResult<PhaseState>,
+    ready: ReadyPage,
+    previous: InFlight | undefined,
     counters: RunCounters,
     flushed: RunCounters,
   ): Promise<void> {
+    const { page } = ready;
+    let upto: RunCounters | undefined;
     await this.db.transaction().execute(async (trx) => {
-      const current = await this.lockRun(trx, run.id, lease);
-      const counts = { ...current.counts };
-      for (const [stream, rows] of Object.entries(page.rows) as Array<[StreamName, NonNullable<PageResult<PhaseState>['rows'][StreamName]>]>) {
-        await upsertRows(trx, stream, run.tenant_key, run.id, rows);
-        if (tracked.includes(stream)) await recordSeenKeys(trx, run.id, stream, rows);
-        counts[stream] = (counts[stream] ?? 0) + rows.length;
+      const later: Array<{ w: PreparedRows; only: number[] }> = [];
+      for (const w of ready.writes) {
+        const recordSeen = tracked.includes(w.stream);
+        if (!previous) {
+          await writeRows(trx, run.tenant_key, run.id, w, { recordSeen });
+          continue;
+        }
+        const now: number[] = [];
+        const after: number[] = [];
+        w.keys.forEach((k, i) => (previous.keys.has(`${w.stream}\u0000${k}`) ? after : now).push(i));
+        await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, only: now });
+        if (after.length > 0) later.push({ w, only: after });
+      }
+      if (previous) await previous.done;
+      // Taken now, once the page before is flushed: reads ahead add to the counters meanwhile.
+      upto = { ...counters };
+      await this.claimPage(trx, run, lease, phase, ready, upto, flushed);
+      for (const { w, only } of later) {
+        await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream), only });
       }
       if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren);
       if (page.done) {
@@ -202,49 +425,52 @@ export class SyncEngine {
           }
         }
       }
-      const stored: StoredPhaseState = { s: page.state, done: page.done };
-      await trx
-        .insertInto('stream_states')
-        .values({ tenant_key: run.tenant_key, module: run.module, stream: phase, state: JSON.stringify(stored), run_id: run.id })
-        .onConflict((oc) =>
-          oc.columns(['tenant_key', 'module', 'stream']).doUpdateSet({
-            state: JSON.stringify(stored),
-            run_id: run.id,
-            updated_at: sql<Date>`now()`,
-          }),
-        )
-        .execute();
-      await trx
-        .updateTable('sync_runs')
-        .set({
-          counts: JSON.stringify(counts),
-          pages: sql<number>`pages + 1`,
-          upstream_calls: sql<number>`upstream_calls + ${counters.upstreamCalls - flushed.upstreamCalls}`,
-          throttled_waits: sql<number>`throttled_waits + ${counters.throttledWaits - flushed.throttledWaits}`,
-          heartbeat_at: sql<Date>`now()`,
-        })
-        .where('id', '=', run.id)
-        .execute();
     });
-    flushed.upstreamCalls = counters.upstreamCalls;
-    flushed.throttledWaits = counters.throttledWaits;
-    for (const [stream, rows] of Object.entries(page.rows)) {
-      if (rows?.length) this.services.metrics.syncRows.inc({ stream }, rows.length);
+    // Before this promise settles: the page after this one claims only once it has.
+    if (upto) Object.assign(flushed, upto);
+    for (const [stream, n] of Object.entries(ready.counts)) {
+      if (n > 0) this.services.metrics.syncRows.inc({ stream }, n);
     }
   }
 
-  private async lockRun(trx: Transaction<Database>, runId: string, lease: string) {
-    const current = await trx
-      .selectFrom('sync_runs')
-      .select(['counts', 'status'])
-      .where('id', '=', runId)
-      .where('lease_id', '=', lease)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!current || current.status !== 'running') {
-      throw new RunAbortedError(current?.status === 'cancelled' || !current ? 'cancelled' : 'lease_lost');
-    }
-    return current;
+  /**
+   * In a page's transaction: adds the page to the run's counters and stores the phase checkpoint,
+   * only if this slice still holds the lease of a running run (otherwise the page rolls back). The
+   * update also locks the run row until the page commits, so a cancel waits for the page or wins
+   * before it.
+   */
+  private async claimPage(
+    trx: Transaction<Database>,
+    run: SyncRunRow,
+    lease: string,
+    phase: string,
+    ready: ReadyPage,
+    upto: RunCounters,
+    flushed: RunCounters,
+  ): Promise<void> {
+    const res = await sql<{ n: number }>`
+      with claimed as (
+        update sync_runs set
+          counts = (
+            select coalesce(jsonb_object_agg(k, coalesce((sync_runs.counts ->> k)::bigint, 0) + coalesce((${JSON.stringify(ready.counts)}::jsonb ->> k)::bigint, 0)), '{}'::jsonb)
+              from jsonb_object_keys(sync_runs.counts || ${JSON.stringify(ready.counts)}::jsonb) as k),
+          pages = pages + 1,
+          upstream_calls = upstream_calls + ${upto.upstreamCalls - flushed.upstreamCalls}::int,
+          throttled_waits = throttled_waits + ${upto.throttledWaits - flushed.throttledWaits}::int,
+          heartbeat_at = now()
+        where id = ${run.id} and lease_id = ${lease} and status = 'running'
+        returning id
+      ),
+      checkpoint as (
+        insert into stream_states (tenant_key, module, stream, state, run_id)
+        select ${run.tenant_key}, ${run.module}, ${phase}, ${ready.checkpoint}::jsonb, id from claimed
+        on conflict (tenant_key, module, stream) do update set state = excluded.state, run_id = excluded.run_id, updated_at = now()
+      )
+      select count(*)::int as n from claimed`.execute(trx);
+    if ((res.rows[0]?.n ?? 0) > 0) return;
+    const current = await trx.selectFrom('sync_runs').select(['status']).where('id', '=', run.id).executeTakeFirst();
+    // Only a cancelled (or vanished) run is over; a lost lease means another slice carries on.
+    throw new RunAbortedError(!current || current.status === 'cancelled' ? 'cancelled' : 'lease_lost');
   }
 
   private async flushCounters(runId: string, lease: string, counters: RunCounters, flushed: RunCounters): Promise<void> {

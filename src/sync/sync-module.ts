@@ -40,7 +40,7 @@ export interface PageResult<S> {
 /**
  * One step of a module, Singer/Airbyte style: a resumable reader with small JSON state. `init`
  * starts a run from the long-lived cursor of the previous run; `readPage` does one upstream page
- * and never touches the database itself (the engine commits rows and state together).
+ * and never writes to the database itself (the engine commits rows and state together).
  */
 export interface SyncPhase<S extends object = Record<string, unknown>, C = unknown> {
   name: string;
@@ -52,6 +52,15 @@ export interface SyncPhase<S extends object = Record<string, unknown>, C = unkno
    */
   init(ctx: SyncContext<C>, previous: S | undefined): S | Promise<S>;
   readPage(ctx: SyncContext<C>, state: S): Promise<PageResult<S>>;
+  /**
+   * Opt-in read-ahead: true when the page after `state` may be read while the page that produced
+   * `state` is still being committed, i.e. that read depends on nothing but `state` and upstream
+   * (not on rows or seen keys of earlier pages). The engine then reads up to
+   * EngineOptions.readAhead pages ahead of its commits and lets two page transactions overlap; a
+   * page read ahead still commits after the page before it, with its own checkpoint, and is
+   * dropped if the slice stops (cancel, lost lease, failure) before it is committed.
+   */
+  canReadAhead?(state: S): boolean;
 }
 
 export interface SyncModuleDef<C = unknown> {

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
 import type { RunStatus, SyncMode, SyncModuleName, SyncRunRow } from './sync.tables.js';
@@ -42,7 +43,11 @@ const ACTIVE: RunStatus[] = ['queued', 'running'];
 
 /** Runs as jobs in Postgres: creation is idempotent per (tenant, module) while one is queued or running. */
 export class SyncService {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** What "now" is for run times and schedules. */
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   /** Returns the new run (created: true) or the one already queued or running. */
   async trigger(
@@ -71,11 +76,12 @@ export class SyncService {
       if (existing) return { run: existing, created: false };
       try {
         const run = await this.db.transaction().execute(async (trx) => {
-          const created = await trx
-            .insertInto('sync_runs')
-            .values({ tenant_key: tenantKey, module, mode, trigger, status: 'queued', lease_id: sql<string>`gen_random_uuid()`, counts: '{}' })
-            .returningAll()
-            .executeTakeFirstOrThrow();
+          // created_at from the clock (the database's now() in production): schedules are judged by it.
+          const inserted = await sql<SyncRunRow>`
+            insert into sync_runs (tenant_key, module, mode, trigger, status, lease_id, counts, created_at)
+            values (${tenantKey}, ${module}, ${mode}, ${trigger}, 'queued', gen_random_uuid(), '{}'::jsonb, ${this.clock.sql()})
+            returning *`.execute(trx);
+          const created = inserted.rows[0]!;
           await enqueueSlice(trx, created.id, created.lease_id as string, tenantKey);
           return created;
         });
@@ -152,25 +158,47 @@ export class SyncService {
   }
 
   /**
-   * Creates the runs whose interval has elapsed for enabled connectors of active tenants. A module
-   * with a full-pass period gets a full run when its last successful full pass is older than that
-   * (Base: to mark deletions); otherwise runs are incremental.
+   * Creates the runs that are due for enabled connectors of active tenants. A module with a
+   * full-pass period gets a full run when its last successful full pass is older than that (Base:
+   * to mark deletions); otherwise runs are incremental.
+   *
+   * Each connector runs at its own minute of its interval: slots at phase + k * interval from the
+   * epoch, the phase a hash of (tenant, module), so 10,000 tenants are not all queued at the top of
+   * the hour. A connector is due once a slot has passed with no run (of any trigger) created since
+   * a minute before it; a connector that never ran is due at once. So runs come exactly one
+   * interval apart and never more than an interval and a minute apart; after a burst (many tenants
+   * installed at once) each connector's next run is at its own slot, spread evenly over the next
+   * interval. A run still going at its slot is followed up when it ends, then the connector is
+   * back on its slot. A run triggered through the API does not move the slots.
    */
   async scheduleDue(fullPassEveryHours: Partial<Record<SyncModuleName, number>>): Promise<number> {
-    const due = await sql<{ tenant_key: string; module: SyncModuleName; last_full: Date | null }>`
-      select c.tenant_key, c.module,
+    const due = await sql<{ tenant_key: string; module: SyncModuleName; interval_minutes: number; last_full: Date | null }>`
+      with clock as (select floor(extract(epoch from ${this.clock.sql()}))::bigint as now_s)
+      select c.tenant_key, c.module, c.interval_minutes,
              (select max(r.created_at) from sync_runs r
                where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status = 'succeeded') as last_full
         from connectors c
         join tenants t on t.tenant_key = c.tenant_key and t.status = 'active'
+        cross join clock
+        cross join lateral (select c.interval_minutes::bigint * 60 as period) p
+        -- hashtextextended: Postgres's own text hash, the one hash partitioning keeps stable.
+        cross join lateral (
+          select mod(mod(hashtextextended(c.tenant_key || '/' || c.module, 0), p.period) + p.period, p.period) as phase) ph
+        cross join lateral (
+          select clock.now_s - mod(mod(clock.now_s - ph.phase, p.period) + p.period, p.period) as latest) slot
        where c.enabled
          and not exists (select 1 from sync_runs r where r.tenant_key = c.tenant_key and r.module = c.module and r.status in ('queued', 'running'))
-         and coalesce((select max(r.created_at) from sync_runs r where r.tenant_key = c.tenant_key and r.module = c.module),
-                      '-infinity'::timestamptz) < now() - make_interval(mins => c.interval_minutes)`.execute(this.db);
+         -- A minute's grace: a slot's run is created by the first tick after the slot.
+         and not exists (select 1 from sync_runs r where r.tenant_key = c.tenant_key and r.module = c.module
+                            and r.created_at > to_timestamp(slot.latest - 60))`.execute(this.db);
+    const now = this.clock.now().getTime();
     let created = 0;
     for (const row of due.rows) {
       const period = fullPassEveryHours[row.module];
-      const needsFull = period !== undefined && (!row.last_full || row.last_full.getTime() < Date.now() - period * 3_600_000);
+      // Half an interval of slack: runs are exactly one interval apart, so "older than the period"
+      // must not depend on which second of its minute a slot's run was created.
+      const fullDueBefore = period === undefined ? 0 : now - period * 3_600_000 + (row.interval_minutes * 60_000) / 2;
+      const needsFull = period !== undefined && (!row.last_full || row.last_full.getTime() < fullDueBefore);
       try {
         const res = await this.trigger(row.tenant_key, row.module, needsFull ? 'full' : 'incremental', 'schedule');
         if (res.created) created += 1;

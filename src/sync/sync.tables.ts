@@ -45,11 +45,12 @@ export interface StreamStatesTable {
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
-export interface SyncSeenKeysTable {
+/** Record keys a run saw, one array per committed page, for its deletion sweeps. */
+export interface SyncSeenPagesTable {
   run_id: string;
   stream: string;
   partition: string;
-  record_key: string;
+  keys: string[];
 }
 
 export interface RateBucketsTable {

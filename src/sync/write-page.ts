@@ -1,97 +1,296 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import { JSON_COLUMNS, STREAMS, type StreamName, type StreamRow } from './streams.js';
 import type { ChildScope } from './sync-module.js';
 
-/** Stable JSON (sorted keys), so the same content always hashes the same. */
-function canonical(value: unknown): string {
-  // A Date would otherwise serialise as {} and a change of date alone would go unnoticed.
-  if (value instanceof Date) return JSON.stringify(value.toISOString());
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-}
+/** SHA-256 as base64url. crypto.hash (one call, no Hash object per row) exists from Node 20.12 on. */
+const sha256: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'base64url')
+    : (text) => crypto.createHash('sha256').update(text).digest('base64url');
 
-export function contentHash(row: StreamRow): string {
-  return createHash('sha256').update(canonical({ raw: row.raw, columns: row.columns })).digest('base64url');
-}
-
-function toSqlValue(column: string, value: unknown) {
-  if (value === undefined || value === null) return null;
-  if (JSON_COLUMNS.has(column)) return JSON.stringify(value);
-  if (value instanceof Date) return value.toISOString();
-  return value;
+/** Object keys as JSON strings: the same few names come back in every row. */
+const quotedKeys = new Map<string, string>();
+function quoted(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    // Bounded: keys are field names, a table has at most a few hundred.
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
+  }
+  return q;
 }
 
 /**
- * Upserts one page of a stream. Unchanged rows (same content hash) are left alone, so re-reading
- * an overlap window writes nothing; changed rows get a new change_seq for the records cursor.
- * Returns how many rows were inserted or changed.
+ * Stable JSON (sorted keys, `undefined` members left out, Dates as ISO strings), so the same
+ * content always hashes the same. The output must stay byte-for-byte what it has always been:
+ * stored hashes depend on it, and a change would make the next run rewrite every row once.
  */
-export async function upsertRows(
-  trx: Transaction<Database>,
-  stream: StreamName,
-  tenantKey: string,
-  runId: string,
-  rows: StreamRow[],
-): Promise<number> {
-  if (rows.length === 0) return 0;
+function canonical(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  // A Date would otherwise serialise as {} and a change of date alone would go unnoticed.
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonical(value[i]);
+    return `${out}]`;
+  }
+  return canonicalObject(value as Record<string, unknown>, canonical);
+}
+
+/**
+ * Sorts in place by UTF-16 code units (what the default sort and < do). Objects in a row have a
+ * handful of keys, where an insertion sort is quicker than Array#sort and allocates nothing (the
+ * built-in sort's working storage was the largest allocation of the whole sync).
+ */
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > 32) return keys.sort();
+  for (let i = 1; i < keys.length; i += 1) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j -= 1;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
+/** An object's canonical text, its members' texts coming from `member`. */
+function canonicalObject(record: Record<string, unknown>, member: (v: unknown, key: string) => string): string {
+  const keys = sortKeys(Object.keys(record));
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = record[k];
+    if (v === undefined) continue;
+    out += (first ? '' : ',') + quoted(k) + ':' + member(v, k);
+    first = false;
+  }
+  return `${out}}`;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/**
+ * canonical({ raw, columns }) and the pieces it is made of: the canonical text of `raw` and of
+ * each column's value (which is also valid JSON of it, reused for the payload sent to Postgres).
+ * A column holding the very object found in `raw` (Base's fields, created_by) reuses its text.
+ */
+function canonicalRow(row: StreamRow): { text: string; raw: string | undefined; columns: Record<string, string> } {
+  const shared: Array<[unknown, string]> = [];
+  let raw: string | undefined;
+  if (isPlainObject(row.raw)) {
+    raw = canonicalObject(row.raw, (v) => {
+      const t = canonical(v);
+      if (typeof v === 'object' && v !== null) shared.push([v, t]);
+      return t;
+    });
+  } else if (row.raw !== undefined) {
+    raw = canonical(row.raw);
+  }
+  const columns: Record<string, string> = {};
+  const columnsText = canonicalObject(row.columns, (v, k) => {
+    const t = (typeof v === 'object' && v !== null ? shared.find(([o]) => o === v)?.[1] : undefined) ?? canonical(v);
+    columns[k] = t;
+    return t;
+  });
+  // Sorted keys: "columns" comes before "raw"; an undefined member is left out.
+  const text = raw === undefined ? `{"columns":${columnsText}}` : `{"columns":${columnsText},"raw":${raw}}`;
+  return { text, raw, columns };
+}
+
+export function contentHash(row: StreamRow): string {
+  return sha256(canonicalRow(row).text);
+}
+
+/**
+ * One stream's rows of a page, hashed and serialised once, ready to be written: a JSON array that
+ * Postgres expands into the table's records. One parameter instead of one per cell keeps both
+ * sides cheap (no 7 000-parameter statement to build, bind and parse), and the JSON carries each
+ * value once: a value every row shares (Base's app_token, table_id, partition) goes in `common`,
+ * and a JSON column that is the very object found under its name in `raw` (Base's fields,
+ * created_by, last_modified_by) is taken from `raw` by Postgres instead of being sent twice.
+ */
+export interface PreparedRows {
+  stream: StreamName;
+  /** record keys, without repeats */
+  keys: string[];
+  /**
+   * The rows as a JSON array in jsonb's binary wire format (a version byte, then the text), sent
+   * as is. Each row is an object of record_key, content_hash, raw, the columns not common or taken
+   * from raw, and `$r`. A Buffer lives outside the JS heap and is freed as soon as the page is
+   * committed, where 500 strings waiting for the commit would be promoted to the old generation.
+   */
+  payload: Buffer;
+  /** where each row's JSON starts and ends in `payload` (pairs of byte offsets), to send some of them */
+  spans: Uint32Array;
+  /** columns with the same value in every row (JSON object) */
+  common: string;
+  commonColumns: string[];
+  /** JSON columns some rows take from raw; bit i of a row's `$r` stands for fromRaw[i] */
+  fromRaw: string[];
+}
+
+const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null;
+const isPrimitive = (v: unknown) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+
+/** Rows hashed between two yields to the event loop (about a millisecond's work). */
+const ROWS_PER_TURN = 100;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Done while earlier pages commit and the next one is fetched. It yields to the event loop every
+ * ROWS_PER_TURN rows, so the fetch it overlaps with is not held up (a call due at its rate-limit
+ * slot goes out on time).
+ */
+export async function prepareRows(stream: StreamName, rows: StreamRow[]): Promise<PreparedRows> {
   // The same key twice in one statement would make ON CONFLICT fail; the last one wins.
   const byKey = new Map<string, StreamRow>();
   for (const r of rows) byKey.set(r.recordKey, r);
   const unique = [...byKey.values()];
   const specific = STREAMS[stream].columns as readonly string[];
-  const columns = ['tenant_key', 'record_key', 'partition', 'raw', 'content_hash', 'last_run_id', ...specific];
-  const values = unique.map(
-    (r) =>
-      sql`(${sql.join([
-        tenantKey,
-        r.recordKey,
-        r.partition ?? '',
-        JSON.stringify(r.raw ?? null),
-        contentHash(r),
-        runId,
-        ...specific.map((c) => toSqlValue(c, r.columns[c])),
-      ])})`,
-  );
-  const updates = ['raw', 'content_hash', 'last_run_id', 'partition', ...specific].map(
-    (c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`,
-  );
-  // Column types come from the table (jsonb, timestamptz, ...): cast through a typed CTE-free
-  // insert by letting Postgres coerce the text parameters.
-  const res = await sql<{ n: string }>`
-    with upserted as (
-      insert into ${sql.table(stream)} (${sql.join(columns.map((c) => sql.ref(c)))})
-      values ${sql.join(values)}
+  const valueOf = (r: StreamRow, c: string) => (c === 'partition' ? (r.partition ?? '') : r.columns[c]);
+
+  const common: Record<string, unknown> = {};
+  for (const c of ['partition', ...specific.filter((x) => !JSON_COLUMNS.has(x))]) {
+    const first = unique[0] ? valueOf(unique[0], c) : undefined;
+    if (isPrimitive(first) && unique.every((r) => valueOf(r, c) === first)) common[c] = first;
+  }
+  const jsonColumns = specific.filter((c) => JSON_COLUMNS.has(c));
+  const fromRaw = jsonColumns.filter((c) => unique.some((r) => isObject(r.columns[c]) && isObject(r.raw) && (r.raw as Record<string, unknown>)[c] === r.columns[c]));
+  const rest = specific.filter((c) => !(c in common));
+
+  const names = Object.fromEntries(rest.map((c) => [c, JSON.stringify(c)]));
+  const keys: string[] = [];
+  const json: string[] = [];
+  for (const [i, r] of unique.entries()) {
+    if (i > 0 && i % ROWS_PER_TURN === 0) await nextTurn();
+    // Built from the hash's own canonical texts, which are JSON of the same values (a Date as its
+    // ISO string, undefined as absent): nothing is serialised twice.
+    const canon = canonicalRow(r);
+    let row = `{"record_key":${JSON.stringify(r.recordKey)},"content_hash":"${sha256(canon.text)}","raw":${canon.raw ?? 'null'}`;
+    if (!('partition' in common)) row += `,"partition":${JSON.stringify(r.partition ?? '')}`;
+    let mask = 0;
+    for (const c of rest) {
+      const bit = fromRaw.indexOf(c);
+      const v = r.columns[c];
+      if (bit >= 0 && isObject(v) && isObject(r.raw) && (r.raw as Record<string, unknown>)[c] === v) mask |= 1 << bit;
+      else row += `,${names[c]}:${canon.columns[c] ?? 'null'}`;
+    }
+    if (mask !== 0) row += `,"$r":${mask}`;
+    keys.push(r.recordKey);
+    json.push(`${row}}`);
+  }
+  const { payload, spans } = jsonbArray(json);
+  return { stream, keys, payload, spans, common: JSON.stringify(common), commonColumns: Object.keys(common), fromRaw };
+}
+
+/** JSON texts written as one JSON array in jsonb's binary format, with each element's byte span. */
+function jsonbArray(items: string[]): { payload: Buffer; spans: Uint32Array } {
+  let size = 2 + Math.max(0, items.length - 1);
+  for (const t of items) {
+    // Rows are built by concatenation: V8 keeps them as trees of their pieces until flattened.
+    // Converting to a number flattens one in place (the "flatstr" trick; the NaN is not used),
+    // which makes measuring and copying it below cheaper than walking the tree twice.
+    void Number(t);
+    size += Buffer.byteLength(t);
+  }
+  const payload = Buffer.allocUnsafeSlow(1 + size);
+  const spans = new Uint32Array(items.length * 2);
+  payload[0] = JSONB_VERSION;
+  let at = 1;
+  payload[at++] = 0x5b; // [
+  items.forEach((t, i) => {
+    if (i > 0) payload[at++] = 0x2c; // ,
+    spans[2 * i] = at;
+    at += payload.write(t, at);
+    spans[2 * i + 1] = at;
+  });
+  payload[at] = 0x5d; // ]
+  return { payload, spans };
+}
+
+/** jsonb_recv's format: version 1 followed by the JSON text. */
+const JSONB_VERSION = 1;
+
+/** Some of the rows of a prepared page, as their own jsonb payload. */
+function payloadOf(prepared: PreparedRows, only: number[] | undefined): Buffer {
+  if (!only) return prepared.payload;
+  const parts: Buffer[] = [Buffer.from([JSONB_VERSION, 0x5b])];
+  only.forEach((i, n) => {
+    if (n > 0) parts.push(Buffer.from([0x2c]));
+    parts.push(prepared.payload.subarray(prepared.spans[2 * i], prepared.spans[2 * i + 1]));
+  });
+  parts.push(Buffer.from([0x5d]));
+  return Buffer.concat(parts);
+}
+
+/**
+ * Upserts one page of a stream. Unchanged rows (same content hash) are left alone, so re-reading
+ * an overlap window writes nothing; changed rows get a new change_seq for the records cursor.
+ * With `recordSeen`, the page's keys are also recorded for the run's deletion sweep (same statement).
+ * `only` picks some of the rows (by index). Returns how many rows were inserted or changed.
+ */
+export async function writeRows(
+  trx: Transaction<Database>,
+  tenantKey: string,
+  runId: string,
+  prepared: PreparedRows,
+  opts: { recordSeen: boolean; only?: number[] },
+): Promise<number> {
+  if ((opts.only ?? prepared.keys).length === 0) return 0;
+  const { stream } = prepared;
+  const table = sql.table(stream);
+  const specific = STREAMS[stream].columns as readonly string[];
+  // What each column of the page is made of: the row, the common values, or the row's raw.
+  const source = (c: string) => {
+    if (prepared.commonColumns.includes(c)) return sql`d.${sql.ref(c)}`;
+    const bit = prepared.fromRaw.indexOf(c);
+    if (bit >= 0) return sql`case when coalesce((e ->> '$r')::int, 0) & ${sql.lit(1 << bit)} <> 0 then p.raw -> ${sql.lit(c)} else p.${sql.ref(c)} end`;
+    return sql`p.${sql.ref(c)}`;
+  };
+  const inputs = ['partition', ...specific].map((c) => sql`${source(c)} as ${sql.ref(c)}`);
+  const columns = ['tenant_key', 'last_run_id', 'record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c));
+  const values = [
+    sql`${tenantKey}::text`,
+    sql`${runId}::bigint`,
+    ...['record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c)),
+  ];
+  const updates = ['raw', 'content_hash', 'last_run_id', 'partition', ...specific].map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`);
+  const seen = opts.recordSeen
+    ? sql`, seen as (
+        insert into sync_seen_pages (run_id, stream, partition, keys)
+        select ${runId}::bigint, ${stream}::text, "partition", array_agg(record_key) from input group by "partition")`
+    : sql``;
+  const res = await sql<{ n: number }>`
+    with input as materialized (
+      select p.record_key, p.content_hash,
+             -- jsonb null and SQL NULL differ: a payload that is JSON null is stored as jsonb null, as it always was.
+             coalesce(p.raw, 'null'::jsonb) as raw,
+             ${sql.join(inputs)}
+        from jsonb_array_elements(${payloadOf(prepared, opts.only)}::jsonb) as e
+       cross join lateral jsonb_populate_record(null::${table}, e) as p
+       cross join jsonb_populate_record(null::${table}, ${prepared.common}::jsonb) as d
+    ),
+    upserted as (
+      insert into ${table} (${sql.join(columns)})
+      select ${sql.join(values)} from input
       on conflict (tenant_key, record_key) do update set
         ${sql.join(updates)},
         updated_at = now(),
         deleted_at = null,
         change_seq = nextval('sync_change_seq')
-      where ${sql.table(stream)}.content_hash is distinct from excluded.content_hash
-         or ${sql.table(stream)}.deleted_at is not null
+      where ${table}.content_hash is distinct from excluded.content_hash
+         or ${table}.deleted_at is not null
       returning 1
-    )
-    select count(*)::text as n from upserted`.execute(trx);
-  return Number(res.rows[0]?.n ?? 0);
-}
-
-export async function recordSeenKeys(
-  trx: Transaction<Database>,
-  runId: string,
-  stream: StreamName,
-  rows: StreamRow[],
-): Promise<void> {
-  if (rows.length === 0) return;
-  await trx
-    .insertInto('sync_seen_keys')
-    .values(rows.map((r) => ({ run_id: runId, stream, partition: r.partition ?? '', record_key: r.recordKey })))
-    .onConflict((oc) => oc.doNothing())
-    .execute();
+    )${seen}
+    select count(*)::int as n from upserted`.execute(trx);
+  return res.rows[0]?.n ?? 0;
 }
 
 /**
@@ -123,6 +322,23 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
 }
 
 /**
+ * Distinct keys of a stream's partition that a run has recorded so far. Counted on 64-bit hashes of
+ * the keys, which is several times cheaper for a million keys; a collision can only make the count
+ * smaller, which callers treat as "not everything was seen" (the safe side).
+ */
+export async function countSeenKeys(db: Kysely<Database>, runId: string, stream: StreamName, partition: string): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    // A million keys sort in memory instead of spilling to disk in work_mem's default 4 MB.
+    await sql`set local work_mem = '64MB'`.execute(trx);
+    const res = await sql<{ n: number }>`
+      select count(distinct hashtextextended(k, 0))::int as n
+        from sync_seen_pages s cross join lateral unnest(s.keys) as k
+       where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition}`.execute(trx);
+    return res.rows[0]?.n ?? 0;
+  });
+}
+
+/**
  * After a complete full pass of a partition: rows not seen in this run are gone upstream.
  * They are marked deleted, never removed. An empty listing of a partition that has rows is not
  * trusted (Lark answers permission-filtered lists, e.g. Base advanced permissions, with nothing):
@@ -135,18 +351,17 @@ export async function sweepDeletions(
   stream: StreamName,
   partition: string,
 ): Promise<number> {
-  const seen = await trx
-    .selectFrom('sync_seen_keys')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('run_id', '=', runId)
-    .where('stream', '=', stream)
-    .where('partition', '=', partition)
-    .executeTakeFirst();
+  const seen = await sql<{ any: boolean }>`
+    select exists (
+      select 1 from sync_seen_pages
+       where run_id = ${runId} and stream = ${stream} and partition = ${partition} and cardinality(keys) > 0) as any`.execute(trx);
   let affected = -1;
-  if (Number(seen?.n ?? 0) > 0) {
+  if (seen.rows[0]?.any) {
     // Both sides can be large and freshly written (no statistics yet), where the planner picks a
-    // nested loop that rescans the seen keys per row: quadratic. A hash anti-join is linear.
+    // nested loop that rescans the seen keys per row: quadratic. A hash anti-join is linear, and
+    // with a million keys it stays in memory rather than spilling in batches.
     await sql`set local enable_nestloop = off`.execute(trx);
+    await sql`set local work_mem = '64MB'`.execute(trx);
     const res = await sql`
       update ${sql.table(stream)} t
          set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
@@ -154,20 +369,21 @@ export async function sweepDeletions(
          and t.partition = ${partition}
          and t.deleted_at is null
          and not exists (
-           select 1 from sync_seen_keys s
-            where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition} and s.record_key = t.record_key)`.execute(trx);
-    await sql`set local enable_nestloop = on`.execute(trx);
+           select 1 from sync_seen_pages s cross join lateral unnest(s.keys) as k
+            where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition} and k = t.record_key)`.execute(trx);
+    await sql`set local enable_nestloop to default`.execute(trx);
+    await sql`set local work_mem to default`.execute(trx);
     affected = Number(res.numAffectedRows ?? 0n);
   } else {
     const live = await sql<{ n: number }>`
       select count(*)::int as n from ${sql.table(stream)} where tenant_key = ${tenantKey} and partition = ${partition} and deleted_at is null`.execute(trx);
     if ((live.rows[0]?.n ?? 0) === 0) affected = 0;
   }
-  await trx.deleteFrom('sync_seen_keys').where('run_id', '=', runId).where('stream', '=', stream).where('partition', '=', partition).execute();
+  await sql`delete from sync_seen_pages where run_id = ${runId} and stream = ${stream} and partition = ${partition}`.execute(trx);
   return affected;
 }
 
 /** A finished or cancelled run's deletion bookkeeping is no longer needed. */
 export async function forgetSeenKeys(db: Kysely<Database>, runId: string): Promise<void> {
-  await db.deleteFrom('sync_seen_keys').where('run_id', '=', runId).execute();
+  await sql`delete from sync_seen_pages where run_id = ${runId}`.execute(db);
 }

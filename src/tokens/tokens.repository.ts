@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { AccessTokenRow, TokenKind } from './tokens.table.js';
 
@@ -12,10 +12,11 @@ export interface TokenKey {
 export const tokenKeyId = (k: TokenKey) => `${k.kind}:${k.appId}:${k.tenantKey}`;
 export const tokenContext = (k: TokenKey) => `access_tokens.token:${tokenKeyId(k)}`;
 
-/** The stored token if it is still before its refresh time (judged by the database clock). */
+/** The stored token if it is still before its refresh time (`now`: the clock's SQL time, the database's in production). */
 export async function findFreshToken(
   db: Kysely<Database>,
   k: TokenKey,
+  now: RawBuilder<Date>,
 ): Promise<Pick<AccessTokenRow, 'token_sealed' | 'refresh_at'> | undefined> {
   return db
     .selectFrom('access_tokens')
@@ -24,7 +25,23 @@ export async function findFreshToken(
     .where('kind', '=', k.kind)
     .where('tenant_key', '=', k.tenantKey)
     .where('token_sealed', 'is not', null)
-    .where('refresh_at', '>', sql<Date>`now()`)
+    .where('refresh_at', '>', now)
+    .executeTakeFirst();
+}
+
+/** What a mint needs to know of the stored row: whether it is still fresh, and how it was planned. */
+export async function findMintState(
+  db: Kysely<Database>,
+  k: TokenKey,
+  now: RawBuilder<Date>,
+): Promise<{ token_sealed: Buffer | null; refresh_at: Date | null; expires_at: Date | null; fresh: boolean } | undefined> {
+  return db
+    .selectFrom('access_tokens')
+    .select(['token_sealed', 'refresh_at', 'expires_at'])
+    .select(sql<boolean>`token_sealed is not null and refresh_at is not null and refresh_at > ${now}`.as('fresh'))
+    .where('app_id', '=', k.appId)
+    .where('kind', '=', k.kind)
+    .where('tenant_key', '=', k.tenantKey)
     .executeTakeFirst();
 }
 
@@ -37,9 +54,10 @@ export async function storeMintedToken(
   db: Kysely<Database>,
   k: TokenKey,
   v: { sealed: Buffer; hash: string; expireSeconds: number; refreshAfterSeconds: number },
+  now: RawBuilder<Date>,
 ): Promise<void> {
-  const expires = sql<Date>`now() + make_interval(secs => ${v.expireSeconds})`;
-  const refresh = sql<Date>`now() + make_interval(secs => ${v.refreshAfterSeconds})`;
+  const expires = sql<Date>`${now} + make_interval(secs => ${v.expireSeconds})`;
+  const refresh = sql<Date>`${now} + make_interval(secs => ${v.refreshAfterSeconds})`;
   await db
     .insertInto('access_tokens')
     .values({
@@ -50,7 +68,7 @@ export async function storeMintedToken(
       token_hash: v.hash,
       expires_at: expires,
       refresh_at: refresh,
-      minted_at: sql<Date>`now()`,
+      minted_at: now,
       mint_count: 1,
       last_error_code: null,
       last_error_message: null,
@@ -62,7 +80,7 @@ export async function storeMintedToken(
         token_hash: v.hash,
         expires_at: expires,
         refresh_at: refresh,
-        minted_at: sql<Date>`now()`,
+        minted_at: now,
         mint_count: sql<number>`access_tokens.mint_count + 1`,
         last_error_code: null,
         last_error_message: null,
@@ -72,7 +90,13 @@ export async function storeMintedToken(
     .execute();
 }
 
-export async function recordMintError(db: Kysely<Database>, k: TokenKey, code: string, message: string): Promise<void> {
+export async function recordMintError(
+  db: Kysely<Database>,
+  k: TokenKey,
+  code: string,
+  message: string,
+  now: RawBuilder<Date>,
+): Promise<void> {
   await db
     .insertInto('access_tokens')
     .values({
@@ -86,13 +110,13 @@ export async function recordMintError(db: Kysely<Database>, k: TokenKey, code: s
       minted_at: null,
       last_error_code: code,
       last_error_message: message.slice(0, 500),
-      last_error_at: sql<Date>`now()`,
+      last_error_at: now,
     })
     .onConflict((oc) =>
       oc.columns(['app_id', 'kind', 'tenant_key']).doUpdateSet({
         last_error_code: code,
         last_error_message: message.slice(0, 500),
-        last_error_at: sql<Date>`now()`,
+        last_error_at: now,
       }),
     )
     .execute();

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/database.js';
 import { SealError, type Sealer } from '../crypto/sealer.js';
 import type { LarkHttp } from '../lark/http.js';
@@ -10,9 +11,11 @@ import { AppError } from '../errors.js';
 import { findApp } from '../apps/apps.repository.js';
 import { toCredentials, type AppCredentials } from '../apps/app-credentials.js';
 import type { AppTicketsService } from './app-tickets.service.js';
+import { defaultRefreshWindow, planRefresh, shiftOf, type RefreshWindow } from './refresh-plan.js';
 import {
   deleteTenantTokens,
   findFreshToken,
+  findMintState,
   findTokenRow,
   invalidateToken,
   lockTokenKey,
@@ -27,13 +30,31 @@ const hashToken = (value: string) => createHash('sha256').update(value).digest('
 
 export interface TokenOptions {
   /**
-   * Refresh this long before expiry. Lark hands out a new token only in the last 30 minutes of
-   * the old one's life (auth.md §4), so 25 minutes gets a fresh token with time to spare.
+   * Where, as lifetime left, a token's refresh point may lie; each token gets its own point in it
+   * (refresh-plan.ts). Lark hands out a new token only in the last 30 minutes of the old one's
+   * life (auth.md §4). A window of width 0 refreshes every token the same margin before expiry.
    */
-  refreshMarginSeconds: number;
+  refreshWindow: RefreshWindow;
+  /** What "now" is for expiry and refresh times. */
+  clock: Clock;
+  /** How refreshDue (the minute cron) works through due tokens. */
+  refresh: RefreshTickOptions;
 }
 
-export const defaultTokenOptions: TokenOptions = { refreshMarginSeconds: 25 * 60 };
+export interface RefreshTickOptions {
+  /** Due tokens read per query. */
+  batch: number;
+  /** Mints in flight at once: each holds a pool connection while it waits for Lark. */
+  concurrency: number;
+  /** No new mint starts after this long, so one tick ends before the next minute's begins. */
+  budgetMs: number;
+}
+
+export const defaultTokenOptions: TokenOptions = {
+  refreshWindow: defaultRefreshWindow,
+  clock: systemClock,
+  refresh: { batch: 500, concurrency: 4, budgetMs: 40_000 },
+};
 
 export interface TokenHealth {
   status: 'valid' | 'refresh_due' | 'expired' | 'missing' | 'error';
@@ -42,6 +63,11 @@ export interface TokenHealth {
   mintedAt: string | null;
   mintCount: number;
   lastError: { code: string; message: string; at: string } | null;
+}
+
+interface ObtainOptions {
+  /** The caller has just dropped a token Lark rejected: do not share a lookup that may have read it. */
+  afterInvalidation?: boolean;
 }
 
 /** A tenant's token use with its app already looked up (see TokenService.forTenant). */
@@ -65,7 +91,11 @@ export class AppTicketMissingError extends AppError {
  * advisory lock with a re-read (across processes).
  */
 export class TokenService {
+  /** Per token key: the lookup (stored token, else a mint) that concurrent callers share. */
   private readonly inflight = new Map<string, Promise<string>>();
+  /** Per tenant: the tenant-and-app lookup that concurrent callers share. */
+  private readonly tenantLookups = new Map<string, Promise<{ app: AppCredentials }>>();
+  private readonly clock: Clock;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -75,14 +105,19 @@ export class TokenService {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly options: TokenOptions = defaultTokenOptions,
-  ) {}
+  ) {
+    this.clock = options.clock;
+  }
 
   // ------------------------------------------------------------------ public API
 
   async getAppAccessToken(appId: string): Promise<string> {
-    const app = await this.app(appId);
-    const key: TokenKey = { kind: 'app', appId, tenantKey: '' };
-    return this.obtain(key, () => this.produceAppToken(app, key));
+    return this.appToken(await this.app(appId));
+  }
+
+  private appToken(app: AppCredentials, opts: ObtainOptions = {}): Promise<string> {
+    const key: TokenKey = { kind: 'app', appId: app.appId, tenantKey: '' };
+    return this.obtain(key, () => this.produceAppToken(app, key), opts);
   }
 
   async getTenantAccessToken(tenantKey: string): Promise<string> {
@@ -90,9 +125,9 @@ export class TokenService {
     return this.tenantToken(app, tenantKey);
   }
 
-  private tenantToken(app: AppCredentials, tenantKey: string): Promise<string> {
+  private tenantToken(app: AppCredentials, tenantKey: string, opts: ObtainOptions = {}): Promise<string> {
     const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
-    return this.obtain(key, () => this.produceTenantToken(app, key));
+    return this.obtain(key, () => this.produceTenantToken(app, key), opts);
   }
 
   /**
@@ -121,7 +156,7 @@ export class TokenService {
           if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
           this.log.info({ tenantKey, code: err.code }, 'tenant token rejected; minting a new one and retrying once');
           await invalidateToken(this.db, key, hashToken(token));
-          const fresh = await this.tenantToken(app, tenantKey);
+          const fresh = await this.tenantToken(app, tenantKey, { afterInvalidation: true });
           return call(fresh, app.baseUrl);
         }
       },
@@ -130,14 +165,8 @@ export class TokenService {
 
   /** Keeps a token that was minted outside the usual path (custom app registration checks credentials by minting). */
   async adopt(key: TokenKey, token: string, expire: number): Promise<void> {
-    const margin = Math.min(this.options.refreshMarginSeconds, Math.floor(expire / 2));
-    await storeMintedToken(this.db, key, {
-      sealed: this.sealer.seal(token, tokenContext(key)),
-      hash: hashToken(token),
-      expireSeconds: expire,
-      refreshAfterSeconds: Math.max(1, expire - margin),
-    });
-    this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
+    const prev = await findMintState(this.db, key, this.clock.sql());
+    await this.store(this.db, key, token, expire, prev ? shiftOf(prev, this.options.refreshWindow) : null);
   }
 
   /** Drops a token that an upstream call rejected (only if it is still the stored one). */
@@ -165,30 +194,64 @@ export class TokenService {
     });
   }
 
-  /** Mints every token whose refresh time has come, for active tenants and the apps behind them. */
-  async refreshDue(limit = 100): Promise<{ refreshed: number; failed: number }> {
-    const due = await this.db
+  /**
+   * Mints every token whose refresh time has come, for active tenants and the apps behind them,
+   * oldest refresh time first, a few at a time, until none is due or the tick's budget is spent.
+   * Tokens whose last mint failed go after the healthy ones and are tried once per call, so a
+   * tenant Lark keeps refusing cannot starve the others.
+   */
+  async refreshDue(opts: Partial<RefreshTickOptions> = {}): Promise<{ refreshed: number; failed: number; left: number }> {
+    const { batch, concurrency, budgetMs } = { ...this.options.refresh, ...opts };
+    const deadline = performance.now() + budgetMs;
+    const tried = new Set<string>();
+    const apps = new Map<string, Promise<AppCredentials>>();
+    let refreshed = 0;
+    let failed = 0;
+    let left = 0;
+    for (;;) {
+      const due = await this.dueTokens(batch);
+      const fresh = due.filter((r) => !tried.has(tokenKeyId({ kind: r.kind, appId: r.app_id, tenantKey: r.tenant_key })));
+      if (fresh.length === 0) break;
+      let next = 0;
+      const worker = async () => {
+        while (next < fresh.length && performance.now() < deadline) {
+          const row = fresh[next++]!;
+          tried.add(tokenKeyId({ kind: row.kind, appId: row.app_id, tenantKey: row.tenant_key }));
+          try {
+            let app = apps.get(row.app_id);
+            if (!app) apps.set(row.app_id, (app = this.app(row.app_id)));
+            if (row.kind === 'app') await this.appToken(await app);
+            else await this.tenantToken(await app, row.tenant_key);
+            refreshed += 1;
+          } catch (err) {
+            failed += 1;
+            this.log.warn({ kind: row.kind, appId: row.app_id, tenantKey: row.tenant_key, err: (err as Error).message }, 'token refresh failed');
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, worker));
+      if (performance.now() >= deadline) {
+        left = fresh.length - next;
+        if (left > 0) this.log.warn({ left, refreshed }, 'token refresh tick ran out of time; the next tick goes on');
+        break;
+      }
+    }
+    return { refreshed, failed, left };
+  }
+
+  private dueTokens(limit: number) {
+    const now = this.clock.sql();
+    return this.db
       .selectFrom('access_tokens as t')
       .leftJoin('tenants as tn', (j) => j.onRef('tn.tenant_key', '=', 't.tenant_key').onRef('tn.app_id', '=', 't.app_id'))
       .select(['t.kind', 't.app_id', 't.tenant_key'])
-      .where((eb) => eb.or([eb('t.refresh_at', '<=', sql<Date>`now()`), eb('t.token_sealed', 'is', null)]))
+      .where((eb) => eb.or([eb('t.refresh_at', '<=', now), eb('t.token_sealed', 'is', null)]))
       .where((eb) => eb.or([eb('t.kind', '=', 'app'), eb('tn.status', '=', 'active')]))
-      .orderBy('t.refresh_at', 'asc')
+      // Failing tokens last, then the most urgent: no token at all, then the earliest refresh time.
+      .orderBy(sql`t.last_error_at is not null and (t.minted_at is null or t.last_error_at > t.minted_at)`)
+      .orderBy(sql`t.refresh_at asc nulls first`)
       .limit(limit)
       .execute();
-    let refreshed = 0;
-    let failed = 0;
-    for (const row of due) {
-      try {
-        if (row.kind === 'app') await this.getAppAccessToken(row.app_id);
-        else await this.getTenantAccessToken(row.tenant_key);
-        refreshed += 1;
-      } catch (err) {
-        failed += 1;
-        this.log.warn({ kind: row.kind, appId: row.app_id, tenantKey: row.tenant_key, err: (err as Error).message }, 'token refresh failed');
-      }
-    }
-    return { refreshed, failed };
   }
 
   async health(kind: 'app' | 'tenant', appId: string, tenantKey = ''): Promise<TokenHealth> {
@@ -199,7 +262,7 @@ export class TokenService {
         ? { code: row.last_error_code, message: row.last_error_message ?? '', at: row.last_error_at.toISOString() }
         : null;
     let status: TokenHealth['status'] = 'missing';
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     if (row?.token_sealed && row.expires_at) {
       if (row.expires_at.getTime() <= now) status = 'expired';
       else if (row.refresh_at && row.refresh_at.getTime() <= now) status = 'refresh_due';
@@ -219,25 +282,35 @@ export class TokenService {
 
   // ------------------------------------------------------------------ single flight + lock
 
-  private async obtain(key: TokenKey, produce: () => Promise<string>): Promise<string> {
-    const fresh = await this.readFresh(key);
-    if (fresh) return fresh;
+  /**
+   * The stored token while it is fresh, else a new one. Concurrent callers in this process share
+   * one lookup (one read, at most one mint); other processes are kept to one mint by the lock in
+   * lockAndMint. A caller that has just invalidated the token starts a lookup of its own (one
+   * already under way may have read the rejected token) and later callers share that one.
+   */
+  private obtain(key: TokenKey, produce: () => Promise<string>, opts: ObtainOptions = {}): Promise<string> {
     const id = tokenKeyId(key);
-    let pending = this.inflight.get(id);
-    if (!pending) {
-      pending = produce()
-        .catch((err: unknown) => this.recordFailure(key, err))
-        .finally(() => this.inflight.delete(id));
-      this.inflight.set(id, pending);
-    }
+    const shared = this.inflight.get(id);
+    if (shared && !opts.afterInvalidation) return shared;
+    const pending: Promise<string> = (async () => {
+      const fresh = await this.readFresh(key);
+      if (fresh) return fresh;
+      return produce().catch((err: unknown) => this.recordFailure(key, err));
+    })().finally(() => {
+      if (this.inflight.get(id) === pending) this.inflight.delete(id);
+    });
+    this.inflight.set(id, pending);
     return pending;
   }
 
-  private async readFresh(key: TokenKey, db: Kysely<Database> = this.db): Promise<string | undefined> {
-    const row = await findFreshToken(db, key);
-    if (!row?.token_sealed) return undefined;
+  private async readFresh(key: TokenKey): Promise<string | undefined> {
+    const row = await findFreshToken(this.db, key, this.clock.sql());
+    return row?.token_sealed ? this.open(key, row.token_sealed) : undefined;
+  }
+
+  private open(key: TokenKey, sealed: Buffer): string | undefined {
     try {
-      return this.sealer.open(row.token_sealed, tokenContext(key));
+      return this.sealer.open(sealed, tokenContext(key));
     } catch (err) {
       if (!(err instanceof SealError)) throw err;
       // A token is only a copy of what Lark will issue again. Sealed under a key this process no
@@ -257,20 +330,31 @@ export class TokenService {
   private async lockAndMint(key: TokenKey, mint: () => Promise<{ token: string; expire: number }>): Promise<string> {
     return this.db.transaction().execute(async (trx) => {
       await lockTokenKey(trx, key);
-      const again = await this.readFresh(key, trx);
+      const row = await findMintState(trx, key, this.clock.sql());
+      const again = row?.fresh && row.token_sealed ? this.open(key, row.token_sealed) : undefined;
       if (again) return again;
       if (key.kind === 'tenant') await this.assertTenantActive(trx, key.tenantKey);
       const { token, expire } = await mint();
-      const margin = Math.min(this.options.refreshMarginSeconds, Math.floor(expire / 2));
-      await storeMintedToken(trx, key, {
-        sealed: this.sealer.seal(token, tokenContext(key)),
-        hash: hashToken(token),
-        expireSeconds: expire,
-        refreshAfterSeconds: Math.max(1, expire - margin),
-      });
-      this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
+      await this.store(trx, key, token, expire, row ? shiftOf(row, this.options.refreshWindow) : null);
       return token;
     });
+  }
+
+  private async store(db: Kysely<Database>, key: TokenKey, token: string, expire: number, previousShiftSeconds: number | null): Promise<void> {
+    const plan = planRefresh({
+      key: tokenKeyId(key),
+      nowMs: this.clock.now().getTime(),
+      expireSeconds: expire,
+      previousShiftSeconds,
+      window: this.options.refreshWindow,
+    });
+    await storeMintedToken(
+      db,
+      key,
+      { sealed: this.sealer.seal(token, tokenContext(key)), hash: hashToken(token), expireSeconds: expire, refreshAfterSeconds: plan.refreshAfterSeconds },
+      this.clock.sql(),
+    );
+    this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
   }
 
   /** Re-checked under the mint lock: the tenant may have uninstalled (and been purged) since the caller looked. */
@@ -288,7 +372,7 @@ export class TokenService {
     }
     const code =
       err instanceof LarkApiError ? String(err.code) : err instanceof AppError ? err.code : err instanceof LarkTransportError ? 'transport_error' : 'internal_error';
-    await recordMintError(this.db, key, code, (err as Error).message).catch(() => undefined);
+    await recordMintError(this.db, key, code, (err as Error).message, this.clock.sql()).catch(() => undefined);
     throw err;
   }
 
@@ -339,14 +423,14 @@ export class TokenService {
     }
     // The app token comes first, outside the tenant lock: getting it may mint, wait for a ticket
     // and take the app's lock, all of which need pool connections of their own.
-    const appToken = await this.getAppAccessToken(app.appId);
+    const appToken = await this.appToken(app);
     try {
       return await this.lockAndMint(key, () => this.callStoreTenantToken(app, appToken, key.tenantKey));
     } catch (err) {
       if (!(err instanceof LarkApiError) || !err.isTokenInvalid) throw err;
       // Lark refused the app token: drop it (only if it is still the stored one) and go once more.
       await invalidateToken(this.db, { kind: 'app', appId: app.appId, tenantKey: '' }, hashToken(appToken));
-      const freshAppToken = await this.getAppAccessToken(app.appId);
+      const freshAppToken = await this.appToken(app, { afterInvalidation: true });
       return this.lockAndMint(key, () => this.callStoreTenantToken(app, freshAppToken, key.tenantKey));
     }
   }
@@ -385,7 +469,16 @@ export class TokenService {
     return toCredentials(row, this.sealer);
   }
 
-  private async tenantApp(tenantKey: string): Promise<{ app: AppCredentials }> {
+  /** The tenant's app, checked active; concurrent callers for one tenant share the lookup. */
+  private tenantApp(tenantKey: string): Promise<{ app: AppCredentials }> {
+    const shared = this.tenantLookups.get(tenantKey);
+    if (shared) return shared;
+    const pending = this.lookupTenantApp(tenantKey).finally(() => this.tenantLookups.delete(tenantKey));
+    this.tenantLookups.set(tenantKey, pending);
+    return pending;
+  }
+
+  private async lookupTenantApp(tenantKey: string): Promise<{ app: AppCredentials }> {
     const tenant = await this.db
       .selectFrom('tenants')
       .select(['app_id', 'status'])

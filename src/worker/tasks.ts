@@ -6,7 +6,7 @@ import { SYNC_MODULES } from '../connectors/index.js';
 import type { SyncModuleName } from '../sync/sync.tables.js';
 
 /** Each module's full-pass period, from its definition. */
-const FULL_PASS_PERIODS: Partial<Record<SyncModuleName, number>> = Object.fromEntries(
+export const FULL_PASS_PERIODS: Partial<Record<SyncModuleName, number>> = Object.fromEntries(
   Object.values(SYNC_MODULES).flatMap((m) => (m.fullPassEveryHours ? [[m.name, m.fullPassEveryHours]] : [])),
 );
 
@@ -20,6 +20,14 @@ function eventIdOf(payload: unknown): string {
   return id;
 }
 
+function eventIdsOf(payload: unknown): string[] {
+  const ids = (payload as { ids?: unknown } | null)?.ids;
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && /^\d+$/.test(id))) {
+    throw new Error('handle_lark_events payload needs ids, an array of numeric strings');
+  }
+  return ids as string[];
+}
+
 function sliceOf(payload: unknown): { runId: string; lease: string } {
   const p = payload as { runId?: unknown; lease?: unknown } | null;
   if (typeof p?.runId !== 'string' || typeof p.lease !== 'string') throw new Error('sync_run payload needs runId and lease');
@@ -28,6 +36,10 @@ function sliceOf(payload: unknown): { runId: string; lease: string } {
 
 export function createTaskList(services: Services): TaskList {
   return {
+    handle_lark_events: async (payload) => {
+      await services.events.processBatch(services, eventIdsOf(payload));
+    },
+    // A single event: retries of a failed one, and jobs queued by earlier versions.
     handle_lark_event: async (payload) => {
       await services.events.process(services, eventIdOf(payload));
     },

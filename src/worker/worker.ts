@@ -36,6 +36,9 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter();
   events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
+  // graphile-worker 0.17 locks jobs under the pool's id, not the worker's: without beating for
+  // it too, this process's own long jobs (a 20 s sync slice) would look dead and be released.
+  events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
   const runner = await run({
     pgPool: services.pool,
     taskList: createTaskList(services),

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
+import { rawRequest } from '../helpers/raw-http.js';
 
 interface ErrorJson {
   error: { code: string; message: string };
@@ -150,5 +151,20 @@ describe('REST API: authentication and the error envelope', () => {
     }
     expect(stack.logs.some((l) => l.includes('unhandled error') && l.includes('tenants'))).toBe(true);
     expect((await stack.api('GET', '/api/v1/tenants')).status).toBe(200);
+  });
+
+  it('answers malformed HTTP and unroutable paths with the error envelope', async () => {
+    const nul = await rawRequest(base, { method: 'GET', target: '/healthz', headers: [['x-bad', 'a\u0000b']] });
+    expect(nul.status).toBe(400);
+    expect(JSON.parse(nul.body.toString())).toEqual({ error: { code: 'malformed_http', message: expect.any(String) } });
+    const overflow = await rawRequest(base, { method: 'GET', target: '/healthz', headers: [['x-big', 'y'.repeat(20_000)]] });
+    expect(overflow.status).toBe(431);
+    expect(JSON.parse(overflow.body.toString()).error.code).toBe('headers_too_large');
+    const badUrl = await fetch(`${base}/healthz%`);
+    expect(badUrl.status).toBe(400);
+    expect(((await badUrl.json()) as { error: { code: string } }).error.code).toBe('bad_url');
+    const longParam = await fetch(`${base}/api/v1/tenants/${'k'.repeat(300)}`, { headers: { authorization: `Bearer ${stack.env.API_TOKEN}` } });
+    expect(longParam.status).toBe(414);
+    expect(((await longParam.json()) as { error: { code: string } }).error.code).toBe('path_too_long');
   });
 });

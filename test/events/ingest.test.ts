@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/wait.js';
-import { eventCounts, maxJobId, newId, settleStartupTicket } from '../helpers/events-helpers.js';
+import { eventCounts, maxJobId, newId, postRaw, queuedEventIds, settleStartupTicket, v1Body } from '../helpers/events-helpers.js';
 
 const appId = STORE_APP.appId;
 
@@ -39,9 +39,10 @@ describe('acknowledged means stored (worker off)', () => {
       const row = await eventRow(stack.db, res.uuid);
       expect(row).toMatchObject({ event_id: res.uuid, schema_version: 'v1', event_type: 'app_open', tenant_key: `t-durable-${i}`, status: 'pending' });
     }
-    const jobs = await sql<{ queue_name: string | null }>`
-      select queue_name from graphile_worker.jobs where task_identifier = 'handle_lark_event' and queue_name like 'tenant:t-durable-%'`.execute(stack.db.db);
-    expect(jobs.rows).toHaveLength(10);
+    const stored = await stack.db.db.selectFrom('lark_events').select('id').where('tenant_key', 'like', 't-durable-%').execute();
+    const queued = (await queuedEventIds(stack.db)).filter((j) => stored.some((r) => r.id === j.id));
+    expect(queued.map((j) => j.id).sort()).toEqual(stored.map((r) => r.id).sort());
+    expect(queued.every((j) => j.queue?.startsWith('lark-events:'))).toBe(true);
     expect(await stack.db.db.selectFrom('tenants').selectAll().execute()).toEqual([]);
   });
 
@@ -67,6 +68,24 @@ describe('acknowledged means stored (worker off)', () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => stack.sim.redeliver(first.uuid)));
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect({ ...(await eventCounts(stack.db)), maxJob: await maxJobId(stack.db) }).toEqual(before);
+  });
+
+  it('group commit: concurrent pushes share transactions, and every answer comes after its own row and job', async () => {
+    const ids = Array.from({ length: 120 }, () => newId());
+    const pushes = ids.map((uuid, i) =>
+      stack.sim.wireFormat(appId, JSON.stringify(v1Body({ app_id: appId, tenant_key: `t-group-${i % 7}`, type: 'app_open' }, { uuid }))),
+    );
+    // Each event id twice: a redelivery racing its original, in the same batch or the next.
+    const results = await Promise.all([...pushes, ...pushes].map((w) => postRaw(stack.eventsUrl, w)));
+    expect(results.map((r) => r.status)).toEqual(results.map(() => 200));
+    const rows = await sql<{ id: string; event_id: string; tx: string }>`
+      select e.id::text as id, e.event_id, e.xmin::text as tx from lark_events e where e.event_id = any(${ids}::text[])`.execute(stack.db.db);
+    expect(rows.rows).toHaveLength(120);
+    // Each stored event is listed by exactly one queued job.
+    const queued = (await queuedEventIds(stack.db)).map((j) => j.id);
+    for (const r of rows.rows) expect(queued.filter((id) => id === r.id)).toHaveLength(1);
+    // Rows written by one transaction share its xmin: fewer transactions than pushes.
+    expect(new Set(rows.rows.map((r) => r.tx)).size).toBeLessThan(120);
   });
 
   it('never stores the plaintext payload, ticket or verification token (checked on the bytes)', async () => {
@@ -105,8 +124,10 @@ describe('processing after the answer (worker on)', () => {
     const noTenant = await stack.sim.pushV2(appId, 'application.bot.menu_v6', {});
     // A v1 type without a handler is kept the same way.
     const orderPaid = await stack.sim.pushV1(appId, { app_id: appId, tenant_key: 't-unknown', type: 'order_paid', order_id: 'o-1' });
-    expect([res.status, noTenant.status, orderPaid.status]).toEqual([200, 200, 200]);
-    for (const id of [res.uuid, noTenant.uuid, orderPaid.uuid]) {
+    // A type named like an Object.prototype member is just another unknown type.
+    const proto = await stack.sim.pushV2(appId, 'constructor', {}, { tenantKey: 't-unknown' });
+    expect([res.status, noTenant.status, orderPaid.status, proto.status]).toEqual([200, 200, 200, 200]);
+    for (const id of [res.uuid, noTenant.uuid, orderPaid.uuid, proto.uuid]) {
       const row = await waitFor(async () => {
         const r = await eventRow(stack.db, id);
         return r?.status === 'ignored' ? r : undefined;
@@ -236,6 +257,9 @@ describe('processing survives a restart', () => {
     }, 10_000, 'the unreadable event to be marked failed');
     expect(failed.last_error).toMatch(/sealed/);
     expect(failed.attempts).toBeGreaterThanOrEqual(1);
+    // It left its shard's batch job and is retried by a job of its own, in its tenant's queue.
+    const retry = await waitFor(async () => (await queuedEventIds(db)).find((j) => j.id === failed.id), 10_000, 'a retry job for the failed event');
+    expect(retry.queue).toBe('tenant:t-broken');
     expect(await db.db.selectFrom('tenants').selectAll().where('tenant_key', '=', 't-broken').execute()).toEqual([]);
     // The per-tenant queue applied app_open before the pause, so the tenant ends paused.
     const tenant = await db.db.selectFrom('tenants').selectAll().where('tenant_key', '=', 't-restart').executeTakeFirstOrThrow();

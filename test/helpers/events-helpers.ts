@@ -8,11 +8,11 @@ import { waitFor } from './wait.js';
 
 export const newId = () => randomUUID().replace(/-/g, '');
 
-/** How many events are stored and how many of their jobs are queued (unfinished). */
+/** How many events are stored and how many jobs (batch or single) are queued for them (unfinished). */
 export async function eventCounts(db: TestDatabase): Promise<{ events: number; jobs: number }> {
   const events = await sql<{ n: string }>`select count(*)::text as n from lark_events`.execute(db.db);
   const jobs = await sql<{ n: string }>`
-    select count(*)::text as n from graphile_worker.jobs where task_identifier = 'handle_lark_event'`.execute(db.db);
+    select count(*)::text as n from graphile_worker.jobs where task_identifier in ('handle_lark_event', 'handle_lark_events')`.execute(db.db);
   return { events: Number(events.rows[0]?.n ?? 0), jobs: Number(jobs.rows[0]?.n ?? 0) };
 }
 
@@ -107,4 +107,16 @@ export async function postRaw(url: string, wire: { body: string | Buffer; header
 export async function settleStartupTicket(stack: Stack): Promise<void> {
   await waitFor(() => stack.sim.count(AUTH_PATHS.ticketResend) >= 1, 10_000, 'the startup ticket resend');
   await stack.sim.settle();
+}
+
+/** Ids of stored events listed by queued event jobs (a batch job lists several), one entry per listing. */
+export async function queuedEventIds(db: TestDatabase): Promise<Array<{ id: string; queue: string | null }>> {
+  const r = await sql<{ id: string; queue: string | null }>`
+    select coalesce(ids.id, j.payload->>'id') as id, q.queue_name as queue
+      from graphile_worker._private_jobs j
+      join graphile_worker._private_tasks t on t.id = j.task_id
+      left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+      left join lateral json_array_elements_text(case when json_typeof(j.payload->'ids') = 'array' then j.payload->'ids' else '[]'::json end) as ids(id) on true
+     where t.identifier in ('handle_lark_event', 'handle_lark_events')`.execute(db.db);
+  return r.rows;
 }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { StartOptions } from '../../src/bootstrap.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -15,15 +16,29 @@ export interface LarksyncProcess {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Start options a child process can take (JSON only: no logger, no functions). */
+export type ChildStartOptions = Pick<StartOptions, 'workerOptions' | 'engineOptions' | 'rateLimitScale' | 'workerPollInterval' | 'ticketOptions'>;
+
+export interface SpawnOptions {
+  /**
+   * Start the process through test/helpers/larksync-child.ts with these options instead of
+   * src/server.ts with the defaults (e.g. worker maintenance tuned down so a resume takes seconds).
+   */
+  start?: ChildStartOptions;
+}
+
 /**
- * Runs `node --import tsx src/server.ts` as a real second OS process with the given environment,
- * and resolves once it logs 'larksync is listening' (its URL is read from that line).
+ * Runs `node --import tsx src/server.ts` (or, with `opts.start`, test/helpers/larksync-child.ts)
+ * as a real second OS process with the given environment, and resolves once it logs 'larksync is
+ * listening' (its URL is read from that line).
  */
-export async function spawnLarksync(env: Record<string, string>, timeoutMs = 30_000): Promise<LarksyncProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+export async function spawnLarksync(env: Record<string, string>, timeoutMs = 30_000, opts: SpawnOptions = {}): Promise<LarksyncProcess> {
+  const entry = opts.start ? 'test/helpers/larksync-child.ts' : 'src/server.ts';
+  const tuned: Record<string, string> = opts.start ? { LARKSYNC_CHILD_START: JSON.stringify(opts.start) } : {};
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     // Only what node needs plus the stack's variables: nothing else from the test's environment.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: '0', LOG_LEVEL: 'info' },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ...tuned, PORT: '0', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

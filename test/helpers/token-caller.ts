@@ -9,8 +9,6 @@
  * At START_AT it fires CALLS concurrent getTenantAccessToken calls and prints one JSON line with
  * fingerprints of what each call got, never the tokens themselves.
  */
-import { createHash } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/env.js';
@@ -18,30 +16,9 @@ import { parseEncryptionKey } from '../../src/crypto/encryption-key.js';
 import { Sealer } from '../../src/crypto/sealer.js';
 import { connectDatabase } from '../../src/db/connect.js';
 import { createServices } from '../../src/services.js';
+import { fireAndReport, startTime } from './caller-protocol.js';
 
-export interface CallerReport {
-  pid: number;
-  firedAt: number;
-  /** When the last of this process's calls settled. */
-  doneAt: number;
-  /** How long this process had been ready when the barrier fell (negative: it was late). */
-  readyMarginMs: number;
-  durationsMs: number[];
-  results: Array<{ ok: true; token: string } | { ok: false; error: string }>;
-}
-
-const fingerprint = (v: string) => `sha256:${createHash('sha256').update(v).digest('hex').slice(0, 12)}`;
-
-async function startTime(): Promise<number> {
-  if (process.env.START_AT) return Number(process.env.START_AT);
-  process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
-  const rl = createInterface({ input: process.stdin });
-  for await (const line of rl) {
-    rl.close();
-    return Number(line.trim());
-  }
-  throw new Error('stdin closed before a start time arrived');
-}
+export type { CallerReport } from './caller-protocol.js';
 
 async function main(): Promise<void> {
   const tenantKey = process.env.TENANT_KEY;
@@ -58,27 +35,7 @@ async function main(): Promise<void> {
     // Open the pool's connections now, so connection set-up does not spread the callers out.
     await Promise.all(Array.from({ length: 5 }, () => sql`select 1`.execute(handle.db)));
     const at = await startTime();
-    const readyMarginMs = at - Date.now();
-    if (readyMarginMs > 0) await new Promise((r) => setTimeout(r, readyMarginMs));
-    const firedAt = Date.now();
-    const settled = await Promise.allSettled(
-      Array.from({ length: calls }, async () => {
-        const started = performance.now();
-        const token = await services.tokens.getTenantAccessToken(tenantKey);
-        return { token, ms: performance.now() - started };
-      }),
-    );
-    const report: CallerReport = {
-      pid: process.pid,
-      firedAt,
-      doneAt: Date.now(),
-      readyMarginMs,
-      durationsMs: settled.map((s) => (s.status === 'fulfilled' ? Math.round(s.value.ms) : -1)),
-      results: settled.map((s) =>
-        s.status === 'fulfilled' ? { ok: true as const, token: fingerprint(s.value.token) } : { ok: false as const, error: String((s.reason as Error).message) },
-      ),
-    };
-    process.stdout.write(`${JSON.stringify(report)}\n`);
+    await fireAndReport(at, calls, () => services.tokens.getTenantAccessToken(tenantKey));
   } finally {
     await handle.close();
   }

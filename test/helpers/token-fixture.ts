@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import type { Clock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { parseEncryptionKey } from '../../src/crypto/encryption-key.js';
 import { Sealer } from '../../src/crypto/sealer.js';
@@ -62,6 +63,8 @@ export interface TokenFixtureOptions {
   sim?: SimulatorOptions;
   ticketOptions?: ServiceDeps['ticketOptions'];
   tokenOptions?: ServiceDeps['tokenOptions'];
+  /** One clock for larksync's token code and the simulator's token model (a simulated one moves both). */
+  clock?: Clock;
 }
 
 /**
@@ -69,13 +72,14 @@ export interface TokenFixtureOptions {
  * to both, without the HTTP server (token tests drive the services directly).
  */
 export async function startTokenFixture(opts: TokenFixtureOptions = {}): Promise<TokenFixture> {
-  const sim = storeAppSimulator({ sim: opts.sim });
+  const clock = opts.clock;
+  const sim = storeAppSimulator({ sim: clock ? { ...opts.sim, clock: () => clock.now().getTime() } : opts.sim });
   const simUrl = await sim.start();
   const db = await createTestDatabase();
   const env = storeAppEnv(db, simUrl, randomBytes(32).toString('base64'));
   const config = loadConfig(env);
-  const build = (handle: DbHandle) =>
-    buildServices(config, handle, { ticketOptions: opts.ticketOptions, tokenOptions: opts.tokenOptions });
+  const tokenOptions = clock ? { ...opts.tokenOptions, clock } : opts.tokenOptions;
+  const build = (handle: DbHandle) => buildServices(config, handle, { ticketOptions: opts.ticketOptions, tokenOptions });
   const services = build(db);
   await services.apps.ensureStoreApp();
   const extra: DbHandle[] = [];

@@ -1,45 +1,8 @@
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
 import { fp, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
-import type { CallerReport } from '../helpers/token-caller.js';
+import { spawnCaller } from '../helpers/caller-process.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const callerScript = path.join(root, 'test/helpers/token-caller.ts');
-
-interface Caller {
-  ready: Promise<void>;
-  start(at: number): void;
-  report: Promise<CallerReport>;
-}
-
-/** A real second (third...) process running larksync's TokenService against the same database. */
-function spawnCaller(env: Record<string, string>): Caller {
-  const child = spawn(process.execPath, ['--import', 'tsx', callerScript], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout });
-  let readyResolve: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
-  const report = new Promise<CallerReport>((resolve, reject) => {
-    lines.on('line', (line) => {
-      const msg = JSON.parse(line) as { ready?: boolean } | CallerReport;
-      if ('ready' in msg) readyResolve();
-      else resolve(msg as CallerReport);
-    });
-    child.on('exit', (code) => reject(new Error(`token-caller exited with ${code}: ${stderr.slice(0, 500)}`)));
-  });
-  // A child that dies before it is ready must fail the test, not hang it.
-  report.catch(() => readyResolve());
-  return { ready, start: (at) => child.stdin.end(`${at}\n`), report };
-}
 
 describe('each token is minted once however many callers ask at once', () => {
   let f: TokenFixture | undefined;
@@ -73,7 +36,7 @@ describe('each token is minted once however many callers ask at once', () => {
     await f.installTenant('tk-sf-two');
     const env = { ...f.env, TENANT_KEY: 'tk-sf-two', CALLS: '100', POOL_MAX: '10' };
 
-    const callers = [spawnCaller(env), spawnCaller(env)];
+    const callers = [spawnCaller('test/helpers/token-caller.ts', env), spawnCaller('test/helpers/token-caller.ts', env)];
     await Promise.all(callers.map((c) => c.ready));
     const startAt = Date.now() + 300;
     for (const c of callers) c.start(startAt);

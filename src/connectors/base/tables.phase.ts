@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { SyncError } from '../../sync/sync-errors.js';
 import { definePhase, type PageResult, type SyncContext } from '../../sync/sync-module.js';
 import type { StreamName, StreamRow } from '../../sync/streams.js';
+import { countSeenKeys } from '../../sync/write-page.js';
 import { tableRef, type BaseConfigType, type BaseTableEntry } from './config.js';
 import {
   FIELD_TYPE_MODIFIED_TIME,
@@ -40,6 +41,8 @@ interface TablePass {
   recordPages: number;
   /** false once Lark said has_more without a page_token: the listing stopped early */
   reachedEnd: boolean;
+  /** whether the table had rows that are not deleted when this pass began (absent in older states) */
+  hadRows?: boolean;
 }
 
 interface State {
@@ -144,6 +147,11 @@ async function openTable(ctx: Ctx, state: State): Promise<TablePass> {
     throw new SyncError('invalid_config', `tables[${entry}]: needs appToken and tableId, or a Base URL with ?table=`);
   }
   const appToken = ref.kind === 'wiki' ? await resolveWikiNode(ctx, entry, ref.nodeToken) : ref.appToken;
+  // Read before this pass writes anything to the table (rows of other tables may be committing).
+  const existing = await sql<{ any: boolean }>`
+    select exists (
+      select 1 from base_records
+       where tenant_key = ${ctx.tenantKey} and partition = ${partitionOf({ appToken, tableId: ref.tableId })} and deleted_at is null) as any`.execute(ctx.services.db);
   return {
     entry,
     appToken,
@@ -159,6 +167,7 @@ async function openTable(ctx: Ctx, state: State): Promise<TablePass> {
     maxModifiedMs: null,
     recordPages: 0,
     reachedEnd: true,
+    hadRows: existing.rows[0]?.any ?? true,
   };
 }
 
@@ -264,14 +273,6 @@ async function recordsPage(ctx: Ctx, state: State, t: TablePass): Promise<PageRe
   return { rows: { base_records: rows }, state: { ...state, table: next }, done: false };
 }
 
-/** Distinct records of this table that this run stored (the engine keeps them for the sweep). */
-async function seenInRun(ctx: Ctx, partition: string): Promise<number> {
-  const res = await sql<{ n: number }>`
-    select count(*)::int as n from sync_seen_keys
-     where run_id = ${ctx.runId} and stream = 'base_records' and partition = ${partition}`.execute(ctx.services.db);
-  return res.rows[0]?.n ?? 0;
-}
-
 /**
  * Runs once the last records page is committed. Offsets shift when records are deleted (or added
  * in the middle) between pages, so a pass can end "normally" having skipped records. Counting the
@@ -282,14 +283,17 @@ async function seenInRun(ctx: Ctx, partition: string): Promise<number> {
  */
 async function verify(ctx: Ctx, state: State, t: TablePass): Promise<PageResult<State>> {
   const partition = partitionOf(t);
-  const seen = await seenInRun(ctx, partition);
+  // Distinct records of this table that this run stored (the engine keeps them for the sweep).
+  const seen = await countSeenKeys(ctx.services.db, ctx.runId, 'base_records', partition);
   const totals = [t.firstTotal, t.lastTotal].filter((n): n is number => n !== null);
   const complete = t.reachedEnd && totals.length > 0 && seen >= Math.max(...totals);
   const cursors = { ...state.cursors };
   let sweep = state.sweep;
   if (complete) {
     if (t.maxModifiedMs !== null) cursors[partition] = Math.max(cursors[partition] ?? 0, t.maxModifiedMs);
-    if (ctx.mode === 'full' && t.filterFromMs === null) sweep = [...sweep, { stream: 'base_records', partition }];
+    // A table that had no rows when this pass began holds only rows this pass stored, every one
+    // of them seen: there is nothing to sweep, and a million-row anti-join is skipped.
+    if (ctx.mode === 'full' && t.filterFromMs === null && t.hadRows !== false) sweep = [...sweep, { stream: 'base_records', partition }];
   } else {
     ctx.services.log.warn(
       { runId: ctx.runId, partition, seen, firstTotal: t.firstTotal, lastTotal: t.lastTotal, reachedEnd: t.reachedEnd },
@@ -315,6 +319,9 @@ export const tablesPhase = definePhase<State, BaseConfigType>({
     sweep: [],
     visited: [],
   }),
+  // Every step reads only its state and Lark, except `verify`, which counts what the earlier
+  // pages stored: it must wait for them to commit.
+  canReadAhead: (state) => state.table?.step !== 'verify',
   async readPage(ctx, state) {
     if (state.index >= state.tables.length) return { rows: {}, state, done: true, sweep: state.sweep };
     let table = state.table;

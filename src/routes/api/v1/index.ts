@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { AppError } from '../../../errors.js';
 import { requireBearer } from '../../../plugins/bearer-auth.js';
+import { rejectUnstorableText } from '../../../plugins/storable-text.js';
 import type { Services } from '../../../services.js';
 import { appRoutes } from './apps.js';
 import { connectorRoutes } from './connectors.js';
@@ -23,6 +24,8 @@ export const apiV1 =
     requireBearer(api, services.config.apiToken);
     // JSON only: a text/plain body would otherwise reach validation as a string ("body must be object").
     api.removeContentTypeParser('text/plain');
+    // After auth (onRequest) and parsing, before validation: text Postgres cannot store is a 400, not a 500.
+    api.addHook('preValidation', rejectUnstorableText);
     await api.register(tenantRoutes(services));
     await api.register(appRoutes(services));
     await api.register(connectorRoutes(services));

@@ -1,0 +1,79 @@
+/**
+ * larksync as its own process for benchmarks: the production bootstrap (migrations, services,
+ * graphile-worker, sync engine) with the configuration in environment variables, plus
+ * BENCH_RATE_LIMIT_SCALE (multiplies larksync's pacing limits; 1 = Lark's documented tiers) and
+ * BENCH_SLICE_MS / BENCH_READ_AHEAD (engine options). The parent sets up one tenant and triggers runs over IPC; the runs themselves go
+ * through the job queue and the engine exactly as in production. Started by bench/base-sync.ts.
+ */
+import { pino } from 'pino';
+import { startLarksync } from '../src/bootstrap.js';
+import { loadConfig } from '../src/config/env.js';
+import type { SyncMode, SyncRunRow } from '../src/sync/sync.tables.js';
+import { serveParent } from './child-ipc.js';
+
+const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1' });
+const larksync = await startLarksync(config, {
+  log: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+  listen: false,
+  // Crons would add scheduled runs between the measured ones.
+  workerOptions: { cron: false },
+  rateLimitScale: Number(process.env.BENCH_RATE_LIMIT_SCALE ?? 1),
+  engineOptions: {
+    ...(process.env.BENCH_SLICE_MS ? { sliceMs: Number(process.env.BENCH_SLICE_MS) } : {}),
+    ...(process.env.BENCH_READ_AHEAD ? { readAhead: Number(process.env.BENCH_READ_AHEAD) } : {}),
+  },
+});
+const s = larksync.services;
+
+export interface SetupArgs {
+  appId: string;
+  ticket: string;
+  tenant: string;
+  appToken: string;
+  tableId: string;
+}
+
+export interface RunResult {
+  id: string;
+  status: string;
+  error: string | null;
+  /** created_at .. finished_at of the run row (the database's clock) */
+  seconds: number;
+  pages: number;
+  upstreamCalls: number;
+  throttledWaits: number;
+  counts: Record<string, number>;
+}
+
+async function finished(id: string): Promise<SyncRunRow> {
+  for (;;) {
+    const r = await s.sync.get(id);
+    if (r && !['queued', 'running'].includes(r.status)) return r;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+serveParent(
+  {
+    setup: async (a: SetupArgs) => {
+      await s.tickets.save(a.appId, a.ticket, new Date(), null);
+      await s.tenants.install({ tenantKey: a.tenant, appId: a.appId }, null);
+      await s.connectors.put(a.tenant, 'base', { enabled: true, config: { tables: [{ appToken: a.appToken, tableId: a.tableId }] } }, 'store');
+    },
+    sync: async (a: { tenant: string; mode: SyncMode }): Promise<RunResult> => {
+      const { run } = await s.sync.trigger(a.tenant, 'base', a.mode, 'api');
+      const r = await finished(run.id);
+      return {
+        id: r.id,
+        status: r.status,
+        error: r.error_message,
+        seconds: ((r.finished_at?.getTime() ?? Date.now()) - r.created_at.getTime()) / 1000,
+        pages: r.pages,
+        upstreamCalls: r.upstream_calls,
+        throttledWaits: r.throttled_waits,
+        counts: r.counts,
+      };
+    },
+  },
+  () => larksync.stop(),
+);

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LarksyncApi } from '../../demo/api-client.js';
+import type { ProgressView } from '../../demo/progress.js';
+import type { StreamProgress } from '../../demo/run-progress.js';
+import { runScenario, type DemoSummary } from '../../demo/scenario.js';
+import { attendanceNote, formatSummary } from '../../demo/summary.js';
+import { seedSimulator, UNAVAILABLE_TO_STORE_APPS, type SeededTenant } from '../../demo/tenants.js';
+import { STORE_APP, type Stack } from '../helpers/stack.js';
+import { startFastStack } from '../helpers/sync-api.js';
+
+/**
+ * `npm run demo`'s scenario with tiny data against a test stack: the same pushes, REST calls and
+ * polling, so a change that breaks the demo fails here rather than in front of an audience.
+ */
+describe('the demo scenario', () => {
+  let stack: Stack;
+  let tenants: SeededTenant[];
+  let summary: DemoSummary;
+  const said: string[] = [];
+  const updates: StreamProgress[][] = [];
+
+  beforeAll(async () => {
+    stack = await startFastStack();
+    tenants = seedSimulator(stack.sim, stack.data, { baseRecords: 700, approvalsPerDay: 3, approvalDays: 2, usersPerDepartment: 2, attendanceDays: 3 });
+    const view: ProgressView = { say: (line) => said.push(line), update: (rows) => updates.push([...rows]), stop: () => undefined };
+    const api = new LarksyncApi(stack.larksync.url, stack.env.API_TOKEN ?? '');
+    summary = await runScenario({ sim: stack.sim, storeAppId: STORE_APP.appId, tenants, api, view, pollMs: 100 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const row = (tenantKey: string, stream: string) => {
+    const found = summary.rows.find((r) => r.tenantKey === tenantKey && r.stream === stream);
+    if (!found) throw new Error(`no summary row for ${tenantKey} ${stream}`);
+    return found;
+  };
+
+  it('syncs every configured stream of every tenant, as many rows as the simulator holds', () => {
+    expect(tenants.map((t) => `${t.key}:${t.app}`)).toEqual(['acme:store', 'globex:store', 'initech:custom']);
+    for (const t of tenants) {
+      for (const [stream, expected] of Object.entries(t.expected)) {
+        const r = row(t.key, stream);
+        expect(r.status, `${t.key} ${stream}`).toBe('succeeded');
+        expect(expected, `${t.key} ${stream} has data`).toBeGreaterThan(0);
+        // Attendance is worked out for the seeding instant, the run's window a moment later.
+        if (stream === 'attendance_flows') expect(Math.abs((r.rows ?? 0) - expected)).toBeLessThanOrEqual(2);
+        else expect(r.rows, `${t.key} ${stream}`).toBe(expected);
+      }
+    }
+    expect(row('acme', 'base_records').rows).toBe(1234 + 640 + 25 + 700);
+    expect(row('acme', 'approval_timeline').rows).toBeGreaterThan(0);
+    expect(summary.totalRows).toBe(summary.rows.reduce((n, r) => n + (r.rows ?? 0), 0));
+  });
+
+  it('shows attendance as unavailable to the store-app tenants, and synced for the custom app', () => {
+    for (const key of ['acme', 'globex']) {
+      expect(row(key, 'attendance_flows')).toMatchObject({ status: 'unavailable', rows: null, note: UNAVAILABLE_TO_STORE_APPS });
+    }
+    expect(row('initech', 'attendance_flows').rows).toBeGreaterThan(0);
+    expect(summary.runs.filter((r) => r.status === 'failed').map((r) => `${r.tenantKey}/${r.error?.class}`).sort()).toEqual([
+      'acme/unsupported_for_store_app',
+      'globex/unsupported_for_store_app',
+    ]);
+    expect(attendanceNote(summary)).toContain('Initech registered its own app (POST /api/v1/apps) and synced');
+    expect(said.some((l) => l.includes('larksync warns about attendance'))).toBe(true);
+  });
+
+  it('reached larksync through encrypted pushes and reported progress at every poll', () => {
+    expect(said[0]).toMatch(/^Lark pushes the app_ticket to \/lark\/events \(encrypted, signed\): HTTP 200/);
+    expect(said.filter((l) => l.includes('app_open of'))).toHaveLength(2);
+    const last = updates.at(-1) ?? [];
+    // One bar per tenant x stream: 9 streams for each store tenant, 3 for the custom one.
+    expect(last).toHaveLength(9 + 9 + 3);
+    expect(last.filter((p) => p.status === 'succeeded').every((p) => p.fraction === 1)).toBe(true);
+  });
+
+  it('prints a summary table with a row per stream, tenant totals and a grand total', () => {
+    const text = formatSummary(summary);
+    expect(text).toContain('Acme Robotics (store app)');
+    expect(text).toContain('Initech (own custom app)');
+    expect(text.match(/tenant total/g)).toHaveLength(3);
+    expect(text).toMatch(/all 3 tenants\s+[\d,]+/);
+    expect(text).toContain(UNAVAILABLE_TO_STORE_APPS);
+  });
+});
