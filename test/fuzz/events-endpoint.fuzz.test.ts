@@ -12,6 +12,7 @@ import {
   cryptoFaults,
   httpOddities,
   invalidUtf8,
+  ivFlippedChallenge,
   mutatedEnvelopes,
   oversized,
   pinnedPush,
@@ -202,7 +203,9 @@ function fuzzEndpoint(mode: 'encrypted' | 'plain') {
       pinnedPush(ctx, v1('u'.repeat(256), { type: 'app_ticket' }), 'accept'),
     ];
   });
-  property('ciphertexts: wrong key, truncated, bad base64, bad padding, wrong token', () => cryptoFaults(ctx), encrypted ? 200 : 40);
+  property('ciphertexts: wrong key, truncated, bad base64, bad padding, wrong token', () => cryptoFaults(ctx), encrypted ? 200 : 40, () => [
+    ivFlippedChallenge(ctx),
+  ]);
   if (encrypted) {
     property('signature headers: missing, wrong, stale, odd', () => signatureFaults(ctx), 200);
   }

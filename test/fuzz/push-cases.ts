@@ -28,6 +28,8 @@ export interface CipherSpec {
   key?: string;
   /** Bad PKCS#7 padding bytes appended instead of the real padding. */
   badPadding?: number[];
+  /** A fixed IV (16 bytes) instead of a random one, so a pinned mangle hits known bits. */
+  iv?: number[];
   mangle: B64Mangle;
   /** `encrypt` is not a string at all. */
   notString?: unknown;
@@ -116,8 +118,8 @@ export interface PushContext {
 
 const aesKey = (k: string) => createHash('sha256').update(k, 'utf8').digest();
 
-function encryptBytes(key: string, plaintext: Buffer, badPadding?: number[]): string {
-  const iv = randomBytes(16);
+function encryptBytes(key: string, plaintext: Buffer, badPadding?: number[], fixedIv?: number[]): string {
+  const iv = fixedIv ? Buffer.from(fixedIv) : randomBytes(16);
   const cipher = createCipheriv('aes-256-cbc', aesKey(key), iv);
   if (!badPadding) return Buffer.concat([iv, cipher.update(plaintext), cipher.final()]).toString('base64');
   cipher.setAutoPadding(false);
@@ -207,7 +209,7 @@ export function buildPush(spec: PushSpec, ctx: PushContext): BuiltPush {
     const encrypt =
       c.notString !== undefined
         ? c.notString
-        : mangle(encryptBytes(c.key ?? ctx.encryptKey ?? STORE_APP.encryptKey, inner, c.badPadding), c.mangle);
+        : mangle(encryptBytes(c.key ?? ctx.encryptKey ?? STORE_APP.encryptKey, inner, c.badPadding, c.iv), c.mangle);
     body = Buffer.from(JSON.stringify({ ...c.outerExtra, encrypt }), 'utf8');
     if (typeof encrypt === 'string' && ctx.encryptKey) decrypted = referenceDecrypt(encrypt, ctx.encryptKey);
   } else {
@@ -775,6 +777,25 @@ export function oversized(ctx: PushContext): fc.Arbitrary<PushSpec> {
 }
 
 /** A fixed push, encrypted and signed as Lark would (a counterexample once found, kept so it runs every time). */
+/**
+ * Found by the fuzzer: AES-CBC has no integrity, so flipping base64 character 19 (low bits of IV
+ * byte 14) turns the challenge's first space into an apostrophe and the push still decrypts. The
+ * IV's byte 14 is 0x33 ('z' at character 19); '0' makes the delta 7, so 0x20 becomes 0x27.
+ */
+export function ivFlippedChallenge(ctx: PushContext): PushSpec {
+  const iv = Array.from({ length: 16 }, (_, i) => (i === 14 ? 0x33 : 0));
+  const plaintext = JSON.stringify({ challenge: '     ', token: ctx.verificationToken, type: 'url_verification' });
+  return {
+    kind: 'crypto-iv-flip-pinned',
+    plaintext,
+    wrap: 'encrypt',
+    cipher: { iv, mangle: { kind: 'flipChar', at: 19, to: '0' } },
+    headers: jsonHeaders,
+    transport: 'fetch',
+    expect: ctx.encryptKey ? 'accept' : 'reject',
+  };
+}
+
 export function pinnedPush(ctx: PushContext, body: Record<string, unknown>, expect: Expectation): PushSpec {
   const encrypted = ctx.encryptKey !== undefined;
   return {
