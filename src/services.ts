@@ -76,7 +76,7 @@ export function createServices(deps: ServiceDeps): Services {
     tokens,
     tenants,
     apps: new AppsService(deps.db, deps.sealer, http, tokens, tenants, deps.config),
-    events: new EventsService(deps.db, deps.pool, deps.sealer, metrics),
+    events: new EventsService(deps.db, deps.pool, deps.sealer, metrics, deps.log),
     connectors: new ConnectorsService(deps.db, SYNC_MODULES),
     sync: new SyncService(deps.db),
     records: new RecordsService(deps.db),

@@ -68,7 +68,7 @@ export async function enqueueRetry(db: Kysely<Database>, id: string, queueName: 
  * anything again. This is the group commit's unit. Answers one outcome per input, in order; the
  * first of several same-id inputs is the one stored.
  */
-export async function storeAndEnqueueMany(pool: pg.Pool, events: EventToStore[]): Promise<Array<'stored' | 'duplicate'>> {
+export async function storeAndEnqueueMany(pool: pg.Pool | pg.PoolClient, events: EventToStore[]): Promise<Array<'stored' | 'duplicate'>> {
   const firstOf = new Map<string, number>();
   events.forEach((e, i) => {
     if (!firstOf.has(e.eventId)) firstOf.set(e.eventId, i);

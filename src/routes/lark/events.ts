@@ -23,9 +23,9 @@ export const larkEventsRoute =
       '/lark/events',
       {
         bodyLimit: EVENT_BODY_LIMIT,
-        // Fastify's own "incoming request" and "request completed" lines are off for pushes: the
-        // handler writes one line per push with what matters (type, outcome, time), which is a third
-        // of the logging work on the busiest route. Warnings (rejections) still come through.
+        // Fastify's own "incoming request" and "request completed" lines are off for pushes: each
+        // group commit writes one info line for its pushes (EventsService), and each push one
+        // debug line. Warnings (rejections) still come through, one per push.
         logLevel: 'warn',
         schema: {
           summary: 'Receives Lark event pushes (URL verification, v1 and v2 events)',
@@ -61,8 +61,8 @@ export const larkEventsRoute =
           );
           if (parsed.kind === 'challenge') return reply.send({ challenge: parsed.challenge });
           const outcome = await services.events.ingest(parsed);
-          services.log.info(
-            { reqId: request.id, eventType: parsed.eventType, outcome, responseTime: reply.elapsedTime },
+          services.log.debug(
+            { reqId: request.id, eventId: parsed.eventId, eventType: parsed.eventType, outcome, responseTime: reply.elapsedTime },
             'lark event acknowledged',
           );
           return reply.send({ msg: 'success' });
