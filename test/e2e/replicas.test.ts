@@ -115,7 +115,7 @@ describe('several larksync processes sharing one database', () => {
       .join('')
       .split('\n')
       .filter((l) => l.includes('"lark events stored"'))
-      .reduce((n, l) => n + Number(/"types":\{[^}]*"app_open":(\d+)/.exec(l)?.[1] ?? 0), 0);
+      .reduce((n, l) => n + Number(/"types":"[^"]*\bapp_open=(\d+)/.exec(l)?.[1] ?? 0), 0);
     expect(acknowledged).toBe(N);
   });
 

@@ -61,8 +61,9 @@ export const larkEventsRoute =
           );
           if (parsed.kind === 'challenge') return reply.send({ challenge: parsed.challenge });
           const outcome = await services.events.ingest(parsed);
+          // Not the event id: it is the sender's text, and could be anything.
           services.log.debug(
-            { reqId: request.id, eventId: parsed.eventId, eventType: parsed.eventType, outcome, responseTime: reply.elapsedTime },
+            { reqId: request.id, eventType: parsed.eventType, outcome, responseTime: reply.elapsedTime },
             'lark event acknowledged',
           );
           return reply.send({ msg: 'success' });
