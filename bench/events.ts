@@ -105,7 +105,8 @@ function meanBatchSize(metrics: string): number {
 
 export async function benchEvents(env: BenchEnv): Promise<BenchResult> {
   const opts = {
-    amount: Number(process.env.BENCH_EVENTS ?? 20_000),
+    // At about 8,000/s, 20,000 pushes were 2-3 s of saturation, too short for a steady figure.
+    amount: Number(process.env.BENCH_EVENTS ?? 60_000),
     connections: Number(process.env.BENCH_EVENTS_CONNECTIONS ?? 64),
     rate: Number(process.env.BENCH_EVENTS_RATE ?? 1_000),
     rateSeconds: Number(process.env.BENCH_EVENTS_RATE_SECONDS ?? 10),
