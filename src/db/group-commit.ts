@@ -51,36 +51,46 @@ export class GroupCommitter<T, R> {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.options.maxBatch);
-        this.inFlight += 1;
-        void this.write(batch).finally(() => {
-          this.inFlight -= 1;
-          this.pump();
-        });
-      }
+      this.launchWhileRoom();
     });
   }
 
-  private async write(batch: Array<Waiting<T, R>>): Promise<void> {
-    try {
-      const results = await this.writeBatch(batch.map((w) => w.item));
-      batch.forEach((w, i) => w.resolve(results[i] as R));
-    } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
-        return;
-      }
-      await Promise.all(
-        batch.map(async (w) => {
-          try {
-            const [r] = await this.writeBatch([w.item]);
-            w.resolve(r as R);
-          } catch (one) {
-            w.reject(one);
-          }
-        }),
-      );
+  private launchWhileRoom(): void {
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      this.inFlight += 1;
+      void this.write(this.queue.splice(0, this.options.maxBatch));
     }
+  }
+
+  private async write(batch: Array<Waiting<T, R>>): Promise<void> {
+    let results: R[] | undefined;
+    let failure: unknown;
+    try {
+      results = await this.writeBatch(batch.map((w) => w.item));
+    } catch (err) {
+      failure = err;
+    }
+    this.inFlight -= 1;
+    // The items that queued meanwhile go to the database before this batch's callers hear back:
+    // answering them (an HTTP response each) takes a while, and the database would sit idle.
+    this.launchWhileRoom();
+    if (results) {
+      batch.forEach((w, i) => w.resolve(results[i] as R));
+      return;
+    }
+    if (batch.length === 1) {
+      batch[0]!.reject(failure);
+      return;
+    }
+    await Promise.all(
+      batch.map(async (w) => {
+        try {
+          const [r] = await this.writeBatch([w.item]);
+          w.resolve(r as R);
+        } catch (one) {
+          w.reject(one);
+        }
+      }),
+    );
   }
 }

@@ -14,40 +14,56 @@ export interface NewStoredEvent {
   payloadSealed: Buffer;
 }
 
-export interface EventToStore extends NewStoredEvent {
-  /** the shard queue whose job handles this event */
-  queueName: string;
-}
+/**
+ * Shards of event handling: a tenant's events (an app's, without a tenant) always fall in the same
+ * shard, whose drain job handles them one at a time in id order, while the shards run in parallel.
+ * A power of two (the statement masks the hash); the migration that added shards used 8 too.
+ */
+export const EVENT_SHARDS = 8;
+
+/** Wakes the shards the query lists (see STORE_BATCH): returns those that were asleep, now awake. */
+const WAKE_SHARDS = (shards: string) => `
+      insert into lark_event_shards as s (shard, awake)
+      select shard, true from (${shards}) x order by shard
+      on conflict (shard) do update set awake = true where not s.awake
+      returning s.shard`;
+
+/** Queues a drain job per shard of the CTE named; calls add_jobs only when there is one. */
+const QUEUE_DRAINS = (cte: string) => `
+      select count(*) as n from graphile_worker.add_jobs((
+        select array_agg(row('drain_lark_events', json_build_object('shard', w.shard), 'lark-events:' || w.shard, null, 25, null, null, null)::graphile_worker.job_spec)
+          from ${cte} w)) where exists (select 1 from ${cte})`;
 
 /**
- * One statement: the CTE inserts the rows, then queues one job per shard queue present in the
- * batch, listing that shard's new event ids in id order (so a tenant's events are handled in the
- * order they arrived); the jobs CTE is referenced by the outer select, so it always runs. A job
- * per event cost Postgres three times what storing the event did (graphile-worker's job rows,
- * indexes and queue locks), which made it the ceiling of the endpoint. One statement is atomic without BEGIN/COMMIT, and prepared
- * once per connection. Payloads travel as one binary blob with offsets: a bytea[] parameter would
- * be hex-escaped text, which costs more than the insert on both ends.
+ * One statement stores a batch: the rows, then the shards they fall in are woken. Waking locks the
+ * shard's row (ON CONFLICT DO UPDATE locks it even where the WHERE leaves it unchanged) and queues
+ * a drain job only for a shard that was asleep. A shard already awake has a drain job that has not
+ * started: it resets `awake` first, which waits for this lock, so it sees these rows. At load, most
+ * batches find their shards awake and queue nothing: graphile-worker's add_jobs costs about 0.7 ms
+ * of Postgres per call, which a job (or a job per shard) per batch paid every time and which was
+ * half of the endpoint's Postgres time. Shards are locked in order, so two replicas' batches do not
+ * deadlock. The jobs CTE is referenced by the outer select, so it always runs; add_jobs itself is
+ * not called when no shard woke. One statement is atomic without BEGIN/COMMIT, and prepared once
+ * per connection. Payloads travel as one binary blob with offsets: a bytea[] parameter would be
+ * hex-escaped text, which costs more than the insert on both ends.
  */
 const STORE_BATCH = {
-  name: 'larksync_store_lark_events_v1',
+  name: 'larksync_store_lark_events_v2',
   text: `
     with input as (
       select i.event_id, i.app_id, i.schema_version, i.event_type, i.tenant_key,
-             substring($6::bytea from i.payload_from for i.payload_length) as payload_sealed, i.queue_name, i.ord
-        from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::int[], $8::int[], $9::text[])
-             with ordinality as i(event_id, app_id, schema_version, event_type, tenant_key, payload_from, payload_length, queue_name, ord)
+             substring($6::bytea from i.payload_from for i.payload_length) as payload_sealed, i.ord
+        from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::int[], $8::int[])
+             with ordinality as i(event_id, app_id, schema_version, event_type, tenant_key, payload_from, payload_length, ord)
     ), inserted as (
-      insert into lark_events (event_id, app_id, schema_version, event_type, tenant_key, payload_sealed)
-      select event_id, app_id, schema_version, event_type, tenant_key, payload_sealed from input order by ord
+      insert into lark_events (event_id, app_id, schema_version, event_type, tenant_key, payload_sealed, shard)
+      select event_id, app_id, schema_version, event_type, tenant_key, payload_sealed,
+             (hashtextextended(coalesce('t:' || tenant_key, 'a:' || coalesce(app_id, '')), 0) & ${EVENT_SHARDS - 1})::smallint
+        from input order by ord
       on conflict (event_id) do nothing
-      returning id, event_id
-    ), jobs as (
-      select count(*) as n from graphile_worker.add_jobs((
-        select array_agg(row('handle_lark_events', json_build_object('ids', g.ids), g.queue_name, null, 25, null, null, null)::graphile_worker.job_spec)
-          from (select input.queue_name, json_agg(ins.id::text order by ins.id) as ids
-                  from inserted ins join input using (event_id)
-                 group by input.queue_name) g))
-    )
+      returning event_id, shard
+    ), woken as (${WAKE_SHARDS('select distinct shard from inserted')}
+    ), jobs as (${QUEUE_DRAINS('woken')})
     select event_id from inserted where (select n from jobs) >= 0`,
 };
 
@@ -63,12 +79,12 @@ export async function enqueueRetry(db: Kysely<Database>, id: string, queueName: 
 }
 
 /**
- * Stores events and queues their processing atomically, so an acknowledged event is never lost
- * and a redelivery (same event_id, in this batch or stored before) neither stores nor queues
- * anything again. This is the group commit's unit. Answers one outcome per input, in order; the
- * first of several same-id inputs is the one stored.
+ * Stores events and wakes their shards atomically, so an acknowledged event is never lost and a
+ * redelivery (same event_id, in this batch or stored before) neither stores nor wakes anything
+ * again. This is the group commit's unit. Answers one outcome per input, in order; the first of
+ * several same-id inputs is the one stored.
  */
-export async function storeAndEnqueueMany(pool: pg.Pool | pg.PoolClient, events: EventToStore[]): Promise<Array<'stored' | 'duplicate'>> {
+export async function storeEventBatch(pool: pg.Pool | pg.PoolClient, events: NewStoredEvent[]): Promise<Array<'stored' | 'duplicate'>> {
   const firstOf = new Map<string, number>();
   events.forEach((e, i) => {
     if (!firstOf.has(e.eventId)) firstOf.set(e.eventId, i);
@@ -91,11 +107,59 @@ export async function storeAndEnqueueMany(pool: pg.Pool | pg.PoolClient, events:
       Buffer.concat(unique.map((e) => e.payloadSealed)),
       from,
       unique.map((e) => e.payloadSealed.length),
-      unique.map((e) => e.queueName),
     ],
   });
   const storedIds = new Set(res.rows.map((r) => r.event_id));
   return events.map((e, i) => (firstOf.get(e.eventId) === i && storedIds.has(e.eventId) ? 'stored' : 'duplicate'));
+}
+
+/** A drain job starting: from here on, a batch that stores into this shard wakes it again. */
+export async function sleepShard(db: Kysely<Database>, shard: number): Promise<void> {
+  await db.updateTable('lark_event_shards').set({ awake: false }).where('shard', '=', shard).execute();
+}
+
+/** The shard's pending events, oldest first. */
+export async function pendingEventIds(db: Kysely<Database>, shard: number, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('lark_events')
+    .select('id')
+    .where('shard', '=', shard)
+    .where('status', '=', 'pending')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Queues a drain job for the shard unless one is queued and not started. */
+export async function wakeShard(db: Kysely<Database>, shard: number): Promise<void> {
+  await sql`with woken as (${sql.raw(WAKE_SHARDS(`select ${Number(shard)}::smallint as shard`))}),
+                 jobs as (${sql.raw(QUEUE_DRAINS('woken'))})
+            select n from jobs`.execute(db);
+}
+
+/**
+ * The safety net: a shard holding events pending for longer than this gets a drain job whatever
+ * its flag says. The flag can only be wrong if its job was lost (deleted by hand, or failed all its
+ * attempts), but then the shard's events would wait forever. The job key keeps one such job per
+ * shard however often this runs.
+ */
+export async function wakeStalledShards(db: Kysely<Database>, olderThanSeconds: number): Promise<number[]> {
+  const res = await sql<{ shard: number }>`
+    with stalled as (
+      select s.shard::smallint as shard from generate_series(0, ${EVENT_SHARDS - 1}) s(shard)
+       where exists (select 1 from lark_events e
+                      where e.shard = s.shard and e.status = 'pending'
+                        and e.received_at < now() - make_interval(secs => ${olderThanSeconds}))
+    ), woken as (
+      insert into lark_event_shards as s (shard, awake) select shard, true from stalled order by shard
+      on conflict (shard) do update set awake = true
+      returning s.shard
+    )
+    select shard, graphile_worker.add_job('drain_lark_events', json_build_object('shard', shard),
+             queue_name => 'lark-events:' || shard, job_key => 'lark-events-sweep:' || shard, max_attempts => 25)
+      from woken`.execute(db);
+  return res.rows.map((r) => r.shard);
 }
 
 export async function findEvent(db: Kysely<Database>, id: string): Promise<LarkEventRow | undefined> {

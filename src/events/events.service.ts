@@ -7,7 +7,18 @@ import type { Sealer } from '../crypto/sealer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ParsedPush } from './parse-push.js';
 import { GroupCommitter } from '../db/group-commit.js';
-import { enqueueRetry, eventContext, findEvent, markEvent, storeAndEnqueueMany, type EventToStore } from './events.repository.js';
+import { IngestLog } from './ingest-log.js';
+import {
+  enqueueRetry,
+  eventContext,
+  findEvent,
+  markEvent,
+  pendingEventIds,
+  sleepShard,
+  storeEventBatch,
+  wakeShard,
+  type NewStoredEvent,
+} from './events.repository.js';
 import type { LarkEventRow } from './events.table.js';
 import { eventHandlers } from './dispatch.js';
 import type { Services } from '../services.js';
@@ -16,21 +27,6 @@ type ParsedEvent = Extract<ParsedPush, { kind: 'event' }>;
 
 /** graphile-worker refuses queue names over 128 characters (add_job raises). */
 const MAX_QUEUE_NAME = 128;
-
-/**
- * Shard queues of the batch jobs that handle new events. A tenant always maps to the same shard,
- * and a queue runs one job at a time, so a tenant's events are handled one at a time and in
- * order, while up to this many shards run in parallel.
- */
-const EVENT_SHARDS = 8;
-
-export function shardQueueFor(e: { tenantKey: string | null; appId: string | null }): string {
-  const key = e.tenantKey ? `t:${e.tenantKey}` : `a:${e.appId ?? ''}`;
-  // FNV-1a: cheap on the request path and stable across processes and releases.
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i += 1) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return `lark-events:${(h >>> 0) % EVENT_SHARDS}`;
-}
 
 /** The queue of an event's own retry job: one tenant's jobs run one at a time, in order. */
 export function queueFor(e: { eventType: string; tenantKey: string | null; appId: string | null }): string {
@@ -43,17 +39,21 @@ export function queueFor(e: { eventType: string; tenantKey: string | null; appId
 
 /**
  * Pushes stored per transaction at most, and transactions in flight at once. One in flight makes
- * the batches as large as the load: queueing a batch's jobs has a fixed cost in Postgres (about
- * 0.7 ms in graphile-worker's add_jobs) that only large batches spread thin. Two or three in flight
- * measured 16-18% slower with `npm run bench -- events`.
+ * the batches as large as the load, which spreads each statement's fixed cost thin: with two,
+ * batches were half as large, Postgres spent more per push and the endpoint acknowledged 10-15%
+ * fewer pushes a second at saturation (`npm run bench -- events`).
  */
 const GROUP_COMMIT = { maxBatch: 256, maxInFlight: 1 };
+
+/** Events a drain job handles at most; a shard with more queues a fresh job, behind other work. */
+const DRAIN_LIMIT = 500;
 
 /** First retry of a failed event; graphile-worker's backoff spaces the later ones. */
 const RETRY_AFTER_SECONDS = 10;
 
 export class EventsService {
-  private readonly committer: GroupCommitter<EventToStore, 'stored' | 'duplicate'>;
+  private readonly committer: GroupCommitter<NewStoredEvent, 'stored' | 'duplicate'>;
+  private readonly ingestLog: IngestLog;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -62,13 +62,42 @@ export class EventsService {
     private readonly metrics: Metrics,
     log: Logger,
   ) {
+    this.ingestLog = new IngestLog(log);
     this.committer = new GroupCommitter(async (batch) => {
-      metrics.eventBatchSize.observe(batch.length);
       const started = performance.now();
-      const outcomes = await storeAndEnqueueMany(pool, batch);
-      logBatch(log, batch, outcomes, performance.now() - started);
+      const outcomes = await storeEventBatch(pool, batch);
+      this.countBatch(batch, outcomes, performance.now() - started);
       return outcomes;
     }, GROUP_COMMIT);
+  }
+
+  /**
+   * Metrics and the log line of a committed batch, counted once per batch rather than per push
+   * (a labelled counter increment hashes its labels each time).
+   */
+  private countBatch(batch: NewStoredEvent[], outcomes: Array<'stored' | 'duplicate'>, commitMs: number): void {
+    const pushes = new Map<string, number>();
+    const stored = new Map<string, number>();
+    batch.forEach((e, i) => {
+      // The type label comes from the push: only types larksync handles get their own series, so a
+      // sender cannot create unbounded metric series (nor make the log line arbitrarily wide).
+      const type = Object.hasOwn(eventHandlers, e.eventType) ? e.eventType : 'other';
+      pushes.set(type, (pushes.get(type) ?? 0) + 1);
+      if (outcomes[i] === 'stored') stored.set(type, (stored.get(type) ?? 0) + 1);
+    });
+    let storedCount = 0;
+    for (const [type, n] of stored) {
+      this.metrics.eventsReceived.inc({ type }, n);
+      storedCount += n;
+    }
+    if (batch.length > storedCount) this.metrics.eventsDeduped.inc(batch.length - storedCount);
+    this.metrics.eventBatchSize.observe(batch.length);
+    this.ingestLog.add(pushes, storedCount, commitMs);
+  }
+
+  /** Writes the pending summary of stored pushes (at shutdown, after the last request). */
+  flushLog(): void {
+    this.ingestLog.flush();
   }
 
   /**
@@ -77,20 +106,14 @@ export class EventsService {
    * budget is ours.
    */
   async ingest(e: ParsedEvent): Promise<'stored' | 'duplicate'> {
-    const outcome = await this.committer.submit({
+    return this.committer.submit({
       eventId: e.eventId,
       appId: e.appId,
       schemaVersion: e.schemaVersion,
       eventType: e.eventType,
       tenantKey: e.tenantKey,
       payloadSealed: this.sealer.seal(e.plaintext, eventContext(e.eventId)),
-      queueName: shardQueueFor(e),
     });
-    // The type label comes from the push: only types larksync handles get their own series, so a
-    // sender cannot create unbounded metric series.
-    if (outcome === 'stored') this.metrics.eventsReceived.inc({ type: Object.hasOwn(eventHandlers, e.eventType) ? e.eventType : 'other' });
-    else this.metrics.eventsDeduped.inc();
-    return outcome;
   }
 
   /**
@@ -114,8 +137,21 @@ export class EventsService {
   }
 
   /**
-   * A shard's batch job: its events in order. One that fails is marked failed and handed to a job
-   * of its own, retried with backoff in its tenant's queue, and the rest go on. Safe to run again:
+   * A shard's drain job: its pending events in id order. Putting the shard to sleep first waits for
+   * any batch storing into it to commit, so every event acknowledged before this job started is
+   * read here or wakes the shard again for the next job.
+   */
+  async drainShard(services: Services, shard: number): Promise<void> {
+    await sleepShard(this.db, shard);
+    const ids = await pendingEventIds(this.db, shard, DRAIN_LIMIT);
+    await this.processBatch(services, ids);
+    if (ids.length === DRAIN_LIMIT) await wakeShard(this.db, shard);
+  }
+
+  /**
+   * Events in order: a drain job's, or those listed by a batch job that an earlier version queued.
+   * One that fails is marked failed and handed to a job of its own, retried with backoff in its
+   * tenant's queue, and the rest go on. Safe to run again:
    * events already handled are skipped.
    */
   async processBatch(services: Services, ids: string[]): Promise<void> {
@@ -169,25 +205,6 @@ export class EventsService {
       pushedAt: pushTime(row.schema_version, envelope) ?? row.received_at,
     });
   }
-}
-
-/**
- * One info line per group commit, not per push: at thousands of pushes a second, formatting and
- * redacting a line per push was a tenth of the endpoint's CPU. The per-push line (with its
- * request id) is at debug level; lark_events keeps every push with its received_at anyway.
- */
-function logBatch(log: Logger, batch: EventToStore[], outcomes: Array<'stored' | 'duplicate'>, ms: number): void {
-  if (!log.isLevelEnabled('info')) return;
-  const counts = new Map<string, number>();
-  for (const e of batch) {
-    // Bounded like the metric label: a sender cannot make the line arbitrarily wide.
-    const type = Object.hasOwn(eventHandlers, e.eventType) ? e.eventType : 'other';
-    counts.set(type, (counts.get(type) ?? 0) + 1);
-  }
-  // "app_open=2 app_ticket=1": as object keys, names like app_ticket would meet the redaction paths.
-  const types = [...counts].map(([type, n]) => `${type}=${n}`).join(' ');
-  const stored = outcomes.filter((o) => o === 'stored').length;
-  log.info({ pushes: batch.length, stored, duplicates: batch.length - stored, types, commitMs: Math.round(ms * 10) / 10 }, 'lark events stored');
 }
 
 function pushTime(version: 'v1' | 'v2', envelope: Record<string, unknown>): Date | undefined {

@@ -16,5 +16,13 @@ export interface LarkEventsTable {
   last_error: string | null;
   received_at: ColumnType<Date, Date | undefined, never>;
   processed_at: Date | null;
+  /** set by the store statement from the tenant key (or app id); null on rows stored before shards */
+  shard: ColumnType<number | null, never, never>;
+}
+
+/** A shard whose drain job is queued and has not started yet is awake. */
+export interface LarkEventShardsTable {
+  shard: number;
+  awake: Generated<boolean>;
 }
 export type LarkEventRow = Selectable<LarkEventsTable>;

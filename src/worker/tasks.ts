@@ -1,5 +1,5 @@
 import type { TaskList } from 'graphile-worker';
-import { purgeEventsOlderThan } from '../events/events.repository.js';
+import { EVENT_SHARDS, purgeEventsOlderThan, wakeStalledShards } from '../events/events.repository.js';
 import { enqueueSlice } from '../sync/sync.service.js';
 import type { Services } from '../services.js';
 import { SYNC_MODULES } from '../connectors/index.js';
@@ -28,6 +28,17 @@ function eventIdsOf(payload: unknown): string[] {
   return ids as string[];
 }
 
+function shardOf(payload: unknown): number {
+  const shard = (payload as { shard?: unknown } | null)?.shard;
+  if (!Number.isInteger(shard) || (shard as number) < 0 || (shard as number) >= EVENT_SHARDS) {
+    throw new Error(`drain_lark_events payload needs a shard, an integer from 0 to ${EVENT_SHARDS - 1}`);
+  }
+  return shard as number;
+}
+
+/** A shard whose events have waited this long without being handled gets a drain job regardless. */
+const STALLED_EVENT_SECONDS = 60;
+
 function sliceOf(payload: unknown): { runId: string; lease: string } {
   const p = payload as { runId?: unknown; lease?: unknown } | null;
   if (typeof p?.runId !== 'string' || typeof p.lease !== 'string') throw new Error('sync_run payload needs runId and lease');
@@ -36,8 +47,16 @@ function sliceOf(payload: unknown): { runId: string; lease: string } {
 
 export function createTaskList(services: Services): TaskList {
   return {
+    drain_lark_events: async (payload) => {
+      await services.events.drainShard(services, shardOf(payload));
+    },
+    // Batch jobs listing event ids, as an earlier version queued them.
     handle_lark_events: async (payload) => {
       await services.events.processBatch(services, eventIdsOf(payload));
+    },
+    wake_stalled_event_shards: async () => {
+      const shards = await wakeStalledShards(services.db, STALLED_EVENT_SECONDS);
+      if (shards.length > 0) services.log.info({ shards }, 'lark events pending for over a minute: drain jobs queued for their shards');
     },
     // A single event: retries of a failed one, and jobs queued by earlier versions.
     handle_lark_event: async (payload) => {
@@ -68,5 +87,6 @@ export function createTaskList(services: Services): TaskList {
 export const CRONTAB = [
   '* * * * * refresh_tokens ?max=1',
   '* * * * * schedule_syncs ?max=1',
+  '* * * * * wake_stalled_event_shards ?max=1',
   '17 3 * * * purge_events ?max=1',
 ].join('\n');

@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
-import { storeAndEnqueueMany, type EventToStore } from '../../src/events/events.repository.js';
-import { shardQueueFor } from '../../src/events/events.service.js';
+import { storeEventBatch, type NewStoredEvent } from '../../src/events/events.repository.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 /**
- * Storing a batch of pushes queues its jobs through graphile-worker's add_jobs. Its plan must not
+ * Storing a batch of pushes into a sleeping shard queues its drain job through graphile-worker's
+ * add_jobs. Its plan must not
  * read the backlog of pending jobs: a connection that planned it on an empty jobs table (a fresh
  * or drained one) would otherwise scan every queued job on every batch, so the endpoint slowed
  * down as its backlog grew. Counted with Postgres's own per-table statistics.
@@ -14,19 +14,20 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 const BACKLOG = 10_000;
 
-function pushes(n: number, tag: string): EventToStore[] {
-  return Array.from({ length: n }, (_, i) => {
-    const tenantKey = `t-backlog-${i % 16}`;
-    return {
-      eventId: `${tag}-${i}`,
-      appId: 'cli_backlog',
-      schemaVersion: 'v1',
-      eventType: 'app_ticket',
-      tenantKey,
-      payloadSealed: Buffer.from('sealed'),
-      queueName: shardQueueFor({ tenantKey, appId: 'cli_backlog' }),
-    };
-  });
+function pushes(n: number, tag: string): NewStoredEvent[] {
+  return Array.from({ length: n }, (_, i) => ({
+    eventId: `${tag}-${i}`,
+    appId: 'cli_backlog',
+    schemaVersion: 'v1',
+    eventType: 'app_ticket',
+    tenantKey: `t-backlog-${i % 16}`,
+    payloadSealed: Buffer.from('sealed'),
+  }));
+}
+
+/** Every shard asleep, as when their drain jobs have just started: the next batch queues jobs. */
+async function sleepAll(client: { query(text: string): Promise<unknown> }): Promise<void> {
+  await client.query('update lark_event_shards set awake = false');
 }
 
 describe('queueing the jobs of a stored batch', () => {
@@ -39,9 +40,12 @@ describe('queueing the jobs of a stored batch', () => {
     session = connectDatabase(db.url, { max: 1 });
     await sql`vacuum analyze graphile_worker._private_jobs`.execute(db.db);
     // Postgres plans a cached statement anew for its first five runs, then settles on one plan.
-    for (let batch = 0; batch < 10; batch += 1) await storeAndEnqueueMany(session.pool, pushes(20, `first-${batch}`));
+    for (let batch = 0; batch < 10; batch += 1) {
+      await sleepAll(session.pool);
+      await storeEventBatch(session.pool, pushes(20, `first-${batch}`));
+    }
     await sql`select count(*) from graphile_worker.add_jobs((
-      select array_agg(row('handle_lark_events', '{"ids":[]}'::json, 'lark-events:' || (g % 8), null, 25, null, null, null)::graphile_worker.job_spec)
+      select array_agg(row('drain_lark_events', json_build_object('shard', g % 8), 'lark-events:' || (g % 8), null, 25, null, null, null)::graphile_worker.job_spec)
         from generate_series(1, ${BACKLOG}) g))`.execute(session.db);
   });
   afterAll(async () => {
@@ -61,9 +65,12 @@ describe('queueing the jobs of a stored batch', () => {
         return { read: Number(rows[0]?.seq_tup_read), inserted: Number(rows[0]?.n_tup_ins) };
       };
       const before = await counts();
-      for (let batch = 0; batch < 10; batch += 1) await storeAndEnqueueMany(client, pushes(20, `measured-${batch}`));
+      for (let batch = 0; batch < 10; batch += 1) {
+        await sleepAll(client);
+        await storeEventBatch(client, pushes(20, `measured-${batch}`));
+      }
       const after = await counts();
-      // The batches did queue their jobs (one per shard present), and read no queued job to do so.
+      // The batches did queue jobs (one per shard woken), and read no queued job to do so.
       expect(after.inserted - before.inserted).toBeGreaterThanOrEqual(10);
       expect(after.read - before.read).toBe(0);
     } finally {

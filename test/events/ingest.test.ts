@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/wait.js';
-import { eventCounts, maxJobId, newId, postRaw, queuedEventIds, settleStartupTicket, v1Body } from '../helpers/events-helpers.js';
+import { awakeShards, drainJobs, eventCounts, eventsWithoutJob, maxJobId, newId, postRaw, queuedEventIds, settleStartupTicket, v1Body } from '../helpers/events-helpers.js';
 
 const appId = STORE_APP.appId;
 
@@ -35,14 +35,18 @@ describe('acknowledged means stored (worker off)', () => {
     for (let i = 0; i < 10; i += 1) {
       const res = await stack.sim.pushV1(appId, { app_id: appId, tenant_key: `t-durable-${i}`, type: 'app_open' });
       expect(res.status).toBe(200);
-      // Read right after the answer: no polling, so the row cannot have been written later.
+      // Read right after the answer: no polling, so the row and its job cannot have come later.
       const row = await eventRow(stack.db, res.uuid);
       expect(row).toMatchObject({ event_id: res.uuid, schema_version: 'v1', event_type: 'app_open', tenant_key: `t-durable-${i}`, status: 'pending' });
+      expect(await eventsWithoutJob(stack.db)).toEqual([]);
     }
-    const stored = await stack.db.db.selectFrom('lark_events').select('id').where('tenant_key', 'like', 't-durable-%').execute();
-    const queued = (await queuedEventIds(stack.db)).filter((j) => stored.some((r) => r.id === j.id));
-    expect(queued.map((j) => j.id).sort()).toEqual(stored.map((r) => r.id).sort());
-    expect(queued.every((j) => j.queue?.startsWith('lark-events:'))).toBe(true);
+    const stored = await stack.db.db.selectFrom('lark_events').select(['id', 'shard']).where('tenant_key', 'like', 't-durable-%').execute();
+    // Drain jobs, one per shard, in the shard's queue: the shards of these events are awake.
+    const shards = [...new Set(stored.map((r) => r.shard))];
+    expect(shards.every((s) => s !== null && s >= 0 && s < 8)).toBe(true);
+    expect(await awakeShards(stack.db)).toEqual(expect.arrayContaining(shards));
+    const drains = await drainJobs(stack.db);
+    for (const s of shards) expect(drains.filter((j) => j.shard === s)).toEqual([{ queue: `lark-events:${s}`, shard: s, locked: false }]);
     expect(await stack.db.db.selectFrom('tenants').selectAll().execute()).toEqual([]);
   });
 
@@ -81,9 +85,12 @@ describe('acknowledged means stored (worker off)', () => {
     const rows = await sql<{ id: string; event_id: string; tx: string }>`
       select e.id::text as id, e.event_id, e.xmin::text as tx from lark_events e where e.event_id = any(${ids}::text[])`.execute(stack.db.db);
     expect(rows.rows).toHaveLength(120);
-    // Each stored event is listed by exactly one queued job.
-    const queued = (await queuedEventIds(stack.db)).map((j) => j.id);
-    for (const r of rows.rows) expect(queued.filter((id) => id === r.id)).toHaveLength(1);
+    // Each stored event will be read by a queued job, and a shard has one drain job however many
+    // batches stored into it: an awake shard queues nothing more.
+    expect(await eventsWithoutJob(stack.db)).toEqual([]);
+    const shards = (await drainJobs(stack.db)).map((j) => j.shard);
+    expect(shards.length).toBeGreaterThan(0);
+    expect(new Set(shards).size).toBe(shards.length);
     // Rows written by one transaction share its xmin: fewer transactions than pushes.
     expect(new Set(rows.rows.map((r) => r.tx)).size).toBeLessThan(120);
   });

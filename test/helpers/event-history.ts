@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { STORE_APP, type Stack } from './stack.js';
-import { v1Body, v2Body } from './events-helpers.js';
+import { EVENT_TASKS, v1Body, v2Body } from './events-helpers.js';
 import { fingerprint, watchedTables, type Fingerprints } from './table-fingerprints.js';
 
 const appId = STORE_APP.appId;
@@ -232,6 +232,6 @@ export async function eventsSettled(stack: Stack): Promise<boolean> {
   const r = await sql<{ pending: number; jobs: number }>`
     select (select count(*)::int from lark_events where status = 'pending') as pending,
            (select count(*)::int from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
-             where t.identifier in ('handle_lark_event', 'handle_lark_events')) as jobs`.execute(stack.db.db);
+             where t.identifier = any(${EVENT_TASKS}::text[])) as jobs`.execute(stack.db.db);
   return r.rows[0]?.pending === 0 && r.rows[0]?.jobs === 0;
 }

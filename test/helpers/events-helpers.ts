@@ -8,11 +8,14 @@ import { waitFor } from './wait.js';
 
 export const newId = () => randomUUID().replace(/-/g, '');
 
-/** How many events are stored and how many jobs (batch or single) are queued for them (unfinished). */
+/** Tasks of the jobs that handle events: a shard's drain, a single event's retry, an old batch. */
+export const EVENT_TASKS = ['drain_lark_events', 'handle_lark_event', 'handle_lark_events'];
+
+/** How many events are stored and how many jobs (drain, batch or single) are queued for them (unfinished). */
 export async function eventCounts(db: TestDatabase): Promise<{ events: number; jobs: number }> {
   const events = await sql<{ n: string }>`select count(*)::text as n from lark_events`.execute(db.db);
   const jobs = await sql<{ n: string }>`
-    select count(*)::text as n from graphile_worker.jobs where task_identifier in ('handle_lark_event', 'handle_lark_events')`.execute(db.db);
+    select count(*)::text as n from graphile_worker.jobs where task_identifier = any(${EVENT_TASKS}::text[])`.execute(db.db);
   return { events: Number(events.rows[0]?.n ?? 0), jobs: Number(jobs.rows[0]?.n ?? 0) };
 }
 
@@ -109,14 +112,51 @@ export async function settleStartupTicket(stack: Stack): Promise<void> {
   await stack.sim.settle();
 }
 
-/** Ids of stored events listed by queued event jobs (a batch job lists several), one entry per listing. */
-export async function queuedEventIds(db: TestDatabase): Promise<Array<{ id: string; queue: string | null }>> {
-  const r = await sql<{ id: string; queue: string | null }>`
+/** Event ids listed by queued retry and batch jobs, with their queue. */
+const queuedIdsQuery = sql`
     select coalesce(ids.id, j.payload->>'id') as id, q.queue_name as queue
       from graphile_worker._private_jobs j
       join graphile_worker._private_tasks t on t.id = j.task_id
       left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
       left join lateral json_array_elements_text(case when json_typeof(j.payload->'ids') = 'array' then j.payload->'ids' else '[]'::json end) as ids(id) on true
-     where t.identifier in ('handle_lark_event', 'handle_lark_events')`.execute(db.db);
+     where t.identifier in ('handle_lark_event', 'handle_lark_events')`;
+
+/**
+ * Pending events that no queued job will read: neither a drain job of their shard that has not
+ * started (it reads every pending event of the shard) nor a job listing them. Empty is the promise
+ * an acknowledgement makes.
+ */
+export async function eventsWithoutJob(db: TestDatabase): Promise<string[]> {
+  const r = await sql<{ event_id: string }>`
+    select e.event_id from lark_events e
+     where e.status = 'pending'
+       and not exists (select 1 from graphile_worker._private_jobs j
+                         join graphile_worker._private_tasks t on t.id = j.task_id
+                        where j.locked_at is null and t.identifier = 'drain_lark_events' and (j.payload->>'shard')::int = e.shard)
+       and e.id::text not in (select id from (${queuedIdsQuery}) q where id is not null)`.execute(db.db);
+  return r.rows.map((x) => x.event_id);
+}
+
+/** Queued and running drain jobs: the shard each reads and the queue it runs in. */
+export async function drainJobs(db: TestDatabase): Promise<Array<{ shard: number; queue: string; locked: boolean }>> {
+  const r = await sql<{ shard: number; queue: string; locked: boolean }>`
+    select (j.payload->>'shard')::int as shard, q.queue_name as queue, j.locked_at is not null as locked
+      from graphile_worker._private_jobs j
+      join graphile_worker._private_tasks t on t.id = j.task_id
+      left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+     where t.identifier = 'drain_lark_events'
+     order by j.id`.execute(db.db);
+  return r.rows;
+}
+
+/** Shards whose drain job is queued and not started, by the shards' own flag. */
+export async function awakeShards(db: TestDatabase): Promise<number[]> {
+  const rows = await db.db.selectFrom('lark_event_shards').select('shard').where('awake', '=', true).orderBy('shard').execute();
+  return rows.map((r) => r.shard);
+}
+
+/** Ids of stored events listed by queued event jobs (a batch job lists several), one entry per listing. */
+export async function queuedEventIds(db: TestDatabase): Promise<Array<{ id: string; queue: string | null }>> {
+  const r = await sql<{ id: string; queue: string | null }>`${queuedIdsQuery}`.execute(db.db);
   return r.rows;
 }

@@ -2,11 +2,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import { PushRejectedError, parsePush } from '../../events/parse-push.js';
 import type { Services } from '../../services.js';
 import { errorResponses } from '../../schemas/common.js';
+import { lazyChildLoggerFactory } from '../../plugins/lazy-request-logger.js';
 
 /** Lark's pushes are small; anything larger than this is refused with 413 (pinned). */
 export const EVENT_BODY_LIMIT = 1024 * 1024;
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+const SUCCESS = JSON.stringify({ msg: 'success' });
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * POST /lark/events: verify, store durably (sealed, de-duplicated), acknowledge. Processing runs
@@ -16,6 +20,7 @@ export const larkEventsRoute =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
     // The signature covers the raw bytes, so keep them: no JSON parsing before verification.
+    app.setChildLoggerFactory(lazyChildLoggerFactory);
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: EVENT_BODY_LIMIT }, (_req, body, done) => done(null, body));
 
@@ -61,12 +66,15 @@ export const larkEventsRoute =
           );
           if (parsed.kind === 'challenge') return reply.send({ challenge: parsed.challenge });
           const outcome = await services.events.ingest(parsed);
-          // Not the event id: it is the sender's text, and could be anything.
-          services.log.debug(
-            { reqId: request.id, eventType: parsed.eventType, outcome, responseTime: reply.elapsedTime },
-            'lark event acknowledged',
-          );
-          return reply.send({ msg: 'success' });
+          if (services.log.isLevelEnabled('debug')) {
+            // Not the event id: it is the sender's text, and could be anything.
+            services.log.debug(
+              { reqId: request.id, eventType: parsed.eventType, outcome, responseTime: reply.elapsedTime },
+              'lark event acknowledged',
+            );
+          }
+          // Serialised once: every acknowledgement is the same bytes.
+          return reply.type(JSON_TYPE).send(SUCCESS);
         } catch (err) {
           if (!(err instanceof PushRejectedError)) throw err;
           services.metrics.eventsRejected.inc({ reason: err.reason });
