@@ -32,8 +32,8 @@ const MAX_QUEUE_NAME = 128;
 export function queueFor(e: { eventType: string; tenantKey: string | null; appId: string | null }): string {
   const name = e.tenantKey ? `tenant:${e.tenantKey}` : `app:${e.appId ?? 'unknown'}`;
   if (name.length <= MAX_QUEUE_NAME) return name;
-  // An over-long key from the push would otherwise fail every store attempt: a 500 for each of
-  // Lark's retries and the event lost. A digest keeps one queue per key.
+  // An over-long key from the push would make add_job raise, and the failed event would never be
+  // retried. A digest keeps one queue per key.
   return `${e.tenantKey ? 'tenant' : 'app'}#${createHash('sha256').update(name).digest('hex')}`;
 }
 
