@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Bindings, ChildLoggerOptions, LogFn } from 'pino';
 
 type Method = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
-const LEVELS: Record<Method | 'silent', number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+/** pino's levels by name. */
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 /**
  * A request's logger that becomes a real pino child only when something logs at an enabled level.
@@ -13,6 +14,7 @@ const LEVELS: Record<Method | 'silent', number> = { trace: 10, debug: 20, info: 
 class LazyRequestLogger {
   private real: FastifyBaseLogger | undefined;
   readonly level: string;
+  private readonly threshold: number;
 
   constructor(
     private readonly parent: FastifyBaseLogger,
@@ -20,11 +22,12 @@ class LazyRequestLogger {
     private readonly options: ChildLoggerOptions,
   ) {
     this.level = options.level ?? parent.level;
+    this.threshold = LEVELS[this.level] ?? LEVELS.info!;
   }
 
   private writer(method: Method): LogFn {
     return ((...args: Parameters<LogFn>) => {
-      if (LEVELS[method] < (LEVELS[this.level as Method] ?? LEVELS.info)) return;
+      if (LEVELS[method]! < this.threshold) return;
       this.real ??= this.parent.child(this.bindings, this.options);
       this.real[method](...args);
     }) as LogFn;
