@@ -103,7 +103,6 @@ async function load(target: Target, amount: number, connections: number, rate?: 
   }
 }
 
-const round = (n: number) => Math.round(n);
 const rateOf = (r: LoadResult) => r.ok / r.seconds;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
@@ -271,14 +270,14 @@ export async function benchEvents(env: BenchEnv): Promise<BenchResult> {
       goal: '100%',
       met: stored === acknowledged,
     },
-    { figure: 'CPU per push at saturation: server process', unit: 'µs', larksync: round(cpuPerPush(all.larksync, 'server')), baseline: round(cpuPerPush(all.baseline, 'server')) },
+    { figure: 'CPU per push at saturation: server process', unit: 'µs', larksync: Math.round(cpuPerPush(all.larksync, 'server')), baseline: Math.round(cpuPerPush(all.baseline, 'server')) },
     {
       figure: 'CPU per push at saturation: server + PostgreSQL',
       unit: 'µs',
-      larksync: round(cpuPerPush(all.larksync, 'server') + cpuPerPush(all.larksync, 'postgres')),
-      baseline: round(cpuPerPush(all.baseline, 'server') + cpuPerPush(all.baseline, 'postgres')),
+      larksync: Math.round(cpuPerPush(all.larksync, 'server') + cpuPerPush(all.larksync, 'postgres')),
+      baseline: Math.round(cpuPerPush(all.baseline, 'server') + cpuPerPush(all.baseline, 'postgres')),
     },
-    { figure: 'CPU per push at saturation: load generator', unit: 'µs', larksync: round(cpuPerPush(all.larksync, 'load')), baseline: round(cpuPerPush(all.baseline, 'load')) },
+    { figure: 'CPU per push at saturation: load generator', unit: 'µs', larksync: Math.round(cpuPerPush(all.larksync, 'load')), baseline: Math.round(cpuPerPush(all.baseline, 'load')) },
     {
       figure: `machine cores busy at saturation (of ${env.machine.cores})`,
       unit: 'cores',

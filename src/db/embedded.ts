@@ -83,7 +83,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
   const viaSocket = process.platform !== 'win32' && Buffer.byteLength(path.join(socketDir, `.s.PGSQL.${port}`)) <= MAX_SOCKET_PATH;
   const tcpUrl = (db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
   const socketUrl = (db: string) => `postgres://${USER}:${PASSWORD}@localhost:${port}/${db}?host=${encodeURIComponent(socketDir)}`;
-  let url = viaSocket ? socketUrl : tcpUrl;
+  const url = viaSocket ? socketUrl : tcpUrl;
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
   await mkdir(path.dirname(dataDir), { recursive: true });
@@ -107,11 +107,13 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: { p
   if (existsSync(pidFile)) {
     const [pidLine] = (await readFile(pidFile, 'utf8')).split('\n');
     const pid = Number(pidLine);
-    // A server left by an older larksync may listen on TCP only.
-    if (Number.isInteger(pid) && pidAlive(pid) && !(await canConnect(url('postgres')))) url = tcpUrl;
-    if (Number.isInteger(pid) && pidAlive(pid) && (await canConnect(url('postgres')))) {
-      await ensureDatabase(url('postgres'));
-      return { url: url(DB_NAME), adminUrl: url('postgres'), dataDir, reused: true, stop: async () => undefined };
+    if (Number.isInteger(pid) && pidAlive(pid)) {
+      // A server left by an older larksync may listen on TCP only.
+      const running = (await canConnect(url('postgres'))) ? url : url !== tcpUrl && (await canConnect(tcpUrl('postgres'))) ? tcpUrl : undefined;
+      if (running) {
+        await ensureDatabase(running('postgres'));
+        return { url: running(DB_NAME), adminUrl: running('postgres'), dataDir, reused: true, stop: async () => undefined };
+      }
     }
   }
 

@@ -21,17 +21,27 @@ export interface NewStoredEvent {
  */
 export const EVENT_SHARDS = 8;
 
-/** Wakes the shards the query lists (see STORE_BATCH): returns those that were asleep, now awake. */
-const WAKE_SHARDS = (shards: string) => `
+/** The task of a shard's drain job (tasks.ts); its queue is `lark-events:<shard>`. */
+export const DRAIN_TASK = 'drain_lark_events';
+
+/**
+ * Wakes the shards the query lists (see STORE_BATCH) and returns those it woke: the ones that
+ * were asleep, or with `force` every one (the sweep's repair of a flag whose job was lost).
+ */
+const WAKE_SHARDS = (shards: string, opts: { force?: boolean } = {}) => `
       insert into lark_event_shards as s (shard, awake)
       select shard, true from (${shards}) x order by shard
-      on conflict (shard) do update set awake = true where not s.awake
+      on conflict (shard) do update set awake = true${opts.force ? '' : ' where not s.awake'}
       returning s.shard`;
 
-/** Queues a drain job per shard of the CTE named; calls add_jobs only when there is one. */
-const QUEUE_DRAINS = (cte: string) => `
+/**
+ * Queues a drain job per shard of the CTE named, calling add_jobs only when there is one. With
+ * `keyed`, the job carries a per-shard key, so queueing it again replaces a job not yet started.
+ */
+const QUEUE_DRAINS = (cte: string, opts: { keyed?: boolean } = {}) => `
       select count(*) as n from graphile_worker.add_jobs((
-        select array_agg(row('drain_lark_events', json_build_object('shard', w.shard), 'lark-events:' || w.shard, null, 25, null, null, null)::graphile_worker.job_spec)
+        select array_agg(row('${DRAIN_TASK}', json_build_object('shard', w.shard), 'lark-events:' || w.shard, null, 25,
+                             ${opts.keyed ? "'lark-events-sweep:' || w.shard" : 'null'}, null, null)::graphile_worker.job_spec)
           from ${cte} w)) where exists (select 1 from ${cte})`;
 
 /**
@@ -145,20 +155,14 @@ export async function wakeShard(db: Kysely<Database>, shard: number): Promise<vo
  * shard however often this runs.
  */
 export async function wakeStalledShards(db: Kysely<Database>, olderThanSeconds: number): Promise<number[]> {
+  const stalled = `select s.shard::smallint as shard from generate_series(0, ${EVENT_SHARDS - 1}) s(shard)
+                    where exists (select 1 from lark_events e
+                                   where e.shard = s.shard and e.status = 'pending'
+                                     and e.received_at < now() - make_interval(secs => ${Number(olderThanSeconds)}))`;
   const res = await sql<{ shard: number }>`
-    with stalled as (
-      select s.shard::smallint as shard from generate_series(0, ${EVENT_SHARDS - 1}) s(shard)
-       where exists (select 1 from lark_events e
-                      where e.shard = s.shard and e.status = 'pending'
-                        and e.received_at < now() - make_interval(secs => ${olderThanSeconds}))
-    ), woken as (
-      insert into lark_event_shards as s (shard, awake) select shard, true from stalled order by shard
-      on conflict (shard) do update set awake = true
-      returning s.shard
-    )
-    select shard, graphile_worker.add_job('drain_lark_events', json_build_object('shard', shard),
-             queue_name => 'lark-events:' || shard, job_key => 'lark-events-sweep:' || shard, max_attempts => 25)
-      from woken`.execute(db);
+    with woken as (${sql.raw(WAKE_SHARDS(stalled, { force: true }))}),
+         jobs as (${sql.raw(QUEUE_DRAINS('woken', { keyed: true }))})
+    select shard from woken where (select n from jobs) >= 0 order by shard`.execute(db);
   return res.rows.map((r) => r.shard);
 }
 

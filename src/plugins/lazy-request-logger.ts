@@ -1,9 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Bindings, ChildLoggerOptions, LogFn } from 'pino';
+import { levels, type Bindings, type ChildLoggerOptions } from 'pino';
 
 type Method = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
-/** pino's levels by name. */
-const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 /**
  * A request's logger that becomes a real pino child only when something logs at an enabled level.
@@ -12,7 +10,7 @@ const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 4
  * -- events`) for a logger that, at the route's `warn` level, writes only for rejected pushes.
  */
 class LazyRequestLogger {
-  private real: FastifyBaseLogger | undefined;
+  private made: FastifyBaseLogger | undefined;
   readonly level: string;
   private readonly threshold: number;
 
@@ -22,27 +20,43 @@ class LazyRequestLogger {
     private readonly options: ChildLoggerOptions,
   ) {
     this.level = options.level ?? parent.level;
-    this.threshold = LEVELS[this.level] ?? LEVELS.info!;
+    // 'silent' (and any name pino does not know) is above every level.
+    this.threshold = levels.values[this.level] ?? Infinity;
   }
 
-  private writer(method: Method): LogFn {
-    return ((...args: Parameters<LogFn>) => {
-      if (LEVELS[method]! < this.threshold) return;
-      this.real ??= this.parent.child(this.bindings, this.options);
-      this.real[method](...args);
-    }) as LogFn;
+  /** The real child logger, made the first time it is needed. */
+  private get real(): FastifyBaseLogger {
+    return (this.made ??= this.parent.child(this.bindings, this.options));
   }
 
-  readonly fatal = this.writer('fatal');
-  readonly error = this.writer('error');
-  readonly warn = this.writer('warn');
-  readonly info = this.writer('info');
-  readonly debug = this.writer('debug');
-  readonly trace = this.writer('trace');
-  readonly silent: LogFn = () => undefined;
+  private write(method: Method, args: unknown[]): void {
+    if (levels.values[method]! < this.threshold) return;
+    const real = this.real;
+    (real[method] as (...a: unknown[]) => void).apply(real, args);
+  }
+
+  // On the prototype, not per instance: one of these loggers is made for every request.
+  fatal(...args: unknown[]): void {
+    this.write('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.write('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.write('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.write('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.write('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.write('trace', args);
+  }
+  silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    this.real ??= this.parent.child(this.bindings, this.options);
     return this.real.child(bindings, options);
   }
 }

@@ -1,5 +1,5 @@
 import type { TaskList } from 'graphile-worker';
-import { EVENT_SHARDS, purgeEventsOlderThan, wakeStalledShards } from '../events/events.repository.js';
+import { DRAIN_TASK, EVENT_SHARDS, purgeEventsOlderThan, wakeStalledShards } from '../events/events.repository.js';
 import { enqueueSlice } from '../sync/sync.service.js';
 import type { Services } from '../services.js';
 import { SYNC_MODULES } from '../connectors/index.js';
@@ -31,7 +31,7 @@ function eventIdsOf(payload: unknown): string[] {
 function shardOf(payload: unknown): number {
   const shard = (payload as { shard?: unknown } | null)?.shard;
   if (!Number.isInteger(shard) || (shard as number) < 0 || (shard as number) >= EVENT_SHARDS) {
-    throw new Error(`drain_lark_events payload needs a shard, an integer from 0 to ${EVENT_SHARDS - 1}`);
+    throw new Error(`${DRAIN_TASK} payload needs a shard, an integer from 0 to ${EVENT_SHARDS - 1}`);
   }
   return shard as number;
 }
@@ -47,7 +47,7 @@ function sliceOf(payload: unknown): { runId: string; lease: string } {
 
 export function createTaskList(services: Services): TaskList {
   return {
-    drain_lark_events: async (payload) => {
+    [DRAIN_TASK]: async (payload) => {
       await services.events.drainShard(services, shardOf(payload));
     },
     // Batch jobs listing event ids, as an earlier version queued them.
