@@ -15,7 +15,7 @@ import { SYNC_MODULES } from './connectors/index.js';
 import { ConnectorsService } from './sync/connectors.service.js';
 import { Pacer } from './sync/pacer.js';
 import { RecordsService } from './sync/records.service.js';
-import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/sync-engine.js';
+import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/engine/sync-engine.js';
 import { SyncService } from './sync/sync.service.js';
 
 /** Everything a route or a job needs, built once per process. */

@@ -9,6 +9,7 @@ import type {
   StreamStatesTable,
   StreamTableBase,
   SyncRunsTable,
+  SyncDeleteCandidatesTable,
   SyncSeenPagesTable,
 } from '../sync/sync.tables.js';
 
@@ -25,6 +26,7 @@ export interface Database {
   sync_runs: SyncRunsTable;
   stream_states: StreamStatesTable;
   sync_seen_pages: SyncSeenPagesTable;
+  sync_delete_candidates: SyncDeleteCandidatesTable;
   rate_buckets: RateBucketsTable;
   worker_processes: WorkerProcessesTable;
   // Stream tables are written by the generic engine (sync/write-page.ts) and read by the records

@@ -39,10 +39,19 @@ export const RecordPage = Type.Object(
     nextCursor: Nullable(
       Type.String({
         description:
-          'Pass as `cursor` for the next page; null on the last page. To follow changes later, keep the last non-null ' +
-          'cursor and ask again: rows changed since come again, in change order',
+          'Pass as `cursor` for the next page; null once this page reached the end of what is committed (to read everything once, ' +
+          'follow it until null)',
       }),
     ),
+    resumeCursor: Type.String({
+      description:
+        'Where this page ended (the cursor you sent when it is empty). To follow changes forever, keep it and ask again with it ' +
+        'as `cursor`: rows changed since come again, in change order, and none already served comes back unless it changed',
+    }),
   },
-  { description: 'One page of rows in change order: a row changed after it was read comes again later, none is skipped' },
+  {
+    description:
+      'One page of rows in change order: a row changed after it was read comes again later, none is skipped (rows of writes ' +
+      'still in progress are held back until they commit, so no row can appear behind a cursor already handed out)',
+  },
 );

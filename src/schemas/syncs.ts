@@ -29,7 +29,9 @@ export const SyncRun = Type.Object(
     tenantKey: Type.String(),
     module: ModuleName,
     mode: SyncMode,
-    status: StringEnum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+    status: StringEnum(['queued', 'running', 'succeeded', 'partial', 'failed', 'cancelled'], {
+      description: 'partial: finished, but some items (a Base table, an approval code, a department) failed; see itemErrors',
+    }),
     createdAt: Type.String({ format: 'date-time' }),
     startedAt: Nullable(Type.String({ format: 'date-time' })),
     finishedAt: Nullable(Type.String({ format: 'date-time' })),
@@ -41,11 +43,30 @@ export const SyncRun = Type.Object(
     pages: Type.Integer({ description: 'Checkpoints committed: one per upstream page, plus the closing step of a phase' }),
     upstreamCalls: Type.Integer({ description: 'Calls made to Lark, retries included' }),
     throttledWaits: Type.Integer({ description: 'Times the run waited for Lark rate limits' }),
+    deletions: Type.Object(
+      {
+        confirmed: Type.Integer({ description: 'Rows marked deleted: missing from a complete listing and confirmed gone' }),
+        candidatesAlive: Type.Integer({
+          description: 'Rows a complete listing missed that a direct read (or the next listing) found alive, or could not confirm gone: kept',
+        }),
+      },
+      { description: 'Deletions are marked only when certain' },
+    ),
+    valuesSanitized: Type.Integer({ description: 'Values stored with U+FFFD in place of a NUL or a lone surrogate, which Postgres cannot store' }),
     error: Nullable(
       Type.Object({
         class: Type.String({ description: 'Stable error class, e.g. unsupported_for_store_app, tenant_not_active, cancelled' }),
         message: Type.String(),
       }),
+    ),
+    itemErrors: Type.Array(
+      Type.Object({
+        item: Type.String({ description: 'What failed: base_table, approval_code, department' }),
+        id: Type.String({ description: 'The item as configured, e.g. <appToken>/<tableId>' }),
+        errorClass: Type.String({ description: 'permission_denied, not_found, invalid_config, upstream_unavailable' }),
+        message: Type.String({ description: 'What happened and what to do about it' }),
+      }),
+      { description: 'Items that failed while the others went on (a run with any ends partial)' },
     ),
   },
   { description: 'The sync run' },

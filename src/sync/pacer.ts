@@ -33,6 +33,8 @@ export const LARK_RATE_LIMITS = {
   'approval.instances.get': perMinute(1000, 20),
   'bitable.records.search': perSecond(20),
   'bitable.fields.list': perSecond(20),
+  // 20/s, at most 100 ids a call (bitable.md §2.6): confirms deletion candidates.
+  'bitable.records.batch_get': perSecond(20),
   // Wiki lookups: 100/min documented for child nodes; get_node assumed the same (unconfirmed).
   'wiki.get_node': perMinute(100, 5),
   'contact.departments.children': perMinute(1000, 20),

@@ -29,3 +29,14 @@ export class RunAbortedError extends Error {
     this.name = 'RunAbortedError';
   }
 }
+
+/**
+ * Failures that belong to one item of a run (a Base table, an approval code, a department): the
+ * phase records them and goes on with the other items. Everything else (throttling that never
+ * ends, a token Lark keeps refusing, a tenant gone) would fail every item alike and stops the run.
+ */
+const ITEM_CLASSES: ReadonlySet<SyncErrorClass> = new Set(['permission_denied', 'not_found', 'invalid_config', 'upstream_unavailable']);
+
+export function isItemFailure(err: unknown): err is SyncError {
+  return err instanceof SyncError && ITEM_CLASSES.has(err.errorClass);
+}

@@ -1,6 +1,6 @@
 import { LarkApiError, LarkTransportError } from '../lark/errors.js';
-import type { LarkRequest } from '../lark/http.js';
-import type { Services } from '../services.js';
+import type { LarkHttp, LarkRequest } from '../lark/http.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { TenantTokens } from '../tokens/tokens.service.js';
 import { AppError } from '../errors.js';
 import { LARK_RATE_LIMITS, type LarkApiName, type Pacer } from './pacer.js';
@@ -34,7 +34,9 @@ export const defaultRetryPolicy: RetryPolicy = {
 /** Codes that mean "try again later" (limits-and-errors.md §4). */
 const TRANSIENT_CODES = new Set([1254607, 1254036, 1255040, 1395001, 1225000, 131001, 131007, 1061001, 1500, 1503, 5000, 10101, 96001, 1254291, 1254002]);
 /** Codes that mean "the app is not allowed": a configuration problem, never retried. */
-const PERMISSION_CODES = new Set([99991672, 99991676, 99991679, 1254302, 40003, 40004, 40014, 1220005, 1390009, 131006, 99991662, 99991673, 10014]);
+const PERMISSION_CODES = new Set([99991672, 99991676, 99991679, 1254302, 40003, 40004, 40014, 1220005, 1390009, 131006, 99991662, 99991673, 10014, 91403]);
+/** Codes that mean "no such thing" (a Base, table, view, record or wiki node): the item is gone or misnamed. */
+const NOT_FOUND_CODES = new Set([1254003, 1254004, 1254005, 1254040, 1254041, 1254042, 131005]);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,7 +53,7 @@ export function fullJitter(attempt: number, policy: RetryPolicy): number {
  */
 export class SyncLarkClient {
   constructor(
-    private readonly services: Services,
+    private readonly services: { http: LarkHttp; metrics: Metrics },
     private readonly tokens: TenantTokens,
     private readonly pacer: Pacer,
     readonly counters: RunCounters,
@@ -110,6 +112,9 @@ export class SyncLarkClient {
       }
       if (PERMISSION_CODES.has(err.code) || err.httpStatus === 403) {
         return { kind: 'fail', error: new SyncError('permission_denied', `Lark denied ${err.endpoint} (code ${err.code}): ${err.larkMessage}`, err.code) };
+      }
+      if (NOT_FOUND_CODES.has(err.code)) {
+        return { kind: 'fail', error: new SyncError('not_found', `Lark found nothing at ${err.endpoint} (code ${err.code}): ${err.larkMessage}`, err.code) };
       }
       if (TRANSIENT_CODES.has(err.code) || err.httpStatus >= 500) return { kind: 'retry' };
       return { kind: 'fail', error: new SyncError('invalid_config', `Lark refused ${err.endpoint} (code ${err.code}): ${err.larkMessage}`, err.code) };

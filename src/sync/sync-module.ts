@@ -1,17 +1,21 @@
 import type { TSchema } from '@sinclair/typebox';
-import type { Services } from '../services.js';
+import type { Logger } from 'pino';
+import type { Confirmation, SweepRequest } from './deletions.js';
+import type { StreamReads } from './stream-reads.js';
 import type { StreamName, StreamRow } from './streams.js';
 import type { SyncLarkClient } from './sync-lark-client.js';
-import type { SyncMode, SyncModuleName } from './sync.tables.js';
+import type { ItemError, SyncMode, SyncModuleName } from './sync.tables.js';
 
+/** What a phase gets: its run, its config, Lark, a log, and read access to what the run stored. */
 export interface SyncContext<C = unknown> {
-  services: Services;
   tenantKey: string;
   appKind: 'store' | 'custom';
   runId: string;
   mode: SyncMode;
   config: C;
   lark: SyncLarkClient;
+  log: Logger;
+  read: StreamReads;
 }
 
 /** Rows of a parent whose children are replaced wholesale (an approval instance's fields). */
@@ -31,10 +35,18 @@ export interface PageResult<S> {
   /** This phase is finished for the run. */
   done: boolean;
   /**
-   * With `done`: partitions listed completely in this run (a full pass). Rows of those partitions
-   * not seen in this run are marked deleted. A phase that saw an incomplete listing omits them.
+   * Partitions this page completes a full listing of. Rows of those partitions the run did not
+   * see become deletion candidates, judged as the request says (see deletions.ts): never marked
+   * deleted on one listing alone. A phase that saw an incomplete listing asks for nothing.
    */
-  sweep?: Array<{ stream: StreamName; partition: string }>;
+  sweep?: SweepRequest[];
+  /** The phase's direct read of deletion candidates (`confirmBy: 'read'`). */
+  confirm?: Confirmation[];
+  /**
+   * Items (a table, an approval code, a department) that failed while the phase went on; the run
+   * ends `partial`. Recorded on the run with this page.
+   */
+  itemErrors?: ItemError[];
 }
 
 /**

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
-import type { RunStatus, SyncMode, SyncModuleName, SyncRunRow } from './sync.tables.js';
+import type { ItemError, RunStatus, SyncMode, SyncModuleName, SyncRunRow } from './sync.tables.js';
 
 export interface SyncRunView {
   id: string;
@@ -17,7 +17,11 @@ export interface SyncRunView {
   pages: number;
   upstreamCalls: number;
   throttledWaits: number;
+  /** rows marked deleted after their absence was confirmed, and candidates that turned out alive */
+  deletions: { confirmed: number; candidatesAlive: number };
+  valuesSanitized: number;
   error: { class: string; message: string } | null;
+  itemErrors: ItemError[];
 }
 
 export function toRunView(r: SyncRunRow): SyncRunView {
@@ -35,7 +39,10 @@ export function toRunView(r: SyncRunRow): SyncRunView {
     pages: r.pages,
     upstreamCalls: r.upstream_calls,
     throttledWaits: r.throttled_waits,
+    deletions: { confirmed: r.deletions_confirmed, candidatesAlive: r.deletion_candidates_alive },
+    valuesSanitized: r.values_sanitized,
     error: r.error_class ? { class: r.error_class, message: r.error_message ?? '' } : null,
+    itemErrors: r.item_errors,
   };
 }
 
@@ -160,7 +167,8 @@ export class SyncService {
   /**
    * Creates the runs that are due for enabled connectors of active tenants. A module with a
    * full-pass period gets a full run when its last successful full pass is older than that (Base:
-   * to mark deletions); otherwise runs are incremental.
+   * to mark deletions); otherwise runs are incremental. A partial full pass counts: the items that
+   * failed would fail a repeated pass as well, and every other item got its full pass.
    *
    * Each connector runs at its own minute of its interval: slots at phase + k * interval from the
    * epoch, the phase a hash of (tenant, module), so 10,000 tenants are not all queued at the top of
@@ -176,7 +184,7 @@ export class SyncService {
       with clock as (select floor(extract(epoch from ${this.clock.sql()}))::bigint as now_s)
       select c.tenant_key, c.module, c.interval_minutes,
              (select max(r.created_at) from sync_runs r
-               where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status = 'succeeded') as last_full
+               where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status in ('succeeded', 'partial')) as last_full
         from connectors c
         join tenants t on t.tenant_key = c.tenant_key and t.status = 'active'
         cross join clock

@@ -2,7 +2,19 @@ import type { ColumnType, Generated, JSONColumnType, Selectable } from 'kysely';
 
 export type SyncModuleName = 'approval' | 'base' | 'attendance' | 'contact';
 export type SyncMode = 'incremental' | 'full';
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** `partial`: finished, but some items (a Base table, an approval code, a department) failed; see item_errors. */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'partial' | 'failed' | 'cancelled';
+
+/** One item of a run that failed while the others went on. */
+export interface ItemError {
+  /** what kind of item: `base_table`, `approval_code`, `department` */
+  item: string;
+  /** the item's id as configured (e.g. `<appToken>/<tableId>`) */
+  id: string;
+  errorClass: string;
+  /** says what to do about it */
+  message: string;
+}
 
 export interface ConnectorsTable {
   tenant_key: string;
@@ -33,6 +45,13 @@ export interface SyncRunsTable {
   throttled_waits: Generated<number>;
   error_class: string | null;
   error_message: string | null;
+  item_errors: JSONColumnType<ItemError[], string | undefined, string>;
+  /** rows marked deleted after their absence was confirmed */
+  deletions_confirmed: Generated<number>;
+  /** rows a complete listing missed that turned out to exist (or could not be confirmed gone) */
+  deletion_candidates_alive: Generated<number>;
+  /** values stored with U+FFFD in place of a NUL or a lone surrogate */
+  values_sanitized: Generated<number>;
 }
 export type SyncRunRow = Selectable<SyncRunsTable>;
 
@@ -53,6 +72,16 @@ export interface SyncSeenPagesTable {
   keys: string[];
 }
 
+/** Rows a complete listing missed, awaiting confirmation before they are marked deleted. */
+export interface SyncDeleteCandidatesTable {
+  tenant_key: string;
+  stream: string;
+  partition: string;
+  record_key: string;
+  /** the run whose listing missed it */
+  run_id: string;
+}
+
 export interface RateBucketsTable {
   bucket: string;
   tokens: number;
@@ -70,5 +99,7 @@ export interface StreamTableBase {
   updated_at: Date;
   deleted_at: Date | null;
   change_seq: string;
+  /** the writing transaction (xid8, as text): with change_seq, the row's position in the records feed */
+  change_xid: string;
   last_run_id: string | null;
 }

@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
-import { JSON_COLUMNS, STREAMS, type StreamName, type StreamRow } from './streams.js';
+import { JSON_COLUMNS, STREAMS, volatileOf, type StreamName, type StreamRow, type VolatileValues } from './streams.js';
 import type { ChildScope } from './sync-module.js';
 
 /** SHA-256 as base64url. crypto.hash (one call, no Hash object per row) exists from Node 20.12 on. */
@@ -10,14 +10,56 @@ const sha256: (text: string) => string =
     ? (text) => crypto.hash('sha256', text, 'base64url')
     : (text) => crypto.createHash('sha256').update(text).digest('base64url');
 
+/**
+ * The canonicaliser's per-row state. Rows are canonicalised synchronously one at a time, so these
+ * are set before each row and read right after it, even with several pages prepared at once.
+ */
+const walk = {
+  /** NULs and lone surrogates replaced in the current row */
+  sanitized: 0,
+  /** the stream's members that Lark changes on every read */
+  volatile: undefined as VolatileValues | undefined,
+  /** the current row holds such members */
+  sawVolatile: false,
+  /** building the text that is hashed: such members are left out */
+  skipVolatile: false,
+};
+
+/**
+ * A string as JSON that Postgres accepts. JSON writes a NUL as \u0000 and a lone surrogate as
+ * \udxxx, and Postgres's jsonb and text refuse both: one such value in a Base cell or a form
+ * would fail its page on every run. They are stored as U+FFFD and counted. Almost no string has
+ * an escape at all, so the exact test runs only on the few that do.
+ */
+function jsonString(value: string): string {
+  const text = JSON.stringify(value);
+  if (!text.includes('\\u')) return text;
+  const clean = cleanText(value);
+  return clean === value ? text : JSON.stringify(clean);
+}
+
+/** The string with U+FFFD in place of NULs and lone surrogates (counted), or the string itself. */
+function cleanText(value: string): string {
+  if (!value.includes('\u0000') && value.isWellFormed()) return value;
+  walk.sanitized += 1;
+  return value.replaceAll('\u0000', '\uFFFD').toWellFormed();
+}
+
+/** A key or value as it is stored: cleaned the same way, without counting. */
+export function storableText(value: string): string {
+  return !value.includes('\u0000') && value.isWellFormed() ? value : value.replaceAll('\u0000', '\uFFFD').toWellFormed();
+}
+
 /** Object keys as JSON strings: the same few names come back in every row. */
 const quotedKeys = new Map<string, string>();
 function quoted(key: string): string {
   let q = quotedKeys.get(key);
   if (q === undefined) {
-    q = JSON.stringify(key);
-    // Bounded: keys are field names, a table has at most a few hundred.
-    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
+    const before = walk.sanitized;
+    q = jsonString(key);
+    // Bounded: keys are field names, a table has at most a few hundred. A key that had to be
+    // cleaned is not kept, so that each row holding it is counted.
+    if (quotedKeys.size < 10_000 && walk.sanitized === before) quotedKeys.set(key, q);
   }
   return q;
 }
@@ -29,6 +71,7 @@ function quoted(key: string): string {
  */
 function canonical(value: unknown): string {
   if (value === null) return 'null';
+  if (typeof value === 'string') return jsonString(value);
   if (typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   // A Date would otherwise serialise as {} and a change of date alone would go unnoticed.
   if (value instanceof Date) return JSON.stringify(value.toISOString());
@@ -62,11 +105,14 @@ function sortKeys(keys: string[]): string[] {
 /** An object's canonical text, its members' texts coming from `member`. */
 function canonicalObject(record: Record<string, unknown>, member: (v: unknown, key: string) => string): string {
   const keys = sortKeys(Object.keys(record));
+  const volatile = walk.volatile !== undefined && Object.prototype.hasOwnProperty.call(record, walk.volatile.objectsWith) ? walk.volatile : undefined;
+  if (volatile) walk.sawVolatile = true;
   let out = '{';
   let first = true;
   for (const k of keys) {
     const v = record[k];
     if (v === undefined) continue;
+    if (volatile && walk.skipVolatile && volatile.keys.includes(k)) continue;
     out += (first ? '' : ',') + quoted(k) + ':' + member(v, k);
     first = false;
   }
@@ -81,20 +127,20 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * each column's value (which is also valid JSON of it, reused for the payload sent to Postgres).
  * A column holding the very object found in `raw` (Base's fields, created_by) reuses its text.
  */
-function canonicalRow(row: StreamRow): { text: string; raw: string | undefined; columns: Record<string, string> } {
+function canonicalParts(r: StreamRow): { text: string; raw: string | undefined; columns: Record<string, string> } {
   const shared: Array<[unknown, string]> = [];
   let raw: string | undefined;
-  if (isPlainObject(row.raw)) {
-    raw = canonicalObject(row.raw, (v) => {
+  if (isPlainObject(r.raw)) {
+    raw = canonicalObject(r.raw, (v) => {
       const t = canonical(v);
       if (typeof v === 'object' && v !== null) shared.push([v, t]);
       return t;
     });
-  } else if (row.raw !== undefined) {
-    raw = canonical(row.raw);
+  } else if (r.raw !== undefined) {
+    raw = canonical(r.raw);
   }
   const columns: Record<string, string> = {};
-  const columnsText = canonicalObject(row.columns, (v, k) => {
+  const columnsText = canonicalObject(r.columns, (v, k) => {
     const t = (typeof v === 'object' && v !== null ? shared.find(([o]) => o === v)?.[1] : undefined) ?? canonical(v);
     columns[k] = t;
     return t;
@@ -104,8 +150,32 @@ function canonicalRow(row: StreamRow): { text: string; raw: string | undefined; 
   return { text, raw, columns };
 }
 
-export function contentHash(row: StreamRow): string {
-  return sha256(canonicalRow(row).text);
+/**
+ * A row's texts to store, the text its content hash is taken of (the same, unless the row holds
+ * members that change on every read), and how many values had to be cleaned.
+ */
+function canonicalRow(r: StreamRow, volatile?: VolatileValues): { text: string; hashed: string; raw: string | undefined; columns: Record<string, string>; sanitized: number } {
+  walk.sanitized = 0;
+  walk.volatile = volatile;
+  walk.sawVolatile = false;
+  const parts = canonicalParts(r);
+  const sanitized = walk.sanitized;
+  let hashed = parts.text;
+  if (walk.sawVolatile) {
+    // Only rows that hold such members pay for a second walk.
+    walk.skipVolatile = true;
+    try {
+      hashed = canonicalParts(r).text;
+    } finally {
+      walk.skipVolatile = false;
+    }
+  }
+  walk.volatile = undefined;
+  return { ...parts, hashed, sanitized };
+}
+
+export function contentHash(r: StreamRow, stream?: StreamName): string {
+  return sha256(canonicalRow(r, stream ? volatileOf(stream) : undefined).hashed);
 }
 
 /**
@@ -134,6 +204,8 @@ export interface PreparedRows {
   commonColumns: string[];
   /** JSON columns some rows take from raw; bit i of a row's `$r` stands for fromRaw[i] */
   fromRaw: string[];
+  /** values stored with U+FFFD in place of a NUL or a lone surrogate */
+  sanitized: number;
 }
 
 const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null;
@@ -166,15 +238,23 @@ export async function prepareRows(stream: StreamName, rows: StreamRow[]): Promis
   const rest = specific.filter((c) => !(c in common));
 
   const names = Object.fromEntries(rest.map((c) => [c, JSON.stringify(c)]));
+  const volatile = volatileOf(stream);
   const keys: string[] = [];
   const json: string[] = [];
+  let sanitized = 0;
   for (const [i, r] of unique.entries()) {
     if (i > 0 && i % ROWS_PER_TURN === 0) await nextTurn();
     // Built from the hash's own canonical texts, which are JSON of the same values (a Date as its
     // ISO string, undefined as absent): nothing is serialised twice.
-    const canon = canonicalRow(r);
-    let row = `{"record_key":${JSON.stringify(r.recordKey)},"content_hash":"${sha256(canon.text)}","raw":${canon.raw ?? 'null'}`;
-    if (!('partition' in common)) row += `,"partition":${JSON.stringify(r.partition ?? '')}`;
+    const canon = canonicalRow(r, volatile);
+    // Keys come from Lark ids (and approval widget ids): cleaned like any value, so the key
+    // recorded for sweeps is the key stored.
+    walk.sanitized = 0;
+    const key = cleanText(r.recordKey);
+    const partition = 'partition' in common ? '' : cleanText(r.partition ?? '');
+    sanitized += canon.sanitized + walk.sanitized;
+    let row = `{"record_key":${JSON.stringify(key)},"content_hash":"${sha256(canon.hashed)}","raw":${canon.raw ?? 'null'}`;
+    if (!('partition' in common)) row += `,"partition":${JSON.stringify(partition)}`;
     let mask = 0;
     for (const c of rest) {
       const bit = fromRaw.indexOf(c);
@@ -183,11 +263,14 @@ export async function prepareRows(stream: StreamName, rows: StreamRow[]): Promis
       else row += `,${names[c]}:${canon.columns[c] ?? 'null'}`;
     }
     if (mask !== 0) row += `,"$r":${mask}`;
-    keys.push(r.recordKey);
+    keys.push(key);
     json.push(`${row}}`);
   }
   const { payload, spans } = jsonbArray(json);
-  return { stream, keys, payload, spans, common: JSON.stringify(common), commonColumns: Object.keys(common), fromRaw };
+  walk.sanitized = 0;
+  const commonText = canonical(common);
+  sanitized += walk.sanitized;
+  return { stream, keys, payload, spans, common: commonText, commonColumns: Object.keys(common), fromRaw, sanitized };
 }
 
 /** JSON texts written as one JSON array in jsonb's binary format, with each element's byte span. */
@@ -284,7 +367,8 @@ export async function writeRows(
         ${sql.join(updates)},
         updated_at = now(),
         deleted_at = null,
-        change_seq = nextval('sync_change_seq')
+        change_seq = nextval('sync_change_seq'),
+        change_xid = pg_current_xact_id()
       where ${table}.content_hash is distinct from excluded.content_hash
          or ${table}.deleted_at is not null
       returning 1
@@ -303,15 +387,16 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
   for (const s of scopes) {
     const id = `${s.stream}\u0000${s.column}`;
     const g = groups.get(id) ?? { stream: s.stream, column: s.column, parents: [], keys: [] };
-    g.parents.push(s.value);
-    g.keys.push(...s.keys);
+    // Cleaned as the stored keys were (see cleanText), so they compare equal.
+    g.parents.push(storableText(s.value));
+    g.keys.push(...s.keys.map(storableText));
     groups.set(id, g);
   }
   let affected = 0;
   for (const g of groups.values()) {
     const res = await sql`
       update ${sql.table(g.stream)}
-         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
+         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id()
        where tenant_key = ${tenantKey}
          and ${sql.ref(g.column)} = any(${g.parents}::text[])
          and deleted_at is null
@@ -319,71 +404,4 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
     affected += Number(res.numAffectedRows ?? 0n);
   }
   return affected;
-}
-
-/**
- * Distinct keys of a stream's partition that a run has recorded so far. Counted on 64-bit hashes of
- * the keys, which is several times cheaper for a million keys; a collision can only make the count
- * smaller, which callers treat as "not everything was seen" (the safe side).
- */
-export async function countSeenKeys(db: Kysely<Database>, runId: string, stream: StreamName, partition: string): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    // A million keys sort in memory instead of spilling to disk in work_mem's default 4 MB.
-    await sql`set local work_mem = '64MB'`.execute(trx);
-    const res = await sql<{ n: number }>`
-      select count(distinct hashtextextended(k, 0))::int as n
-        from sync_seen_pages s cross join lateral unnest(s.keys) as k
-       where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition}`.execute(trx);
-    return res.rows[0]?.n ?? 0;
-  });
-}
-
-/**
- * After a complete full pass of a partition: rows not seen in this run are gone upstream.
- * They are marked deleted, never removed. An empty listing of a partition that has rows is not
- * trusted (Lark answers permission-filtered lists, e.g. Base advanced permissions, with nothing):
- * it marks nothing and returns -1.
- */
-export async function sweepDeletions(
-  trx: Transaction<Database>,
-  tenantKey: string,
-  runId: string,
-  stream: StreamName,
-  partition: string,
-): Promise<number> {
-  const seen = await sql<{ any: boolean }>`
-    select exists (
-      select 1 from sync_seen_pages
-       where run_id = ${runId} and stream = ${stream} and partition = ${partition} and cardinality(keys) > 0) as any`.execute(trx);
-  let affected = -1;
-  if (seen.rows[0]?.any) {
-    // Both sides can be large and freshly written (no statistics yet), where the planner picks a
-    // nested loop that rescans the seen keys per row: quadratic. A hash anti-join is linear, and
-    // with a million keys it stays in memory rather than spilling in batches.
-    await sql`set local enable_nestloop = off`.execute(trx);
-    await sql`set local work_mem = '64MB'`.execute(trx);
-    const res = await sql`
-      update ${sql.table(stream)} t
-         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq')
-       where t.tenant_key = ${tenantKey}
-         and t.partition = ${partition}
-         and t.deleted_at is null
-         and not exists (
-           select 1 from sync_seen_pages s cross join lateral unnest(s.keys) as k
-            where s.run_id = ${runId} and s.stream = ${stream} and s.partition = ${partition} and k = t.record_key)`.execute(trx);
-    await sql`set local enable_nestloop to default`.execute(trx);
-    await sql`set local work_mem to default`.execute(trx);
-    affected = Number(res.numAffectedRows ?? 0n);
-  } else {
-    const live = await sql<{ n: number }>`
-      select count(*)::int as n from ${sql.table(stream)} where tenant_key = ${tenantKey} and partition = ${partition} and deleted_at is null`.execute(trx);
-    if ((live.rows[0]?.n ?? 0) === 0) affected = 0;
-  }
-  await sql`delete from sync_seen_pages where run_id = ${runId} and stream = ${stream} and partition = ${partition}`.execute(trx);
-  return affected;
-}
-
-/** A finished or cancelled run's deletion bookkeeping is no longer needed. */
-export async function forgetSeenKeys(db: Kysely<Database>, runId: string): Promise<void> {
-  await sql`delete from sync_seen_pages where run_id = ${runId}`.execute(db);
 }

@@ -1,4 +1,4 @@
-import { defaultEngineOptions } from '../../src/sync/sync-engine.js';
+import { defaultEngineOptions } from '../../src/sync/engine/sync-engine.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { BitableTenant, SimTable } from '../../simulator/data/bitable.js';

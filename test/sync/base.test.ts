@@ -4,7 +4,7 @@ import type { BitableRequest, BitableTenant } from '../../simulator/data/bitable
 import { parseBaseUrl } from '../../src/connectors/base/config.js';
 import { SYNC_MODULES } from '../../src/connectors/index.js';
 import { Pacer } from '../../src/sync/pacer.js';
-import { SyncEngine, defaultEngineOptions } from '../../src/sync/sync-engine.js';
+import { SyncEngine, defaultEngineOptions } from '../../src/sync/engine/sync-engine.js';
 import type { SyncModuleDef } from '../../src/sync/sync-module.js';
 import type { SyncModuleName, SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { SYNC_MODULES } from '../../src/connectors/index.js';
 import { Pacer } from '../../src/sync/pacer.js';
-import { SyncEngine, defaultEngineOptions, type EngineOptions } from '../../src/sync/sync-engine.js';
+import { SyncEngine, defaultEngineOptions, type EngineOptions } from '../../src/sync/engine/sync-engine.js';
 import { definePhase, type SyncModuleDef } from '../../src/sync/sync-module.js';
 import type { StreamRow } from '../../src/sync/streams.js';
 import type { SyncModuleName, SyncRunRow } from '../../src/sync/sync.tables.js';
@@ -150,7 +150,7 @@ describe('reading ahead of commits (Base)', () => {
       async readPage(_ctx, state) {
         await new Promise((r) => setTimeout(r, 5));
         const done = state.page + 1 >= pages.length;
-        return { rows: { contact_users: pages[state.page]! }, state: { page: state.page + 1 }, done, sweep: done ? [{ stream: 'contact_users', partition: '' }] : undefined };
+        return { rows: { contact_users: pages[state.page]! }, state: { page: state.page + 1 }, done, sweep: done ? [{ stream: 'contact_users', partition: '', confirmBy: 'relist' }] : undefined };
       },
     });
     const modules = { ...SYNC_MODULES, contact: { ...SYNC_MODULES.contact, precheck: undefined, phases: [phase] } } as Readonly<Record<SyncModuleName, SyncModuleDef>>;

@@ -1,5 +1,6 @@
 import { definePhase, type ChildScope, type SyncContext } from '../../sync/sync-module.js';
-import { SyncError } from '../../sync/sync-errors.js';
+import { SyncError, isItemFailure } from '../../sync/sync-errors.js';
+import type { ItemError } from '../../sync/sync.tables.js';
 import type { StreamName, StreamRow } from '../../sync/streams.js';
 import type { SyncMode } from '../../sync/sync.tables.js';
 import type { ApprovalConfigType } from './config.js';
@@ -35,6 +36,13 @@ export interface Pass {
   pageToken: string | null;
   /** Listed instance codes of the current page whose details are still to be read. */
   pending: string[];
+  /**
+   * The current code's listing stopped early somewhere (has_more without a page_token, review
+   * L5): its cursor is not advanced when it finishes, so the next run reads the windows again.
+   */
+  incomplete?: boolean;
+  /** codes finished without failing, in this pass */
+  codesOk?: number;
 }
 
 export interface ApprovalState {
@@ -192,50 +200,98 @@ export const instancesPhase = definePhase<ApprovalState, ApprovalConfigType>({
     if (pass.pending.length > 0) {
       const approvalCode = pass.codes[pass.codeIndex] ?? '';
       const batch = pass.pending.slice(0, DETAIL_BATCH);
-      const { rows, replace } = await readDetails(ctx, approvalCode, batch);
-      return { rows, replaceChildren: replace, state: { ...state, pass: { ...pass, pending: pass.pending.slice(batch.length) } }, done: false };
+      try {
+        const { rows, replace } = await readDetails(ctx, approvalCode, batch);
+        return { rows, replaceChildren: replace, state: { ...state, pass: { ...pass, pending: pass.pending.slice(batch.length) } }, done: false };
+      } catch (err) {
+        if (!isItemFailure(err)) throw err;
+        return skipCode(ctx, state.cursors, pass, approvalCode, err);
+      }
     }
 
     let cursors = state.cursors;
     while (pass.codeIndex < pass.codes.length && pass.windowStart >= pass.until) {
       const finished = pass.codes[pass.codeIndex] ?? '';
-      cursors = { ...cursors, [finished]: pass.until };
-      const codeIndex: number = pass.codeIndex + 1;
-      const code: string | undefined = pass.codes[codeIndex];
-      const windowStart: number = code === undefined ? pass.until : windowFrom(ctx.config, pass.mode, cursors[code], pass.until);
-      pass = { ...pass, codeIndex, windowStart, pageToken: null };
+      if (pass.incomplete) {
+        ctx.log.warn({ runId: ctx.runId, approvalCode: finished }, 'approval listing stopped early (has_more without page_token): cursor kept');
+      } else {
+        cursors = { ...cursors, [finished]: pass.until };
+      }
+      pass = nextCode(ctx, { ...pass, codesOk: (pass.codesOk ?? 0) + 1 }, cursors);
     }
     if (pass.codeIndex >= pass.codes.length) return { rows: {}, state: { v: 1, cursors, pass: null }, done: true };
 
     const approvalCode = pass.codes[pass.codeIndex] ?? '';
     const windowEnd = Math.min(pass.windowStart + MAX_WINDOW_MS, pass.until);
-    const data = await ctx.lark
-      .call<LarkInstanceList>('approval.instances.list', {
-        method: 'GET',
-        path: '/open-apis/approval/v4/instances',
-        query: {
-          approval_code: approvalCode,
-          start_time: String(pass.windowStart),
-          end_time: String(windowEnd),
-          page_size: LIST_PAGE_SIZE,
-          page_token: pass.pageToken ?? undefined,
-        },
-      })
-      .catch((err: unknown) => {
-        // Lark's message does not say which of the configured codes it means.
-        if (hasLarkCode(err, APPROVAL_CODE_NOT_FOUND)) {
-          throw new SyncError(
-            'invalid_config',
-            `approval code "${approvalCode}" does not exist in this tenant (Lark code ${APPROVAL_CODE_NOT_FOUND}); remove it from approvalCodes`,
-          );
-        }
-        throw err;
-      });
-    const listed = [...new Set(data.instance_code_list ?? [])];
-    const next: Pass =
-      data.has_more && data.page_token
-        ? { ...pass, pageToken: data.page_token, pending: listed }
-        : { ...pass, windowStart: windowEnd, pageToken: null, pending: listed };
-    return { rows: {}, state: { v: 1, cursors, pass: next }, done: false };
+    try {
+      return await listPage(ctx, cursors, pass, approvalCode, windowEnd);
+    } catch (err) {
+      if (!isItemFailure(err)) throw err;
+      return skipCode(ctx, cursors, pass, approvalCode, err);
+    }
   },
 });
+
+/** The pass moved on to the next code (its window starts where that code's cursor says). */
+function nextCode(ctx: SyncContext<ApprovalConfigType>, pass: Pass, cursors: Record<string, number>): Pass {
+  const codeIndex = pass.codeIndex + 1;
+  const code = pass.codes[codeIndex];
+  const windowStart = code === undefined ? pass.until : windowFrom(ctx.config, pass.mode, cursors[code], pass.until);
+  return { ...pass, codeIndex, windowStart, pageToken: null, pending: [], incomplete: false };
+}
+
+/**
+ * An approval code Lark refuses (unknown, no permission, failing) is recorded on the run, its
+ * cursor stays, and the other codes go on; the run ends `partial`. When no code of the pass could
+ * be read, the run fails instead.
+ */
+function skipCode(ctx: SyncContext<ApprovalConfigType>, cursors: Record<string, number>, pass: Pass, approvalCode: string, err: SyncError) {
+  const next = nextCode(ctx, pass, cursors);
+  if (next.codeIndex >= next.codes.length && (pass.codesOk ?? 0) === 0) throw err;
+  const hint =
+    err.errorClass === 'permission_denied'
+      ? 'give the app the approval scopes and make it visible to this approval definition, or remove the code'
+      : err.errorClass === 'invalid_config' || err.errorClass === 'not_found'
+        ? 'fix or remove this code in approvalCodes'
+        : 'Lark kept failing on this code; the next run tries it again';
+  const itemError: ItemError = { item: 'approval_code', id: approvalCode, errorClass: err.errorClass, message: `${err.message}; ${hint}` };
+  ctx.log.warn({ runId: ctx.runId, approvalCode, errorClass: err.errorClass }, 'approval code failed: recorded on the run, the other codes go on');
+  return { rows: {}, state: { v: 1 as const, cursors, pass: next }, done: false, itemErrors: [itemError] };
+}
+
+async function listPage(
+  ctx: SyncContext<ApprovalConfigType>,
+  cursors: Record<string, number>,
+  pass: Pass,
+  approvalCode: string,
+  windowEnd: number,
+) {
+  const data = await ctx.lark
+    .call<LarkInstanceList>('approval.instances.list', {
+      method: 'GET',
+      path: '/open-apis/approval/v4/instances',
+      query: {
+        approval_code: approvalCode,
+        start_time: String(pass.windowStart),
+        end_time: String(windowEnd),
+        page_size: LIST_PAGE_SIZE,
+        page_token: pass.pageToken ?? undefined,
+      },
+    })
+    .catch((err: unknown) => {
+      // Lark's message does not say which of the configured codes it means.
+      if (hasLarkCode(err, APPROVAL_CODE_NOT_FOUND)) {
+        throw new SyncError(
+          'invalid_config',
+          `approval code "${approvalCode}" does not exist in this tenant (Lark code ${APPROVAL_CODE_NOT_FOUND}); remove it from approvalCodes`,
+        );
+      }
+      throw err;
+    });
+  const listed = [...new Set(data.instance_code_list ?? [])];
+  const next: Pass =
+    data.has_more && data.page_token
+      ? { ...pass, pageToken: data.page_token, pending: listed }
+      : { ...pass, windowStart: windowEnd, pageToken: null, pending: listed, incomplete: pass.incomplete || data.has_more === true };
+  return { rows: {}, state: { v: 1 as const, cursors, pass: next }, done: false };
+}

@@ -146,7 +146,7 @@ export function checkListingComplete(ctx: SyncContext<AttendanceConfigType>, lis
     );
   }
   if (listing.withoutId > 0) {
-    ctx.services.log.warn(
+    ctx.log.warn(
       { runId: ctx.runId, tenantKey: ctx.tenantKey, skipped: listing.withoutId, employeeType: ctx.config.employeeType },
       'attendance: users without an id of the configured employee type were skipped',
     );

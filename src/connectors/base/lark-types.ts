@@ -30,6 +30,13 @@ export interface LarkBasePage<T> {
   total?: number;
 }
 
+/** records/batch_get (bitable.md §2.6): an id is known gone only when listed in absent_record_ids. */
+export interface LarkBatchGet {
+  records?: LarkBaseRecord[] | null;
+  absent_record_ids?: string[] | null;
+  forbidden_record_ids?: string[] | null;
+}
+
 export interface LarkWikiNode {
   node_token?: string;
   obj_token?: string;

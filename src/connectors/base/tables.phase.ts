@@ -1,14 +1,14 @@
-import { sql } from 'kysely';
-import { SyncError } from '../../sync/sync-errors.js';
+import { SyncError, isItemFailure } from '../../sync/sync-errors.js';
 import { definePhase, type PageResult, type SyncContext } from '../../sync/sync-module.js';
-import type { StreamName, StreamRow } from '../../sync/streams.js';
-import { countSeenKeys } from '../../sync/write-page.js';
+import type { StreamRow } from '../../sync/streams.js';
+import type { ItemError } from '../../sync/sync.tables.js';
 import { tableRef, type BaseConfigType, type BaseTableEntry } from './config.js';
 import {
   FIELD_TYPE_MODIFIED_TIME,
   type LarkBaseField,
   type LarkBasePage,
   type LarkBaseRecord,
+  type LarkBatchGet,
   type LarkWikiNode,
 } from './lark-types.js';
 
@@ -16,6 +16,8 @@ const DAY_MS = 86_400_000;
 /** Both are Lark's maxima (bitable.md §2.3, §2.4): fewer calls against a 20/s budget. */
 const RECORDS_PAGE_SIZE = 500;
 const FIELDS_PAGE_SIZE = 100;
+/** records/batch_get's maximum (bitable.md §2.6). */
+const BATCH_GET_SIZE = 100;
 
 type Ctx = SyncContext<BaseConfigType>;
 
@@ -26,8 +28,11 @@ interface TablePass {
   appToken: string;
   tableId: string;
   viewId: string | null;
-  step: 'fields' | 'records' | 'verify';
+  /** `confirm`: deletion candidates of a full pass are read back with batch_get */
+  step: 'fields' | 'records' | 'verify' | 'confirm';
   pageToken: string | null;
+  /** in `confirm`: the last candidate key read back */
+  confirmAfter?: string | null;
   /** field ids listed so far (a table has at most 300) */
   fieldIds: string[];
   /** name of the first ModifiedTime field, the one incremental runs filter on */
@@ -53,10 +58,11 @@ interface State {
   table: TablePass | null;
   /** partition -> max last_modified_time of the last complete pass of that table */
   cursors: Record<string, number>;
-  /** partitions listed completely in this run, swept when the phase ends */
-  sweep: Array<{ stream: StreamName; partition: string }>;
   /** partitions already read in this run */
   visited: string[];
+  /** tables finished in this run, and tables that failed (absent in older states) */
+  tablesOk?: number;
+  tablesFailed?: number;
 }
 
 const partitionOf = (t: { appToken: string; tableId: string }) => `${t.appToken}:${t.tableId}`;
@@ -148,10 +154,7 @@ async function openTable(ctx: Ctx, state: State): Promise<TablePass> {
   }
   const appToken = ref.kind === 'wiki' ? await resolveWikiNode(ctx, entry, ref.nodeToken) : ref.appToken;
   // Read before this pass writes anything to the table (rows of other tables may be committing).
-  const existing = await sql<{ any: boolean }>`
-    select exists (
-      select 1 from base_records
-       where tenant_key = ${ctx.tenantKey} and partition = ${partitionOf({ appToken, tableId: ref.tableId })} and deleted_at is null) as any`.execute(ctx.services.db);
+  const hadRows = await ctx.read.hasLiveRows('base_records', partitionOf({ appToken, tableId: ref.tableId }));
   return {
     entry,
     appToken,
@@ -167,7 +170,7 @@ async function openTable(ctx: Ctx, state: State): Promise<TablePass> {
     maxModifiedMs: null,
     recordPages: 0,
     reachedEnd: true,
-    hadRows: existing.rows[0]?.any ?? true,
+    hadRows,
   };
 }
 
@@ -211,16 +214,21 @@ async function fieldsPage(ctx: Ctx, state: State, t: TablePass): Promise<PageRes
   if (data.has_more && data.page_token) {
     return { rows: { base_fields: rows }, state: { ...state, table: { ...t, fieldIds, modifiedField, pageToken: data.page_token } }, done: false };
   }
-  // The schema is small and always listed whole, so its deletions are swept every run, when the
+  // The schema is small and always listed whole, so its deletions are judged every run, when the
   // listing provably ended (no has_more without a token, and no fewer fields than Lark counted).
+  // No API reads a field back by id: a field is deleted once two complete listings miss it.
   const complete = !data.has_more && (typeof data.total !== 'number' || fieldIds.length >= data.total);
-  const sweep = complete ? [...state.sweep, { stream: 'base_fields' as const, partition: partitionOf(t) }] : state.sweep;
   if (!complete) {
-    ctx.services.log.warn({ runId: ctx.runId, partition: partitionOf(t), listed: fieldIds.length, total: data.total }, 'base fields listing incomplete: not sweeping');
+    ctx.log.warn({ runId: ctx.runId, partition: partitionOf(t), listed: fieldIds.length, total: data.total }, 'base fields listing incomplete: not sweeping');
   }
   const next: TablePass = { ...t, fieldIds, modifiedField, step: 'records', pageToken: null };
   next.filterFromMs = incrementalFrom(ctx, state, next);
-  return { rows: { base_fields: rows }, state: { ...state, sweep, table: next }, done: false };
+  return {
+    rows: { base_fields: rows },
+    state: { ...state, table: next },
+    done: false,
+    sweep: complete ? [{ stream: 'base_fields', partition: partitionOf(t), confirmBy: 'relist' }] : undefined,
+  };
 }
 
 /**
@@ -277,33 +285,111 @@ async function recordsPage(ctx: Ctx, state: State, t: TablePass): Promise<PageRe
  * Runs once the last records page is committed. Offsets shift when records are deleted (or added
  * in the middle) between pages, so a pass can end "normally" having skipped records. Counting the
  * distinct records this run stored against the `total` Lark reported at the start and at the end
- * catches that: only a pass that saw at least as many records as both may advance the cursor or,
- * in a full run, mark the unseen rows deleted. Anything less leaves both alone; the next run
+ * catches most of that: only a pass that saw at least as many records as both may advance the
+ * cursor or, in a full run, look for deletions. Anything less leaves both alone; the next run
  * repeats the window.
+ *
+ * A count is not a set, though (review H2): a delete plus an add between pages hides a skipped
+ * record from it. So the records a full pass did not see are only candidates, read back with
+ * batch_get (the `confirm` step): only those Lark names absent are marked deleted, and those it
+ * returns are stored afresh.
  */
 async function verify(ctx: Ctx, state: State, t: TablePass): Promise<PageResult<State>> {
   const partition = partitionOf(t);
   // Distinct records of this table that this run stored (the engine keeps them for the sweep).
-  const seen = await countSeenKeys(ctx.services.db, ctx.runId, 'base_records', partition);
+  const seen = await ctx.read.countSeen('base_records', partition);
   const totals = [t.firstTotal, t.lastTotal].filter((n): n is number => n !== null);
   const complete = t.reachedEnd && totals.length > 0 && seen >= Math.max(...totals);
   const cursors = { ...state.cursors };
-  let sweep = state.sweep;
-  if (complete) {
-    if (t.maxModifiedMs !== null) cursors[partition] = Math.max(cursors[partition] ?? 0, t.maxModifiedMs);
-    // A table that had no rows when this pass began holds only rows this pass stored, every one
-    // of them seen: there is nothing to sweep, and a million-row anti-join is skipped.
-    if (ctx.mode === 'full' && t.filterFromMs === null && t.hadRows !== false) sweep = [...sweep, { stream: 'base_records', partition }];
-  } else {
-    ctx.services.log.warn(
+  if (!complete) {
+    ctx.log.warn(
       { runId: ctx.runId, partition, seen, firstTotal: t.firstTotal, lastTotal: t.lastTotal, reachedEnd: t.reachedEnd },
       'base records listing incomplete (records changed between pages?): cursor kept, no deletions marked',
     );
+    return finishTable(state, t, cursors);
   }
+  if (t.maxModifiedMs !== null) cursors[partition] = Math.max(cursors[partition] ?? 0, t.maxModifiedMs);
+  // A table that had no rows when this pass began holds only rows this pass stored, every one of
+  // them seen: there is nothing to sweep, and a million-row anti-join is skipped.
+  if (ctx.mode !== 'full' || t.filterFromMs !== null || t.hadRows === false) return finishTable(state, t, cursors);
+  return {
+    rows: {},
+    state: { ...state, cursors, table: { ...t, step: 'confirm', confirmAfter: null } },
+    done: false,
+    sweep: [{ stream: 'base_records', partition, confirmBy: 'read' }],
+  };
+}
+
+/** Reads back up to 100 deletion candidates; the table is finished once none are left. */
+async function confirmPage(ctx: Ctx, state: State, t: TablePass): Promise<PageResult<State>> {
+  const partition = partitionOf(t);
+  const keys = await ctx.read.deleteCandidates('base_records', partition, t.confirmAfter ?? null, BATCH_GET_SIZE);
+  if (keys.length === 0) return finishTable(state, t, state.cursors);
+  const ids = keys.map((k) => k.slice(partition.length + 1));
+  const data = await forTable(`tables[${t.entry}] (${t.appToken}/${t.tableId})`, () =>
+    ctx.lark.call<LarkBatchGet>('bitable.records.batch_get', {
+      method: 'POST',
+      path: `${tablePath(t)}/records/batch_get`,
+      endpoint: '/open-apis/bitable/v1/apps/:app_token/tables/:table_id/records/batch_get',
+      body: { record_ids: ids, automatic_fields: true },
+    }),
+  );
+  const found = (data.records ?? []).filter((r) => r.record_id !== undefined);
+  const foundIds = new Set(found.map((r) => r.record_id));
+  // Gone only when Lark says so: with advanced permissions an answer can leave ids out of every list.
+  const absent = new Set((data.absent_record_ids ?? []).filter((id) => !foundIds.has(id)));
+  const deleted = keys.filter((_, i) => absent.has(ids[i]!));
+  const alive = keys.filter((_, i) => !absent.has(ids[i]!));
+  const rows = found.map((r) => recordRow(t.appToken, t.tableId, r)).filter((r): r is StreamRow => r !== undefined);
+  const confirm = [{ stream: 'base_records' as const, partition, deleted, alive }];
+  if (keys.length < BATCH_GET_SIZE) return { ...finishTable(state, t, state.cursors), rows: { base_records: rows }, confirm };
+  return { rows: { base_records: rows }, confirm, state: { ...state, table: { ...t, confirmAfter: keys.at(-1) ?? null } }, done: false };
+}
+
+/** The table is done: on to the next one. */
+function finishTable(state: State, _t: TablePass, cursors: Record<string, number>): PageResult<State> {
   const index = state.index + 1;
   const done = index >= state.tables.length;
-  const next: State = { ...state, index, table: null, cursors, sweep };
-  return { rows: {}, state: next, done, sweep: done ? sweep : undefined };
+  const next: State = { ...state, index, table: null, cursors, tablesOk: (state.tablesOk ?? 0) + 1 };
+  return { rows: {}, state: next, done };
+}
+
+/** What a user can do about a table that failed. */
+function fixHint(err: SyncError): string {
+  switch (err.errorClass) {
+    case 'permission_denied':
+      return 'add the app to this Base as a collaborator (the Base\'s "..." menu, More, Add document app / 添加文档应用), with manage rights if the Base uses advanced permissions';
+    case 'not_found':
+      return 'the Base or table no longer exists or the id is wrong: fix or remove this entry of tables';
+    case 'upstream_unavailable':
+      return 'Lark kept failing on this table; the next run tries it again';
+    default:
+      return 'fix this entry of tables';
+  }
+}
+
+/**
+ * A table that failed (no permission, gone, a page Lark keeps failing) is recorded on the run and
+ * the other tables go on; the run ends `partial`. When no table of the run could be read at all,
+ * the run fails with the last table's error instead.
+ */
+function skipTable(ctx: Ctx, state: State, entry: number, id: string, err: SyncError): PageResult<State> {
+  const failed = (state.tablesFailed ?? 0) + 1;
+  const index = entry + 1;
+  const done = index >= state.tables.length;
+  if (done && (state.tablesOk ?? 0) === 0) throw err;
+  const itemError: ItemError = { item: 'base_table', id, errorClass: err.errorClass, message: `${err.message}; ${fixHint(err)}` };
+  ctx.log.warn({ runId: ctx.runId, table: id, errorClass: err.errorClass }, 'base table failed: recorded on the run, the other tables go on');
+  return { rows: {}, state: { ...state, index, table: null, tablesFailed: failed }, done, itemErrors: [itemError] };
+}
+
+function entryId(state: State, entry: number, t: TablePass | null): string {
+  if (t) return `${t.appToken}/${t.tableId}`;
+  const config = state.tables[entry];
+  const ref = config ? tableRef(config) : undefined;
+  if (ref?.kind === 'ids') return `${ref.appToken}/${ref.tableId}`;
+  if (ref?.kind === 'wiki') return `wiki:${ref.nodeToken}/${ref.tableId}`;
+  return `tables[${entry}]`;
 }
 
 export const tablesPhase = definePhase<State, BaseConfigType>({
@@ -316,35 +402,43 @@ export const tablesPhase = definePhase<State, BaseConfigType>({
     table: null,
     // Only cursors of complete passes are ever stored, so even a failed run's state is safe to reuse.
     cursors: previous?.v === 1 ? { ...previous.cursors } : {},
-    sweep: [],
     visited: [],
+    tablesOk: 0,
+    tablesFailed: 0,
   }),
   // Every step reads only its state and Lark, except `verify`, which counts what the earlier
-  // pages stored: it must wait for them to commit.
-  canReadAhead: (state) => state.table?.step !== 'verify',
+  // pages stored, and `confirm`, which reads the candidates the verify page's commit stored:
+  // both wait for the pages before them to commit.
+  canReadAhead: (state) => state.table?.step !== 'verify' && state.table?.step !== 'confirm',
   async readPage(ctx, state) {
-    if (state.index >= state.tables.length) return { rows: {}, state, done: true, sweep: state.sweep };
+    if (state.index >= state.tables.length) return { rows: {}, state, done: true };
     let table = state.table;
-    if (!table) {
-      table = await openTable(ctx, state);
-      const partition = partitionOf(table);
-      if (state.visited.includes(partition)) {
-        // The same table twice (say by id and by URL): a second pass would share the first one's
-        // cursor and seen keys and muddle both the completeness check and the sweep.
-        ctx.services.log.warn({ runId: ctx.runId, entry: table.entry, partition }, 'base table configured twice: later entry skipped');
-        const index = state.index + 1;
-        const done = index >= state.tables.length;
-        return { rows: {}, state: { ...state, index }, done, sweep: done ? state.sweep : undefined };
+    try {
+      if (!table) {
+        table = await openTable(ctx, state);
+        const partition = partitionOf(table);
+        if (state.visited.includes(partition)) {
+          // The same table twice (say by id and by URL): a second pass would share the first one's
+          // cursor and seen keys and muddle both the completeness check and the sweep.
+          ctx.log.warn({ runId: ctx.runId, entry: table.entry, partition }, 'base table configured twice: later entry skipped');
+          const index = state.index + 1;
+          return { rows: {}, state: { ...state, index }, done: index >= state.tables.length };
+        }
+        state = { ...state, visited: [...state.visited, partition] };
       }
-      state = { ...state, visited: [...state.visited, partition] };
-    }
-    switch (table.step) {
-      case 'fields':
-        return fieldsPage(ctx, state, table);
-      case 'records':
-        return recordsPage(ctx, state, table);
-      case 'verify':
-        return verify(ctx, state, table);
+      switch (table.step) {
+        case 'fields':
+          return await fieldsPage(ctx, state, table);
+        case 'records':
+          return await recordsPage(ctx, state, table);
+        case 'verify':
+          return await verify(ctx, state, table);
+        case 'confirm':
+          return await confirmPage(ctx, state, table);
+      }
+    } catch (err) {
+      if (!isItemFailure(err)) throw err;
+      return skipTable(ctx, state, state.index, entryId(state, state.index, table), err);
     }
   },
 });

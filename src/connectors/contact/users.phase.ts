@@ -1,8 +1,9 @@
-import { sql } from 'kysely';
+import { isItemFailure } from '../../sync/sync-errors.js';
 import { definePhase, type SyncContext } from '../../sync/sync-module.js';
 import type { StreamRow } from '../../sync/streams.js';
 import { ROOT_DEPARTMENT, type ContactConfigType } from './config.js';
 import type { LarkPage, LarkUser } from './lark-types.js';
+import { departmentError, pageEnd } from './listing.js';
 
 /**
  * Users are listed per department (find_by_department lists direct members only), over the
@@ -16,6 +17,10 @@ interface State {
   afterKey: string | null;
   current: string | null;
   pageToken: string | null;
+  /** false once a department failed or a listing stopped early: no deletions are judged (absent in older states) */
+  complete?: boolean;
+  /** departments listed without failing */
+  listedOk?: number;
 }
 
 export function userRow(u: LarkUser): StreamRow | undefined {
@@ -44,37 +49,50 @@ async function nextDepartment(ctx: SyncContext<ContactConfigType>, state: State)
     return { ...state, current: roots[state.rootIndex] ?? null, rootIndex: state.rootIndex + 1, pageToken: null };
   }
   const idColumn = ctx.config.departmentIdType === 'department_id' ? 'department_id' : 'open_department_id';
-  const row = await sql<{ record_key: string; id: string | null }>`
-    select record_key, ${sql.ref(idColumn)} as id from contact_departments
-     where tenant_key = ${ctx.tenantKey} and deleted_at is null and record_key > ${state.afterKey ?? ''}
-     order by record_key limit 1`.execute(ctx.services.db);
-  const dept = row.rows[0];
+  const [dept] = await ctx.read.keysAfter('contact_departments', state.afterKey, idColumn, 1);
   if (!dept) return undefined;
-  return { ...state, afterKey: dept.record_key, current: dept.id ?? dept.record_key, pageToken: null };
+  return { ...state, afterKey: dept.key, current: dept.value ?? dept.key, pageToken: null };
 }
 
 export const usersPhase = definePhase<State, ContactConfigType>({
   name: 'contact_users',
   tracksDeletions: ['contact_users'],
-  init: () => ({ v: 1, rootIndex: 0, afterKey: null, current: null, pageToken: null }),
+  init: () => ({ v: 1, rootIndex: 0, afterKey: null, current: null, pageToken: null, complete: true, listedOk: 0 }),
   async readPage(ctx, state) {
     let at: State | undefined = state.current ? state : await nextDepartment(ctx, state);
     if (!at || !at.current) {
-      return { rows: {}, state, done: true, sweep: [{ stream: 'contact_users', partition: '' }] };
+      // Users missed by two complete listings in a row are gone (no read-back by id is certain).
+      const sweep = state.complete !== false ? [{ stream: 'contact_users' as const, partition: '', confirmBy: 'relist' as const }] : undefined;
+      return { rows: {}, state, done: true, sweep };
     }
-    const data = await ctx.lark.call<LarkPage<LarkUser>>('contact.users.find_by_department', {
-      method: 'GET',
-      path: '/open-apis/contact/v3/users/find_by_department',
-      query: {
-        department_id: at.current,
-        department_id_type: ctx.config.departmentIdType,
-        user_id_type: ctx.config.userIdType,
-        page_size: 50,
-        page_token: at.pageToken ?? undefined,
-      },
-    });
+    let data: LarkPage<LarkUser>;
+    try {
+      data = await ctx.lark.call<LarkPage<LarkUser>>('contact.users.find_by_department', {
+        method: 'GET',
+        path: '/open-apis/contact/v3/users/find_by_department',
+        query: {
+          department_id: at.current,
+          department_id_type: ctx.config.departmentIdType,
+          user_id_type: ctx.config.userIdType,
+          page_size: 50,
+          page_token: at.pageToken ?? undefined,
+        },
+      });
+    } catch (err) {
+      if (!isItemFailure(err)) throw err;
+      const after: State = { ...at, current: null, pageToken: null, complete: false };
+      // The department is recorded and skipped; if it was the last and none could be listed, the run fails.
+      if ((state.listedOk ?? 0) === 0 && !(await nextDepartment(ctx, after))) throw err;
+      return { rows: {}, state: after, done: false, itemErrors: [departmentError(at.current, err, `listing the users of department ${at.current}`)] };
+    }
     const rows = (data.items ?? []).map(userRow).filter((r): r is StreamRow => r !== undefined);
-    at = data.has_more && data.page_token ? { ...at, pageToken: data.page_token } : { ...at, current: null, pageToken: null };
+    const end = pageEnd(data);
+    if (!end.more && !end.complete) {
+      ctx.log.warn({ runId: ctx.runId, department: at.current }, 'contact users listing stopped early (has_more without page_token): no deletions judged');
+    }
+    at = end.more
+      ? { ...at, pageToken: end.pageToken }
+      : { ...at, current: null, pageToken: null, complete: (at.complete ?? true) && end.complete, listedOk: (at.listedOk ?? 0) + 1 };
     return { rows: { contact_users: rows }, state: at, done: false };
   },
 });
