@@ -2,7 +2,7 @@ import type { LarkSimulator, TenantIdentity } from '../lark-simulator.js';
 import { ApprovalTenant, registerApprovalRoutes, type ApprovalShape } from './approval.js';
 import { ContactDirectory, defaultContactShape, registerContactRoutes, type ContactShape } from './contact.js';
 import { AttendanceBook, registerAttendanceRoutes } from './attendance.js';
-import { createBitableTenant, registerBitableRoutes, type BitableShape, type BitableTenant } from './bitable.js';
+import { createBitableTenant, registerBitableRoutes, type BitableShape, type BitableTenant } from './bitable/index.js';
 import { SimRateLimiter, type DataApiContext } from './support.js';
 
 export interface DataApiOptions {
