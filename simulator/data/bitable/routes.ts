@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { admit, decodePageToken, encodePageToken, larkReply, ok, type DataApiContext } from '../support.js';
+import { admit, decodePageToken, encodePageToken, larkReply, ok, servePage, type DataApiContext } from '../support.js';
 import { FilterError, compileGroup, type FilterGroup, type Predicate } from './filter.js';
 import type { BitableTenant } from './seed.js';
-import { baseDay, type SimBitableRecord, type SimTable, type SortSpec } from './table.js';
+import { FieldType, baseDay, type SimBitableRecord, type SimTable, type SortSpec } from './table.js';
 
 /** Base (bitable v1) and wiki get_node routes (../shared/lark/bitable.md, docs-wiki.md §2.3). */
 
@@ -15,8 +15,37 @@ function pageSize(raw: string | undefined, max: number, fallback: number): numbe
 /** Base answers most errors with HTTP 200 and the code in the body (bitable.md §5). */
 const fail = (reply: FastifyReply, code: number, msg: string, status = 200) => larkReply(reply, status, { code, msg });
 
-function view(r: SimBitableRecord, fieldNames: string[] | undefined, automatic: boolean): Record<string, unknown> {
-  const fields = fieldNames ? Object.fromEntries(fieldNames.filter((n) => n in r.fields).map((n) => [n, r.fields[n]])) : r.fields;
+/**
+ * Lark signs attachment URLs per read: `url` and `tmp_url` differ on every read although the file
+ * did not change (bitable.md §3 gives their shape). The simulator appends a `sig` query parameter
+ * numbered per response; `file_token`, `name`, `type` and `size` stay as stored.
+ */
+function signUrl(url: unknown, sig: number): unknown {
+  return typeof url === 'string' ? `${url}${url.includes('?') ? '&' : '?'}sig=${sig}` : url;
+}
+
+/** The fields with attachment cells re-signed; the stored cells are left as they are. */
+function signAttachments(table: SimTable, fields: Record<string, unknown>, sig: number): Record<string, unknown> {
+  let out = fields;
+  for (const f of table.fields) {
+    const cell = fields[f.field_name];
+    if (f.type !== FieldType.Attachment || !Array.isArray(cell)) continue;
+    if (out === fields) out = { ...fields };
+    out[f.field_name] = cell.map((a: unknown) => {
+      if (!a || typeof a !== 'object') return a;
+      const file = { ...(a as Record<string, unknown>) };
+      if ('url' in file) file.url = signUrl(file.url, sig);
+      if ('tmp_url' in file) file.tmp_url = signUrl(file.tmp_url, sig);
+      return file;
+    });
+  }
+  return out;
+}
+
+/** A record as search and batch_get answer it, in response number `sig` (attachment URLs are signed with it). */
+function view(table: SimTable, r: SimBitableRecord, fieldNames: string[] | undefined, automatic: boolean, sig: number): Record<string, unknown> {
+  const picked = fieldNames ? Object.fromEntries(fieldNames.filter((n) => n in r.fields).map((n) => [n, r.fields[n]])) : r.fields;
+  const fields = signAttachments(table, picked, sig);
   const out: Record<string, unknown> = { record_id: r.record_id, fields };
   if (automatic) {
     out.created_by = r.created_by;
@@ -27,8 +56,38 @@ function view(r: SimBitableRecord, fieldNames: string[] | undefined, automatic: 
   return out;
 }
 
+interface BatchGetBody {
+  record_ids: string[];
+  user_id_type?: string;
+  with_shared_url?: boolean;
+  automatic_fields?: boolean;
+}
+
+const USER_ID_TYPES: ReadonlySet<unknown> = new Set(['open_id', 'union_id', 'user_id']);
+
+/** What is wrong with a batch_get body (bitable.md §2.6), or undefined when it is well formed. */
+function batchGetProblem(body: unknown): string | undefined {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return 'the body must be a JSON object';
+  const b = body as Record<string, unknown>;
+  const ids = b.record_ids;
+  if (!Array.isArray(ids) || ids.length < 1 || ids.length > 100) return 'record_ids must be an array of 1 to 100 record ids';
+  if (!ids.every((id) => typeof id === 'string')) return 'record_ids must be strings';
+  // Person values come back as open ids whichever type is asked for, as in search.
+  if (b.user_id_type !== undefined && !USER_ID_TYPES.has(b.user_id_type)) return 'user_id_type must be open_id, union_id or user_id';
+  for (const flag of ['with_shared_url', 'automatic_fields'] as const) {
+    if (b[flag] !== undefined && typeof b[flag] !== 'boolean') return `${flag} must be a boolean`;
+  }
+  return undefined;
+}
+
 export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext, tenant: (tenantKey: string) => BitableTenant): void {
   type TableRoute = { Params: { app_token: string; table_id: string }; Querystring: Record<string, string | undefined> };
+  /** Responses that rendered records so far: each signs its attachment URLs with the next number. */
+  let rendered = 0;
+  const nextSig = () => {
+    rendered += 1;
+    return rendered;
+  };
 
   const locate = (reply: FastifyReply, data: BitableTenant, appToken: string, tableId: string): SimTable | undefined => {
     const base = data.bases.get(appToken);
@@ -39,6 +98,12 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
     const table = base.tables.get(tableId);
     if (!table) {
       void fail(reply, 1254041, 'TableIdNotFound');
+      return undefined;
+    }
+    if (table.denied) {
+      // Lark's "no permission on this Base/document" answer. The code and the HTTP 403 are taken
+      // from the field report quoted in the issue, not from the shared notes: unconfirmed.
+      void fail(reply, 91403, 'Forbidden', 403);
       return undefined;
     }
     return table;
@@ -61,7 +126,8 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
     const items = table.fields.slice(offset, offset + size).map((f) => ({ ...f, is_hidden: false }));
     const next = offset + items.length;
     const hasMore = next < table.fields.length;
-    return ok(reply, { items, has_more: hasMore, ...(hasMore ? { page_token: encodePageToken(next) } : {}), total: table.fields.length });
+    const page = { items, has_more: hasMore, ...(hasMore ? { page_token: encodePageToken(next) } : {}), total: table.fields.length };
+    return ok(reply, servePage(ctx, 'bitable.fields.list', page));
   });
 
   app.post<TableRoute & { Body: Record<string, unknown> | undefined }>(
@@ -119,21 +185,64 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
       }
       // view_id only applies when neither filter nor sort is given (bitable.md §2.4).
       if (!hasFilter && !sort && v?.shows) keep = v.shows;
+      // Records the caller may not read are filtered out before paging, total included.
+      const forbidden = table.forbiddenRecords.size > 0 ? [...table.forbiddenRecords].sort() : undefined;
+      if (forbidden) {
+        const hidden = table.forbiddenRecords;
+        const visible = keep;
+        keep = visible ? (r) => !hidden.has(r.record_id) && visible(r) : (r) => !hidden.has(r.record_id);
+      }
 
       // Keyed by everything the result depends on; "Today" moves with the day.
-      const scanKey = JSON.stringify({ f: hasFilter ? filter : null, s: sort ?? null, v: !hasFilter && !sort ? viewId : null, d: baseDay(ctx.sim.now()) });
+      const scanKey = JSON.stringify({ f: hasFilter ? filter : null, s: sort ?? null, v: !hasFilter && !sort ? viewId : null, d: baseDay(ctx.sim.now()), x: forbidden });
       const indices = keep || sort ? table.scan(scanKey, keep, sort) : undefined;
       const { records, matched } = table.page(indices, offset, size);
       const next = offset + records.length;
       const hasMore = next < matched;
-      return ok(reply, {
-        items: records.map((r) => view(r, fieldNames, body.automatic_fields === true)),
+      const sig = nextSig();
+      const page = {
+        items: records.map((r) => view(table, r, fieldNames, body.automatic_fields === true, sig)),
         has_more: hasMore,
         ...(hasMore ? { page_token: encodePageToken(next) } : {}),
         total: matched + table.totalSkew,
-      });
+      };
+      return ok(reply, servePage(ctx, 'bitable.records.search', page));
     },
   );
+
+  app.post<TableRoute & { Body: unknown }>('/open-apis/bitable/v1/apps/:app_token/tables/:table_id/records/batch_get', async (req, reply) => {
+    const who = admit(ctx, req, reply, 'bitable.records.batch_get', { perSecond: 20 });
+    if (!who) return reply;
+    const data = tenant(who.tenantKey);
+    const { app_token: appToken, table_id: tableId } = req.params;
+    data.requests.push({ api: 'batch_get', appToken, tableId, query: { ...req.query }, body: structuredClone(req.body), at: Date.now() });
+    if (data.takeThrottle()) return fail(reply, 1254290, 'TooManyRequest');
+    const problem = batchGetProblem(req.body);
+    if (problem) return fail(reply, 1254001, `WrongRequestBody: ${problem}`);
+    const body = req.body as BatchGetBody;
+    const table = locate(reply, data, appToken, tableId);
+    if (!table) return reply;
+    // Advanced permissions on and no manage right: success with nothing in it (bitable.md §2.6).
+    if (table.silentBatchGet) return ok(reply, { records: [], absent_record_ids: [], forbidden_record_ids: [] });
+
+    const sig = nextSig();
+    const records: Array<Record<string, unknown>> = [];
+    const absent: string[] = [];
+    const forbidden: string[] = [];
+    // In the order asked, each id once (Lark's handling of repeated ids is not documented).
+    for (const id of new Set(body.record_ids)) {
+      const r = table.get(id);
+      if (!r) absent.push(id);
+      else if (table.forbiddenRecords.has(id)) forbidden.push(id);
+      else {
+        const out = view(table, r, undefined, body.automatic_fields === true, sig);
+        // The notes name shared_url but give no example: this link shape is made up.
+        if (body.with_shared_url === true) out.shared_url = `https://${who.tenantKey}.feishu.cn/record/${appToken}_${tableId}_${r.record_id}`;
+        records.push(out);
+      }
+    }
+    return ok(reply, { records, absent_record_ids: absent, forbidden_record_ids: forbidden });
+  });
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/open-apis/wiki/v2/spaces/get_node', async (req, reply) => {
     const who = admit(ctx, req, reply, 'wiki.get_node', { perMinute: 100 });

@@ -43,7 +43,7 @@ export interface BitableShape {
 export const defaultBitableShape: BitableShape = { projects: 1234, ledger: 640, tasks: 25, events: 1_000_000 };
 
 export interface BitableRequest {
-  api: 'fields' | 'search';
+  api: 'fields' | 'search' | 'batch_get';
   appToken: string;
   tableId: string;
   query: Record<string, string | undefined>;
@@ -65,7 +65,7 @@ export class BitableTenant {
   readonly bases = new Map<string, SimBase>();
   readonly nodes = new Map<string, SimWikiNode>();
   readonly refs: BitableRefs;
-  /** Every fields / search request this tenant received, in order (query and body included). */
+  /** Every fields / search / batch_get request this tenant received, in order (query and body included). */
   readonly requests: BitableRequest[] = [];
   private throttles = 0;
 
@@ -296,6 +296,16 @@ export class BitableTenant {
     return table;
   }
 
+  /**
+   * Removes a table, as deleting it upstream does: later fields, records/search and batch_get calls
+   * on it answer 1254041 TableIdNotFound. Returns the removed table.
+   */
+  dropTable(appToken: string, tableId: string): SimTable {
+    const table = this.table(appToken, tableId);
+    this.bases.get(appToken)?.tables.delete(tableId);
+    return table;
+  }
+
   /** The next `count` bitable calls of this tenant answer Base's own throttle: HTTP 200, code 1254290. */
   injectThrottle(count = 1): void {
     this.throttles += count;
@@ -311,6 +321,11 @@ export class BitableTenant {
   /** Search requests to one table, in order (for assertions on page_size, filter, view). */
   searches(appToken: string, tableId: string): BitableRequest[] {
     return this.requests.filter((r) => r.api === 'search' && r.appToken === appToken && r.tableId === tableId);
+  }
+
+  /** batch_get requests to one table, in order (their bodies hold the record ids asked for). */
+  batchGets(appToken: string, tableId: string): BitableRequest[] {
+    return this.requests.filter((r) => r.api === 'batch_get' && r.appToken === appToken && r.tableId === tableId);
   }
 }
 

@@ -88,6 +88,22 @@ export class SimTable {
   private readonly scans = new Map<string, { version: number; indices: Int32Array }>();
   /** Added to every `total` reported (an upstream that over-counts: tests of incomplete listings). */
   totalSkew = 0;
+  /**
+   * Records the caller may not read under advanced permissions (bitable.md §2.6, §4): batch_get
+   * lists these ids in `forbidden_record_ids`, records/search leaves them out of its results and
+   * its total. Tests may change it at any time, between pages included.
+   */
+  forbiddenRecords = new Set<string>();
+  /**
+   * Advanced permissions on and no manage right: batch_get succeeds with empty data (no records,
+   * no absent or forbidden ids), as bitable.md §2.6 warns it can.
+   */
+  silentBatchGet = false;
+  /**
+   * The app may not read this table: fields, records/search and batch_get answer HTTP 403 with
+   * code 91403 (routes.ts).
+   */
+  denied = false;
 
   constructor(
     readonly table_id: string,
