@@ -5,6 +5,8 @@ import { AttendanceBook, registerAttendanceRoutes } from './attendance.js';
 import { createBitableTenant, registerBitableRoutes, type BitableShape, type BitableTenant } from './bitable/index.js';
 import { SimRateLimiter, type DataApiContext, type PagedApi } from './support.js';
 
+export type { PagedApi };
+
 export interface DataApiOptions {
   /** Enforce Lark's documented frequency limits (default true). */
   enforceRateLimits?: boolean;

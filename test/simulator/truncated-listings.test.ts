@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PagedApi } from '../../simulator/data/support.js';
+import type { PagedApi } from '../../simulator/data/index.js';
 import { startDataClient, type DataClient, type LarkBody } from './data-client.js';
 
 // Listings that end early (review finding L5): Lark can answer has_more: true without a
