@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { admit, decodePageToken, encodePageToken, larkReply, ok, seededRandom, type DataApiContext } from './support.js';
+import { admit, decodePageToken, encodePageToken, larkReply, ok, seededRandom, servePage, type DataApiContext } from './support.js';
 
 export type SimInstanceStatus = 'PENDING' | 'APPROVED' | 'REJECTED' | 'CANCELED' | 'DELETED';
 
@@ -476,7 +476,8 @@ export function registerApprovalRoutes(app: FastifyInstance, ctx: DataApiContext
     const all = tenant.list(q.approval_code, Number(q.start_time), Number(q.end_time));
     const page = all.slice(offset, offset + size);
     const next = offset + page.length;
-    return ok(reply, next < all.length ? { instance_code_list: page, has_more: true, page_token: encodePageToken(next) } : { instance_code_list: page, has_more: false });
+    const listing = next < all.length ? { instance_code_list: page, has_more: true, page_token: encodePageToken(next) } : { instance_code_list: page, has_more: false };
+    return ok(reply, servePage(ctx, 'approval.instances.list', listing));
   });
 
   app.get<{ Params: { instance_id: string }; Querystring: Record<string, string | undefined> }>(

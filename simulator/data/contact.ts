@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { admit, decodePageToken, larkReply, ok, paginate, seededRandom, type DataApiContext } from './support.js';
+import { admit, decodePageToken, larkReply, ok, paginate, seededRandom, servePage, type DataApiContext } from './support.js';
 
 export interface SimDepartment {
   open_department_id: string;
@@ -138,7 +138,7 @@ export function registerContactRoutes(app: FastifyInstance, ctx: DataApiContext,
       const parent = dir.resolve(req.params.id, req.query.department_id_type);
       if (!parent) return larkReply(reply, 400, { code: 40004, msg: 'no department authority' });
       const all = dir.children(parent, req.query.fetch_child === 'true').map((d) => deptView(d, req.query.department_id_type, dir));
-      return ok(reply, paginate(all, offset, size));
+      return ok(reply, servePage(ctx, 'contact.departments.children', paginate(all, offset, size)));
     },
   );
 
@@ -165,6 +165,6 @@ export function registerContactRoutes(app: FastifyInstance, ctx: DataApiContext,
       const withNo = dir.employeeNumberScope ? { ...rest, employee_no } : rest;
       return userIdType === 'user_id' ? { ...withNo, user_id } : withNo;
     });
-    return ok(reply, paginate(all, offset, size));
+    return ok(reply, servePage(ctx, 'contact.users.find_by_department', paginate(all, offset, size)));
   });
 }

@@ -2,8 +2,10 @@ import type { LarkSimulator, TenantIdentity } from '../lark-simulator.js';
 import { ApprovalTenant, registerApprovalRoutes, type ApprovalShape } from './approval.js';
 import { ContactDirectory, defaultContactShape, registerContactRoutes, type ContactShape } from './contact.js';
 import { AttendanceBook, registerAttendanceRoutes } from './attendance.js';
-import { createBitableTenant, registerBitableRoutes, type BitableShape, type BitableTenant } from './bitable.js';
-import { SimRateLimiter, type DataApiContext } from './support.js';
+import { createBitableTenant, registerBitableRoutes, type BitableShape, type BitableTenant } from './bitable/index.js';
+import { SimRateLimiter, type DataApiContext, type PagedApi } from './support.js';
+
+export type { PagedApi };
 
 export interface DataApiOptions {
   /** Enforce Lark's documented frequency limits (default true). */
@@ -26,6 +28,8 @@ export class SimData {
   contactShape: ContactShape;
   /** Runs before each data page is served: edit or delete data "between pages". */
   onPage: ((api: string, who: TenantIdentity) => void) | undefined;
+  /** Pages still to be cut short, per API (truncateListings). */
+  private readonly truncations = new Map<PagedApi, number>();
 
   constructor(
     readonly sim: LarkSimulator,
@@ -38,11 +42,27 @@ export class SimData {
       sim,
       limiter: this.limiter,
       onPage: (api, who) => this.onPage?.(api, who),
+      takeTruncation: (api) => this.takeTruncation(api),
     };
     registerContactRoutes(sim.app, ctx, (t) => this.contact(t));
     registerApprovalRoutes(sim.app, ctx, (t) => this.approval(t));
     registerAttendanceRoutes(sim.app, ctx, (t) => this.attendance(t));
     registerBitableRoutes(sim.app, ctx, (t) => this.bitable(t));
+  }
+
+  /**
+   * The next `count` successful pages of `api` (any tenant) end early, as Lark sometimes answers
+   * (review finding L5): their items as usual, but `has_more: true` and no `page_token`.
+   */
+  truncateListings(api: PagedApi, count = 1): void {
+    this.truncations.set(api, (this.truncations.get(api) ?? 0) + count);
+  }
+
+  private takeTruncation(api: PagedApi): boolean {
+    const left = this.truncations.get(api) ?? 0;
+    if (left <= 0) return false;
+    this.truncations.set(api, left - 1);
+    return true;
   }
 
   contact(tenantKey: string): ContactDirectory {

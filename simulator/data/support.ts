@@ -104,12 +104,33 @@ export function seededRandom(seed: string): () => number {
   };
 }
 
+/** The paged APIs, by their admit() names: the listings SimData.truncateListings can cut short. */
+export type PagedApi =
+  | 'contact.departments.children'
+  | 'contact.users.find_by_department'
+  | 'approval.instances.list'
+  | 'bitable.fields.list'
+  | 'bitable.records.search';
+
 /** What every data route needs: who is calling (token checked) and whether the limit admits it. */
 export interface DataApiContext {
   sim: LarkSimulator;
   limiter: SimRateLimiter;
   /** Calls before each page is served (tests edit or delete data "between pages"). */
   onPage?: (api: string, who: TenantIdentity) => void;
+  /** Consumes one injected truncation of `api`'s next page, if any (SimData.truncateListings). */
+  takeTruncation?: (api: PagedApi) => boolean;
+}
+
+/**
+ * A page as served: unchanged, or, when a truncation of `api` is pending, cut short the way Lark
+ * sometimes answers (review finding L5): its items as usual, `has_more: true` and no `page_token`,
+ * so the listing cannot be continued. Routes call this where they build a successful page.
+ */
+export function servePage<P extends { has_more: boolean; page_token?: string }>(ctx: DataApiContext, api: PagedApi, page: P): P {
+  if (!ctx.takeTruncation?.(api)) return page;
+  const { page_token, ...rest } = page;
+  return { ...rest, has_more: true } as P;
 }
 
 export function admit(

@@ -1,7 +1,7 @@
 import { defaultEngineOptions } from '../../src/sync/engine/sync-engine.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import type { BitableTenant, SimTable } from '../../simulator/data/bitable.js';
+import type { BitableTenant, SimTable } from '../../simulator/data/bitable/index.js';
 import type { ContactDirectory } from '../../simulator/data/contact.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';

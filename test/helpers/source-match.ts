@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import type { StreamName } from '../../src/sync/streams.js';
-import type { SimTable } from '../../simulator/data/bitable.js';
+import type { SimTable } from '../../simulator/data/bitable/index.js';
 import type { ContactDirectory } from '../../simulator/data/contact.js';
 
 /** What a synced row must hold: record key -> the fields of its raw payload to compare. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import type { BitableRequest, BitableTenant } from '../../simulator/data/bitable.js';
+import type { BitableRequest, BitableTenant } from '../../simulator/data/bitable/index.js';
 import { parseBaseUrl } from '../../src/connectors/base/config.js';
 import { SYNC_MODULES } from '../../src/connectors/index.js';
 import { Pacer } from '../../src/sync/pacer.js';
