@@ -28,13 +28,13 @@ export async function startDataClient(tenants: string[], opts: DataApiOptions = 
   await sim.start();
   const ticket = sim.issueTicket(APP.appId);
 
-  const call: DataClient['call'] = async (token, method, path, body) => {
+  const call = async <T = LarkBody>(token: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> => {
     const res = await fetch(sim.url + path, {
       method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as T };
   };
   const auth = async (path: string, body: unknown) => (await call<Record<string, unknown>>('', 'POST', path, body)).body;
 
