@@ -32,11 +32,20 @@ export class RunAbortedError extends Error {
 
 /**
  * Failures that belong to one item of a run (a Base table, an approval code, a department): the
- * phase records them and goes on with the other items. Everything else (throttling that never
- * ends, a token Lark keeps refusing, a tenant gone) would fail every item alike and stops the run.
+ * phase records them and goes on with the other items. Everything else would fail every item
+ * alike and stops the run: throttling that never ends, a token Lark keeps refusing, a tenant gone,
+ * and a scope the app lacks altogether (99991672/76/79 name an API scope, not the item).
+ *
+ * `upstream_unavailable` (a call that kept failing after its retries) is an item's only when the
+ * caller says so: for Base a page Lark cannot serve (too large, an internal error on that table)
+ * is the table's; elsewhere it means Lark is down, and trying every item would only multiply the
+ * calls of an outage.
  */
-const ITEM_CLASSES: ReadonlySet<SyncErrorClass> = new Set(['permission_denied', 'not_found', 'invalid_config', 'upstream_unavailable']);
+const ITEM_CLASSES: ReadonlySet<SyncErrorClass> = new Set(['permission_denied', 'not_found', 'invalid_config']);
+const APP_SCOPE_CODES: ReadonlySet<number> = new Set([99991672, 99991676, 99991679]);
 
-export function isItemFailure(err: unknown): err is SyncError {
-  return err instanceof SyncError && ITEM_CLASSES.has(err.errorClass);
+export function isItemFailure(err: unknown, opts: { unavailable?: boolean } = {}): err is SyncError {
+  if (!(err instanceof SyncError)) return false;
+  if (err.larkCode !== undefined && APP_SCOPE_CODES.has(err.larkCode)) return false;
+  return ITEM_CLASSES.has(err.errorClass) || (opts.unavailable === true && err.errorClass === 'upstream_unavailable');
 }

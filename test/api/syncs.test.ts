@@ -55,7 +55,10 @@ describe('/api/v1/tenants/{tenantKey}/syncs and /api/v1/syncs/{id}', () => {
       pages: 0,
       upstreamCalls: 0,
       throttledWaits: 0,
+      deletions: { confirmed: 0, candidatesAlive: 0 },
+      valuesSanitized: 0,
       error: null,
+      itemErrors: [],
     });
     const again = await trigger({ module: 'contact', mode: 'full' });
     expect(again.status).toBe(200);

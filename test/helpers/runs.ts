@@ -2,7 +2,7 @@ import type { SyncMode, SyncModuleName, SyncRunRow } from '../../src/sync/sync.t
 import type { Stack } from './stack.js';
 import { waitFor } from './wait.js';
 
-const FINISHED = ['succeeded', 'failed', 'cancelled'];
+const FINISHED = ['succeeded', 'partial', 'failed', 'cancelled'];
 
 /** Waits until a run has finished (in any way) and returns its row. */
 export async function finishedRun(stack: Stack, id: string, timeoutMs = 25_000): Promise<SyncRunRow> {

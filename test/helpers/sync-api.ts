@@ -13,7 +13,7 @@ export interface ApiAnswer<T> {
 
 export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const USERS_PATH = '/open-apis/contact/v3/users/find_by_department';
-const FINISHED = ['succeeded', 'failed', 'cancelled'];
+const FINISHED = ['succeeded', 'partial', 'failed', 'cancelled'];
 
 /** A stack whose simulator serves data as fast as larksync can ask (the suites here test the API, not pacing). */
 export async function startFastStack(): Promise<Stack> {

@@ -294,18 +294,28 @@ describe('approval module', () => {
     expect(await liveInstanceKeys(stack, RESUME)).toEqual(data.codesBetween(from, until).sort());
   });
 
-  it('names an unknown approval code, and a resumed run follows the corrected config', async () => {
+  it('names an unknown approval code on the run while the other codes sync (partial), and fails a run of that code alone', async () => {
     const data = stack.data.approval(RESUME);
     const known = data.codes()[0]!;
     const put = (approvalCodes: string[]) =>
       stack.larksync.services.connectors.put(RESUME, 'approval', { enabled: true, config: { approvalCodes, backfillDays: 3, lookbackDays: 1 } }, 'store');
     await put(['NO-SUCH-CODE', known]);
     data.listQueries.length = 0;
+    const partial = await runToEnd(stack, RESUME);
+    expect(partial.status).toBe('partial');
+    expect(partial.error_class).toBeNull();
+    expect(partial.item_errors).toEqual([
+      { item: 'approval_code', id: 'NO-SUCH-CODE', errorClass: 'invalid_config', message: expect.stringMatching(/"NO-SUCH-CODE" does not exist.*approvalCodes/) },
+    ]);
+    expect(data.listQueries[0]?.approvalCode).toBe('NO-SUCH-CODE');
+    expect(data.listQueries.slice(1).every((q) => q.approvalCode === known)).toBe(true);
+    expect(data.listQueries.length).toBeGreaterThan(1);
+
+    await put(['NO-SUCH-CODE']);
     const failed = await runToEnd(stack, RESUME);
     expect(failed.status).toBe('failed');
     expect(failed.error_class).toBe('invalid_config');
     expect(failed.error_message).toContain('"NO-SUCH-CODE"');
-    expect(data.listQueries.map((q) => q.approvalCode)).toEqual(['NO-SUCH-CODE']);
 
     await put([known]);
     data.listQueries.length = 0;

@@ -63,6 +63,8 @@ interface State {
   /** tables finished in this run, and tables that failed (absent in older states) */
   tablesOk?: number;
   tablesFailed?: number;
+  /** the table before this one failed because Lark kept failing */
+  lastUnavailable?: boolean;
 }
 
 const partitionOf = (t: { appToken: string; tableId: string }) => `${t.appToken}:${t.tableId}`;
@@ -350,7 +352,7 @@ async function confirmPage(ctx: Ctx, state: State, t: TablePass): Promise<PageRe
 function finishTable(state: State, _t: TablePass, cursors: Record<string, number>): PageResult<State> {
   const index = state.index + 1;
   const done = index >= state.tables.length;
-  const next: State = { ...state, index, table: null, cursors, tablesOk: (state.tablesOk ?? 0) + 1 };
+  const next: State = { ...state, index, table: null, cursors, tablesOk: (state.tablesOk ?? 0) + 1, lastUnavailable: false };
   return { rows: {}, state: next, done };
 }
 
@@ -380,7 +382,8 @@ function skipTable(ctx: Ctx, state: State, entry: number, id: string, err: SyncE
   if (done && (state.tablesOk ?? 0) === 0) throw err;
   const itemError: ItemError = { item: 'base_table', id, errorClass: err.errorClass, message: `${err.message}; ${fixHint(err)}` };
   ctx.log.warn({ runId: ctx.runId, table: id, errorClass: err.errorClass }, 'base table failed: recorded on the run, the other tables go on');
-  return { rows: {}, state: { ...state, index, table: null, tablesFailed: failed }, done, itemErrors: [itemError] };
+  const lastUnavailable = err.errorClass === 'upstream_unavailable';
+  return { rows: {}, state: { ...state, index, table: null, tablesFailed: failed, lastUnavailable }, done, itemErrors: [itemError] };
 }
 
 function entryId(state: State, entry: number, t: TablePass | null): string {
@@ -437,7 +440,9 @@ export const tablesPhase = definePhase<State, BaseConfigType>({
           return await confirmPage(ctx, state, table);
       }
     } catch (err) {
-      if (!isItemFailure(err)) throw err;
+      // A page Lark keeps failing is the table's; a second table in a row failing that way is an
+      // outage, which stops the run rather than trying every table.
+      if (!isItemFailure(err, { unavailable: !state.lastUnavailable })) throw err;
       return skipTable(ctx, state, state.index, entryId(state, state.index, table), err);
     }
   },

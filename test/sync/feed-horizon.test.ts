@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from '../../src/db/database.js';
+import { RecordsService } from '../../src/sync/records.service.js';
+import type { StreamRow } from '../../src/sync/streams.js';
+import { prepareRows, writeRows } from '../../src/sync/write-page.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+const TENANT = 'tenant-feed-horizon';
+
+const user = (n: number, name = `user ${n}`): StreamRow => ({
+  recordKey: `ou_${n}`,
+  raw: { open_id: `ou_${n}`, name },
+  columns: { open_id: `ou_${n}`, name },
+});
+
+/** A transaction held open until `release` is called; `wrote` resolves once its rows are written. */
+function openTransaction(db: TestDatabase, rows: StreamRow[]) {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let wrote!: () => void;
+  const written = new Promise<void>((r) => (wrote = r));
+  const done = db.db.transaction().execute(async (trx: Transaction<Database>) => {
+    await writeRows(trx, TENANT, '1', await prepareRows('contact_users', rows), { recordSeen: false });
+    wrote();
+    await released;
+  });
+  return { written, release, done };
+}
+
+describe('records feed horizon: a cursor never passes a row that is still to commit', () => {
+  let db: TestDatabase;
+  let feed: RecordsService;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    feed = new RecordsService(db.db);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  async function follow(cursor: string | undefined): Promise<{ keys: string[]; cursor: string }> {
+    const keys: string[] = [];
+    for (;;) {
+      const page = await feed.list(TENANT, 'contact_users', { limit: 2, cursor });
+      keys.push(...page.records.map((r) => r.key));
+      cursor = page.resumeCursor;
+      if (!page.nextCursor) return { keys, cursor };
+    }
+  }
+
+  it('holds back rows of a later transaction that committed while an earlier one is still open, and serves both once it commits', async () => {
+    const before = await follow(undefined);
+    expect(before.keys).toEqual([]);
+
+    // T1 writes first (lower positions), then T2 writes and commits while T1 stays open: Base's
+    // read-ahead does this with two pages, and any two writers of one stream can.
+    const t1 = openTransaction(db, [user(1), user(2), user(3)]);
+    await t1.written;
+    const t2 = openTransaction(db, [user(4), user(5)]);
+    await t2.written;
+    t2.release();
+    await t2.done;
+
+    // Polled in between: T2's rows are visible, but serving them would move the cursor past
+    // T1's rows, which would then never be served.
+    const between = await follow(before.cursor);
+    expect(between.keys).toEqual([]);
+
+    t1.release();
+    await t1.done;
+    const after = await follow(between.cursor);
+    expect(after.keys.sort()).toEqual(['ou_1', 'ou_2', 'ou_3', 'ou_4', 'ou_5']);
+
+    // A change later comes again, once, after everything already served.
+    const t3 = openTransaction(db, [user(2, 'renamed')]);
+    t3.release();
+    await t3.done;
+    const again = await follow(after.cursor);
+    expect(again.keys).toEqual(['ou_2']);
+    expect((await follow(again.cursor)).keys).toEqual([]);
+  });
+
+  it('orders positions numerically across a power of ten within one transaction', async () => {
+    await db.db.transaction().execute(async (trx) => {
+      // 90 rows from 950: positions 951..1040 in one transaction.
+      await sql`select setval('sync_change_seq', 950)`.execute(trx);
+      await writeRows(trx, TENANT, '1', await prepareRows('contact_users', Array.from({ length: 90 }, (_, i) => user(100 + i))), { recordSeen: false });
+    });
+    const walked = await follow(undefined);
+    const all = new Set(walked.keys);
+    for (let i = 0; i < 90; i += 1) expect(all.has(`ou_${100 + i}`), `ou_${100 + i}`).toBe(true);
+  });
+
+  it('answers a cursor that does not fit with 400 invalid_cursor', async () => {
+    const cursors = [
+      Buffer.from('v2:99999999999999999999.1').toString('base64url'),
+      Buffer.from('v1:9223372036854775808').toString('base64url'),
+      Buffer.from('v2:1').toString('base64url'),
+      'not-a-cursor',
+    ];
+    for (const cursor of cursors) {
+      await expect(feed.list(TENANT, 'contact_users', { limit: 1, cursor }), cursor).rejects.toMatchObject({ statusCode: 400, code: 'invalid_cursor' });
+    }
+    // A cursor from before transaction ids were stored still reads on.
+    const legacy = Buffer.from('v1:0').toString('base64url');
+    expect((await feed.list(TENANT, 'contact_users', { limit: 1000, cursor: legacy })).records.length).toBeGreaterThan(0);
+  });
+});
