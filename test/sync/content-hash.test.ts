@@ -16,6 +16,20 @@ function firstCanonical(value: unknown): string {
 }
 const firstHash = (row: StreamRow) => createHash('sha256').update(firstCanonical({ raw: row.raw, columns: row.columns })).digest('base64url');
 
+/** Strings Postgres cannot store (a NUL, a lone surrogate) with U+FFFD in their place, keys included. */
+const cleanString = (s: string) => s.replaceAll('\u0000', '\uFFFD').toWellFormed();
+function cleaned(value: unknown): unknown {
+  if (typeof value === 'string') return cleanString(value);
+  if (value === null || typeof value !== 'object' || value instanceof Date) return value;
+  if (Array.isArray(value)) return value.map(cleaned);
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [cleanString(k), cleaned(v)]));
+}
+const storable = (value: unknown): boolean => {
+  if (typeof value === 'string') return value === cleanString(value);
+  if (value === null || typeof value !== 'object' || value instanceof Date) return true;
+  return Object.entries(value as Record<string, unknown>).every(([k, v]) => storable(k) && storable(v));
+};
+
 // JSON as Lark sends it, plus what connectors put in columns: Dates, undefined members, odd keys.
 const value = fc.letrec((tie) => ({
   leaf: fc.oneof(fc.jsonValue({ maxDepth: 0 }), fc.date({ noInvalidDate: true }), fc.constant(undefined), fc.string({ unit: 'binary' })),
@@ -34,7 +48,11 @@ describe('content hash', () => {
         // Columns that share objects with the payload, as Base's `fields` does.
         const shared = Object.values(raw).find((v) => typeof v === 'object' && v !== null);
         const row: StreamRow = { recordKey: 'k', raw, columns: { ...extra, fields: shared ?? null, fields_again: shared } };
-        expect(contentHash(row)).toBe(firstHash(row));
+        // A row Postgres could store always could be stored, under this very hash. One holding a
+        // NUL or a lone surrogate failed its page before; now it is stored cleaned, under the
+        // hash of what is stored.
+        if (storable(row.raw) && storable(row.columns)) expect(contentHash(row)).toBe(firstHash(row));
+        else expect(contentHash(row)).toBe(firstHash({ recordKey: 'k', raw: cleaned(row.raw), columns: cleaned(row.columns) as Record<string, unknown> }));
       }),
       { numRuns: 500 },
     );
