@@ -117,6 +117,8 @@ async function larksyncMode(
     LARK_APP_SECRET: APP.appSecret,
     LARK_VERIFICATION_TOKEN: APP.verificationToken,
     LARK_DOMAIN: sim.info.url,
+    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+    ALLOW_PRIVATE_LARK_DOMAINS: '1',
     BENCH_RATE_LIMIT_SCALE: String(rateLimitScale),
     ...(process.env.BENCH_SLICE_MS ? { BENCH_SLICE_MS: process.env.BENCH_SLICE_MS } : {}),
     ...(process.env.BENCH_READ_AHEAD ? { BENCH_READ_AHEAD: process.env.BENCH_READ_AHEAD } : {}),

@@ -177,6 +177,8 @@ export async function benchEvents(env: BenchEnv): Promise<BenchResult> {
       LARK_VERIFICATION_TOKEN: APP.verificationToken,
       LARK_ENCRYPT_KEY: APP.encryptKey,
       LARK_DOMAIN: simUrl,
+      // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+      ALLOW_PRIVATE_LARK_DOMAINS: '1',
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',

@@ -102,6 +102,8 @@ async function runPolicy(policy: Policy, env: BenchEnv, opts: { tenants: number;
     LARK_APP_SECRET: APP.appSecret,
     LARK_VERIFICATION_TOKEN: APP.verificationToken,
     LARK_DOMAIN: simUrl,
+    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+    ALLOW_PRIVATE_LARK_DOMAINS: '1',
     LOG_LEVEL: 'silent',
   };
   const config = loadConfig(vars);

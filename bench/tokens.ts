@@ -79,6 +79,8 @@ export async function benchTokens(env: BenchEnv): Promise<BenchResult> {
     LARK_APP_SECRET: APP.appSecret,
     LARK_VERIFICATION_TOKEN: APP.verificationToken,
     LARK_DOMAIN: simUrl,
+    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+    ALLOW_PRIVATE_LARK_DOMAINS: '1',
     LOG_LEVEL: 'silent',
   };
   const handle = connectDatabase(url, { max: 4, applicationName: 'larksync-bench-seed' });

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
+import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { Logger } from 'pino';
 import { closeConnectionsWhenClosing } from './plugins/close-connections.js';
 import { installErrorHandling } from './plugins/error-handler.js';
@@ -20,12 +21,26 @@ export interface AppOptions {
   onRoute?: (route: RouteOptions) => void;
 }
 
+const AJV_OPTIONS = { removeAdditional: false, useDefaults: true } as const;
+
 /**
- * Proxies whose X-Forwarded-For we believe: only private, loopback and link-local peers (Fly's
- * proxy reaches the machine over a private network). Trusting every peer (`true`) would let any
- * client pick its own address with X-Forwarded-For, and so a fresh rate-limit bucket per request.
+ * Two Ajv configurations: query strings and path parameters arrive as text, so `?limit=5` is
+ * coerced to a number; JSON bodies carry their own types and are never coerced, so
+ * `"enabled": "false"` is a 400 naming the field rather than quietly read as `false`.
  */
-export const TRUSTED_PROXIES = ['loopback', 'linklocal', 'uniquelocal'];
+function validatorFactory() {
+  // The package's types model its JTD mode too; only the plain Ajv shape is used here.
+  type Compile = (route: { httpPart?: string }) => unknown;
+  type Build = (externals: unknown, options: { customOptions?: object }) => Compile;
+  const pool = AjvCompiler() as unknown as Build;
+  return (externalSchemas: unknown, ajvOptions: { customOptions?: object }) => {
+    const build = (coerceTypes: false | 'array') =>
+      pool(externalSchemas, { ...ajvOptions, customOptions: { ...ajvOptions?.customOptions, ...AJV_OPTIONS, coerceTypes } });
+    const body = build(false);
+    const text = build('array');
+    return (route: { httpPart?: string }) => (route.httpPart === 'body' ? body : text)(route);
+  };
+}
 
 /** Builds the HTTP app. Only wiring lives here; `server.ts` is what listens. */
 export async function buildApp(services: Services, opts: AppOptions = {}): Promise<FastifyInstance> {
@@ -35,9 +50,11 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     bodyLimit: 1024 * 1024,
     // Above the schemas' own limits (tenantKey: 128), so they, not the router's 414, answer.
     routerOptions: { maxParamLength: 256 },
-    trustProxy: TRUSTED_PROXIES,
+    // Whose X-Forwarded-For is believed (TRUST_PROXY): by default nobody's, so a client cannot pick
+    // its own address, and with it a fresh rate-limit bucket per request. Behind Fly's proxy: one hop.
+    trustProxy: trustProxyOption(services.config.trustProxy),
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
     // The router answers these itself, before any error handler: keep them in our error envelope.
     frameworkErrors: (err: { code?: string }, _request: unknown, reply: { code(n: number): { send(b: unknown): void } }) => {
       if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
@@ -98,6 +115,19 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(healthRoutes(services));
   await app.register(larkEventsRoute(services));
   await app.register(apiV1(services), { prefix: '/api/v1' });
-  await app.register(apiDocs);
+  // API_DOCS=false: no /docs page (the spec lists every route, which some deployments keep private).
+  if (services.config.apiDocs) await app.register(apiDocs);
   return app;
+}
+
+/**
+ * A hop count becomes a function: Fastify 5 ignores a numeric trustProxy on purpose (it trusts no
+ * hop, since a count cannot tell a proxy from a client that connects directly). With TRUST_PROXY=n
+ * the operator states that every connection comes through n proxies (on Fly, only Fly's proxy can
+ * reach the machine), so the n nearest hops are believed, whatever their addresses.
+ */
+function trustProxyOption(trust: number | string[]): ((address: string, hop: number) => boolean) | string[] | false {
+  if (Array.isArray(trust)) return trust.length > 0 ? trust : false;
+  if (trust <= 0) return false;
+  return (_address, hop) => hop < trust;
 }

@@ -1,16 +1,19 @@
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config/env.js';
 import { generateApiToken, generateEncryptionKey, loadOrCreateSecretFile, parseEncryptionKey } from './crypto/encryption-key.js';
 import { Sealer } from './crypto/sealer.js';
-import { connectDatabase, type DbHandle } from './db/connect.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { connectPools, type DbPools } from './db/connect.js';
+import { DEFAULT_EMBEDDED_PG_PORT, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrateToLatest } from './db/migrate.js';
 import { findApp } from './apps/apps.repository.js';
 import { toCredentials } from './apps/app-credentials.js';
 import { createServices, type ServiceDeps, type Services } from './services.js';
 import { startWorker, type WorkerHandle, type WorkerOptions } from './worker/worker.js';
+import { RESEAL_TASK } from './worker/tasks.js';
+import { checkEncryptionCanary } from './keys/canary.js';
 
 export interface Larksync {
   app: FastifyInstance;
@@ -39,11 +42,18 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort);
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort ?? DEFAULT_EMBEDDED_PG_PORT, {
+      tcp: config.embeddedPgPort !== undefined,
+    });
     databaseUrl = embedded.url;
     log.info(
-      { dataDir: embedded.dataDir, port: config.embeddedPgPort, reusedRunningServer: embedded.reused },
+      { dataDir: embedded.dataDir, tcpPort: embedded.tcpPort ?? null, reusedRunningServer: embedded.reused },
       'DATABASE_URL is not set: using an embedded PostgreSQL that keeps its data under the data directory',
+    );
+  }
+  if (config.databaseUrl && config.storeApp && !config.storeApp.encryptKey) {
+    log.warn(
+      'LARK_ENCRYPT_KEY is not set: Lark pushes are believed on the verification token in their body alone (no signature), so anyone who sees one push can forge others; set the Encrypt Key from the developer console',
     );
   }
 
@@ -52,18 +62,22 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
   if (!apiToken) log.warn('API_TOKEN is not set: the REST API answers 503 until it is');
   const effective: Config = { ...config, apiToken };
 
-  let db: DbHandle | undefined;
+  let db: DbPools | undefined;
   let worker: WorkerHandle | undefined;
   let app: FastifyInstance | undefined;
   try {
-    db = connectDatabase(databaseUrl);
-    const applied = await migrateToLatest(db.db, databaseUrl);
+    db = connectPools(databaseUrl);
+    const applied = await migrateToLatest(db.main.db, databaseUrl);
     if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+    // Before anything is sealed or opened: a wrong key stops here, naming ENCRYPTION_KEY.
+    await checkEncryptionCanary(db.main.db, sealer);
 
     const services = createServices({
       config: effective,
-      db: db.db,
-      pool: db.pool,
+      db: db.main.db,
+      pool: db.main.pool,
+      ingestPool: db.ingest.pool,
+      heartbeatDb: db.heartbeat.db,
       sealer,
       log,
       ticketOptions: opts.ticketOptions,
@@ -73,7 +87,10 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
     });
     await services.apps.ensureStoreApp();
     app = await buildApp(services);
-    if (opts.worker !== false) worker = await startWorker(services, { pollInterval: opts.workerPollInterval, ...opts.workerOptions });
+    if (opts.worker !== false) {
+      worker = await startWorker(services, { pollInterval: opts.workerPollInterval, ...opts.workerOptions });
+      if (config.retiredEncryptionKeys.length > 0) await queueReseal(services);
+    }
 
     let url = '';
     if (opts.listen !== false) {
@@ -107,7 +124,7 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
   }
 }
 
-async function createSealer(config: Config, log: Logger): Promise<Sealer> {
+export async function createSealer(config: Config, log: Logger): Promise<Sealer> {
   const retired = config.retiredEncryptionKeys.map((k) => parseEncryptionKey(k)).filter((k): k is Buffer => k !== undefined);
   if (config.encryptionKey) {
     const key = parseEncryptionKey(config.encryptionKey);
@@ -123,6 +140,15 @@ async function embeddedApiToken(config: Config, log: Logger): Promise<string> {
   const file = await loadOrCreateSecretFile(config.dataDir, 'api-token', generateApiToken, (v) => v.length >= 16);
   log.info({ file: file.file, created: file.created }, 'API_TOKEN is not set: the REST API token is kept in this file');
   return file.value;
+}
+
+/**
+ * With retired keys configured, a key rotation is under way: re-seal everything under the current
+ * key once (the job key makes the replicas starting together queue one job), after which the
+ * retired keys can go.
+ */
+async function queueReseal(services: Services): Promise<void> {
+  await sql`select graphile_worker.add_job(${RESEAL_TASK}, '{}'::json, job_key := ${RESEAL_TASK}, max_attempts := 3)`.execute(services.db);
 }
 
 /** A fresh store app has no ticket until Lark pushes one; ask for it at once instead of waiting up to an hour. */

@@ -27,6 +27,11 @@ try {
     await larksync.stop();
   });
 } catch (err) {
+  if (err instanceof ConfigError) {
+    // Found only once the database answered (a wrong ENCRYPTION_KEY): the same one line as above.
+    process.stderr.write(`larksync: ${err.message}\n`);
+    process.exit(1);
+  }
   log.fatal({ errMessage: (err as Error).message }, 'larksync failed to start');
   process.exit(1);
 }

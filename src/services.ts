@@ -23,6 +23,8 @@ export interface Services {
   config: Config;
   db: Kysely<Database>;
   pool: pg.Pool;
+  /** The worker's heartbeats: a connection of their own (see connectPools). */
+  heartbeatDb: Kysely<Database>;
   sealer: Sealer;
   log: Logger;
   metrics: Metrics;
@@ -42,6 +44,10 @@ export interface ServiceDeps {
   config: Config;
   db: Kysely<Database>;
   pool: pg.Pool;
+  /** Pool of the event endpoint's group commit; the main pool when not given. */
+  ingestPool?: pg.Pool;
+  /** Database of the worker's heartbeats; the main one when not given. */
+  heartbeatDb?: Kysely<Database>;
   sealer: Sealer;
   log: Logger;
   metrics?: Metrics;
@@ -68,6 +74,7 @@ export function createServices(deps: ServiceDeps): Services {
     config: deps.config,
     db: deps.db,
     pool: deps.pool,
+    heartbeatDb: deps.heartbeatDb ?? deps.db,
     sealer: deps.sealer,
     log: deps.log,
     metrics,
@@ -76,7 +83,7 @@ export function createServices(deps: ServiceDeps): Services {
     tokens,
     tenants,
     apps: new AppsService(deps.db, deps.sealer, http, tokens, tenants, deps.config),
-    events: new EventsService(deps.db, deps.pool, deps.sealer, metrics, deps.log),
+    events: new EventsService(deps.db, deps.ingestPool ?? deps.pool, deps.sealer, metrics, deps.log),
     connectors: new ConnectorsService(deps.db, SYNC_MODULES),
     sync: new SyncService(deps.db),
     records: new RecordsService(deps.db),

@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Config } from '../config/env.js';
-import { isValidLarkDomain, larkBaseUrl } from '../config/lark-domain.js';
+import { checkLarkDomain, checkLarkDomainResolves, larkBaseUrl } from '../config/lark-domain.js';
 import type { Sealer } from '../crypto/sealer.js';
 import { AppError } from '../errors.js';
-import { LarkApiError, LarkTransportError } from '../lark/errors.js';
+import { LarkApiError, LarkResponseRefusedError, LarkTransportError } from '../lark/errors.js';
 import type { LarkHttp } from '../lark/http.js';
 import type { TenantsService } from '../tenants/tenants.service.js';
 import type { TokenService } from '../tokens/tokens.service.js';
@@ -48,10 +48,7 @@ export class AppsService {
    * tenant token, which is kept; the tenant key comes from tenant/v2/tenant/query.
    */
   async registerCustomApp(input: { appId: string; appSecret: string; domain?: string }): Promise<RegisteredCustomApp> {
-    const domain = input.domain ?? this.config.larkDomain;
-    if (!isValidLarkDomain(domain)) {
-      throw new AppError(400, 'invalid_domain', 'domain must be "feishu", "lark" or an http(s):// base URL');
-    }
+    const domain = await this.checkDomain(input.domain ?? this.config.larkDomain);
     if (this.config.storeApp?.appId === input.appId) {
       throw new AppError(409, 'app_conflict', `app ${input.appId} is the store app configured by LARK_APP_ID`);
     }
@@ -106,6 +103,16 @@ export class AppsService {
     return { appId: input.appId, tenantKey: tenant.tenantKey, type: 'custom' };
   }
 
+  /** The domain's canonical form (brand or origin), or a 400 saying what to fix; never echoes the value. */
+  private async checkDomain(value: string): Promise<string> {
+    const policy = { allowPrivate: this.config.allowPrivateLarkDomains };
+    const checked = checkLarkDomain(value, policy);
+    if (!checked.ok) throw new AppError(400, 'invalid_domain', `domain ${checked.problem}`);
+    const unresolvable = await checkLarkDomainResolves(checked.domain, policy);
+    if (unresolvable) throw new AppError(400, 'invalid_domain', `domain is refused: ${unresolvable}`);
+    return checked.domain;
+  }
+
   async kindOf(appId: string): Promise<'store' | 'custom' | undefined> {
     return (await findApp(this.db, appId))?.kind;
   }
@@ -119,12 +126,17 @@ export class AppsService {
       if (err instanceof LarkApiError && (err.httpStatus >= 500 || err.isRateLimited)) {
         throw new AppError(502, 'lark_unavailable', `Lark failed to answer (code ${err.code}, HTTP ${err.httpStatus}); retry later`);
       }
+      // The code, never the upstream `msg`: a custom domain answers whatever it likes, and its text
+      // echoed here would turn registration into a probe of whatever the domain points at.
       if (err instanceof LarkApiError) {
         throw new AppError(
           400,
           'invalid_app_credentials',
-          `Lark refused these credentials (code ${err.code}: ${err.larkMessage}); check appId, appSecret and domain`,
+          `Lark refused these credentials (code ${err.code}); check appId, appSecret and domain`,
         );
+      }
+      if (err instanceof LarkResponseRefusedError) {
+        throw new AppError(502, 'lark_unreachable', `the app's domain did not answer like Lark (${err.reason}); check domain`);
       }
       if (err instanceof LarkTransportError) {
         throw new AppError(502, 'lark_unreachable', `Lark could not be reached at the app's domain (${err.reason})`);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { isValidLarkDomain } from './lark-domain.js';
+import ipaddr from 'ipaddr.js';
+import { checkLarkDomain } from './lark-domain.js';
 import { parseEncryptionKey } from '../crypto/encryption-key.js';
 
 /** An empty variable (`PORT=` in a .env file or a deploy template) means "not set", for every variable. */
@@ -20,6 +21,27 @@ const port = (fallback: number, min = 1) => integer(`expected an integer port be
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+const FLAG_VALUES = ['1', '0', 'true', 'false'] as const;
+const flag = (fallback: '1' | '0' | 'true' | 'false') =>
+  withDefault(z.enum(FLAG_VALUES, { message: 'expected 1, 0, true or false' }).default(fallback)).transform((v) => v === '1' || v === 'true');
+
+/** proxy-addr's names for whole classes of addresses, accepted in TRUST_PROXY lists. */
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const TRUST_PROXY_EXPECTATION =
+  'expected a hop count (0 to 10) or a comma-separated list of IP addresses or CIDR ranges (e.g. 10.0.0.0/8, fdaa::/16, loopback)';
+
+/** A hop count, or a list of trusted proxy addresses and ranges; `true` (trust anyone) is refused. */
+function parseTrustProxy(v: string): number | string[] | undefined {
+  if (/^\d+$/.test(v)) {
+    const n = Number(v);
+    return n <= 10 ? n : undefined;
+  }
+  const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
+  if (entries.length === 0) return undefined;
+  const valid = (e: string) => PROXY_NAMES.has(e) || ipaddr.isValid(e) || ipaddr.isValidCIDR(e);
+  return entries.every(valid) ? entries : undefined;
+}
+
 const EnvSchema = z
   .object({
     DATABASE_URL: optionalString.refine(
@@ -33,8 +55,16 @@ const EnvSchema = z
     LARK_VERIFICATION_TOKEN: optionalString,
     LARK_ENCRYPT_KEY: optionalString,
     LARK_DOMAIN: withDefault(
-      z.string().trim().default('feishu').refine(isValidLarkDomain, 'expected "feishu", "lark" or an http(s):// base URL'),
+      z
+        .string()
+        .trim()
+        .default('feishu')
+        .superRefine((v, ctx) => {
+          const checked = checkLarkDomain(v, { allowPrivate: true });
+          if (!checked.ok) ctx.addIssue({ code: 'custom', message: checked.problem });
+        }),
     ),
+    ALLOW_PRIVATE_LARK_DOMAINS: flag('0'),
     ENCRYPTION_KEY: optionalString.refine(
       (v) => v === undefined || parseEncryptionKey(v) !== undefined,
       'expected a 32-byte key as base64 (44 characters) or 64 hex characters',
@@ -47,9 +77,22 @@ const EnvSchema = z
       (v) => v === undefined || v.length >= 16,
       'expected at least 16 characters',
     ),
+    METRICS_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 16, 'expected at least 16 characters'),
+    API_DOCS: flag('true'),
+    TRUST_PROXY: optionalString.refine((v) => v === undefined || parseTrustProxy(v) !== undefined, TRUST_PROXY_EXPECTATION),
+    RETENTION_DAYS: integer('expected an integer number of days between 1 and 3650', 1, 3650, 90),
+    UNINSTALL_PURGE_DAYS: integer('expected an integer number of days between 0 and 3650', 0, 3650, 30),
     API_RATE_LIMIT: integer('expected a positive integer (requests per minute per client)', 1, 1_000_000, 1200),
     DATA_DIR: withDefault(z.string().trim().default('./data')),
-    EMBEDDED_PG_PORT: port(54329),
+    // Unset: the embedded PostgreSQL listens on its Unix socket only.
+    EMBEDDED_PG_PORT: withDefault(
+      z.coerce
+        .number({ message: 'expected an integer port between 1 and 65535' })
+        .int('expected an integer port between 1 and 65535')
+        .min(1, 'expected an integer port between 1 and 65535')
+        .max(65535, 'expected an integer port between 1 and 65535')
+        .optional(),
+    ),
     LOG_LEVEL: withDefault(z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
     WORKER_CONCURRENCY: integer('expected an integer between 1 and 100', 1, 100, 5),
   })
@@ -70,6 +113,10 @@ const EnvSchema = z
           });
         }
       }
+    }
+    if (env.DATABASE_URL !== undefined && !env.ALLOW_PRIVATE_LARK_DOMAINS) {
+      const domain = checkLarkDomain(env.LARK_DOMAIN, { allowPrivate: false });
+      if (!domain.ok) ctx.addIssue({ code: 'custom', path: ['LARK_DOMAIN'], message: domain.problem });
     }
     if (env.DATABASE_URL !== undefined && env.ENCRYPTION_KEY === undefined) {
       ctx.addIssue({
@@ -92,13 +139,24 @@ export interface Config {
   port: number;
   host: string;
   storeApp: StoreAppConfig | undefined;
+  /** The canonical form: `feishu`, `lark` or an origin. */
   larkDomain: string;
+  /** http:// and private hosts allowed as Lark domains: always without DATABASE_URL, else ALLOW_PRIVATE_LARK_DOMAINS=1. */
+  allowPrivateLarkDomains: boolean;
   encryptionKey: string | undefined;
   retiredEncryptionKeys: string[];
   apiToken: string | undefined;
   apiRateLimit: number;
   dataDir: string;
-  embeddedPgPort: number;
+  /** TCP port of the embedded PostgreSQL; undefined: Unix socket only. */
+  embeddedPgPort: number | undefined;
+  /** Bearer token for /metrics; undefined: /metrics is open. */
+  metricsToken: string | undefined;
+  apiDocs: boolean;
+  /** Fastify's trustProxy: a hop count (0: none) or the trusted proxies' addresses and ranges. */
+  trustProxy: number | string[];
+  retentionDays: number;
+  uninstallPurgeDays: number;
   logLevel: (typeof LOG_LEVELS)[number];
   workerConcurrency: number;
 }
@@ -135,14 +193,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             encryptKey: e.LARK_ENCRYPT_KEY,
           }
         : undefined,
-    larkDomain: e.LARK_DOMAIN,
+    larkDomain: canonicalDomain(e.LARK_DOMAIN),
+    allowPrivateLarkDomains: e.DATABASE_URL === undefined || e.ALLOW_PRIVATE_LARK_DOMAINS,
     encryptionKey: e.ENCRYPTION_KEY,
     retiredEncryptionKeys: e.ENCRYPTION_KEYS_RETIRED?.split(',').map((k) => k.trim()).filter(Boolean) ?? [],
     apiToken: e.API_TOKEN,
     apiRateLimit: e.API_RATE_LIMIT,
     dataDir: e.DATA_DIR,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
+    metricsToken: e.METRICS_TOKEN,
+    apiDocs: e.API_DOCS,
+    trustProxy: e.TRUST_PROXY === undefined ? 0 : (parseTrustProxy(e.TRUST_PROXY) ?? 0),
+    retentionDays: e.RETENTION_DAYS,
+    uninstallPurgeDays: e.UNINSTALL_PURGE_DAYS,
     logLevel: e.LOG_LEVEL,
     workerConcurrency: e.WORKER_CONCURRENCY,
   };
+}
+
+function canonicalDomain(value: string): string {
+  const checked = checkLarkDomain(value, { allowPrivate: true });
+  return checked.ok ? checked.domain : value;
 }

@@ -84,6 +84,21 @@ export class Sealer {
     }
   }
 
+  /** The envelope's first bytes (version and key id) for values sealed under the current key. */
+  get currentKeyPrefix(): Buffer {
+    return Buffer.from(this.prefix);
+  }
+
+  /** Whether a sealed value is under the current key (a re-seal would change nothing). */
+  isUnderCurrentKey(sealed: Uint8Array): boolean {
+    return Buffer.from(sealed.subarray(0, this.prefix.length)).equals(this.prefix);
+  }
+
+  /** Opens with whichever key sealed it, seals again under the current key (key rotation). */
+  reseal(sealed: Uint8Array, context: string): Buffer {
+    return this.seal(this.openBuffer(sealed, context), context);
+  }
+
   open(sealed: Uint8Array, context: string): string {
     return this.openBuffer(sealed, context).toString('utf8');
   }

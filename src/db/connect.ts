@@ -31,3 +31,35 @@ export function connectDatabase(connectionString: string, opts: { max?: number; 
     },
   };
 }
+
+/**
+ * The connection budgets of one process. The main pool serves the REST API, the worker's jobs and
+ * their sync slices; under load it runs dry. Two paths must not wait for it:
+ * - `ingest`: POST /lark/events stores pushes on its own connections, or a busy worker pool would
+ *   make Lark's 3 s budget run out (pg-pool waits up to 5 s for a connection). The group commit
+ *   keeps one transaction in flight, so two connections leave one spare.
+ * - `heartbeat`: the worker's heartbeats, so busy slices cannot make this process look dead to the
+ *   other replicas (which would then release its jobs and re-lease its runs).
+ */
+export interface DbPools {
+  main: DbHandle;
+  ingest: DbHandle;
+  heartbeat: DbHandle;
+  close(): Promise<void>;
+}
+
+export const INGEST_POOL_SIZE = 2;
+
+export function connectPools(connectionString: string, opts: { max?: number } = {}): DbPools {
+  const main = connectDatabase(connectionString, { max: opts.max });
+  const ingest = connectDatabase(connectionString, { max: INGEST_POOL_SIZE, applicationName: 'larksync-ingest' });
+  const heartbeat = connectDatabase(connectionString, { max: 1, applicationName: 'larksync-heartbeat' });
+  return {
+    main,
+    ingest,
+    heartbeat,
+    async close() {
+      await Promise.all([main.close(), ingest.close(), heartbeat.close()]);
+    },
+  };
+}

@@ -3,6 +3,7 @@ import type { AccessTokensTable, AppTicketsTable, TicketResendsTable } from '../
 import type { TenantAuditTable, TenantsTable } from '../tenants/tenants.table.js';
 import type { LarkEventShardsTable, LarkEventsTable } from '../events/events.table.js';
 import type { WorkerProcessesTable } from '../worker/worker-processes.js';
+import type { EncryptionCanaryTable } from '../keys/keys.table.js';
 import type {
   ConnectorsTable,
   RateBucketsTable,
@@ -29,6 +30,7 @@ export interface Database {
   sync_delete_candidates: SyncDeleteCandidatesTable;
   rate_buckets: RateBucketsTable;
   worker_processes: WorkerProcessesTable;
+  encryption_canary: EncryptionCanaryTable;
   // Stream tables are written by the generic engine (sync/write-page.ts) and read by the records
   // API; their module-specific columns are described in sync/streams.ts.
   approval_instances: StreamTableBase;

@@ -45,3 +45,24 @@ export class LarkTransportError extends Error {
     this.name = 'LarkTransportError';
   }
 }
+
+/**
+ * larksync refused Lark's answer itself: a body over the byte cap, or a redirect. Not a
+ * LarkTransportError on purpose: callers retry those, and asking again would only fetch the same
+ * oversized body (or the same redirect) again, so this fails the call for good.
+ */
+export class LarkResponseRefusedError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly endpoint: string,
+    readonly reason: 'body_too_large' | 'redirect',
+    readonly httpStatus: number,
+  ) {
+    super(
+      reason === 'body_too_large'
+        ? `Lark ${endpoint} answered with a body over larksync's size cap (HTTP ${httpStatus})`
+        : `Lark ${endpoint} answered with a redirect (HTTP ${httpStatus}), which larksync never follows`,
+    );
+    this.name = 'LarkResponseRefusedError';
+  }
+}

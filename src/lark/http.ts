@@ -1,5 +1,6 @@
 import type { Metrics } from '../metrics/metrics.js';
-import { LarkApiError, LarkTransportError } from './errors.js';
+import { LarkApiError, LarkResponseRefusedError, LarkTransportError } from './errors.js';
+import { codeLabel } from './known-codes.js';
 
 export interface LarkRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -22,13 +23,58 @@ export interface LarkResponse<T> {
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 /**
+ * Largest Lark answer read. Lark's biggest pages (500 Base records) are a few MB; a body past this
+ * is an upstream fault or a hostile custom domain, and reading it whole could take the process
+ * down (and with it every replica that resumes the same run).
+ */
+export const MAX_LARK_BODY_BYTES = 32 * 1024 * 1024;
+
+export interface LarkHttpOptions {
+  maxBodyBytes?: number;
+}
+
+class BodyTooLarge extends Error {}
+
+/** Reads a body as UTF-8, giving up (and dropping the connection) once it passes `cap` bytes. */
+async function readCapped(res: Response, cap: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > cap) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new BodyTooLarge();
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > cap) {
+      await reader.cancel().catch(() => undefined);
+      throw new BodyTooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
+}
+
+/**
  * The one place larksync talks HTTP to Lark. It parses the JSON body whatever the HTTP status
  * (Lark signals business errors in `code`), turns any non-zero code into a LarkApiError, and
  * counts every call by endpoint and code. Errors never include headers or bodies, so tokens
- * and secrets cannot leak through them.
+ * and secrets cannot leak through them. Redirects are never followed: a 307/308 would re-send the
+ * body (an app secret) to wherever the answer points. Bodies are read up to MAX_LARK_BODY_BYTES.
  */
 export class LarkHttp {
-  constructor(private readonly metrics: Metrics) {}
+  private readonly maxBodyBytes: number;
+
+  constructor(
+    private readonly metrics: Metrics,
+    opts: LarkHttpOptions = {},
+  ) {
+    this.maxBodyBytes = opts.maxBodyBytes ?? MAX_LARK_BODY_BYTES;
+  }
 
   async call<T>(baseUrl: string, req: LarkRequest): Promise<LarkResponse<T>> {
     const endpoint = req.endpoint ?? req.path;
@@ -48,11 +94,25 @@ export class LarkHttp {
         method: req.method,
         headers,
         body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        // (unconfirmed) Lark's Open API is not documented to redirect; an answer that does is
+        // treated as a failed call rather than followed.
+        redirect: 'manual',
         signal: AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       });
-      text = await res.text();
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => undefined);
+        stop();
+        this.metrics.upstreamCalls.inc({ endpoint, code: 'redirect' });
+        throw new LarkResponseRefusedError(endpoint, 'redirect', res.status);
+      }
+      text = await readCapped(res, this.maxBodyBytes);
     } catch (err) {
+      if (err instanceof LarkResponseRefusedError) throw err;
       stop();
+      if (err instanceof BodyTooLarge) {
+        this.metrics.upstreamCalls.inc({ endpoint, code: 'body_too_large' });
+        throw new LarkResponseRefusedError(endpoint, 'body_too_large', res!.status);
+      }
       this.metrics.upstreamCalls.inc({ endpoint, code: 'transport_error' });
       const reason = err instanceof Error && err.name === 'TimeoutError' ? 'timeout' : describeCause(err);
       throw new LarkTransportError(endpoint, reason);
@@ -69,7 +129,7 @@ export class LarkHttp {
       this.metrics.upstreamCalls.inc({ endpoint, code: `http_${res.status}` });
       throw new LarkTransportError(endpoint, `HTTP ${res.status} without a Lark JSON body`, res.status);
     }
-    this.metrics.upstreamCalls.inc({ endpoint, code: String(body.code) });
+    this.metrics.upstreamCalls.inc({ endpoint, code: codeLabel(body.code) });
     if (body.code !== 0) {
       const reset = Number(res.headers.get('x-ogw-ratelimit-reset'));
       throw new LarkApiError(

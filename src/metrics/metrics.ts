@@ -48,7 +48,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     upstreamCalls: new Counter({
       name: 'larksync_upstream_calls_total',
-      help: 'Calls to the Lark Open API, by endpoint and Lark code (or http_<status> / transport_error)',
+      help: 'Calls to the Lark Open API, by endpoint and Lark code (known codes; other, http_<status>, transport_error, redirect, body_too_large)',
       labelNames: ['endpoint', 'code'] as const,
       registers: [registry],
     }),

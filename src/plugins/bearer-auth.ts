@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
-import { safeEqual } from '../lark/event-crypto.js';
+import { tokenMatcher } from '../crypto/token-matcher.js';
 import { AppError } from '../errors.js';
 
 /**
@@ -11,19 +11,28 @@ import { AppError } from '../errors.js';
  * registering the rate limiter: onRoute hooks run in registration order.
  */
 export function requireBearer(scope: FastifyInstance, apiToken: string | undefined): void {
-  const check = async (request: FastifyRequest) => {
-    if (!apiToken) {
-      throw new AppError(503, 'api_disabled', 'the REST API is disabled: set API_TOKEN');
-    }
-    // The scheme name is case-insensitive (RFC 9110 section 11.1).
-    const match = /^bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
-    const given = match?.[1] ?? '';
-    if (!given || !safeEqual(given, apiToken)) {
-      throw new AppError(401, 'unauthorized', 'send Authorization: Bearer <API_TOKEN>');
-    }
-  };
+  const check = bearerCheck(apiToken, 'API_TOKEN');
   scope.addHook('onRoute', (route) => {
     const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [...existing, check as onRequestHookHandler];
   });
+}
+
+/**
+ * An onRequest check of `Authorization: Bearer <token>` against `token` (the variable named
+ * `variable`); without a token configured the routes answer 503.
+ */
+export function bearerCheck(token: string | undefined, variable: string): (request: FastifyRequest) => Promise<void> {
+  const matches = token === undefined ? undefined : tokenMatcher(token);
+  return async (request: FastifyRequest) => {
+    if (!matches) {
+      throw new AppError(503, 'api_disabled', `the REST API is disabled: set ${variable}`);
+    }
+    // The scheme name is case-insensitive (RFC 9110 section 11.1).
+    const match = /^bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    const given = match?.[1] ?? '';
+    if (!given || !matches(given)) {
+      throw new AppError(401, 'unauthorized', `send Authorization: Bearer <${variable}>`);
+    }
+  };
 }

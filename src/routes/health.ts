@@ -1,7 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { Health, NotReady, Ready } from '../schemas/health.js';
+import { errorResponses } from '../schemas/common.js';
 import type { Services } from '../services.js';
+import { bearerCheck } from '../plugins/bearer-auth.js';
 
 async function databaseAnswers(services: Services): Promise<boolean> {
   try {
@@ -13,6 +15,13 @@ async function databaseAnswers(services: Services): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `signed`: pushes must carry Lark's signature (LARK_ENCRYPT_KEY set); `not_configured`: no store app. */
+export function pushesOf(services: Pick<Services, 'config'>): 'signed' | 'unsigned' | 'not_configured' {
+  const store = services.config.storeApp;
+  if (!store) return 'not_configured';
+  return store.encryptKey ? 'signed' : 'unsigned';
 }
 
 export const healthRoutes =
@@ -34,22 +43,31 @@ export const healthRoutes =
       async (_request, reply) => {
         const store = services.config.storeApp;
         const storeApp = store ? ('configured' as const) : ('not_configured' as const);
-        if (!(await databaseAnswers(services))) return reply.code(503).send({ status: 'database_unreachable', storeApp });
+        // Without an encrypt key a push is believed on its body's static verification token alone:
+        // shown here (and warned about at start) so an operator notices.
+        const pushes = pushesOf(services);
+        if (!(await databaseAnswers(services))) return reply.code(503).send({ status: 'database_unreachable', storeApp, pushes });
         if (store && !(await services.tickets.has(store.appId))) {
-          return reply.code(503).send({ status: 'waiting_for_app_ticket', storeApp });
+          return reply.code(503).send({ status: 'waiting_for_app_ticket', storeApp, pushes });
         }
-        return { status: 'ready' as const, storeApp };
+        return { status: 'ready' as const, storeApp, pushes };
       },
     );
 
+    // Open unless METRICS_TOKEN is set: then Prometheus sends it as a bearer token.
+    const metricsToken = services.config.metricsToken;
     app.get(
       '/metrics',
       {
+        ...(metricsToken ? { onRequest: bearerCheck(metricsToken, 'METRICS_TOKEN') } : {}),
         schema: {
           summary: 'Prometheus metrics',
           tags: ['ops'],
           produces: ['text/plain'],
-          response: { 200: { type: 'string', description: 'Prometheus text exposition format 0.0.4' } },
+          response: {
+            200: { type: 'string', description: 'Prometheus text exposition format 0.0.4' },
+            ...errorResponses(401),
+          },
         },
       },
       async (_request, reply) => {

@@ -8,6 +8,9 @@ const readiness = (description: string) =>
     {
       status: StringEnum(['ready', 'waiting_for_app_ticket', 'database_unreachable']),
       storeApp: StringEnum(['configured', 'not_configured']),
+      pushes: StringEnum(['signed', 'unsigned', 'not_configured'], {
+        description: 'signed: pushes must be encrypted and signed (LARK_ENCRYPT_KEY); unsigned: only the verification token in the body authenticates them',
+      }),
     },
     { description },
   );

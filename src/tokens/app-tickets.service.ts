@@ -7,7 +7,7 @@ import type { LarkHttp } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { AppCredentials } from '../apps/app-credentials.js';
 
-const ticketContext = (appId: string) => `app_tickets.ticket:${appId}`;
+export const ticketContext = (appId: string) => `app_tickets.ticket:${appId}`;
 const hash = (value: string) => createHash('sha256').update(value).digest('hex');
 
 export interface TicketOptions {

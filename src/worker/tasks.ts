@@ -4,6 +4,14 @@ import { enqueueSlice } from '../sync/sync.service.js';
 import type { Services } from '../services.js';
 import { SYNC_MODULES } from '../connectors/index.js';
 import type { SyncModuleName } from '../sync/sync.tables.js';
+import { dropFinishedSeenPages, pruneSyncRuns, purgeUninstalledTenants } from '../retention/retention.js';
+import { resealAll } from '../keys/reseal.js';
+
+/** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
+export const SYNC_TASKS = ['sync_run'] as const;
+
+/** Re-seals every sealed value under the current key; queued at start while retired keys are configured. */
+export const RESEAL_TASK = 'reseal_sealed_values';
 
 /** Each module's full-pass period, from its definition. */
 export const FULL_PASS_PERIODS: Partial<Record<SyncModuleName, number>> = Object.fromEntries(
@@ -80,13 +88,38 @@ export function createTaskList(services: Services): TaskList {
     purge_events: async () => {
       await purgeEventsOlderThan(services.db, EVENT_RETENTION_DAYS);
     },
+    prune_sync_history: async () => {
+      const runs = await pruneSyncRuns(services.db, services.config.retentionDays);
+      const seenPages = await dropFinishedSeenPages(services.db);
+      if (runs + seenPages > 0) {
+        services.log.info({ runs, seenPages, retentionDays: services.config.retentionDays }, 'pruned old sync runs and the seen keys of finished runs');
+      }
+    },
+    purge_uninstalled_tenants: async () => {
+      const purged = await purgeUninstalledTenants(services.db, services.config.uninstallPurgeDays);
+      for (const p of purged) {
+        services.log.info({ tenantKey: p.tenantKey, rows: p.rows, tokens: p.tokens }, 'purged the synced data and tokens of an uninstalled tenant');
+      }
+    },
+    [RESEAL_TASK]: async () => {
+      const counts = await resealAll(services.db, services.sealer);
+      const unreadable = counts.reduce((n, c) => n + c.unreadable, 0);
+      const log = { counts, unreadable };
+      if (unreadable > 0) services.log.warn(log, 're-sealed under the current ENCRYPTION_KEY; some values open with none of the configured keys');
+      else services.log.info(log, 're-sealed every sealed value under the current ENCRYPTION_KEY');
+    },
   };
 }
 
-/** Every minute one process (whichever wins graphile-worker's cron lock) runs each of these. */
+/**
+ * One process (whichever wins graphile-worker's cron lock) runs each of these: three every minute,
+ * the retention tasks daily (RETENTION_DAYS, UNINSTALL_PURGE_DAYS).
+ */
 export const CRONTAB = [
   '* * * * * refresh_tokens ?max=1',
   '* * * * * schedule_syncs ?max=1',
   '* * * * * wake_stalled_event_shards ?max=1',
   '17 3 * * * purge_events ?max=1',
+  '27 3 * * * prune_sync_history ?max=1',
+  '37 3 * * * purge_uninstalled_tenants ?max=1',
 ].join('\n');

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { Logger as WorkerLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
+import { Logger as WorkerLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Services } from '../services.js';
-import { CRONTAB, createTaskList } from './tasks.js';
+import { CRONTAB, SYNC_TASKS, createTaskList } from './tasks.js';
 import { DEAD_AFTER_MS, forgetWorkers, heartbeatWorkers, unlockDeadWorkers } from './worker-processes.js';
 
 function workerLogger(services: Services): WorkerLogger {
@@ -17,7 +17,10 @@ function workerLogger(services: Services): WorkerLogger {
 export interface WorkerOptions {
   /** Run the minute crons (schedule_syncs, refresh_tokens, purge_events); tests that count calls turn them off. */
   cron?: boolean;
+  /** Sync slices at once (WORKER_CONCURRENCY). */
   concurrency?: number;
+  /** Every other job at once: event drains, token refresh, the scheduler, retention. */
+  urgentConcurrency?: number;
   pollInterval?: number;
   /** How often this process beats and looks for dead workers and stalled runs. */
   maintenanceMs?: number;
@@ -28,8 +31,21 @@ export interface WorkerOptions {
 }
 
 export interface WorkerHandle {
+  /** Runs everything but sync slices (and the crons). */
   runner: Runner;
+  /** Runs sync slices only. */
+  syncRunner: Runner;
   stop(): Promise<void>;
+}
+
+/**
+ * Jobs that are not sync slices run at once this many at a time. They are short (a drain handles
+ * a shard's pending events; a refresh mints the tokens that are due), so a few suffice.
+ */
+export const URGENT_CONCURRENCY = 4;
+
+function pick(tasks: TaskList, names: readonly string[], keep: boolean): TaskList {
+  return Object.fromEntries(Object.entries(tasks).filter(([name]) => names.includes(name) === keep));
 }
 
 export async function startWorker(services: Services, opts: WorkerOptions = {}): Promise<WorkerHandle> {
@@ -39,38 +55,61 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   // graphile-worker 0.17 locks jobs under the pool's id, not the worker's: without beating for
   // it too, this process's own long jobs (a 20 s sync slice) would look dead and be released.
   events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
-  const runner = await run({
-    pgPool: services.pool,
-    taskList: createTaskList(services),
-    crontab: opts.cron === false ? '' : CRONTAB,
+  // Two runners, each fetching only its own task identifiers (graphile-worker's get_job filters by
+  // the runner's task list): sync slices, which take up to 20 s each and come by the hundred after
+  // a burst of installs, fill their own slots, and event drains, token refresh and the scheduler
+  // never queue behind them. One shared runner ran them FIFO at one priority.
+  const tasks = createTaskList(services);
+  const common = { pgPool: services.pool, pollInterval: opts.pollInterval ?? 2_000, noHandleSignals: true, logger: workerLogger(services), events };
+  const syncRunner = await run({
+    ...common,
+    taskList: pick(tasks, SYNC_TASKS, true),
+    crontab: '',
     concurrency: opts.concurrency ?? services.config.workerConcurrency,
-    pollInterval: opts.pollInterval ?? 2_000,
-    noHandleSignals: true,
-    logger: workerLogger(services),
-    events,
   });
+  let runner: Runner;
+  try {
+    runner = await run({
+      ...common,
+      taskList: pick(tasks, SYNC_TASKS, false),
+      crontab: opts.cron === false ? '' : CRONTAB,
+      concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY,
+    });
+  } catch (err) {
+    await syncRunner.stop().catch(() => undefined);
+    throw err;
+  }
 
   const deadAfter = opts.deadWorkerAfterMs ?? DEAD_AFTER_MS;
   // Slices beat every 5 s; three missed beats mean the process is gone.
   const staleRunAfter = opts.staleRunAfterMs ?? 15_000;
+  // Beats on a connection of their own (services.heartbeatDb), on their own timer: a main pool
+  // drained by busy slices must not make this process look dead to the other replicas.
+  const beat = () => heartbeatWorkers(services.heartbeatDb, workerIds);
   const maintain = async () => {
-    await heartbeatWorkers(services.db, workerIds);
     const unlocked = await unlockDeadWorkers(services.db, deadAfter);
     if (unlocked.length > 0) services.log.warn({ workerIds: unlocked }, 'released jobs held by dead workers');
     const resumed = await services.sync.resumeStaleRuns(staleRunAfter);
     if (resumed.length > 0) services.log.info({ runIds: resumed }, 'resumed sync runs whose process stopped');
   };
-  await heartbeatWorkers(services.db, workerIds);
+  await beat();
+  const every = opts.maintenanceMs ?? 3_000;
+  const beatTimer = setInterval(() => {
+    beat().catch((err: Error) => services.log.warn({ errMessage: err.message }, 'worker heartbeat failed'));
+  }, every);
   const timer = setInterval(() => {
     maintain().catch((err: Error) => services.log.warn({ errMessage: err.message }, 'worker maintenance failed'));
-  }, opts.maintenanceMs ?? 3_000);
+  }, every);
+  beatTimer.unref();
   timer.unref();
 
   return {
     runner,
+    syncRunner,
     async stop() {
       clearInterval(timer);
-      await runner.stop();
+      clearInterval(beatTimer);
+      await Promise.all([runner.stop(), syncRunner.stop()]);
       await forgetWorkers(services.db, workerIds).catch(() => undefined);
     },
   };

@@ -1,4 +1,6 @@
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 const LIMIT = 5;
@@ -69,14 +71,38 @@ describe('REST API rate limit (API_RATE_LIMIT per minute per client)', () => {
     expect((await from(peer, { 'x-forwarded-for': '198.51.100.99' })).statusCode).toBe(429);
   });
 
-  it('behind a proxy on a private network (Fly), limits the client the proxy names, not the proxy', async () => {
-    const proxy = '172.16.4.2';
-    const client = '198.51.100.40';
-    for (let i = 0; i < LIMIT; i++) expect((await from(proxy, { 'x-forwarded-for': client })).statusCode).toBe(200);
-    expect((await from(proxy, { 'x-forwarded-for': client })).statusCode).toBe(429);
-    // A forged entry to the left of what the proxy appended does not help.
-    expect((await from(proxy, { 'x-forwarded-for': `10.9.9.9, ${client}` })).statusCode).toBe(429);
-    // Another client behind the same proxy has its own budget.
-    expect((await from(proxy, { 'x-forwarded-for': '198.51.100.41' })).statusCode).toBe(200);
+  it('by default (TRUST_PROXY unset) believes no proxy, not even a private peer', async () => {
+    // A client inside the VPC or on the Docker bridge cannot pick its own address either.
+    const peer = '172.16.9.9';
+    for (let i = 0; i < LIMIT; i++) expect((await from(peer, { 'x-forwarded-for': `198.51.100.${100 + i}` })).statusCode).toBe(200);
+    expect((await from(peer, { 'x-forwarded-for': '198.51.100.199' })).statusCode).toBe(429);
+  });
+
+  describe.each([
+    ['a hop count (Fly: TRUST_PROXY=1)', 1],
+    ['a CIDR list', ['172.16.0.0/12']],
+  ] as const)('behind a proxy trusted by %s', (_label, trustProxy) => {
+    let app: FastifyInstance;
+    beforeAll(async () => {
+      const services = stack.larksync.services;
+      app = await buildApp({ ...services, config: { ...services.config, trustProxy: trustProxy as number | string[] } }, { logger: false });
+      await app.ready();
+    });
+    afterAll(async () => {
+      await app?.close();
+    });
+    const via = (remoteAddress: string, xff: string) =>
+      app.inject({ method: 'GET', url: '/api/v1/tenants', remoteAddress, headers: { ...auth(), 'x-forwarded-for': xff } });
+
+    it('limits the client the proxy names, not the proxy', async () => {
+      const proxy = '172.16.4.2';
+      const client = '198.51.100.40';
+      for (let i = 0; i < LIMIT; i++) expect((await via(proxy, client)).statusCode).toBe(200);
+      expect((await via(proxy, client)).statusCode).toBe(429);
+      // A forged entry to the left of what the proxy appended does not help.
+      expect((await via(proxy, `10.9.9.9, ${client}`)).statusCode).toBe(429);
+      // Another client behind the same proxy has its own budget.
+      expect((await via(proxy, '198.51.100.41')).statusCode).toBe(200);
+    });
   });
 });

@@ -107,15 +107,26 @@ describe('loadConfig', () => {
       apiToken: undefined,
       apiRateLimit: 1200,
       dataDir: './data',
-      embeddedPgPort: 54329,
+      // Unset: the embedded PostgreSQL listens on its Unix socket only.
+      embeddedPgPort: undefined,
       logLevel: 'info',
       workerConcurrency: 5,
+      // No DATABASE_URL: a local run, where a simulator on 127.0.0.1 is the point.
+      allowPrivateLarkDomains: true,
+      metricsToken: undefined,
+      apiDocs: true,
+      trustProxy: 0,
+      retentionDays: 90,
+      uninstallPurgeDays: 30,
     });
   });
 
   it('treats an empty variable as unset (PORT= in a template does not mean port 0)', () => {
     const blank = Object.fromEntries(
-      ['PORT', 'HOST', 'LARK_DOMAIN', 'API_RATE_LIMIT', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'API_TOKEN', 'DATABASE_URL', 'LARK_APP_ID'].map(
+      [
+        'PORT', 'HOST', 'LARK_DOMAIN', 'API_RATE_LIMIT', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'API_TOKEN', 'DATABASE_URL', 'LARK_APP_ID',
+        'ALLOW_PRIVATE_LARK_DOMAINS', 'METRICS_TOKEN', 'API_DOCS', 'TRUST_PROXY', 'RETENTION_DAYS', 'UNINSTALL_PURGE_DAYS',
+      ].map(
         (k) => [k, ' '],
       ),
     );
@@ -141,6 +152,12 @@ describe('loadConfig', () => {
       EMBEDDED_PG_PORT: '5433',
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: '8',
+      ALLOW_PRIVATE_LARK_DOMAINS: '1',
+      METRICS_TOKEN: 'm'.repeat(16),
+      API_DOCS: 'false',
+      TRUST_PROXY: '10.0.0.0/8, fdaa::/16,loopback',
+      RETENTION_DAYS: '30',
+      UNINSTALL_PURGE_DAYS: '0',
     });
     expect(config).toEqual({
       databaseUrl: 'postgresql://u:p@db:5432/larksync',
@@ -156,8 +173,17 @@ describe('loadConfig', () => {
       embeddedPgPort: 5433,
       logLevel: 'warn',
       workerConcurrency: 8,
+      allowPrivateLarkDomains: true,
+      metricsToken: 'm'.repeat(16),
+      apiDocs: false,
+      trustProxy: ['10.0.0.0/8', 'fdaa::/16', 'loopback'],
+      retentionDays: 30,
+      uninstallPurgeDays: 0,
     });
     expect(loadConfig({ LARK_DOMAIN: 'http://127.0.0.1:9999' }).larkDomain).toBe('http://127.0.0.1:9999');
+    // The canonical form is the origin.
+    expect(loadConfig({ LARK_DOMAIN: 'http://127.0.0.1:9999/' }).larkDomain).toBe('http://127.0.0.1:9999');
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
   });
 
   it.each([
@@ -166,6 +192,14 @@ describe('loadConfig', () => {
     ['API_RATE_LIMIT', '0'],
     ['API_RATE_LIMIT', 'fast'],
     ['EMBEDDED_PG_PORT', '0'],
+    ['METRICS_TOKEN', 'short-metrics'],
+    ['API_DOCS', 'maybe-later'],
+    ['ALLOW_PRIVATE_LARK_DOMAINS', 'yes-please'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '99'],
+    ['RETENTION_DAYS', 'none'],
+    ['UNINSTALL_PURGE_DAYS', '-1'],
     ['LOG_LEVEL', 'loud'],
     ['WORKER_CONCURRENCY', '-7'],
     ['WORKER_CONCURRENCY', '1000'],
@@ -187,5 +221,46 @@ describe('loadConfig', () => {
     expect(e.message).toMatch(new RegExp(`^invalid configuration: ${named}: (expected|required) `));
     expect(e.message).not.toContain(value);
     expect(e.message).not.toContain('\n');
+  });
+
+  describe('LARK_DOMAIN in production (DATABASE_URL set)', () => {
+    const prod = { DATABASE_URL: 'postgres://u:p@db/larksync', ENCRYPTION_KEY: KEY };
+    it.each([
+      ['http://open.example.com', 'https'],
+      ['https://127.0.0.1:9999', 'private'],
+      ['https://10.1.2.3', 'private'],
+      ['https://169.254.169.254', 'private'],
+      ['https://[::1]:8443', 'private'],
+      ['https://[::ffff:192.168.0.1]', 'private'],
+      ['https://localhost:8443', 'private'],
+      ['https://open.example.com/latest/meta-data', 'path'],
+      ['https://open.example.com/?x=', 'query'],
+      ['https://open.example.com#frag', 'fragment'],
+      ['https://user:pw-not-shown@open.example.com', 'credentials'],
+    ])('refuses %s, saying why (%s) without echoing it', (domain, why) => {
+      let error: unknown;
+      try {
+        loadConfig({ ...prod, LARK_DOMAIN: domain });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).variable).toBe('LARK_DOMAIN');
+      expect((error as ConfigError).message).toContain(why);
+      expect((error as ConfigError).message).not.toContain(domain);
+      expect((error as ConfigError).message).not.toContain('pw-not-shown');
+    });
+
+    it('accepts the brands and a public https origin, and private hosts with ALLOW_PRIVATE_LARK_DOMAINS=1', () => {
+      expect(loadConfig({ ...prod, LARK_DOMAIN: 'lark' }).larkDomain).toBe('lark');
+      expect(loadConfig({ ...prod, LARK_DOMAIN: 'https://open.example.com:8443/' })).toMatchObject({
+        larkDomain: 'https://open.example.com:8443',
+        allowPrivateLarkDomains: false,
+      });
+      expect(loadConfig({ ...prod, LARK_DOMAIN: 'http://127.0.0.1:9999', ALLOW_PRIVATE_LARK_DOMAINS: '1' })).toMatchObject({
+        larkDomain: 'http://127.0.0.1:9999',
+        allowPrivateLarkDomains: true,
+      });
+    });
   });
 });

@@ -96,6 +96,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     LARK_VERIFICATION_TOKEN: STORE_APP.verificationToken,
     ...(opts.encrypt === false ? {} : { LARK_ENCRYPT_KEY: STORE_APP.encryptKey }),
     LARK_DOMAIN: simUrl,
+    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+    ALLOW_PRIVATE_LARK_DOMAINS: '1',
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'debug',

@@ -20,6 +20,8 @@ export function storeAppEnv(db: TestDatabase, simUrl: string, encryptionKey: str
     LARK_VERIFICATION_TOKEN: STORE_APP.verificationToken,
     LARK_ENCRYPT_KEY: STORE_APP.encryptKey,
     LARK_DOMAIN: simUrl,
+    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+    ALLOW_PRIVATE_LARK_DOMAINS: '1',
     LOG_LEVEL: 'silent',
   };
 }

@@ -41,12 +41,12 @@ describe('GET /healthz and /readyz', () => {
       'the pushed app_ticket stored',
     );
     expect(stack.sim.count('/open-apis/auth/v3/app_ticket/resend')).toBe(1);
-    expect(await get('/readyz')).toEqual({ status: 503, body: { status: 'waiting_for_app_ticket', storeApp: 'configured' } });
+    expect(await get('/readyz')).toEqual({ status: 503, body: { status: 'waiting_for_app_ticket', storeApp: 'configured', pushes: 'signed' } });
 
     // A second process with a worker applies the event; the first one turns ready.
     worker = await stack.startReplica({ listen: false, worker: true });
     await waitFor(async () => (await get('/readyz')).status === 200, 10_000, 'ready');
-    expect(await get('/readyz')).toEqual({ status: 200, body: { status: 'ready', storeApp: 'configured' } });
+    expect(await get('/readyz')).toEqual({ status: 200, body: { status: 'ready', storeApp: 'configured', pushes: 'signed' } });
     const ticket = await stack.db.db.selectFrom('app_tickets').select('app_id').execute();
     expect(ticket).toEqual([{ app_id: STORE_APP.appId }]);
   });
@@ -62,7 +62,7 @@ describe('GET /healthz and /readyz', () => {
     });
     try {
       const started = Date.now();
-      expect(await get('/readyz')).toEqual({ status: 503, body: { status: 'database_unreachable', storeApp: 'configured' } });
+      expect(await get('/readyz')).toEqual({ status: 503, body: { status: 'database_unreachable', storeApp: 'configured', pushes: 'signed' } });
       expect(Date.now() - started).toBeLessThan(3_000);
       // Liveness does not depend on the database: restarting the process would not help.
       expect(await get('/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
@@ -83,9 +83,9 @@ describe('GET /healthz and /readyz', () => {
       await stack.db.db.deleteFrom('app_tickets').execute();
       const res = await app.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual({ status: 'ready', storeApp: 'not_configured' });
+      expect(res.json()).toEqual({ status: 'ready', storeApp: 'not_configured', pushes: 'not_configured' });
       // The configured app, in contrast, is back to waiting.
-      expect(await get('/readyz')).toEqual({ status: 503, body: { status: 'waiting_for_app_ticket', storeApp: 'configured' } });
+      expect(await get('/readyz')).toEqual({ status: 503, body: { status: 'waiting_for_app_ticket', storeApp: 'configured', pushes: 'signed' } });
     } finally {
       await app.close();
     }
