@@ -55,7 +55,7 @@ describe('app_ticket: missing, pushed, rejected', () => {
 
   it('startup asked for one ticket, and readiness waits for it', async () => {
     expect(stack.sim.count(AUTH_PATHS.ticketResend)).toBe(1);
-    expect(await readiness()).toEqual({ status: 503, body: { status: 'waiting_for_app_ticket', storeApp: 'configured' } });
+    expect(await readiness()).toEqual({ status: 503, body: { status: 'waiting_for_app_ticket', storeApp: 'configured', pushes: 'signed' } });
     expect(await stack.larksync.services.tickets.has(STORE_APP.appId)).toBe(false);
   });
 
