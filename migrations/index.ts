@@ -7,6 +7,7 @@ import * as seenKeyPages from './2026_11_21_1300_seen_key_pages.js';
 import * as syncRunsScheduleIndex from './2026_11_21_1400_sync_runs_schedule_index.js';
 import * as eventShards from './2026_12_02_0900_event_shards.js';
 import * as failedEventsIndex from './2026_12_06_1100_failed_events_index.js';
+import * as tokenMintLeases from './2026_12_06_1110_token_mint_leases.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_21_1400_sync_runs_schedule_index': syncRunsScheduleIndex,
   '2026_12_02_0900_event_shards': eventShards,
   '2026_12_06_1100_failed_events_index': failedEventsIndex,
+  '2026_12_06_1110_token_mint_leases': tokenMintLeases,
 };
