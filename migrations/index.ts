@@ -7,6 +7,8 @@ import * as seenKeyPages from './2026_11_21_1300_seen_key_pages.js';
 import * as syncRunsScheduleIndex from './2026_11_21_1400_sync_runs_schedule_index.js';
 import * as eventShards from './2026_12_02_0900_event_shards.js';
 import * as changeFeed from './2026_12_06_0900_change_feed.js';
+import * as failedEventsIndex from './2026_12_06_1100_failed_events_index.js';
+import * as tokenMintLeases from './2026_12_06_1110_token_mint_leases.js';
 import * as encryptionCanary from './2026_12_06_1200_encryption_canary.js';
 
 /**
@@ -22,5 +24,7 @@ export const migrations: Record<string, Migration> = {
   '2026_11_21_1400_sync_runs_schedule_index': syncRunsScheduleIndex,
   '2026_12_02_0900_event_shards': eventShards,
   '2026_12_06_0900_change_feed': changeFeed,
+  '2026_12_06_1100_failed_events_index': failedEventsIndex,
+  '2026_12_06_1110_token_mint_leases': tokenMintLeases,
   '2026_12_06_1200_encryption_canary': encryptionCanary,
 };

@@ -476,8 +476,14 @@ export class LarkSimulator {
         void larkReply(reply, 400, { code: 10003, msg: 'invalid param: app_id and app_secret are required' });
         return undefined;
       }
-      if (!a || a.appSecret !== body.app_secret) {
-        void larkReply(reply, 400, { code: 10014, msg: 'app secret invalid' });
+      // auth.md §6: 99991543 "app_id or app_secret does not exist/incorrect" for an app Lark
+      // does not know, 10015 "wrong app_secret" for a known app with the wrong (e.g. revoked) secret.
+      if (!a) {
+        void larkReply(reply, 400, { code: 99991543, msg: 'app_id or app_secret is invalid' });
+        return undefined;
+      }
+      if (a.appSecret !== body.app_secret) {
+        void larkReply(reply, 400, { code: 10015, msg: 'app secret invalid' });
         return undefined;
       }
       return a;

@@ -6,6 +6,7 @@ import type { Sealer } from '../crypto/sealer.js';
 import { AppError } from '../errors.js';
 import { LarkApiError, LarkResponseRefusedError, LarkTransportError } from '../lark/errors.js';
 import type { LarkHttp } from '../lark/http.js';
+import { lockTenantLifecycle } from '../tenants/tenant-lock.js';
 import type { TenantsService } from '../tenants/tenants.service.js';
 import type { TokenService } from '../tokens/tokens.service.js';
 import { appSecretContext } from './app-credentials.js';
@@ -41,11 +42,24 @@ export class AppsService {
       domain: this.config.larkDomain,
       secret_sealed: this.sealer.seal(store.appSecret, appSecretContext(store.appId)),
     });
+    // A start with a corrected LARK_APP_SECRET should not wait out the backoff the wrong one earned.
+    if (existing && !this.sameSecret(existing.secret_sealed, store.appId, store.appSecret)) await this.tokens.credentialsChanged(store.appId);
+  }
+
+  private sameSecret(sealed: Buffer, appId: string, secret: string): boolean {
+    try {
+      return this.sealer.open(sealed, appSecretContext(appId)) === secret;
+    } catch {
+      return false;
+    }
   }
 
   /**
    * Registers a self-built app ("bring your own app"). Its credentials are proven by minting a
-   * tenant token, which is kept; the tenant key comes from tenant/v2/tenant/query.
+   * tenant token, which is kept; the tenant key comes from tenant/v2/tenant/query. Then, in one
+   * transaction with the tenant locked: the conflict checks, the app (its secret), the tenant and
+   * the token. So a refused registration changes nothing (not even a re-registered app's secret),
+   * and of two registrations racing for one tenant the second sees the first and gets a 409.
    */
   async registerCustomApp(input: { appId: string; appSecret: string; domain?: string }): Promise<RegisteredCustomApp> {
     const domain = await this.checkDomain(input.domain ?? this.config.larkDomain);
@@ -80,26 +94,38 @@ export class AppsService {
       return { tenantKey: key, name: res.body.data?.tenant?.name ?? null };
     });
 
-    const current = await this.tenants.get(tenant.tenantKey);
-    if (current && current.app_id !== input.appId && current.status !== 'uninstalled') {
-      throw new AppError(
-        409,
-        'tenant_conflict',
-        `tenant ${tenant.tenantKey} is already served by app ${current.app_id}; uninstall it there first`,
+    const conflict = (servedBy: string) =>
+      new AppError(409, 'tenant_conflict', `tenant ${tenant.tenantKey} is already served by app ${servedBy}; uninstall it there first`);
+    await this.db.transaction().execute(async (trx) => {
+      // The lock every lifecycle transaction of this tenant takes first (installIn takes it again,
+      // which is harmless), so between the checks below and the writes after them nobody else acts.
+      await lockTenantLifecycle(trx, tenant.tenantKey);
+      const app = await trx.selectFrom('apps').select('kind').where('app_id', '=', input.appId).forUpdate().executeTakeFirst();
+      if (app && app.kind !== 'custom') throw new AppError(409, 'app_conflict', `app ${input.appId} is already registered as a store app`);
+      const current = await trx
+        .selectFrom('tenants')
+        .select(['app_id', 'status'])
+        .where('tenant_key', '=', tenant.tenantKey)
+        .forUpdate()
+        .executeTakeFirst();
+      if (current && current.app_id !== input.appId && current.status !== 'uninstalled') throw conflict(current.app_id);
+      await upsertApp(trx, {
+        app_id: input.appId,
+        kind: 'custom',
+        domain,
+        secret_sealed: this.sealer.seal(input.appSecret, appSecretContext(input.appId)),
+      });
+      const installed = await this.tenants.installIn(
+        trx,
+        { tenantKey: tenant.tenantKey, appId: input.appId, name: tenant.name },
+        null,
+        'custom_app_registered',
       );
-    }
-    await upsertApp(this.db, {
-      app_id: input.appId,
-      kind: 'custom',
-      domain,
-      secret_sealed: this.sealer.seal(input.appSecret, appSecretContext(input.appId)),
+      // Checked above under the same locks, so this should not happen; if it does, answering
+      // 201 for a tenant left as it was would be a lie, and the rollback keeps the old secret.
+      if (!installed) throw conflict(current?.app_id ?? 'another app');
+      await this.tokens.adopt({ kind: 'tenant', appId: input.appId, tenantKey: tenant.tenantKey }, token, expire, trx);
     });
-    await this.tenants.install(
-      { tenantKey: tenant.tenantKey, appId: input.appId, name: tenant.name },
-      null,
-      'custom_app_registered',
-    );
-    await this.tokens.adopt({ kind: 'tenant', appId: input.appId, tenantKey: tenant.tenantKey }, token, expire);
     return { appId: input.appId, tenantKey: tenant.tenantKey, type: 'custom' };
   }
 

@@ -1,7 +1,9 @@
 import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Database } from '../db/database.js';
+import type { FailedEventCounts } from '../metrics/metrics.js';
 import type { LarkEventRow } from './events.table.js';
+import { EVENT_ID_MIN_RETENTION_SECONDS } from './replay-window.js';
 
 export const eventContext = (eventId: string) => `lark_events.payload:${eventId}`;
 
@@ -77,15 +79,100 @@ const STORE_BATCH = {
     select event_id from inserted where (select n from jobs) >= 0`,
 };
 
-/** A failed event is retried on its own, in its tenant's queue, so it does not hold up its shard. */
-export async function enqueueRetry(db: Kysely<Database>, id: string, queueName: string, delaySeconds: number): Promise<void> {
-  await sql`select graphile_worker.add_job(
-    'handle_lark_event',
-    json_build_object('id', ${id}::text),
-    queue_name => ${queueName},
-    run_at => now() + make_interval(secs => ${delaySeconds}),
-    max_attempts => 24
-  )`.execute(db);
+/** The task of a failed event's retry job (tasks.ts). */
+export const RETRY_TASK = 'handle_lark_event';
+
+/**
+ * Attempts an event gets in all: its drain job's, then its retry jobs' (as many as are left). An
+ * event failed this often stays `failed` ("given up", counted by larksync_events_failed).
+ */
+export const EVENT_MAX_ATTEMPTS = 25;
+
+/** One retry job per event: queueing it again replaces a job not yet started instead of adding one. */
+export const retryJobKey = (id: string) => `lark-event:${id}`;
+
+/**
+ * A failed event is retried on its own, in its tenant's queue, so it does not hold up its shard.
+ * Marking it failed and queueing that retry are one statement, hence one transaction: a process
+ * killed at any instant leaves the event pending (its shard's drain reads it again) or failed
+ * with a job, never failed with nothing left to retry it. No job is queued once the event has
+ * used its attempts.
+ */
+export async function failAndScheduleRetry(
+  db: Kysely<Database>,
+  id: string,
+  error: string,
+  queueName: string,
+  delaySeconds: number,
+): Promise<void> {
+  await sql`
+    with failed as (
+      update lark_events
+         set status = 'failed', last_error = ${error}, processed_at = null, attempts = attempts + 1
+       where id = ${id}
+      returning attempts)
+    select graphile_worker.add_job(
+             ${RETRY_TASK},
+             json_build_object('id', ${id}::text),
+             queue_name => ${queueName},
+             run_at => now() + make_interval(secs => ${delaySeconds}),
+             max_attempts => (${EVENT_MAX_ATTEMPTS} - failed.attempts)::int,
+             job_key => ${retryJobKey(id)})
+      from failed
+     where failed.attempts < ${EVENT_MAX_ATTEMPTS}`.execute(db);
+}
+
+/** A retry job that can still run: waiting with attempts left, or running right now. */
+const LIVE_RETRY_JOB = (eventId: string) => `
+  exists (select 1 from graphile_worker.jobs j
+           where j.key = 'lark-event:' || ${eventId} and (j.attempts < j.max_attempts or j.locked_at is not null))`;
+
+/**
+ * Failed events with attempts left and no retry job that can still run: the minute sweep's
+ * safety net for a job deleted by hand, or a failure recorded by a version that marked and queued
+ * in two steps. Retry jobs queued before they had keys are not seen, so such an event may get a
+ * second job; handling it twice is harmless (a handled event is skipped).
+ */
+export async function orphanedFailedEvents(
+  db: Kysely<Database>,
+  limit: number,
+): Promise<Array<Pick<LarkEventRow, 'id' | 'event_type' | 'tenant_key' | 'app_id' | 'attempts'>>> {
+  const res = await sql<Pick<LarkEventRow, 'id' | 'event_type' | 'tenant_key' | 'app_id' | 'attempts'>>`
+    select e.id::text as id, e.event_type, e.tenant_key, e.app_id, e.attempts
+      from lark_events e
+     where e.status = 'failed' and e.attempts < ${EVENT_MAX_ATTEMPTS}
+       and not ${sql.raw(LIVE_RETRY_JOB('e.id'))}
+     order by e.id
+     limit ${limit}`.execute(db);
+  return res.rows;
+}
+
+/**
+ * Queues the retry of one event the sweep found orphaned, checked again in the same statement
+ * (it may have been handled, or given a job, since it was listed). Returns whether it queued.
+ */
+export async function requeueFailedEvent(db: Kysely<Database>, id: string, queueName: string): Promise<boolean> {
+  const res = await sql<{ id: string }>`
+    select (graphile_worker.add_job(
+              ${RETRY_TASK},
+              json_build_object('id', e.id::text),
+              queue_name => ${queueName},
+              max_attempts => (${EVENT_MAX_ATTEMPTS} - e.attempts)::int,
+              job_key => 'lark-event:' || e.id)).id::text as id
+      from lark_events e
+     where e.id = ${id} and e.status = 'failed' and e.attempts < ${EVENT_MAX_ATTEMPTS}
+       and not ${sql.raw(LIVE_RETRY_JOB('e.id'))}`.execute(db);
+  return res.rows.length > 0;
+}
+
+/** Failed events now: with attempts left (a job retries them) and given up. */
+export async function countFailedEvents(db: Kysely<Database>): Promise<FailedEventCounts> {
+  const res = await sql<{ retrying: string; given_up: string }>`
+    select count(*) filter (where attempts < ${EVENT_MAX_ATTEMPTS}) as retrying,
+           count(*) filter (where attempts >= ${EVENT_MAX_ATTEMPTS}) as given_up
+      from lark_events where status = 'failed'`.execute(db);
+  const row = res.rows[0];
+  return { retrying: Number(row?.retrying ?? 0), given_up: Number(row?.given_up ?? 0) };
 }
 
 /**
@@ -188,11 +275,16 @@ export async function markEvent(
     .execute();
 }
 
-/** Keeps de-duplication well past Lark's ~7 h retry horizon before forgetting an event. */
+/**
+ * Forgets handled events received more than `days` ago, but never sooner than
+ * EVENT_ID_MIN_RETENTION_SECONDS whatever `days` says: a push inside the signature window must
+ * still find its id, so that its replay is a de-duplicated no-op (replay-window.ts).
+ */
 export async function purgeEventsOlderThan(db: Kysely<Database>, days: number): Promise<number> {
+  const seconds = Number.isFinite(days) ? Math.max(days * 86_400, EVENT_ID_MIN_RETENTION_SECONDS) : EVENT_ID_MIN_RETENTION_SECONDS;
   const res = await db
     .deleteFrom('lark_events')
-    .where('received_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
+    .where('received_at', '<', sql<Date>`now() - make_interval(secs => ${seconds})`)
     .where('status', '!=', 'pending')
     .executeTakeFirst();
   return Number(res.numDeletedRows);

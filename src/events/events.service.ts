@@ -9,11 +9,14 @@ import type { ParsedPush } from './parse-push.js';
 import { GroupCommitter } from '../db/group-commit.js';
 import { IngestLog } from './ingest-log.js';
 import {
-  enqueueRetry,
+  countFailedEvents,
   eventContext,
+  failAndScheduleRetry,
   findEvent,
   markEvent,
+  orphanedFailedEvents,
   pendingEventIds,
+  requeueFailedEvent,
   sleepShard,
   storeEventBatch,
   wakeShard,
@@ -51,6 +54,15 @@ const DRAIN_LIMIT = 500;
 /** First retry of a failed event; graphile-worker's backoff spaces the later ones. */
 const RETRY_AFTER_SECONDS = 10;
 
+/** Orphaned failed events the minute sweep re-queues at most per run. */
+const REQUEUE_LIMIT = 500;
+
+/**
+ * The type label of an event metric: only types larksync handles get their own series, so a
+ * sender cannot create unbounded metric series (nor make a log line arbitrarily wide).
+ */
+const typeLabel = (eventType: string) => (Object.hasOwn(eventHandlers, eventType) ? eventType : 'other');
+
 export class EventsService {
   private readonly committer: GroupCommitter<NewStoredEvent, 'stored' | 'duplicate'>;
   private readonly ingestLog: IngestLog;
@@ -63,6 +75,7 @@ export class EventsService {
     log: Logger,
   ) {
     this.ingestLog = new IngestLog(log);
+    metrics.watchFailedEvents(() => countFailedEvents(db));
     this.committer = new GroupCommitter(async (batch) => {
       const started = performance.now();
       const outcomes = await storeEventBatch(pool, batch);
@@ -79,9 +92,7 @@ export class EventsService {
     const pushes = new Map<string, number>();
     const stored = new Map<string, number>();
     batch.forEach((e, i) => {
-      // The type label comes from the push: only types larksync handles get their own series, so a
-      // sender cannot create unbounded metric series (nor make the log line arbitrarily wide).
-      const type = Object.hasOwn(eventHandlers, e.eventType) ? e.eventType : 'other';
+      const type = typeLabel(e.eventType);
       pushes.set(type, (pushes.get(type) ?? 0) + 1);
       if (outcomes[i] === 'stored') stored.set(type, (stored.get(type) ?? 0) + 1);
     });
@@ -150,25 +161,25 @@ export class EventsService {
 
   /**
    * Events in order: a drain job's, or those listed by a batch job that an earlier version queued.
-   * One that fails is marked failed and handed to a job of its own, retried with backoff in its
-   * tenant's queue, and the rest go on. Safe to run again:
-   * events already handled are skipped.
+   * One that fails is marked failed and handed to a job of its own in the same statement, retried
+   * with backoff in its tenant's queue, and the rest go on. Safe to run again: events already
+   * handled are skipped. Anything else going wrong (the database) fails the whole job, whose
+   * retry finds the unhandled events still pending.
    */
   async processBatch(services: Services, ids: string[]): Promise<void> {
-    for (const id of ids) {
-      try {
-        await this.process(services, id);
-      } catch (err) {
-        const row = await findEvent(this.db, id);
-        if (!row) continue;
-        services.log.warn({ eventId: row.event_id, eventType: row.event_type, errMessage: (err as Error).message }, 'lark event failed: retrying it on its own');
-        await enqueueRetry(this.db, id, queueFor({ eventType: row.event_type, tenantKey: row.tenant_key, appId: row.app_id }), RETRY_AFTER_SECONDS);
-      }
-    }
+    for (const id of ids) await this.process(services, id, { scheduleRetry: true });
   }
 
-  /** The job: re-read the stored row, open it, apply it and mark it. Safe to run more than once. */
-  async process(services: Services, id: string): Promise<'processed' | 'ignored' | 'missing'> {
+  /**
+   * Re-read the stored row, open it, apply it and mark it. Safe to run more than once. A failure
+   * either schedules the event's own retry job (`scheduleRetry`, the drain path; answers
+   * 'failed') or marks it failed and throws, so that the retry job running it is retried.
+   */
+  async process(
+    services: Services,
+    id: string,
+    opts: { scheduleRetry?: boolean } = {},
+  ): Promise<'processed' | 'ignored' | 'failed' | 'missing'> {
     const row = await findEvent(this.db, id);
     if (!row) return 'missing';
     if (row.status === 'processed' || row.status === 'ignored') return row.status;
@@ -176,13 +187,31 @@ export class EventsService {
     try {
       outcome = await this.apply(services, row);
     } catch (err) {
-      await markEvent(this.db, id, 'failed', (err as Error).message.slice(0, 500));
-      this.metrics.eventsProcessed.inc({ type: row.event_type, outcome: 'failed' });
-      throw err;
+      const reason = (err as Error).message.slice(0, 500);
+      this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome: 'failed' });
+      if (!opts.scheduleRetry) {
+        await markEvent(this.db, id, 'failed', reason);
+        throw err;
+      }
+      await failAndScheduleRetry(this.db, id, reason, queueFor({ eventType: row.event_type, tenantKey: row.tenant_key, appId: row.app_id }), RETRY_AFTER_SECONDS);
+      services.log.warn({ eventId: row.event_id, eventType: typeLabel(row.event_type), errMessage: reason }, 'lark event failed: retrying it on its own');
+      return 'failed';
     }
     await markEvent(this.db, id, outcome, null);
-    this.metrics.eventsProcessed.inc({ type: row.event_type, outcome });
+    this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome });
     return outcome;
+  }
+
+  /**
+   * The minute sweep's safety net: failed events with attempts left whose retry job is gone get
+   * a new one. Returns how many were queued.
+   */
+  async requeueOrphanedFailures(): Promise<number> {
+    let queued = 0;
+    for (const e of await orphanedFailedEvents(this.db, REQUEUE_LIMIT)) {
+      if (await requeueFailedEvent(this.db, e.id, queueFor({ eventType: e.event_type, tenantKey: e.tenant_key, appId: e.app_id }))) queued += 1;
+    }
+    return queued;
   }
 
   /** Opens a stored push and runs its handler; throws what the handler throws. */

@@ -1,8 +1,13 @@
 import type { StoreAppConfig } from '../config/env.js';
 import { decryptPush, safeEqual, signPush } from '../lark/event-crypto.js';
+import { SIGNATURE_MAX_AGE_SECONDS, SIGNATURE_MAX_AHEAD_SECONDS } from './replay-window.js';
 
-/** Pushes whose signature timestamp is further than this from now are replays (pinned: 5 min). */
-export const SIGNATURE_WINDOW_SECONDS = 5 * 60;
+/**
+ * The largest unsigned body decrypted (pinned: 2 KB). Only a URL-verification challenge comes
+ * unsigned, and its ciphertext is a few hundred bytes; bigger bodies are refused unread, so an
+ * unauthenticated sender cannot make us decrypt (or parse) up to the 1 MiB body limit.
+ */
+export const UNSIGNED_BODY_LIMIT = 2048;
 
 export type PushRejection =
   | 'malformed_json'
@@ -15,13 +20,18 @@ export type PushRejection =
   | 'invalid_token'
   | 'unknown_schema'
   | 'missing_event_id'
-  | 'invalid_event_field';
+  | 'invalid_event_field'
+  | 'unverified_push'
+  /** log detail only: an unsigned body over UNSIGNED_BODY_LIMIT */
+  | 'unsigned_body_too_large';
 
 export class PushRejectedError extends Error {
   constructor(
     readonly reason: PushRejection,
     readonly statusCode: 400 | 401,
     message: string,
+    /** Why, for the log only: the answer and the metrics show `reason` (see unverifiedPush). */
+    readonly detail?: PushRejection,
   ) {
     super(message);
     this.name = 'PushRejectedError';
@@ -90,29 +100,30 @@ function storable(value: string | undefined, field: string): string | undefined 
 
 /**
  * Verifies and decodes one push (events.md §3-6): signature over the raw bytes with a timing-safe
- * compare and a ±5 min timestamp window, AES decryption, then the verification token (v1 `token`,
- * v2 `header.token`). URL-verification challenges carry no signature, so they are accepted on the
- * token alone. Nothing here logs; callers log only the rejection reason.
+ * compare and a timestamp window (replay-window.ts), AES decryption, then the verification token
+ * (v1 `token`, v2 `header.token`). With an encrypt key, a push without X-Lark-Signature can only
+ * be a URL-verification challenge (those are unsigned) and is handled by unverifiedPush. Nothing
+ * here logs; callers log the rejection reason (and detail).
  */
 export function parsePush(raw: Buffer, headers: PushHeaders, app: StoreAppConfig, nowSeconds = Date.now() / 1000): ParsedPush {
+  if (app.encryptKey && headers.signature === undefined) return unverifiedPush(raw, app.encryptKey, app);
   const outer = parseJson(raw.toString('utf8'), 'request body');
-  let body: Record<string, unknown>;
 
   if (typeof outer.encrypt === 'string') {
     if (!app.encryptKey) {
       throw reject('encrypt_key_not_configured', 400, 'push is encrypted but LARK_ENCRYPT_KEY is not set');
     }
-    const signed = headers.signature !== undefined;
-    if (signed) verifySignature(raw, headers, app.encryptKey, nowSeconds);
+    // Signed: the signature is checked before anything is decrypted, so what follows only ever
+    // tells Lark (the key's other holder) why its own push was refused.
+    verifySignature(raw, headers, app.encryptKey, nowSeconds);
     let plaintext: string;
     try {
       plaintext = decryptPush(app.encryptKey, outer.encrypt);
     } catch {
       throw reject('undecryptable', 400, 'encrypted payload could not be decrypted with LARK_ENCRYPT_KEY');
     }
-    body = parseJson(plaintext, 'decrypted payload');
+    const body = parseJson(plaintext, 'decrypted payload');
     if (body.type === 'url_verification') return challenge(body, app);
-    if (!signed) throw reject('missing_signature', 401, 'encrypted events must carry X-Lark-Signature');
     return event(body, plaintext, app);
   }
 
@@ -124,6 +135,41 @@ export function parsePush(raw: Buffer, headers: PushHeaders, app: StoreAppConfig
   return event(outer, raw.toString('utf8'), app);
 }
 
+/** The one answer to every unsigned push that is not a valid challenge (see unverifiedPush). */
+const UNVERIFIED_MESSAGE =
+  'a push without X-Lark-Signature is accepted only as a URL verification challenge encrypted with LARK_ENCRYPT_KEY and carrying LARK_VERIFICATION_TOKEN';
+
+/**
+ * An unsigned push while an encrypt key is set: only a URL-verification challenge may come this
+ * way. AES-CBC has no integrity, so telling a bad padding (undecryptable) apart from good padding
+ * and bad JSON, a wrong token or a missing signature would let anyone decrypt a captured push one
+ * byte at a time (a padding oracle). So every failure here is the same 401, with the same bytes
+ * and the same metric label; only the log line says which check failed. Bodies over
+ * UNSIGNED_BODY_LIMIT are refused before any parsing or decryption.
+ */
+function unverifiedPush(raw: Buffer, encryptKey: string, app: StoreAppConfig): ParsedPush {
+  const fail = (detail: PushRejection): never => {
+    throw new PushRejectedError('unverified_push', 401, UNVERIFIED_MESSAGE, detail);
+  };
+  if (raw.length > UNSIGNED_BODY_LIMIT) fail('unsigned_body_too_large');
+  let plaintext: string;
+  try {
+    const outer = parseJson(raw.toString('utf8'), 'request body');
+    if (typeof outer.encrypt !== 'string') return fail('not_encrypted');
+    plaintext = decryptPush(encryptKey, outer.encrypt);
+  } catch (err) {
+    return fail(err instanceof PushRejectedError ? (err.detail ?? err.reason) : 'undecryptable');
+  }
+  try {
+    const body = parseJson(plaintext, 'decrypted payload');
+    if (body.type !== 'url_verification') return fail('missing_signature');
+    return challenge(body, app);
+  } catch (err) {
+    if (!(err instanceof PushRejectedError)) throw err;
+    return fail(err.detail ?? err.reason);
+  }
+}
+
 function verifySignature(raw: Buffer, h: PushHeaders, encryptKey: string, nowSeconds: number): void {
   if (!h.timestamp || !h.nonce || !h.signature) {
     throw reject('missing_signature', 401, 'X-Lark-Request-Timestamp, X-Lark-Request-Nonce and X-Lark-Signature are all required');
@@ -131,8 +177,13 @@ function verifySignature(raw: Buffer, h: PushHeaders, encryptKey: string, nowSec
   const ts = Number(h.timestamp);
   // Seconds are assumed (events.md §5, unconfirmed); tolerate milliseconds too.
   const seconds = ts > 1e12 ? ts / 1000 : ts;
-  if (!Number.isFinite(seconds) || Math.abs(nowSeconds - seconds) > SIGNATURE_WINDOW_SECONDS) {
-    throw reject('stale_timestamp', 401, 'X-Lark-Request-Timestamp is more than 5 minutes from now');
+  const age = nowSeconds - seconds;
+  if (!Number.isFinite(seconds) || age > SIGNATURE_MAX_AGE_SECONDS || -age > SIGNATURE_MAX_AHEAD_SECONDS) {
+    throw reject(
+      'stale_timestamp',
+      401,
+      `X-Lark-Request-Timestamp must be at most ${SIGNATURE_MAX_AGE_SECONDS / 3600} hours old and at most ${SIGNATURE_MAX_AHEAD_SECONDS / 60} minutes ahead`,
+    );
   }
   const expected = signPush(h.timestamp, h.nonce, encryptKey, raw);
   if (!safeEqual(expected, h.signature.toLowerCase())) {

@@ -1,11 +1,56 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Failed events by state, as the database has them now (EventsService supplies the count). */
+export interface FailedEventCounts {
+  retrying: number;
+  given_up: number;
+}
+
+/** A scrape reuses a count this recent (and concurrent scrapes share one query): /metrics is public. */
+const FAILED_EVENTS_MAX_AGE_MS = 2_000;
 
 /** One registry per app instance, so tests can build many apps in one process. */
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'larksync_' });
+  let failedEventsSource: (() => Promise<FailedEventCounts>) | undefined;
+  let failedEventsRead: { at: number; value: Promise<FailedEventCounts> } | undefined;
+  const readFailedEvents = (): Promise<FailedEventCounts> | undefined => {
+    if (!failedEventsSource) return undefined;
+    if (!failedEventsRead || performance.now() - failedEventsRead.at > FAILED_EVENTS_MAX_AGE_MS) {
+      failedEventsRead = { at: performance.now(), value: failedEventsSource() };
+    }
+    return failedEventsRead.value;
+  };
   return {
     registry,
+    /** Where the failed-events gauge reads its counts (set once the database is known). */
+    watchFailedEvents(source: () => Promise<FailedEventCounts>): void {
+      failedEventsSource = source;
+      failedEventsRead = undefined;
+    },
+    eventsFailed: new Gauge({
+      name: 'larksync_events_failed',
+      help:
+        'Stored events whose processing failed, now: retrying (attempts left; a job or the minute sweep retries them) ' +
+        'or given_up (no attempts left; lark_events.last_error says why)',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      // Read from the database at scrape time, so every replica reports the same truth however
+      // the events failed (a counter per process would lose them with the process).
+      async collect() {
+        const read = readFailedEvents();
+        if (!read) return;
+        try {
+          const counts = await read;
+          this.set({ state: 'retrying' }, counts.retrying);
+          this.set({ state: 'given_up' }, counts.given_up);
+        } catch {
+          // Database unreachable: keep the last values rather than fail the whole scrape.
+          failedEventsRead = undefined;
+        }
+      },
+    }),
     eventsReceived: new Counter({
       name: 'larksync_events_received_total',
       help: 'Lark pushes accepted and stored, by event type',

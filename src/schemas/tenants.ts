@@ -1,15 +1,28 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { MINT_ERROR_CLASSES } from '../tokens/mint-errors.js';
 import { Nullable, StringEnum } from './common.js';
 
 export const TenantStatusEnum = StringEnum(['active', 'paused', 'uninstalled']);
 
 export const TokenHealth = Type.Object({
-  status: StringEnum(['valid', 'refresh_due', 'expired', 'missing', 'error']),
+  status: StringEnum(['valid', 'refresh_due', 'expired', 'missing', 'failing'], {
+    description:
+      '`failing`: the last mint failed; a stored token still valid (see expiresAt) is used meanwhile, and mints back off',
+  }),
   expiresAt: Nullable(Type.String({ format: 'date-time' })),
   refreshAt: Nullable(Type.String({ format: 'date-time' })),
   mintedAt: Nullable(Type.String({ format: 'date-time' })),
   mintCount: Type.Integer(),
-  lastError: Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String({ format: 'date-time' }) })),
+  failures: Type.Integer({ minimum: 0, description: 'Mints failed in a row (0 after a success)' }),
+  nextAttemptAt: Nullable(Type.String({ format: 'date-time', description: 'While backing off: no mint before this' })),
+  lastError: Nullable(
+    Type.Object({
+      code: Type.String({ description: "Lark's code, or larksync's own (app_ticket_missing, transport_error, ...)" }),
+      class: StringEnum([...MINT_ERROR_CLASSES], { description: 'What kind of failure: what to fix' }),
+      message: Type.String(),
+      at: Type.String({ format: 'date-time' }),
+    }),
+  ),
 }, { description: 'Health of the tenant access token; the token itself is never shown' });
 
 export const TenantSummary = Type.Object({
@@ -37,7 +50,12 @@ export const TenantDetail = Type.Object({
   uninstalledAt: Nullable(Type.String({ format: 'date-time' })),
   token: TokenHealth,
   lifecycle: Type.Array(
-    Type.Object({ action: Type.String(), at: Type.String({ format: 'date-time' }), eventId: Nullable(Type.String()) }),
+    Type.Object({
+      action: Type.String(),
+      at: Type.String({ format: 'date-time' }),
+      eventId: Nullable(Type.String()),
+      appId: Nullable(Type.String({ description: 'The app whose push (or registration) this was' })),
+    }),
     { description: 'Most recent lifecycle changes, newest first' },
   ),
 }, { description: 'The tenant' });

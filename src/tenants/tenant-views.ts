@@ -33,6 +33,11 @@ export function toTenantDetail(
     statusChangedAt: row.status_changed_at.toISOString(),
     uninstalledAt: row.uninstalled_at ? row.uninstalled_at.toISOString() : null,
     token,
-    lifecycle: audit.map((a) => ({ action: a.action, at: a.created_at.toISOString(), eventId: a.event_id })),
+    lifecycle: audit.map((a) => ({
+      action: a.action,
+      at: a.created_at.toISOString(),
+      eventId: a.event_id,
+      appId: typeof a.detail.appId === 'string' ? a.detail.appId : null,
+    })),
   };
 }

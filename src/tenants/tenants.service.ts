@@ -1,12 +1,23 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { TenantAuditRow, TenantRow, TenantStatus } from './tenants.table.js';
+import { lockTenantLifecycle } from './tenant-lock.js';
 
 export type LifecycleAction = 'installed' | 'reinstalled' | 'paused' | 'resumed' | 'uninstalled' | 'custom_app_registered';
 
 const STALE_ACTION = 'ignored_stale_event';
-const INSTALL_ACTIONS = ['installed', 'reinstalled', 'custom_app_registered', STALE_ACTION] as const;
-const STATUS_ACTIONS = ['paused', 'resumed', 'ignored_status_change', STALE_ACTION] as const;
+/** A lifecycle push of one app for a tenant another app serves: recorded, not applied. */
+const OTHER_APP_ACTION = 'ignored_other_app';
+const INSTALL_ACTIONS = ['installed', 'reinstalled', 'custom_app_registered', STALE_ACTION, OTHER_APP_ACTION] as const;
+const STATUS_ACTIONS = ['paused', 'resumed', 'ignored_status_change', STALE_ACTION, OTHER_APP_ACTION] as const;
+const UNINSTALL_ACTIONS = ['uninstalled', STALE_ACTION, OTHER_APP_ACTION] as const;
+
+/** What a lifecycle transaction reads of the tenant, locked. */
+interface LockedTenant {
+  app_id: string;
+  status: TenantStatus;
+  status_event_at: Date | null;
+}
 
 export interface InstallFacts {
   tenantKey: string;
@@ -18,8 +29,12 @@ export interface InstallFacts {
 }
 
 /**
- * Tenant lifecycle. Every change writes an audit row in the same transaction; an event's change
- * is keyed by (event_id, action), so a job that runs twice applies it once.
+ * Tenant lifecycle. Every change writes an audit row in the same transaction, naming the app that
+ * acted; an event's change is keyed by (event_id, action), so a job that runs twice applies it
+ * once. A tenant is served by one app at a time: a lifecycle push of another app for a tenant it
+ * does not serve (the store app's app_open or app_uninstalled for a company that registered its
+ * own custom app) is recorded as `ignored_other_app` and changes nothing. An uninstalled tenant
+ * is served by nobody, so either kind of app may install it again.
  */
 export class TenantsService {
   constructor(private readonly db: Kysely<Database>) {}
@@ -52,55 +67,71 @@ export class TenantsService {
     action: 'installed' | 'custom_app_registered' = 'installed',
     pushedAt: Date = new Date(),
   ): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      const existing = await trx
-        .selectFrom('tenants')
-        .select(['status', 'status_event_at'])
-        .where('tenant_key', '=', facts.tenantKey)
-        .forUpdate()
-        .executeTakeFirst();
-      // The action depends on the state the first run found; a re-run (a job retried after a
-      // crash between this commit and marking the event done) sees that run's own result
-      // ('reinstalled' leaves the tenant active), so dedupe on the event, not on (event, action).
-      if (eventId && (await this.eventApplied(trx, eventId, INSTALL_ACTIONS))) return false;
-      if (await this.isStale(trx, facts.tenantKey, existing?.status_event_at, pushedAt, eventId)) return false;
-      const recorded = existing?.status === 'uninstalled' && action === 'installed' ? 'reinstalled' : action;
-      if (!(await this.writeAudit(trx, facts.tenantKey, recorded, eventId, { appId: facts.appId }))) return false;
-      const applicants = JSON.stringify(facts.applicants ?? []);
-      await trx
-        .insertInto('tenants')
-        .values({
-          tenant_key: facts.tenantKey,
+    return this.db.transaction().execute((trx) => this.installIn(trx, facts, eventId, action, pushedAt));
+  }
+
+  /**
+   * install() inside the caller's transaction (a custom app's registration stores the app, the
+   * tenant and its token in one). Returns false when nothing changed: a repeated event, a stale
+   * one, or a tenant another app serves.
+   */
+  async installIn(
+    trx: Transaction<Database>,
+    facts: InstallFacts,
+    eventId: string | null,
+    action: 'installed' | 'custom_app_registered',
+    pushedAt: Date = new Date(),
+  ): Promise<boolean> {
+    const existing = await this.lockTenant(trx, facts.tenantKey);
+    // The action depends on the state the first run found; a re-run (a job retried after a
+    // crash between this commit and marking the event done) sees that run's own result
+    // ('reinstalled' leaves the tenant active), so dedupe on the event, not on (event, action).
+    if (eventId && (await this.eventApplied(trx, eventId, INSTALL_ACTIONS))) return false;
+    if (await this.servedByOther(trx, facts.tenantKey, existing, facts.appId, eventId)) return false;
+    if (action === 'custom_app_registered') {
+      // An operator registering an app acts now, after every push recorded so far; judged
+      // against a push time from Lark's clock (which may run ahead of ours) it could look
+      // stale and leave the tenant as it was while the API answered 201.
+      if (existing?.status_event_at && existing.status_event_at > pushedAt) pushedAt = existing.status_event_at;
+    } else if (await this.isStale(trx, facts.tenantKey, existing?.status_event_at, pushedAt, eventId, facts.appId)) {
+      return false;
+    }
+    const recorded = existing?.status === 'uninstalled' && action === 'installed' ? 'reinstalled' : action;
+    if (!(await this.writeAudit(trx, facts.tenantKey, recorded, eventId, { appId: facts.appId }))) return false;
+    const applicants = JSON.stringify(facts.applicants ?? []);
+    await trx
+      .insertInto('tenants')
+      .values({
+        tenant_key: facts.tenantKey,
+        app_id: facts.appId,
+        status: 'active',
+        status_reason: recorded,
+        name: facts.name ?? null,
+        installer_open_id: facts.installerOpenId ?? null,
+        installer_employee_open_id: facts.installerEmployeeOpenId ?? null,
+        applicants,
+        status_event_at: pushedAt,
+      })
+      .onConflict((oc) =>
+        oc.column('tenant_key').doUpdateSet({
           app_id: facts.appId,
           status: 'active',
           status_reason: recorded,
-          name: facts.name ?? null,
-          installer_open_id: facts.installerOpenId ?? null,
-          installer_employee_open_id: facts.installerEmployeeOpenId ?? null,
-          applicants,
+          name: (eb) => eb.fn.coalesce(eb.ref('excluded.name'), eb.ref('tenants.name')),
+          installer_open_id: (eb) => eb.fn.coalesce(eb.ref('excluded.installer_open_id'), eb.ref('tenants.installer_open_id')),
+          installer_employee_open_id: (eb) =>
+            eb.fn.coalesce(eb.ref('excluded.installer_employee_open_id'), eb.ref('tenants.installer_employee_open_id')),
+          applicants: (eb) => eb.ref('excluded.applicants'),
+          // A reinstall is a new installation; a repeated app_open of an active tenant is not.
+          installed_at: existing?.status === 'uninstalled' ? sql<Date>`now()` : sql<Date>`tenants.installed_at`,
+          status_changed_at: sql<Date>`now()`,
           status_event_at: pushedAt,
-        })
-        .onConflict((oc) =>
-          oc.column('tenant_key').doUpdateSet({
-            app_id: facts.appId,
-            status: 'active',
-            status_reason: recorded,
-            name: (eb) => eb.fn.coalesce(eb.ref('excluded.name'), eb.ref('tenants.name')),
-            installer_open_id: (eb) => eb.fn.coalesce(eb.ref('excluded.installer_open_id'), eb.ref('tenants.installer_open_id')),
-            installer_employee_open_id: (eb) =>
-              eb.fn.coalesce(eb.ref('excluded.installer_employee_open_id'), eb.ref('tenants.installer_employee_open_id')),
-            applicants: (eb) => eb.ref('excluded.applicants'),
-            // A reinstall is a new installation; a repeated app_open of an active tenant is not.
-            installed_at: existing?.status === 'uninstalled' ? sql<Date>`now()` : sql<Date>`tenants.installed_at`,
-            status_changed_at: sql<Date>`now()`,
-            status_event_at: pushedAt,
-            uninstalled_at: null,
-            updated_at: sql<Date>`now()`,
-          }),
-        )
-        .execute();
-      return true;
-    });
+          uninstalled_at: null,
+          updated_at: sql<Date>`now()`,
+        }),
+      )
+      .execute();
+    return true;
   }
 
   /**
@@ -117,22 +148,18 @@ export class TenantsService {
   ): Promise<boolean> {
     const target: TenantStatus = larkStatus === 'start_by_tenant' ? 'active' : 'paused';
     return this.db.transaction().execute(async (trx) => {
-      const existing = await trx
-        .selectFrom('tenants')
-        .select(['status', 'status_event_at'])
-        .where('tenant_key', '=', tenantKey)
-        .forUpdate()
-        .executeTakeFirst();
+      const existing = await this.lockTenant(trx, tenantKey);
       // As in install(): a re-run must not record a second, different outcome for the same event.
       if (eventId && (await this.eventApplied(trx, eventId, STATUS_ACTIONS))) return false;
-      if (await this.isStale(trx, tenantKey, existing?.status_event_at, pushedAt, eventId)) return false;
+      if (await this.servedByOther(trx, tenantKey, existing, appId, eventId)) return false;
+      if (await this.isStale(trx, tenantKey, existing?.status_event_at, pushedAt, eventId, appId)) return false;
       if (existing?.status === 'uninstalled') {
         // Lark sends no status change after an uninstall; a late one must not revive the tenant.
-        await this.writeAudit(trx, tenantKey, 'ignored_status_change', eventId, { larkStatus });
+        await this.writeAudit(trx, tenantKey, 'ignored_status_change', eventId, { appId, larkStatus });
         return false;
       }
       const action = target === 'active' ? 'resumed' : 'paused';
-      if (!(await this.writeAudit(trx, tenantKey, action, eventId, { larkStatus, operator: operator ?? null }))) return false;
+      if (!(await this.writeAudit(trx, tenantKey, action, eventId, { appId, larkStatus, operator: operator ?? null }))) return false;
       await trx
         .insertInto('tenants')
         .values({ tenant_key: tenantKey, app_id: appId, status: target, status_reason: larkStatus, status_event_at: pushedAt })
@@ -150,18 +177,17 @@ export class TenantsService {
     });
   }
 
-  /** app_uninstalled: the tenant stays readable, marked uninstalled. Tokens are purged by the caller. */
+  /**
+   * app_uninstalled: the tenant stays readable, marked uninstalled, and this app's tokens for it
+   * are deleted (the caller purges again, after a mint that was in flight).
+   */
   async uninstall(tenantKey: string, appId: string, eventId: string | null, pushedAt: Date = new Date()): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const existing = await trx
-        .selectFrom('tenants')
-        .select(['status_event_at'])
-        .where('tenant_key', '=', tenantKey)
-        .forUpdate()
-        .executeTakeFirst();
-      if (eventId && (await this.eventApplied(trx, eventId, ['uninstalled', STALE_ACTION]))) return false;
-      if (await this.isStale(trx, tenantKey, existing?.status_event_at, pushedAt, eventId)) return false;
-      if (!(await this.writeAudit(trx, tenantKey, 'uninstalled', eventId, {}))) return false;
+      const existing = await this.lockTenant(trx, tenantKey);
+      if (eventId && (await this.eventApplied(trx, eventId, UNINSTALL_ACTIONS))) return false;
+      if (await this.servedByOther(trx, tenantKey, existing, appId, eventId)) return false;
+      if (await this.isStale(trx, tenantKey, existing?.status_event_at, pushedAt, eventId, appId)) return false;
+      if (!(await this.writeAudit(trx, tenantKey, 'uninstalled', eventId, { appId }))) return false;
       await trx
         .insertInto('tenants')
         .values({
@@ -184,9 +210,44 @@ export class TenantsService {
         )
         .execute();
       // In the same transaction, so no reader ever sees an uninstalled tenant with a live token.
-      await trx.deleteFrom('access_tokens').where('kind', '=', 'tenant').where('tenant_key', '=', tenantKey).execute();
+      // Only this app's: another app's token for the tenant is not this app's to revoke.
+      await trx
+        .deleteFrom('access_tokens')
+        .where('kind', '=', 'tenant')
+        .where('tenant_key', '=', tenantKey)
+        .where('app_id', '=', appId)
+        .execute();
       return true;
     });
+  }
+
+  /**
+   * Serialises lifecycle transactions of one tenant, then reads it locked. The row lock alone
+   * does not do when there is no row yet: two transactions (say an app_open's retry and an
+   * app_uninstalled, which run in different jobs) would both find nothing, both pass isStale,
+   * and the later upsert would win whatever its push time.
+   */
+  private async lockTenant(trx: Transaction<Database>, tenantKey: string): Promise<LockedTenant | undefined> {
+    await lockTenantLifecycle(trx, tenantKey);
+    return trx
+      .selectFrom('tenants')
+      .select(['app_id', 'status', 'status_event_at'])
+      .where('tenant_key', '=', tenantKey)
+      .forUpdate()
+      .executeTakeFirst();
+  }
+
+  /** True (and recorded) when another app serves this tenant, so `appId`'s push must not touch it. */
+  private async servedByOther(
+    trx: Transaction<Database>,
+    tenantKey: string,
+    existing: LockedTenant | undefined,
+    appId: string,
+    eventId: string | null,
+  ): Promise<boolean> {
+    if (!existing || existing.app_id === appId || existing.status === 'uninstalled') return false;
+    await this.writeAudit(trx, tenantKey, OTHER_APP_ACTION, eventId, { appId, servedBy: existing.app_id });
+    return true;
   }
 
   /**
@@ -200,9 +261,11 @@ export class TenantsService {
     statusEventAt: Date | null | undefined,
     pushedAt: Date,
     eventId: string | null,
+    appId: string,
   ): Promise<boolean> {
     if (!statusEventAt || statusEventAt.getTime() <= pushedAt.getTime()) return false;
     await this.writeAudit(trx, tenantKey, STALE_ACTION, eventId, {
+      appId,
       pushedAt: pushedAt.toISOString(),
       statusSetBy: statusEventAt.toISOString(),
     });

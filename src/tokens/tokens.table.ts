@@ -16,6 +16,16 @@ export interface AccessTokensTable {
   last_error_code: string | null;
   last_error_message: string | null;
   last_error_at: Date | null;
+  /** MintErrorClass of the last failure (mint-errors.ts) */
+  last_error_class: string | null;
+  /** the claim of the mint in progress, if any (a random id per claim) */
+  mint_lease: string | null;
+  /** when that claim lapses, so a process that died mid-mint blocks nobody for longer */
+  minting_until: Date | null;
+  /** mints failed in a row; 0 after a success */
+  failures: Generated<number>;
+  /** no mint before this (exponential backoff after repeated failures) */
+  next_attempt_at: Date | null;
 }
 export type AccessTokenRow = Selectable<AccessTokensTable>;
 

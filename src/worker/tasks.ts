@@ -18,7 +18,7 @@ export const FULL_PASS_PERIODS: Partial<Record<SyncModuleName, number>> = Object
   Object.values(SYNC_MODULES).flatMap((m) => (m.fullPassEveryHours ? [[m.name, m.fullPassEveryHours]] : [])),
 );
 
-/** Days to keep processed events: far beyond Lark's ~7 h redelivery window. */
+/** Days to keep handled events: far beyond the replay window (purgeEventsOlderThan never goes below it). */
 export const EVENT_RETENTION_DAYS = 7;
 
 function eventIdOf(payload: unknown): string {
@@ -65,6 +65,8 @@ export function createTaskList(services: Services): TaskList {
     wake_stalled_event_shards: async () => {
       const shards = await wakeStalledShards(services.db, STALLED_EVENT_SECONDS);
       if (shards.length > 0) services.log.info({ shards }, 'lark events pending for over a minute: drain jobs queued for their shards');
+      const requeued = await services.events.requeueOrphanedFailures();
+      if (requeued > 0) services.log.warn({ requeued }, 'failed lark events with attempts left had no retry job: queued one each');
     },
     // A single event: retries of a failed one, and jobs queued by earlier versions.
     handle_lark_event: async (payload) => {

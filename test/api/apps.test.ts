@@ -1,3 +1,5 @@
+import pg from 'pg';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
@@ -115,13 +117,16 @@ describe('POST /api/v1/apps (custom app registration)', () => {
     stack.sim.resetCounts();
     const wrong = `${app.appSecret}-wrong`;
     const message = await expectError(await register({ appId: app.appId, appSecret: wrong }), 400, 'invalid_app_credentials');
-    expect(message).toContain('10014');
+    // auth.md §6: 10015 wrong app_secret; 99991543 an app_id (or secret) Lark does not know.
+    expect(message).toContain('10015');
     expect(message).not.toContain(wrong);
     // Lark's code, never its text: a custom domain answers whatever it likes.
     expect(message).not.toMatch(/app secret|invalid/i);
-    await expectError(await register({ appId: 'cli_nobody_knows', appSecret: 'whatever-secret' }), 400, 'invalid_app_credentials');
+    const unknown = await expectError(await register({ appId: 'cli_nobody_knows', appSecret: 'whatever-secret' }), 400, 'invalid_app_credentials');
+    expect(unknown).toContain('99991543');
 
-    expect(stack.sim.count(AUTH_PATHS.tenantAccessTokenInternal, 10014)).toBe(2);
+    expect(stack.sim.count(AUTH_PATHS.tenantAccessTokenInternal, 10015)).toBe(1);
+    expect(stack.sim.count(AUTH_PATHS.tenantAccessTokenInternal, 99991543)).toBe(1);
     expect(stack.sim.count(AUTH_PATHS.tenantQuery)).toBe(0);
     expect(await appRows(app.appId)).toEqual([]);
     expect(await appRows('cli_nobody_knows')).toEqual([]);
@@ -177,5 +182,54 @@ describe('POST /api/v1/apps (custom app registration)', () => {
     expect(message).toContain(STORE_APP.appId);
     expect(await appRows(app.appId)).toEqual([]);
     expect((await tenantRows('tenant-shared'))[0]?.app_id).toBe(STORE_APP.appId);
+  });
+
+  it('is atomic: of two registrations racing for one tenant, one gets 201 and the other 409, and only the winner is stored', async () => {
+    const a = addCustomApp(8, { tenantKey: 'tenant-race' });
+    const b = addCustomApp(9, { tenantKey: 'tenant-race' });
+    // Both have passed Lark's checks; the test holds their writes until both are inside.
+    const holder = new pg.Client({ connectionString: stack.db.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table apps in share mode');
+      const calls = [register({ appId: a.appId, appSecret: a.appSecret }), register({ appId: b.appId, appSecret: b.appSecret })];
+      await waitFor(async () => {
+        const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+                                             where datname = current_database() and wait_event_type = 'Lock'`.execute(stack.db.db);
+        return r.rows[0]!.n >= 2;
+      }, 10_000, 'both registrations inside');
+      await holder.query('commit');
+      const answers = await Promise.all(
+        (await Promise.all(calls)).map(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, unknown> })),
+      );
+      expect(answers.map((x) => x.status).sort()).toEqual([201, 409]);
+      const winner = answers.find((x) => x.status === 201)!.body.appId as string;
+      const loser = winner === a.appId ? b : a;
+      expect(answers.find((x) => x.status === 409)!.body).toEqual({
+        error: { code: 'tenant_conflict', message: expect.stringContaining(winner) },
+      });
+      expect((await tenantRows('tenant-race'))[0]).toMatchObject({ app_id: winner, status: 'active' });
+      // The refused registration left nothing behind: no app row, no secret, no token.
+      expect(await appRows(loser.appId)).toEqual([]);
+      const tokens = await stack.db.db.selectFrom('access_tokens').select('app_id').where('tenant_key', '=', 'tenant-race').execute();
+      expect(tokens).toEqual([{ app_id: winner }]);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('registers over an uninstalled tenant even when Lark`s clock (its last push time) runs ahead of ours', async () => {
+    const key = 'tenant-skewed';
+    const ahead = Date.now() + 10 * 60_000;
+    const tenants = stack.larksync.services.tenants;
+    await tenants.install({ tenantKey: key, appId: STORE_APP.appId }, 'ev-skew-open', 'installed', new Date(ahead));
+    await tenants.uninstall(key, STORE_APP.appId, 'ev-skew-gone', new Date(ahead + 1_000));
+    const app = addCustomApp(10, { tenantKey: key });
+
+    const res = await register({ appId: app.appId, appSecret: app.appSecret });
+    expect(res.status).toBe(201);
+    // A 201 means the tenant is now served by the app, not left as it was.
+    expect((await tenantRows(key))[0]).toMatchObject({ app_id: app.appId, status: 'active', status_reason: 'custom_app_registered' });
   });
 });

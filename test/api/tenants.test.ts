@@ -15,7 +15,16 @@ interface TenantJson {
   installedAt: string;
   statusChangedAt: string;
   uninstalledAt: string | null;
-  token: { status: string; expiresAt: string | null; refreshAt: string | null; mintedAt: string | null; mintCount: number; lastError: unknown };
+  token: {
+    status: string;
+    expiresAt: string | null;
+    refreshAt: string | null;
+    mintedAt: string | null;
+    mintCount: number;
+    failures: number;
+    nextAttemptAt: string | null;
+    lastError: unknown;
+  };
   lifecycle: Array<{ action: string; at: string; eventId: string | null }>;
 }
 interface ListJson {
@@ -75,9 +84,11 @@ describe('GET /api/v1/tenants and /api/v1/tenants/{tenantKey}', () => {
         refreshAt: expect.stringMatching(ISO),
         mintedAt: expect.stringMatching(ISO),
         mintCount: 1,
+        failures: 0,
+        nextAttemptAt: null,
         lastError: null,
       },
-      lifecycle: [{ action: 'installed', at: expect.stringMatching(ISO), eventId: push.uuid }],
+      lifecycle: [{ action: 'installed', at: expect.stringMatching(ISO), eventId: push.uuid, appId: STORE_APP.appId }],
     });
     // Lark issues 2 h tokens; we refresh 25 min before expiry.
     const lifetime = Date.parse(t.token.expiresAt ?? '') - Date.parse(t.token.mintedAt ?? '');
@@ -116,6 +127,42 @@ describe('GET /api/v1/tenants and /api/v1/tenants/{tenantKey}', () => {
     expect(gone.lifecycle.map((l) => l.action)).toEqual(['uninstalled', 'paused', 'installed']);
     const row = await stack.db.db.selectFrom('tenants').selectAll().where('tenant_key', '=', 'tenant-life').executeTakeFirstOrThrow();
     expect(row.status).toBe('uninstalled');
+  });
+
+  it('shows a token whose refresh keeps failing as failing, with the error class and the backoff, still never the token', async () => {
+    await stack.sim.appOpen(STORE_APP.appId, 'tenant-failing');
+    await tenantWhere('tenant-failing', (b) => b.token.status === 'valid', 'installed');
+    const stored = stack.sim.validTenantTokens(STORE_APP.appId, 'tenant-failing');
+    // Lark stops minting for this tenant (10013), and the token is past its refresh point.
+    stack.sim.injectFault({ path: '/open-apis/auth/v3/tenant_access_token', status: 400, code: 10013, msg: 'get tenant access token fail', count: 10 });
+    await stack.db.db
+      .updateTable('access_tokens')
+      .set({ refresh_at: new Date(Date.now() - 1_000) })
+      .where('kind', '=', 'tenant')
+      .where('tenant_key', '=', 'tenant-failing')
+      .execute();
+    const tokens = stack.larksync.services.tokens;
+    // Both calls get the stored token (still valid for hours) although the refresh failed twice.
+    expect([await tokens.getTenantAccessToken('tenant-failing'), await tokens.getTenantAccessToken('tenant-failing')]).toEqual([stored[0], stored[0]]);
+
+    const { text, body } = await getTenant('tenant-failing');
+    expect(body.token).toEqual({
+      status: 'failing',
+      expiresAt: expect.stringMatching(ISO),
+      refreshAt: expect.stringMatching(ISO),
+      mintedAt: expect.stringMatching(ISO),
+      mintCount: 1,
+      failures: 2,
+      nextAttemptAt: expect.stringMatching(ISO),
+      lastError: {
+        code: '10013',
+        class: 'app_not_available',
+        message: expect.stringContaining('10013'),
+        at: expect.stringMatching(ISO),
+      },
+    });
+    for (const value of stack.sim.validTenantTokens(STORE_APP.appId, 'tenant-failing')) expect(text).not.toContain(value);
+    stack.sim.clearFaults();
   });
 
   it('answers 404 tenant_not_found for a tenant it never saw', async () => {

@@ -158,7 +158,7 @@ describe('store app lifecycle', () => {
     expect(t.status).toBe(200);
     expect(t.body).toMatchObject({ status: 'uninstalled', token: { status: 'missing' } });
     expect(t.body.uninstalledAt).not.toBeNull();
-    expect(t.body.lifecycle[0]).toEqual({ action: 'uninstalled', eventId: push.uuid, at: expect.any(String) });
+    expect(t.body.lifecycle[0]).toEqual({ action: 'uninstalled', eventId: push.uuid, appId, at: expect.any(String) });
     // Asking for a token now is refused rather than minting one for a tenant that left.
     await expect(stack.larksync.services.tokens.getTenantAccessToken('t-life')).rejects.toMatchObject({ code: 'tenant_not_active' });
   });

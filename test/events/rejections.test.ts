@@ -18,6 +18,7 @@ import {
 } from '../helpers/events-helpers.js';
 
 const ticketEvent = (ticket = `tkt-${newId()}`) => ({ app_id: STORE_APP.appId, app_ticket: ticket, type: 'app_ticket' });
+const challengeText = (token: string, challenge = 'ch-unsigned') => JSON.stringify({ challenge, token, type: 'url_verification' });
 const nowSeconds = () => Date.now() / 1000;
 
 function expectError(res: PostResult, status: number, code: string) {
@@ -72,12 +73,12 @@ describe('pushes to an endpoint with an encrypt key', () => {
     expect(await eventsWithoutJob(stack.db)).toEqual([]);
   });
 
-  describe('timestamp window of 5 minutes, both directions', () => {
-    // Rounded so that whole-second headers never drift past 299 s (or below 301 s) on the way.
+  describe('timestamp window: up to 8 hours in the past (Lark retries late), 5 minutes ahead', () => {
+    // Rounded so that whole-second headers never drift across a bound on the way.
     const cases = [
-      { name: '4:59 in the past', ts: () => Math.ceil(nowSeconds()) - 299, ok: true },
+      { name: '7:59:50 in the past', ts: () => Math.ceil(nowSeconds()) - (8 * 3600 - 10), ok: true },
       { name: '4:59 in the future', ts: () => Math.floor(nowSeconds()) + 299, ok: true },
-      { name: '5:01 in the past', ts: () => Math.floor(nowSeconds()) - 301, ok: false },
+      { name: '8:00:10 in the past', ts: () => Math.floor(nowSeconds()) - (8 * 3600 + 10), ok: false },
       { name: '5:01 in the future', ts: () => Math.ceil(nowSeconds()) + 301, ok: false },
       { name: 'a day in the past', ts: () => Math.floor(nowSeconds()) - 86_400, ok: false },
     ];
@@ -89,16 +90,17 @@ describe('pushes to an endpoint with an encrypt key', () => {
           expect(res.status).toBe(200);
           expect((await eventCounts(stack.db)).events).toBe(before.events + 1);
         } else {
-          await rejected(wire, 401, 'stale_timestamp');
+          const res = await rejected(wire, 401, 'stale_timestamp');
+          expect((res.json as { error: { message: string } }).error.message).toContain('8 hours');
         }
       });
     }
 
     it('accepts a millisecond timestamp inside the window and rejects one outside it', async () => {
-      const ok = encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(Date.now() - 60_000) });
+      const ok = encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(Date.now() - 7 * 3600_000) });
       expect((await postRaw(stack.eventsUrl, ok)).status).toBe(200);
       before = { ...(await eventCounts(stack.db)), maxJob: await maxJobId(stack.db) };
-      await rejected(encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(Date.now() - 10 * 60_000) }), 401, 'stale_timestamp');
+      await rejected(encryptedWire(JSON.stringify(v1Body(ticketEvent())), { timestamp: String(Date.now() + 10 * 60_000) }), 401, 'stale_timestamp');
     });
 
     it('rejects a timestamp that is not a number', async () => {
@@ -142,12 +144,12 @@ describe('pushes to an endpoint with an encrypt key', () => {
     }
   });
 
-  it('rejects an encrypted event without any signature headers (401 missing_signature)', async () => {
+  it('rejects an encrypted event without any signature headers (401 unverified_push)', async () => {
     const { body } = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
-    await rejected({ body, headers: { 'content-type': 'application/json' } }, 401, 'missing_signature');
+    await rejected({ body, headers: { 'content-type': 'application/json' } }, 401, 'unverified_push');
   });
 
-  it('rejects a signature without its timestamp or nonce (401 missing_signature)', async () => {
+  it('rejects a signature without its timestamp or nonce (401 missing_signature), before decrypting', async () => {
     const wire = encryptedWire(JSON.stringify(v1Body(ticketEvent())));
     const { 'x-lark-request-timestamp': _ts, ...noTimestamp } = wire.headers;
     const { 'x-lark-request-nonce': _nonce, ...noNonce } = wire.headers;
@@ -213,9 +215,72 @@ describe('pushes to an endpoint with an encrypt key', () => {
   });
 
   it('rejects a plaintext event when an encrypt key is configured', async () => {
-    await rejected(plainWire(JSON.stringify(v1Body(ticketEvent()))), 400, 'not_encrypted');
-    // Even with a valid signature over the plaintext bytes.
+    // Unsigned, it is one more push that is not a signed event: the one 401.
+    await rejected(plainWire(JSON.stringify(v1Body(ticketEvent()))), 401, 'unverified_push');
+    // With a valid signature over the plaintext bytes, it is told what is wrong.
     await rejected(signedWire(JSON.stringify(v1Body(ticketEvent()))), 400, 'not_encrypted');
+  });
+
+  describe('a push without X-Lark-Signature (no padding oracle)', () => {
+    const wrongKeyIv = Buffer.alloc(16, 7);
+    /** Each fails a different check; each must get the very same answer. */
+    const unsignedCases = (): Array<{ name: string; detail: string; body: string }> => [
+      { name: 'bad padding (another key)', detail: 'undecryptable', body: JSON.stringify({ encrypt: encryptPush('some-other-key', challengeText('vtok-x'), wrongKeyIv) }) },
+      { name: 'not base64 at all', detail: 'undecryptable', body: JSON.stringify({ encrypt: '%%% not base64 %%%' }) },
+      { name: 'good padding, not JSON', detail: 'malformed_json', body: JSON.stringify({ encrypt: encryptPush(STORE_APP.encryptKey, 'this is not json') }) },
+      { name: 'good padding, wrong token', detail: 'invalid_token', body: JSON.stringify({ encrypt: encryptPush(STORE_APP.encryptKey, challengeText('vtok-wrong')) }) },
+      { name: 'good padding, an event', detail: 'missing_signature', body: JSON.stringify({ encrypt: encryptPush(STORE_APP.encryptKey, JSON.stringify(v1Body(ticketEvent()))) }) },
+      { name: 'good padding, a challenge without a value', detail: 'unknown_schema', body: JSON.stringify({ encrypt: encryptPush(STORE_APP.encryptKey, JSON.stringify({ token: STORE_APP.verificationToken, type: 'url_verification' })) }) },
+      { name: 'a plaintext challenge', detail: 'not_encrypted', body: challengeText(STORE_APP.verificationToken) },
+      { name: 'not JSON', detail: 'malformed_json', body: '{"encrypt": ' },
+      {
+        name: 'a valid challenge over 2 KB',
+        detail: 'unsigned_body_too_large',
+        body: JSON.stringify({ encrypt: encryptPush(STORE_APP.encryptKey, challengeText(STORE_APP.verificationToken, 'c'.repeat(2048))) }),
+      },
+    ];
+    const rejectedCount = async (): Promise<Record<string, number>> => {
+      const text = await (await fetch(`${stack.larksync.url}/metrics`)).text();
+      const out: Record<string, number> = {};
+      for (const m of text.matchAll(/^larksync_events_rejected_total\{reason="([^"]+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+      return out;
+    };
+
+    it('answers every failure with one identical 401, counted under one reason; only the log says which check failed', async () => {
+      const metricsBefore = await rejectedCount();
+      const logsBefore = stack.logs.length;
+      const cases = unsignedCases();
+      const answers = new Set<string>();
+      for (const c of cases) {
+        const res = await fetch(stack.eventsUrl, { method: 'POST', body: c.body, headers: { 'content-type': 'application/json' } });
+        const text = await res.text();
+        answers.add(JSON.stringify({ status: res.status, type: res.headers.get('content-type'), length: res.headers.get('content-length'), text }));
+        expect({ case: c.name, status: res.status }).toEqual({ case: c.name, status: 401 });
+        expectError({ status: res.status, text, json: JSON.parse(text), ms: 0 }, 401, 'unverified_push');
+        await expectNothingStored();
+      }
+      expect(answers.size).toBe(1);
+
+      // /metrics (public) shows one reason for all of them, and none of the checks behind it.
+      const metricsAfter = await rejectedCount();
+      const delta = Object.fromEntries(
+        Object.entries(metricsAfter).map(([k, v]) => [k, v - (metricsBefore[k] ?? 0)]).filter(([, v]) => (v as number) !== 0),
+      );
+      expect(delta).toEqual({ unverified_push: cases.length });
+
+      // The log keeps the detail, one line per push.
+      const lines = stack.logs.slice(logsBefore).filter((l) => l.includes('lark push rejected'));
+      expect(lines.map((l) => (JSON.parse(l) as { detail?: string }).detail)).toEqual(cases.map((c) => c.detail));
+    });
+
+    it('still answers a valid unsigned challenge up to 2 KB', async () => {
+      const challenge = 'c'.repeat(1400);
+      const body = JSON.stringify({ encrypt: encryptPush(STORE_APP.encryptKey, challengeText(STORE_APP.verificationToken, challenge)) });
+      expect(Buffer.byteLength(body)).toBeLessThanOrEqual(2048);
+      const res = await postRaw(stack.eventsUrl, { body, headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(200);
+      expect(res.json).toEqual({ challenge });
+    });
   });
 
   it('rejects a body over 1 MiB with 413 payload_too_large', async () => {

@@ -34,6 +34,22 @@ import {
  */
 
 const EVENT_TABLES = ['public.lark_events', 'public.lark_event_shards', 'graphile_worker._private_jobs'];
+
+/** Reasons parsePush gives (what an answer from the push parser, rather than from HTTP handling, carries). */
+const PARSE_REASONS = new Set([
+  'malformed_json',
+  'undecryptable',
+  'missing_signature',
+  'invalid_signature',
+  'stale_timestamp',
+  'not_encrypted',
+  'encrypt_key_not_configured',
+  'invalid_token',
+  'unknown_schema',
+  'missing_event_id',
+  'invalid_event_field',
+  'unverified_push',
+]);
 const rows = (fp: Fingerprints, table: string) => Number((fp[table] ?? '0:').split(':')[0]);
 
 interface Transcript {
@@ -48,6 +64,8 @@ function fuzzEndpoint(mode: 'encrypted' | 'plain') {
   let ctx: PushContext;
   const secrets = new SecretSet();
   const transcripts: Transcript[] = [];
+  /** Every distinct answer to an unsigned push the parser refused (encrypted mode): must be one. */
+  const unsignedRefusals = new Set<string>();
   const stats = new FuzzStats();
   let sinceHealth = 0;
   let last: Fingerprints | undefined;
@@ -143,8 +161,16 @@ function fuzzEndpoint(mode: 'encrypted' | 'plain') {
         expect(answer.status, label).toBeGreaterThanOrEqual(400);
         // Node's HTTP parser answers broken framing itself, before Fastify (see the report).
         if (!spec.httpMalformed && built.method !== 'HEAD') {
-          expect(errorEnvelope(answer.text), `not an error envelope: ${label}`).toBeDefined();
+          const envelope = errorEnvelope(answer.text);
+          expect(envelope, `not an error envelope: ${label}`).toBeDefined();
           expect(answer.headers['content-type'], label).toMatch(/^application\/json/);
+          // No padding oracle: with an encrypt key, whatever was wrong with an unsigned push
+          // (padding, JSON, token, not a challenge), the parser's answer is one and the same 401.
+          const unsigned = !built.headers.some(([name]) => name.toLowerCase() === 'x-lark-signature');
+          if (encrypted && unsigned && envelope && PARSE_REASONS.has(envelope.code)) {
+            expect({ status: answer.status, code: envelope.code }, label).toEqual({ status: 401, code: 'unverified_push' });
+            unsignedRefusals.add(answer.text);
+          }
         }
       }
     }
@@ -225,6 +251,12 @@ function fuzzEndpoint(mode: 'encrypted' | 'plain') {
     expect(findLogLeaks(stack.logs, secrets)).toEqual([]);
     expect((await fetch(`${stack.larksync.url}/healthz`)).status).toBe(200);
     expect(stats.total()).toBeGreaterThan(100);
+    if (encrypted) {
+      expect(unsignedRefusals.size).toBe(1);
+      // Nor does /metrics tell unsigned failures apart: the parser's reasons for them never show.
+      const metrics = await (await fetch(`${stack.larksync.url}/metrics`)).text();
+      expect(metrics).toContain('larksync_events_rejected_total{reason="unverified_push"}');
+    }
   });
 }
 

@@ -639,12 +639,13 @@ export function signatureFaults(ctx: PushContext): fc.Arbitrary<PushSpec> {
       sign: { ...correctSign, key },
       expect: 'reject' as const,
     })),
-    fc.oneof(fc.integer({ min: 306, max: 10 ** 9 }), fc.integer({ min: -(10 ** 9), max: -306 })).map((seconds) => ({
+    // The window: up to 8 h in the past (Lark's late retries), 5 min ahead (replay-window.ts).
+    fc.oneof(fc.integer({ min: 306, max: 10 ** 9 }), fc.integer({ min: -(10 ** 9), max: -(8 * 3600 + 6) })).map((seconds) => ({
       kind: 'sig-stale',
       sign: { ...correctSign, timestamp: { kind: 'shift' as const, seconds } },
       expect: 'reject' as const,
     })),
-    fc.integer({ min: -290, max: 290 }).map((seconds) => ({
+    fc.oneof(fc.integer({ min: -290, max: 290 }), fc.integer({ min: -(8 * 3600 - 10), max: 0 })).map((seconds) => ({
       kind: 'sig-in-window',
       sign: { ...correctSign, timestamp: { kind: 'shift' as const, seconds } },
       expect: 'accept' as const,

@@ -11,6 +11,8 @@ export interface Caller {
   /** Sends the start instant (epoch ms); the caller fires at that time. */
   start(at: number): void;
   report: Promise<CallerReport>;
+  /** Sends a signal (SIGKILL: a crash) and resolves once the process is gone. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 /**
@@ -39,5 +41,14 @@ export function spawnCaller(script: string, env: Record<string, string>): Caller
   });
   // A child that dies before it is ready must fail its caller, not hang it.
   report.catch(() => readyResolve());
-  return { ready, start: (at) => child.stdin.end(`${at}\n`), report };
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    ready,
+    start: (at) => child.stdin.end(`${at}\n`),
+    report,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
 }

@@ -118,7 +118,7 @@ describe('GET /metrics', () => {
     expect(calls(AUTH_PATHS.ticketResend, '0')).toBe(1);
     expect(calls(AUTH_PATHS.appAccessToken, '0')).toBe(1);
     expect(calls(AUTH_PATHS.tenantAccessToken, '0')).toBe(1);
-    expect(calls(AUTH_PATHS.tenantAccessTokenInternal, '10014')).toBe(1);
+    expect(calls(AUTH_PATHS.tenantAccessTokenInternal, '10015')).toBe(1);
     expect(calls(AUTH_PATHS.tenantAccessTokenInternal, '0')).toBe(1);
     expect(calls(AUTH_PATHS.tenantAccessTokenInternal, 'transport_error')).toBe(1);
     expect(calls(AUTH_PATHS.tenantQuery, '0')).toBe(1);

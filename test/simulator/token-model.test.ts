@@ -110,7 +110,9 @@ describe('simulator token model', () => {
   });
 
   it('refuses bad credentials and the wrong flow for the app kind', async () => {
-    expect((await post(AUTH_PATHS.tenantAccessTokenInternal, { app_id: CUSTOM.appId, app_secret: 'wrong' })).body.code).toBe(10014);
+    // auth.md §6: 10015 wrong app_secret; 99991543 an app_id Lark does not know.
+    expect((await post(AUTH_PATHS.tenantAccessTokenInternal, { app_id: CUSTOM.appId, app_secret: 'wrong' })).body.code).toBe(10015);
+    expect((await post(AUTH_PATHS.tenantAccessTokenInternal, { app_id: 'cli_unknown', app_secret: 'wrong' })).body.code).toBe(99991543);
     expect((await post(AUTH_PATHS.tenantAccessTokenInternal, { app_id: CUSTOM.appId })).body.code).toBe(10003);
     expect((await post(AUTH_PATHS.tenantAccessTokenInternal, { app_id: STORE.appId, app_secret: STORE.appSecret })).body.code).toBe(10005);
     expect((await post(AUTH_PATHS.appAccessToken, { app_id: CUSTOM.appId, app_secret: CUSTOM.appSecret, app_ticket: 'x' })).body.code).toBe(10005);

@@ -79,7 +79,7 @@ describe('app_ticket: missing, pushed, rejected', () => {
     expect(stack.sim.count(AUTH_PATHS.ticketResend)).toBe(1);
     expect(stack.sim.count(AUTH_PATHS.appAccessToken)).toBe(1);
     expect(stack.sim.count(AUTH_PATHS.tenantAccessToken)).toBe(tenants.length);
-    expect(await readiness()).toEqual({ status: 200, body: { status: 'ready', storeApp: 'configured' } });
+    expect(await readiness()).toEqual({ status: 200, body: { status: 'ready', storeApp: 'configured', pushes: 'signed' } });
   });
 
   it('when Lark rejects the ticket (10012), asks for a new push once and mints with the new ticket', async () => {
@@ -145,7 +145,9 @@ describe('app_ticket never arrives', () => {
     expect(f.sim.count(AUTH_PATHS.appAccessToken)).toBe(0);
     expect(f.sim.count(AUTH_PATHS.tenantAccessToken)).toBe(0);
     const health = await f.services.tokens.health('app', f.appId);
-    expect(health.status).toBe('error');
-    expect(health.lastError?.code).toBe('app_ticket_missing');
+    expect(health.status).toBe('failing');
+    expect(health.lastError).toMatchObject({ code: 'app_ticket_missing', class: 'app_ticket' });
+    // The ticket has its own pacing (one resend per cool-down): no backoff on top of it.
+    expect(health.nextAttemptAt).toBeNull();
   });
 });

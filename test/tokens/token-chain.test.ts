@@ -194,8 +194,8 @@ describe('store app token chain', () => {
     await f.services.tokens.getTenantAccessToken('tk-chain-purge');
     const others = (await tokenRows(f)).filter((r) => r.tenant_key !== 'tk-chain-purge').map((r) => r.tenant_key);
 
-    expect(await f.services.tokens.purgeTenant('tk-chain-purge')).toBe(1);
-    expect(await f.services.tokens.purgeTenant('tk-chain-purge')).toBe(0);
+    expect(await f.services.tokens.purgeTenant('tk-chain-purge', f.appId)).toBe(1);
+    expect(await f.services.tokens.purgeTenant('tk-chain-purge', f.appId)).toBe(0);
     expect((await tokenRows(f)).map((r) => r.tenant_key)).toEqual(others);
   });
 
@@ -212,7 +212,7 @@ describe('store app token chain', () => {
     expect(f.sim.count(AUTH_PATHS.tenantAccessToken)).toBe(tenantCalls);
 
     // What the app_uninstalled handler does; the uninstall itself may already have dropped the rows.
-    await f.services.tokens.purgeTenant('tk-chain-b');
+    await f.services.tokens.purgeTenant('tk-chain-b', f.appId);
     const left = await f.db.db.selectFrom('access_tokens').select('tenant_key').where('tenant_key', '=', 'tk-chain-b').execute();
     expect(left).toEqual([]);
     expect((await tokenRows(f)).map((r) => r.tenant_key).sort()).toEqual(['', 'tk-chain-a', CUSTOM_APP.tenantKey]);
@@ -228,7 +228,7 @@ describe('store app token chain', () => {
     const mint = f.services.tokens.getTenantAccessToken('tk-chain-race').catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 200));
     await f.services.tenants.uninstall('tk-chain-race', f.appId, null);
-    await f.services.tokens.purgeTenant('tk-chain-race');
+    await f.services.tokens.purgeTenant('tk-chain-race', f.appId);
     await mint;
 
     const rows = await f.db.db

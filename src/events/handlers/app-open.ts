@@ -20,11 +20,15 @@ export const handleAppOpen: EventHandler = async (event, ctx) => {
     ctx.pushedAt,
   );
   // Mint right away so token health is known at once. A failure is recorded in the token's
-  // health and retried by the refresher; it does not fail the event.
-  try {
-    await ctx.services.tokens.getTenantAccessToken(tenantKey);
-  } catch (err) {
-    ctx.services.log.warn({ tenantKey, err: (err as Error).message }, 'first tenant token mint failed');
+  // health and retried by the refresher; it does not fail the event. Not for a tenant another
+  // app serves: this push changed nothing there.
+  const tenant = await ctx.services.tenants.get(tenantKey);
+  if (tenant?.app_id === appId && tenant.status !== 'uninstalled') {
+    try {
+      await ctx.services.tokens.getTenantAccessToken(tenantKey);
+    } catch (err) {
+      ctx.services.log.warn({ tenantKey, err: (err as Error).message }, 'first tenant token mint failed');
+    }
   }
   return changed ? 'processed' : 'ignored';
 };

@@ -9,8 +9,10 @@ export const handleAppStatusChange: EventHandler = async (event, ctx) => {
   if (!tenantKey || !appId || !status || !KNOWN.has(status)) return 'ignored';
   const changed = await ctx.services.tenants.changeStatus(tenantKey, appId, status, ctx.eventId, event.operator, ctx.pushedAt);
   // A paused tenant's queued and running syncs stop (a running slice notices at its next beat);
-  // judged by the tenant's state, so a stale stop event does not cancel an active tenant's work.
-  if ((await ctx.services.tenants.get(tenantKey))?.status === 'paused') {
+  // judged by the tenant's state, so a stale stop event does not cancel an active tenant's work,
+  // nor one of this app's pushes the work of a tenant another app serves.
+  const tenant = await ctx.services.tenants.get(tenantKey);
+  if (tenant?.status === 'paused' && tenant.app_id === appId) {
     await ctx.services.sync.cancelTenantRuns(tenantKey, `tenant paused (${status})`);
   }
   return changed ? 'processed' : 'ignored';

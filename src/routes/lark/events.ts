@@ -77,8 +77,10 @@ export const larkEventsRoute =
           return reply.type(JSON_TYPE).send(SUCCESS);
         } catch (err) {
           if (!(err instanceof PushRejectedError)) throw err;
+          // The metric (public on /metrics) gets the reason the answer shows; the detail, which
+          // an unsigned push must not learn (parse-push.ts, unverifiedPush), goes to the log only.
           services.metrics.eventsRejected.inc({ reason: err.reason });
-          request.log.warn({ reason: err.reason }, 'lark push rejected');
+          request.log.warn(err.detail ? { reason: err.reason, detail: err.detail } : { reason: err.reason }, 'lark push rejected');
           return reply.code(err.statusCode).send({ error: { code: err.reason, message: err.message } });
         }
       },
