@@ -10,6 +10,7 @@ import * as changeFeed from './2026_12_06_0900_change_feed.js';
 import * as failedEventsIndex from './2026_12_06_1100_failed_events_index.js';
 import * as tokenMintLeases from './2026_12_06_1110_token_mint_leases.js';
 import * as encryptionCanary from './2026_12_06_1200_encryption_canary.js';
+import * as runResumes from './2026_12_06_1300_run_resumes.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -27,4 +28,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_06_1100_failed_events_index': failedEventsIndex,
   '2026_12_06_1110_token_mint_leases': tokenMintLeases,
   '2026_12_06_1200_encryption_canary': encryptionCanary,
+  '2026_12_06_1300_run_resumes': runResumes,
 };

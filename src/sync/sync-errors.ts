@@ -8,6 +8,10 @@ export type SyncErrorClass =
   | 'rate_limited'
   | 'token_error'
   | 'tenant_not_active'
+  /** larksync refused Lark's answer: a body over the size cap, or a redirect */
+  | 'upstream_refused'
+  /** the run's slices kept dying with their process (crash, out of memory) */
+  | 'crashed_repeatedly'
   | 'internal_error';
 
 export class SyncError extends Error {
@@ -19,6 +23,17 @@ export class SyncError extends Error {
   ) {
     super(message);
     this.name = 'SyncError';
+  }
+}
+
+/**
+ * Lark asked the slice to wait (throttling) for longer than the slice has left: the slice ends and
+ * its run is queued again for that time, rather than sleeping in a worker slot.
+ */
+export class SliceDeferredError extends Error {
+  constructor(readonly resumeAt: Date) {
+    super(`slice deferred until ${resumeAt.toISOString()} (throttled)`);
+    this.name = 'SliceDeferredError';
   }
 }
 
@@ -47,5 +62,6 @@ const APP_SCOPE_CODES: ReadonlySet<number> = new Set([99991672, 99991676, 999916
 export function isItemFailure(err: unknown, opts: { unavailable?: boolean } = {}): err is SyncError {
   if (!(err instanceof SyncError)) return false;
   if (err.larkCode !== undefined && APP_SCOPE_CODES.has(err.larkCode)) return false;
-  return ITEM_CLASSES.has(err.errorClass) || (opts.unavailable === true && err.errorClass === 'upstream_unavailable');
+  const unavailable = err.errorClass === 'upstream_unavailable' || err.errorClass === 'upstream_refused';
+  return ITEM_CLASSES.has(err.errorClass) || (opts.unavailable === true && unavailable);
 }

@@ -1,10 +1,10 @@
-import { LarkApiError, LarkTransportError } from '../lark/errors.js';
+import { LarkApiError, LarkResponseRefusedError, LarkTransportError } from '../lark/errors.js';
 import type { LarkHttp, LarkRequest } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TenantTokens } from '../tokens/tokens.service.js';
 import { AppError } from '../errors.js';
 import { LARK_RATE_LIMITS, type LarkApiName, type Pacer } from './pacer.js';
-import { SyncError } from './sync-errors.js';
+import { SliceDeferredError, SyncError } from './sync-errors.js';
 
 /** Per-run counters that end up on the run row. */
 export interface RunCounters {
@@ -21,6 +21,8 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** per-call timeout; a call that times out is retried like a 5xx */
   timeoutMs: number;
+  /** longest throttle wait honoured: a server asking for more (x-ogw-ratelimit-reset: 3600) gets this */
+  maxThrottleWaitMs: number;
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
@@ -29,6 +31,7 @@ export const defaultRetryPolicy: RetryPolicy = {
   baseDelayMs: 500,
   maxDelayMs: 30_000,
   timeoutMs: 15_000,
+  maxThrottleWaitMs: 60_000,
 };
 
 /** Codes that mean "try again later" (limits-and-errors.md §4). */
@@ -59,6 +62,8 @@ export class SyncLarkClient {
     readonly counters: RunCounters,
     private readonly checkAlive: () => Promise<void>,
     private readonly policy: RetryPolicy = defaultRetryPolicy,
+    /** When the slice's time is up (Date.now() ms): a throttle wait past it ends the slice. */
+    private readonly deadline: number = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Calls the API and returns `data` (or `{}` when Lark sends none). */
@@ -88,7 +93,10 @@ export class SyncLarkClient {
           if (throttles > this.policy.maxThrottles) {
             throw new SyncError('rate_limited', `Lark kept throttling ${api} after ${throttles} waits`);
           }
-          await sleep(decision.waitMs ?? fullJitter(throttles, this.policy));
+          const waitMs = Math.min(decision.waitMs ?? fullJitter(throttles, this.policy), this.policy.maxThrottleWaitMs);
+          // A wait the slice cannot finish is not slept in a worker slot: the run comes back then.
+          if (Date.now() + waitMs > this.deadline) throw new SliceDeferredError(new Date(Date.now() + waitMs));
+          await sleep(waitMs);
         } else {
           attempt += 1;
           if (attempt >= this.policy.maxAttempts) {
@@ -118,6 +126,10 @@ export class SyncLarkClient {
       }
       if (TRANSIENT_CODES.has(err.code) || err.httpStatus >= 500) return { kind: 'retry' };
       return { kind: 'fail', error: new SyncError('invalid_config', `Lark refused ${err.endpoint} (code ${err.code}): ${err.larkMessage}`, err.code) };
+    }
+    if (err instanceof LarkResponseRefusedError) {
+      // Asking again would fetch the same oversized body (or redirect) again.
+      return { kind: 'fail', error: new SyncError('upstream_refused', err.message) };
     }
     if (err instanceof LarkTransportError) {
       if (err.httpStatus === 429) return { kind: 'throttle' };

@@ -48,6 +48,9 @@ export function toRunView(r: SyncRunRow): SyncRunView {
 
 const ACTIVE: RunStatus[] = ['queued', 'running'];
 
+/** Takeovers of a silent run before it is failed as crashed_repeatedly. */
+export const DEFAULT_MAX_RESUMES = 5;
+
 /** Runs as jobs in Postgres: creation is idempotent per (tenant, module) while one is queued or running. */
 export class SyncService {
   constructor(
@@ -149,18 +152,37 @@ export class SyncService {
    * Runs whose slice stopped heart-beating (its process died) get a new lease and a new job, so
    * they resume from their last checkpoint within seconds rather than after graphile-worker's
    * hours-long stale-lock timeout. The old job, if it ever runs, finds its lease gone.
+   *
+   * A run taken over `maxResumes` times already is failed instead (`crashed_repeatedly`): a slice
+   * that kills its process (a page that exhausts memory) would otherwise be handed from replica
+   * to replica, taking each one down.
    */
-  async resumeStaleRuns(staleAfterMs: number): Promise<string[]> {
+  async resumeStaleRuns(
+    staleAfterMs: number,
+    maxResumes = DEFAULT_MAX_RESUMES,
+  ): Promise<{ resumed: string[]; failed: Array<{ id: string; module: SyncModuleName }> }> {
     return this.db.transaction().execute(async (trx) => {
-      const stale = await sql<{ id: string; lease_id: string; tenant_key: string }>`
-        update sync_runs set lease_id = gen_random_uuid(), heartbeat_at = now()
-         where id in (
-           select id from sync_runs
-            where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})
-            for update skip locked)
+      const stale = await sql<{ id: string; resumes: number; module: SyncModuleName }>`
+        select id, resumes, module from sync_runs
+         where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+         for update skip locked`.execute(trx);
+      const failed = stale.rows.filter((r) => r.resumes >= maxResumes);
+      const give = failed.map((r) => r.id);
+      const take = stale.rows.filter((r) => r.resumes < maxResumes).map((r) => r.id);
+      if (give.length > 0) {
+        await sql`
+          update sync_runs set status = 'failed', finished_at = now(), error_class = 'crashed_repeatedly',
+                 error_message = 'the process running this run died ' || (resumes + 1) || ' times in a row (a crash or running out of ' ||
+                                 'memory, e.g. on a very large page); it is not resumed again: look at the process logs, then trigger a new run'
+           where id = any(${give}::bigint[])`.execute(trx);
+        await sql`delete from sync_seen_pages where run_id = any(${give}::bigint[])`.execute(trx);
+      }
+      const resumed = await sql<{ id: string; lease_id: string; tenant_key: string }>`
+        update sync_runs set lease_id = gen_random_uuid(), heartbeat_at = now(), resumes = resumes + 1
+         where id = any(${take}::bigint[])
         returning id, lease_id, tenant_key`.execute(trx);
-      for (const r of stale.rows) await enqueueSlice(trx, r.id, r.lease_id, r.tenant_key);
-      return stale.rows.map((r) => r.id);
+      for (const r of resumed.rows) await enqueueSlice(trx, r.id, r.lease_id, r.tenant_key);
+      return { resumed: resumed.rows.map((r) => r.id), failed: failed.map((r) => ({ id: r.id, module: r.module })) };
     });
   }
 
@@ -218,12 +240,13 @@ export class SyncService {
   }
 }
 
-/** Queues one slice of a run; slices of one tenant run one at a time. */
-export async function enqueueSlice(db: Kysely<Database>, runId: string, lease: string, tenantKey: string): Promise<void> {
+/** Queues one slice of a run, at once or at `runAt`; slices of one tenant run one at a time. */
+export async function enqueueSlice(db: Kysely<Database>, runId: string, lease: string, tenantKey: string, runAt?: Date): Promise<void> {
   await sql`select graphile_worker.add_job(
     'sync_run',
     json_build_object('runId', ${runId}::text, 'lease', ${lease}::text),
     queue_name => ${'sync:' + tenantKey},
+    run_at => ${runAt ?? null}::timestamptz,
     max_attempts => 3
   )`.execute(db);
 }

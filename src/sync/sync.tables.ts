@@ -52,6 +52,8 @@ export interface SyncRunsTable {
   deletion_candidates_alive: Generated<number>;
   /** values stored with U+FFFD in place of a NUL or a lone surrogate */
   values_sanitized: Generated<number>;
+  /** times the run was taken over after its slice went silent */
+  resumes: Generated<number>;
 }
 export type SyncRunRow = Selectable<SyncRunsTable>;
 

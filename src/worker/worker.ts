@@ -28,6 +28,8 @@ export interface WorkerOptions {
   staleRunAfterMs?: number;
   /** A worker silent for this long is dead; its locks are released. */
   deadWorkerAfterMs?: number;
+  /** Takeovers of a silent run before it fails as crashed_repeatedly (default DEFAULT_MAX_RESUMES). */
+  maxResumes?: number;
 }
 
 export interface WorkerHandle {
@@ -89,8 +91,12 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   const maintain = async () => {
     const unlocked = await unlockDeadWorkers(services.db, deadAfter);
     if (unlocked.length > 0) services.log.warn({ workerIds: unlocked }, 'released jobs held by dead workers');
-    const resumed = await services.sync.resumeStaleRuns(staleRunAfter);
+    const { resumed, failed } = await services.sync.resumeStaleRuns(staleRunAfter, opts.maxResumes);
     if (resumed.length > 0) services.log.info({ runIds: resumed }, 'resumed sync runs whose process stopped');
+    if (failed.length > 0) {
+      services.log.error({ runIds: failed.map((f) => f.id) }, 'sync runs whose processes kept dying were failed (crashed_repeatedly), not resumed again');
+      for (const f of failed) services.metrics.syncRuns.inc({ module: f.module, status: 'failed', error_class: 'crashed_repeatedly' });
+    }
   };
   await beat();
   const every = opts.maintenanceMs ?? 3_000;

@@ -11,6 +11,7 @@ import {
   syncToEnd,
   USERS_PATH,
   type RunJson,
+  feedCaughtUp,
 } from '../helpers/sync-api.js';
 
 interface RecordJson {
@@ -135,9 +136,11 @@ describe('/api/v1/tenants/{tenantKey}/streams/{stream}/records', () => {
       for (;;) {
         // A slow reader, so the run writes ahead of the cursor as well as behind it.
         await new Promise((r) => setTimeout(r, 40));
-        // The run's state is read first: if it had finished, the page below sees all it wrote.
+        // The run's state is read first: once it has finished and the feed caught up with its
+        // commits, the page below sees all it wrote.
         const run = await getRun(stack, started.body.id);
         const finished = !['queued', 'running'].includes(run.status);
+        if (finished) await feedCaughtUp(stack, TENANT, ['contact_users']);
         const p = await page('contact_users', { limit: '2', cursor });
         if (!finished) pagesWhileRunning += 1;
         seen.push(...p.records);

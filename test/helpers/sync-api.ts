@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { expect } from 'vitest';
 import { STORE_APP, startStack, type Stack, whenReady } from './stack.js';
 import { waitFor } from './wait.js';
@@ -71,4 +72,22 @@ export async function syncToEnd(stack: Stack, tenantKey: string, module: string,
   const started = await call<RunJson>(stack, 'POST', `/api/v1/tenants/${tenantKey}/syncs`, { module, mode });
   expect(started.status).toBe(202);
   return runFinished(stack, started.body.id);
+}
+
+/**
+ * Waits until the records feed can serve everything committed to these streams for the tenant: the
+ * feed holds back rows of transactions below the oldest one still open anywhere (so that no row
+ * can appear behind a cursor), which on a busy database lags commits by the length of the
+ * transactions around them.
+ */
+export async function feedCaughtUp(stack: Stack, tenantKey: string, streams: string[]): Promise<void> {
+  await waitFor(async () => {
+    for (const stream of streams) {
+      const res = await sql<{ ok: boolean }>`
+        select coalesce(max(change_xid) < pg_snapshot_xmin(pg_current_snapshot()), true) as ok
+          from ${sql.table(stream)} where tenant_key = ${tenantKey}`.execute(stack.db.db);
+      if (!res.rows[0]?.ok) return false;
+    }
+    return true;
+  }, 10_000, 'the records feed to catch up with the commits');
 }

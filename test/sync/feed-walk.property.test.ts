@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { STREAMS, type StreamName } from '../../src/sync/streams.js';
 import type { SyncModuleName } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady } from '../helpers/stack.js';
-import { call, getRun, type RunJson } from '../helpers/sync-api.js';
+import { call, feedCaughtUp, getRun, type RunJson } from '../helpers/sync-api.js';
 import { SeededRandom, seedFromEnv } from '../helpers/seeded-random.js';
 
 /**
@@ -165,6 +165,8 @@ describe('records feed: walks never skip a row', () => {
           const states = await Promise.all(runs.map((run) => getRun(stack, run.id)));
           if (states.every((s) => !['queued', 'running'].includes(s.status))) {
             for (const s of states) expect(s.status, `${s.module}: ${s.error?.message ?? ''}`).toBe('succeeded');
+            // Walks end at the first empty page from here: the feed must have caught up first.
+            await feedCaughtUp(stack, TENANT, ALL_STREAMS);
             over = true;
             return;
           }

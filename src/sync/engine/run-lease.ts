@@ -82,6 +82,21 @@ export class RunLease {
   }
 
   /**
+   * Gives the run back until `resumeAt` (a throttle longer than the slice had left): queued, so
+   * the stale-run sweep leaves it alone and the API shows it waiting, and claimed again by the
+   * slice queued for then.
+   */
+  async defer(): Promise<void> {
+    await this.db
+      .updateTable('sync_runs')
+      .set({ status: 'queued', heartbeat_at: null })
+      .where('id', '=', this.run.id)
+      .where('lease_id', '=', this.id)
+      .where('status', '=', 'running')
+      .execute();
+  }
+
+  /**
    * Ends the run, only while this slice still holds it: `succeeded` becomes `partial` when some
    * items failed. The run's seen keys go in the same statement, and only if the run was this
    * slice's to end (review M4: a stale slice finishing would otherwise delete the keys of the

@@ -7,7 +7,8 @@ import type { Metrics } from '../../metrics/metrics.js';
 import type { TenantTokens } from '../../tokens/tokens.service.js';
 import type { Pacer } from '../pacer.js';
 import { streamReads } from '../stream-reads.js';
-import { RunAbortedError, SyncError } from '../sync-errors.js';
+import { RunAbortedError, SliceDeferredError, SyncError } from '../sync-errors.js';
+import { enqueueSlice } from '../sync.service.js';
 import { SyncLarkClient, defaultRetryPolicy, type RetryPolicy } from '../sync-lark-client.js';
 import type { PageResult, PhaseState, SyncContext, SyncModuleDef, SyncPhase } from '../sync-module.js';
 import type { SyncModuleName } from '../sync.tables.js';
@@ -45,7 +46,14 @@ export interface EngineDeps {
   connectors: { validate(module: SyncModuleName, config: unknown): Record<string, unknown> };
 }
 
-export type SliceOutcome = 'succeeded' | 'partial' | 'failed' | 'continue' | 'aborted';
+/** `deferred`: Lark throttled for longer than the slice had left; the run is queued again for then. */
+export type SliceOutcome = 'succeeded' | 'partial' | 'failed' | 'continue' | 'deferred' | 'aborted';
+
+/**
+ * Throttle waits a run may take over all its slices, in multiples of the per-call limit: a slice
+ * deferred by a throttle starts its call's count afresh, and Lark must not keep a run alive forever.
+ */
+const RUN_THROTTLE_FACTOR = 5;
 
 /**
  * Runs sync runs in slices. Each page's rows and the phase checkpoint commit in one transaction,
@@ -74,11 +82,11 @@ export class SyncEngine {
     if (!lease) return 'aborted';
     const { run } = lease;
     lease.startHeartbeat(this.options.heartbeatMs);
+    const deadline = Date.now() + this.options.sliceMs;
     try {
-      const ctx = await this.context(lease);
+      const ctx = await this.context(lease, deadline);
       const module = this.modules[run.module];
       module.precheck?.(ctx);
-      const deadline = Date.now() + this.options.sliceMs;
       for (const phase of module.phases) {
         const stored = await loadPhaseState(db, run.tenant_key, run.module, phase.name);
         const resumed = stored?.runId === runId ? stored.state : undefined;
@@ -93,7 +101,20 @@ export class SyncEngine {
       if (!status) return 'aborted';
       metrics.syncRuns.inc({ module: run.module, status, error_class: '' });
       return status === 'partial' ? 'partial' : 'succeeded';
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
+      if (err instanceof SliceDeferredError) {
+        const waits = run.throttled_waits + lease.counters.throttledWaits;
+        if (waits <= this.options.retry.maxThrottles * RUN_THROTTLE_FACTOR) {
+          // Pages committed so far stay; the page being read is read again when the run resumes.
+          await lease.flushCounters();
+          await lease.defer();
+          await enqueueSlice(db, run.id, lease.id, run.tenant_key, err.resumeAt);
+          log.info({ runId, resumeAt: err.resumeAt.toISOString() }, 'sync slice deferred: Lark asked to wait longer than the slice had left');
+          return 'deferred';
+        }
+        err = new SyncError('rate_limited', `Lark kept throttling this run (${waits} waits across its slices)`);
+      }
       if (err instanceof RunAbortedError) {
         if (err.reason === 'cancelled') await lease.forgetIfCancelled().catch(() => undefined);
         log.info({ runId, reason: err.reason, upstreamCalls: lease.counters.upstreamCalls }, 'sync slice stopped');
@@ -111,7 +132,7 @@ export class SyncEngine {
     }
   }
 
-  private async context(lease: RunLease): Promise<SyncContext> {
+  private async context(lease: RunLease, deadline: number): Promise<SyncContext> {
     const { run } = lease;
     const { db, tenants, connectors, tokens: tokenService, log, http, metrics } = this.deps;
     const tenant = await tenants.get(run.tenant_key);
@@ -142,7 +163,7 @@ export class SyncEngine {
       runId: run.id,
       mode: run.mode,
       config,
-      lark: new SyncLarkClient({ http, metrics }, tokens, this.pacer, lease.counters, () => lease.checkAlive(), this.options.retry),
+      lark: new SyncLarkClient({ http, metrics }, tokens, this.pacer, lease.counters, () => lease.checkAlive(), this.options.retry, deadline),
       log,
       read: streamReads(db, run.tenant_key, run.id),
     };

@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
+import { FAST_RESUME, WorkerFleet } from '../helpers/worker-fleet.js';
+import { waitFor } from '../helpers/wait.js';
+
+const USERS = '/open-apis/contact/v3/users/find_by_department';
+const THROTTLED = 'tenant-bounded-throttle';
+const CRASHY = 'tenant-bounded-crash';
+
+async function syncJobs(stack: Stack): Promise<Array<{ run_at: Date; locked: boolean }>> {
+  const res = await sql<{ run_at: Date; locked: boolean }>`
+    select j.run_at, j.locked_by is not null as locked
+      from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+     where t.identifier = 'sync_run'`.execute(stack.db.db);
+  return res.rows;
+}
+
+describe('sync work is bounded: long throttles leave the worker slot, dying slices are given up', () => {
+  let stack: Stack;
+  let fleet: WorkerFleet | undefined;
+  beforeAll(async () => {
+    stack = await startStack({
+      encrypt: false,
+      data: { enforceRateLimits: false, contactShape: { topLevel: 3, childrenPerDepartment: 3, depth: 2, usersPerDepartment: 40, rootUsers: 2 } },
+    });
+    await whenReady(stack);
+    for (const t of [THROTTLED, CRASHY]) {
+      await openTenant(stack, t);
+      await stack.larksync.services.connectors.put(t, 'contact', { enabled: false, config: {} }, 'store');
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await fleet?.stop();
+    await stack?.stop();
+  });
+
+  it('a server-given wait of an hour is capped at 60 s and, as it outlasts the slice, ends the slice and queues the run for then', async () => {
+    stack.sim.injectFault({ path: USERS, status: 429, code: 99991400, headers: { 'x-ogw-ratelimit-reset': '3600' }, count: 1 });
+    const { run } = await stack.larksync.services.sync.trigger(THROTTLED, 'contact', 'full', 'api');
+    const deferredAt = Date.now();
+    // The slice gives its worker slot back at once: the run waits queued, its job due in a minute.
+    const waiting = await waitFor(async () => {
+      const r = await stack.larksync.services.sync.get(run.id);
+      return r?.status === 'queued' && r.started_at ? r : undefined;
+    }, 10_000, 'the run to be deferred');
+    expect(Date.now() - deferredAt).toBeLessThan(5_000);
+    expect(waiting.throttled_waits).toBe(1);
+    const jobs = await syncJobs(stack);
+    expect(jobs).toHaveLength(1);
+    const due = jobs[0]!.run_at.getTime() - Date.now();
+    expect(due).toBeGreaterThan(50_000);
+    expect(due).toBeLessThanOrEqual(61_000);
+    expect(stack.logs.some((l) => l.includes('sync slice deferred'))).toBe(true);
+    // Not taken for a dead slice meanwhile (it is queued, not running silently).
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await stack.larksync.services.sync.get(run.id))?.resumes).toBe(0);
+
+    // The minute passes (here: the job is made due); the run picks up where it stopped.
+    await sql`update graphile_worker._private_jobs set run_at = now()
+               where task_id = (select id from graphile_worker._private_tasks where identifier = 'sync_run')`.execute(stack.db.db);
+    const done = await waitFor(async () => {
+      const r = await stack.larksync.services.sync.get(run.id);
+      return r && r.status !== 'queued' && r.status !== 'running' ? r : undefined;
+    }, 30_000, 'the deferred run to finish');
+    expect(done.status).toBe('succeeded');
+  });
+
+  it('a run whose slices keep dying with their process is failed as crashed_repeatedly after a bounded number of takeovers', async () => {
+    await stack.larksync.worker?.stop();
+    const maxResumes = 2;
+    fleet = new WorkerFleet(stack.env, stack.db.db, 2, {
+      ...FAST_RESUME,
+      workerOptions: { ...FAST_RESUME.workerOptions, maxResumes },
+    });
+    await fleet.fill();
+    // Slow pages: a slice is always mid-page when its process is killed.
+    stack.sim.injectFault({ path: USERS, delayMs: 150, count: 1_000_000 });
+    const { run } = await stack.larksync.services.sync.trigger(CRASHY, 'contact', 'full', 'api');
+    let kills = 0;
+    for (;;) {
+      const state = await stack.larksync.services.sync.get(run.id);
+      if (state?.status === 'failed') break;
+      const holder = (await fleet.holders()).find((h) => h.runId === run.id);
+      if (holder && kills <= maxResumes) {
+        await fleet.kill([holder.proc]);
+        kills += 1;
+        void fleet.fill();
+      }
+      expect(kills, 'killed more often than the limit allows').toBeLessThanOrEqual(maxResumes + 1);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stack.sim.clearFaults();
+    const failed = (await stack.larksync.services.sync.get(run.id))!;
+    expect(failed.error_class).toBe('crashed_repeatedly');
+    expect(failed.error_message).toMatch(/died 3 times in a row/);
+    expect(failed.resumes).toBe(maxResumes);
+    expect(kills).toBe(maxResumes + 1);
+    // Not handed on: no replica picks it up again.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect((await fleet.holders()).filter((h) => h.runId === run.id)).toEqual([]);
+    expect((await stack.larksync.services.sync.get(run.id))?.status).toBe('failed');
+    const seen = await sql<{ n: number }>`select count(*)::int as n from sync_seen_pages where run_id = ${run.id}`.execute(stack.db.db);
+    expect(seen.rows[0]?.n).toBe(0);
+  }, 90_000);
+});
