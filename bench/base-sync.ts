@@ -27,7 +27,7 @@ import pg from 'pg';
 import type { BenchEnv } from './run.js';
 import { freshDatabase, dropDatabase } from './bench-db.js';
 import { compileChildren, forkChild, type BenchChild } from './child-ipc.js';
-import { cpuSeconds, peakRssMiB, reproduce, type BenchResult, type Figure } from './report.js';
+import { cpuSeconds, peakRssMiB, postgresCpuSeconds, reproduce, type BenchResult, type Figure } from './report.js';
 import type { SimInfo, SimStats } from './simulator-child.js';
 import type { RunResult } from './larksync-child.js';
 import type { BaselineArgs, BaselineResult } from './base-baseline-child.js';
@@ -99,6 +99,8 @@ interface ModeResult {
   rssMiB: number | null;
   cpuSec: number | null;
   simCpuSec: number | null;
+  /** every postgres process on the machine, over the first run */
+  pgCpuSec: number;
 }
 
 /** One larksync process on a fresh database syncs the table (and optionally reads it again). */
@@ -130,9 +132,11 @@ async function larksyncMode(
     await sim.child.call('resetStats');
     const simCpu0 = cpuSeconds(sim.child.pid);
     const cpu0 = cpuSeconds(child.pid);
+    const pg0 = postgresCpuSeconds();
     const stopWatch = watchProgress(url, label, sim.info.records);
     const first = await child.call<RunResult>('sync', { tenant: TENANT, mode: 'full' }).finally(stopWatch);
     const cpu1 = cpuSeconds(child.pid);
+    const pg1 = postgresCpuSeconds();
     const simCpu1 = cpuSeconds(sim.child.pid);
     const simStats = await sim.child.call<SimStats>('stats');
     if (first.status !== 'succeeded') throw new Error(`${label}: the run ${first.status}: ${first.error}`);
@@ -150,6 +154,7 @@ async function larksyncMode(
       rssMiB: peakRssMiB(child.pid),
       cpuSec: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
       simCpuSec: simCpu0 === null || simCpu1 === null ? null : simCpu1 - simCpu0,
+      pgCpuSec: pg1 - pg0,
     };
   } finally {
     await child.stop();
@@ -189,10 +194,12 @@ async function baseline(env: BenchEnv, sim: { child: BenchChild; info: SimInfo }
       limit,
     };
     const cpu0 = cpuSeconds(child.pid);
+    const pg0 = postgresCpuSeconds();
     const result = await child.call<BaselineResult>('run', args);
+    const pg1 = postgresCpuSeconds();
     const cpu1 = cpuSeconds(child.pid);
     if (result.records !== limit) throw new Error(`baseline: stored ${result.records} of ${limit} records`);
-    return { ...result, rssMiB: peakRssMiB(child.pid), cpuSec: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0 };
+    return { ...result, rssMiB: peakRssMiB(child.pid), cpuSec: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, pgCpuSec: pg1 - pg0 };
   } finally {
     await child.stop();
     await dropDatabase(env.admin, url);
@@ -284,6 +291,12 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
     },
     { figure: 'upstream calls per 1,000 records', unit: 'calls', larksync: round(callsPer1k, 2), baseline: round(handCallsPer1k, 2) },
     { figure: 'CPU of the syncing process per 100k records, unthrottled', unit: 's', larksync: round(cpuPer100k, 2), baseline: round(handCpuPer100k, 2) },
+    {
+      figure: 'CPU of PostgreSQL per 100k records, unthrottled',
+      unit: 's',
+      larksync: round(unthrottled ? (unthrottled.pgCpuSec / records) * 100_000 : null, 2),
+      baseline: round(hand ? (hand.pgCpuSec / hand.records) * 100_000 : null, 2),
+    },
   ];
 
   const fmt = (n: number) => n.toLocaleString('en-US');

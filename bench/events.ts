@@ -12,12 +12,12 @@
  * Afterwards every push larksync acknowledged must be a row in lark_events.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { LarkSimulator } from '../simulator/lark-simulator.js';
 import { freshDatabase } from './bench-db.js';
 import { compileChildren, forkChild, type BenchChild } from './child-ipc.js';
-import { cpuSeconds, peakRssMiB, reproduce, type BenchResult, type Figure } from './report.js';
+import { cpuSeconds, peakRssMiB, postgresCpuSeconds, reproduce, type BenchResult, type Figure } from './report.js';
 import type { BenchEnv } from './run.js';
 
 const CHILDREN = { load: 'bench/events-load-child.ts', sdk: 'bench/events-sdk-child.ts', larksync: 'bench/events-larksync-child.ts' };
@@ -57,21 +57,6 @@ interface Target {
   name: 'baseline' | 'larksync';
   url: string;
   child: BenchChild;
-}
-
-/** CPU seconds of every PostgreSQL process on this machine (backends, WAL writer, checkpointer). */
-function postgresCpuSeconds(): number {
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
-    } catch {
-      continue;
-    }
-    total += cpuSeconds(Number(entry)) ?? 0;
-  }
-  return total;
 }
 
 async function load(target: Target, amount: number, connections: number, rate?: number): Promise<LoadResult> {
