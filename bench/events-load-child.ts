@@ -3,7 +3,8 @@
  * (app_ticket and lifecycle events, v1 envelopes, encrypted and signed like Lark), each with its
  * own event id, so every acknowledged push is a new event to store.
  * Env: TARGET (base URL), APP_ID, APP_SECRET, VERIFICATION_TOKEN, ENCRYPT_KEY, AMOUNT,
- * CONNECTIONS, RATE (requests/s overall; unset = as fast as the target answers).
+ * CONNECTIONS, RATE (requests/s overall; unset = as fast as the target answers), KINDS (the event
+ * types to send, comma-separated; default all four).
  */
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
@@ -31,7 +32,8 @@ const pushes = Array.from({ length: amount }, (_, i) => {
     { type: 'app_status_change', app_id: appId, tenant_key: tenant, status: i % 8 < 4 ? 'start_by_tenant' : 'stop_by_tenant' },
     { type: 'app_uninstalled', app_id: appId, tenant_key: tenant },
   ];
-  const event = kinds[i % kinds.length]!;
+  const wanted = process.env.KINDS ? kinds.filter((k) => process.env.KINDS!.split(',').includes(k.type)) : kinds;
+  const event = wanted[i % wanted.length]!;
   const plaintext = JSON.stringify({ ts: (Date.now() / 1000).toFixed(6), uuid: randomUUID(), token, type: 'event_callback', event });
   return sim.wireFormat(appId, plaintext);
 });

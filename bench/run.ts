@@ -21,6 +21,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   base: async () => (await import('./base-sync.js')).benchBaseSync,
   tokens: async () => (await import('./tokens.js')).benchTokens,
   tenants: async () => (await import('./tenants.js')).benchTenants,
+  contention: async () => (await import('./contention.js')).benchContention,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
