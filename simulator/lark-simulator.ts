@@ -2,6 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { encryptPush, signPush } from '../src/lark/event-crypto.js';
 import { larkCodeOf, larkReply } from './lark-reply.js';
+import { UserAuth, type AuthorizeQuery, type OAuthOptions, type UserRef } from './oauth/user-auth.js';
+import type { NewSimUser, SimLarkUser } from './oauth/users.js';
+import { registerOAuthRoutes } from './oauth/routes.js';
 
 /**
  * A Lark Open Platform stand-in: a real HTTP server speaking Lark's wire format
@@ -20,6 +23,15 @@ export interface SimApp {
   /** Custom apps belong to exactly one tenant. */
   tenantKey?: string;
   tenantName?: string;
+  /** The redirect URL allow-list of the authorize page (auth.md §5.1); none = no user sign-in. */
+  redirectUris?: string[];
+  /**
+   * Scopes enabled in the console; the authorize page refuses others with 20027. Absent = any
+   * scope is enabled (tests that do not care). `offline_access` must be listed to get refresh tokens.
+   */
+  scopes?: string[];
+  /** The "refresh user_access_token" security switch (default on; off = 20074 on refresh). */
+  userTokenRefresh?: boolean;
 }
 
 export interface SimulatorOptions {
@@ -40,6 +52,8 @@ export interface SimulatorOptions {
    */
   clock?: () => number;
   apps?: SimApp[];
+  /** User-token timing and behaviour (oauth/user-auth.ts; later changes through `sim.oauth.setOptions`). */
+  oauth?: Partial<OAuthOptions>;
 }
 
 export interface PushResult {
@@ -93,6 +107,14 @@ export const AUTH_PATHS = {
 export interface TenantIdentity {
   appId: string;
   tenantKey: string;
+  /** Set when the call carried a user access token: the user it acts as. */
+  user?: SimLarkUser;
+}
+
+/** The token of `Authorization: Bearer <token>`, or '' when there is none. */
+function bearerOf(req: FastifyRequest): string {
+  const header = req.headers.authorization;
+  return typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
 }
 
 export class LarkSimulator {
@@ -113,7 +135,9 @@ export class LarkSimulator {
   private readonly pending = new Set<Promise<unknown>>();
   private clockOffsetMs = 0;
   private readonly clock: () => number;
-  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host' | 'clock'>> & { port: number; host: string };
+  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host' | 'clock' | 'oauth'>> & { port: number; host: string };
+  /** User sign-in: authorize page, v2 token endpoint, grants, counters and faults (oauth/). */
+  readonly oauth: UserAuth;
 
   constructor(options: SimulatorOptions = {}) {
     this.opts = {
@@ -125,9 +149,11 @@ export class LarkSimulator {
       resendPushDelayMs: options.resendPushDelayMs ?? 0,
     };
     this.clock = options.clock ?? Date.now;
+    this.oauth = new UserAuth(this, options.oauth);
     for (const a of options.apps ?? []) this.addApp(a);
     this.app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
     this.registerRoutes();
+    registerOAuthRoutes(this.app, this);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -168,6 +194,60 @@ export class LarkSimulator {
     const app = this.apps.get(appId);
     if (!app) throw new Error(`simulator: unknown app ${appId}`);
     return app;
+  }
+
+  findApp(appId: string): SimApp | undefined {
+    return this.apps.get(appId);
+  }
+
+  /** The tenants whose people can use the app: a store app's installs, a custom app's own tenant. */
+  installedTenants(appId: string): string[] {
+    const app = this.apps.get(appId);
+    if (!app) return [];
+    if (app.kind === 'custom') return app.tenantKey ? [app.tenantKey] : [];
+    return [...(this.installs.get(appId) ?? [])];
+  }
+
+  /** Replaces the app's redirect URL allow-list (the console's security settings). */
+  setRedirectUris(appId: string, uris: string[]): void {
+    this.getApp(appId).redirectUris = [...uris];
+  }
+
+  /** Replaces the scopes enabled for the app (undefined = any scope). */
+  setAppScopes(appId: string, scopes: string[] | undefined): void {
+    this.getApp(appId).scopes = scopes ? [...scopes] : undefined;
+  }
+
+  // ---------------------------------------------------------------- users (oauth/)
+
+  /** Registers a person of a tenant who can sign in (besides the tenant's contact directory, when SimData is attached). */
+  addUser(tenantKey: string, user: NewSimUser): SimLarkUser {
+    return this.oauth.addUser(tenantKey, user);
+  }
+
+  /** Replaces the tenant's administrators (`is_user_admin`). Default: `ou_admin_<tenantKey>`, the app_open installer. */
+  setTenantAdmins(tenantKey: string, openIds: Iterable<string>): void {
+    this.oauth.users.setAdmins(tenantKey, openIds);
+  }
+
+  /**
+   * The authorize page without the page: where the browser goes after `user` answers (a code, or
+   * `error=access_denied` with `deny`). Throws AuthorizePageError where the page shows an error.
+   */
+  authorizeAs(appId: string, user: UserRef, query: Omit<AuthorizeQuery, 'client_id'>, opts: { deny?: boolean } = {}): string {
+    return this.oauth.authorizeAs(appId, user, query, opts);
+  }
+
+  /**
+   * Revokes the user's grants for the app (tokens dead: 20064 on refresh, 99991668 on API calls);
+   * with `push`, also pushes `auth.user_access_token.revoked_v4` to the app.
+   */
+  revokeUserTokens(
+    appId: string,
+    openId: string,
+    opts: { push?: boolean; tenantKey?: string; revokeTokenType?: string; revokeReason?: string } = {},
+  ): Promise<PushResult | undefined> {
+    return this.oauth.revoke(appId, openId, opts);
   }
 
   setEventUrl(appId: string, url: string): void {
@@ -421,18 +501,47 @@ export class LarkSimulator {
    * undefined when the token is missing or invalid.
    */
   authorizeTenant(req: FastifyRequest, reply: FastifyReply): TenantIdentity | undefined {
-    const header = req.headers.authorization;
-    const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    if (!token) {
-      void larkReply(reply, this.opts.tokenErrorHttpStatus, { code: 99991661, msg: 'Missing access token for authorization' });
+    return this.authorize(req, reply, { tenant: true, user: false });
+  }
+
+  /** Like authorizeTenant, for APIs that take a tenant token or a user token (the data APIs). */
+  authorizeCaller(req: FastifyRequest, reply: FastifyReply): TenantIdentity | undefined {
+    return this.authorize(req, reply, { tenant: true, user: true });
+  }
+
+  /** For APIs that take only a user token (user_info). */
+  authorizeUser(req: FastifyRequest, reply: FastifyReply): (TenantIdentity & { user: SimLarkUser }) | undefined {
+    return this.authorize(req, reply, { tenant: false, user: true }) as (TenantIdentity & { user: SimLarkUser }) | undefined;
+  }
+
+  /**
+   * Codes (auth.md §6): 99991661 no token; 99991663 a tenant token that is invalid, or any token
+   * on a tenant-only API that is not a user token; 99991668 a user token that is invalid or
+   * revoked, or a tenant token on a user-only API ("this API does not accept a tenant token" is
+   * 99991663 in the notes: that is what a valid tenant token gets there); 99991677 an expired user
+   * token. The HTTP status of these is undocumented: `tokenErrorHttpStatus` (default 400).
+   */
+  private authorize(req: FastifyRequest, reply: FastifyReply, accepts: { tenant: boolean; user: boolean }): TenantIdentity | undefined {
+    const refuse = (code: number, msg: string) => {
+      void larkReply(reply, this.opts.tokenErrorHttpStatus, { code, msg });
       return undefined;
-    }
+    };
+    const token = bearerOf(req);
+    if (!token) return refuse(99991661, 'Missing access token for authorization');
     const owner = this.tokenOwners.get(token);
-    if (!owner || owner.kind !== 'tenant' || !this.isValid(token)) {
-      void larkReply(reply, this.opts.tokenErrorHttpStatus, { code: 99991663, msg: 'Invalid access token for authorization' });
-      return undefined;
+    if (owner?.kind === 'tenant' && this.isValid(token)) {
+      if (!accepts.tenant) return refuse(99991663, 'This API does not accept tenant_access_token; use a user_access_token');
+      return { appId: owner.appId, tenantKey: owner.tenantKey ?? '' };
     }
-    return { appId: owner.appId, tenantKey: owner.tenantKey ?? '' };
+    const asUser = owner ? undefined : this.oauth.caller(token);
+    if (asUser && 'user' in asUser) {
+      if (!accepts.user) return refuse(99991668, 'This API does not accept user_access_token; use a tenant_access_token');
+      return { appId: asUser.appId, tenantKey: asUser.tenantKey, user: asUser.user };
+    }
+    if (asUser) return refuse(asUser.code, asUser.msg);
+    return accepts.tenant
+      ? refuse(99991663, 'Invalid access token for authorization')
+      : refuse(99991668, 'Invalid access token for authorization. Please make a request with token attached.');
   }
 
   // ---------------------------------------------------------------- HTTP

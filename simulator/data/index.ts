@@ -48,6 +48,8 @@ export class SimData {
     registerApprovalRoutes(sim.app, ctx, (t) => this.approval(t));
     registerAttendanceRoutes(sim.app, ctx, (t) => this.attendance(t));
     registerBitableRoutes(sim.app, ctx, (t) => this.bitable(t));
+    // The people who can sign in through the authorize page are the tenants' contact users.
+    sim.oauth.users.useDirectory((t) => this.contact(t).users.values());
   }
 
   /**

@@ -133,6 +133,12 @@ export function servePage<P extends { has_more: boolean; page_token?: string }>(
   return { ...rest, has_more: true } as P;
 }
 
+/**
+ * Admits a data API call: a valid tenant token, or a valid user access token (then `who.user` is
+ * the user it acts as, and routes show only what that user may see), within the API's frequency
+ * limit. User-token calls count against the same per-app, per-tenant window (per-user limits are
+ * not documented).
+ */
 export function admit(
   ctx: DataApiContext,
   req: FastifyRequest,
@@ -140,7 +146,7 @@ export function admit(
   api: string,
   limit: SimLimit,
 ): TenantIdentity | undefined {
-  const who = ctx.sim.authorizeTenant(req, reply);
+  const who = ctx.sim.authorizeCaller(req, reply);
   if (!who) return undefined;
   if (!ctx.limiter.admit(reply, `${who.appId}:${who.tenantKey}:${api}`, limit)) return undefined;
   ctx.onPage?.(api, who);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { admit, decodePageToken, encodePageToken, larkReply, ok, servePage, type DataApiContext } from '../support.js';
 import { FilterError, compileGroup, type FilterGroup, type Predicate } from './filter.js';
+import type { TenantIdentity } from '../../lark-simulator.js';
 import type { BitableTenant } from './seed.js';
 import { FieldType, baseDay, type SimBitableRecord, type SimTable, type SortSpec } from './table.js';
 
@@ -89,7 +90,7 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
     return rendered;
   };
 
-  const locate = (reply: FastifyReply, data: BitableTenant, appToken: string, tableId: string): SimTable | undefined => {
+  const locate = (reply: FastifyReply, who: TenantIdentity, data: BitableTenant, appToken: string, tableId: string): SimTable | undefined => {
     const base = data.bases.get(appToken);
     if (!base) {
       void fail(reply, 1254040, 'AppTokenNotFound');
@@ -100,7 +101,10 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
       void fail(reply, 1254041, 'TableIdNotFound');
       return undefined;
     }
-    if (table.denied) {
+    // A per-user table admits only a listed user's token; a tenant token acts as the app, which
+    // is not on the list.
+    const userMayRead = !table.readers || (who.user !== undefined && table.readers.has(who.user.openId));
+    if (table.denied || !userMayRead) {
       // Lark's "no permission on this Base/document" answer. The code and the HTTP 403 are taken
       // from the field report quoted in the issue, not from the shared notes: unconfirmed.
       void fail(reply, 91403, 'Forbidden', 403);
@@ -120,7 +124,7 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
     if (size === undefined) return fail(reply, 1254011, 'page_size must be between 1 and 100', 400);
     const offset = decodePageToken(req.query.page_token);
     if (offset === undefined) return fail(reply, 1254002, 'Fail: invalid page_token');
-    const table = locate(reply, data, appToken, tableId);
+    const table = locate(reply, who, data, appToken, tableId);
     if (!table) return reply;
     if (req.query.view_id && !table.views.some((v) => v.view_id === req.query.view_id)) return fail(reply, 1254042, 'ViewIdNotFound');
     const items = table.fields.slice(offset, offset + size).map((f) => ({ ...f, is_hidden: false }));
@@ -144,7 +148,7 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
       if (size === undefined) return fail(reply, 1254011, 'page_size must be between 1 and 500', 400);
       const offset = decodePageToken(req.query.page_token);
       if (offset === undefined) return fail(reply, 1254002, 'Fail: invalid page_token');
-      const table = locate(reply, data, appToken, tableId);
+      const table = locate(reply, who, data, appToken, tableId);
       if (!table) return reply;
 
       const viewId = typeof body.view_id === 'string' && body.view_id !== '' ? body.view_id : undefined;
@@ -220,7 +224,7 @@ export function registerBitableRoutes(app: FastifyInstance, ctx: DataApiContext,
     const problem = batchGetProblem(req.body);
     if (problem) return fail(reply, 1254001, `WrongRequestBody: ${problem}`);
     const body = req.body as BatchGetBody;
-    const table = locate(reply, data, appToken, tableId);
+    const table = locate(reply, who, data, appToken, tableId);
     if (!table) return reply;
     // Advanced permissions on and no manage right: success with nothing in it (bitable.md §2.6).
     if (table.silentBatchGet) return ok(reply, { records: [], absent_record_ids: [], forbidden_record_ids: [] });

@@ -104,6 +104,12 @@ export class SimTable {
    * code 91403 (routes.ts).
    */
   denied = false;
+  /**
+   * A table only the named users may read (open ids): with a tenant token it answers 91403 as
+   * `denied` does, with a listed user's access token normally, with anyone else's 91403. Absent =
+   * no per-user restriction.
+   */
+  readers: Set<string> | undefined = undefined;
 
   constructor(
     readonly table_id: string,
