@@ -8,6 +8,7 @@ import type { LarkHttp } from '../lark/http.js';
 import { LarkApiError, LarkTransportError } from '../lark/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { AppError } from '../errors.js';
+import { TenantNotActiveError, TenantNotFoundError } from '../tenants/tenant-errors.js';
 import { findApp } from '../apps/apps.repository.js';
 import { toCredentials, type AppCredentials } from '../apps/app-credentials.js';
 import type { AppTicketsService } from './app-tickets.service.js';
@@ -507,11 +508,9 @@ export class TokenService {
     let q = db.selectFrom('tenants').select(['status', 'app_id']).where('tenant_key', '=', key.tenantKey);
     if (lock) q = q.forShare();
     const tenant = await q.executeTakeFirst();
-    if (!tenant || tenant.status === 'uninstalled') {
-      throw new AppError(409, 'tenant_not_active', `tenant ${key.tenantKey} has uninstalled the app`);
-    }
+    if (!tenant || tenant.status === 'uninstalled') throw new TenantNotActiveError(key.tenantKey, 'has uninstalled the app');
     if (tenant.app_id !== key.appId) {
-      throw new AppError(409, 'tenant_not_active', `tenant ${key.tenantKey} is now served by app ${tenant.app_id}, not ${key.appId}`);
+      throw new TenantNotActiveError(key.tenantKey, `is now served by app ${tenant.app_id}, not ${key.appId}`);
     }
   }
 
@@ -643,15 +642,13 @@ export class TokenService {
       .select(['app_id', 'status'])
       .where('tenant_key', '=', tenantKey)
       .executeTakeFirst();
-    if (!tenant) throw new AppError(404, 'tenant_not_found', `tenant ${tenantKey} is not known`);
-    if (tenant.status === 'uninstalled') {
-      throw new AppError(409, 'tenant_not_active', `tenant ${tenantKey} has uninstalled the app`);
-    }
+    if (!tenant) throw new TenantNotFoundError(tenantKey);
+    if (tenant.status === 'uninstalled') throw new TenantNotActiveError(tenantKey, 'has uninstalled the app');
     return { app: await this.app(tenant.app_id) };
   }
 }
 
 /** The tenant uninstalled (or moved to another app) while its token was looked up or minted. */
 function isTenantGone(err: unknown): boolean {
-  return err instanceof AppError && err.code === 'tenant_not_active';
+  return err instanceof TenantNotActiveError;
 }
