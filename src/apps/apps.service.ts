@@ -6,6 +6,7 @@ import type { Sealer } from '../crypto/sealer.js';
 import { AppError } from '../errors.js';
 import { LarkApiError, LarkResponseRefusedError, LarkTransportError } from '../lark/errors.js';
 import type { LarkHttp } from '../lark/http.js';
+import { mintInternalTenantToken, queryTenant } from '../lark/auth-api.js';
 import { lockTenantLifecycle } from '../tenants/tenant-lock.js';
 import type { TenantsService } from '../tenants/tenants.service.js';
 import type { TokenService } from '../tokens/tokens.service.js';
@@ -72,27 +73,10 @@ export class AppsService {
     }
     const baseUrl = larkBaseUrl(domain);
 
-    const { token, expire } = await this.upstream(async () => {
-      const res = await this.http.call<{ tenant_access_token?: string; expire?: number }>(baseUrl, {
-        method: 'POST',
-        path: '/open-apis/auth/v3/tenant_access_token/internal',
-        body: { app_id: input.appId, app_secret: input.appSecret },
-      });
-      const t = res.body.tenant_access_token;
-      const e = res.body.expire;
-      if (!t || typeof e !== 'number') throw new LarkTransportError('tenant_access_token/internal', 'answer lacked a token');
-      return { token: t, expire: e };
-    });
-    const tenant = await this.upstream(async () => {
-      const res = await this.http.call<{ data?: { tenant?: { tenant_key?: string; name?: string } } }>(baseUrl, {
-        method: 'GET',
-        path: '/open-apis/tenant/v2/tenant/query',
-        bearer: token,
-      });
-      const key = res.body.data?.tenant?.tenant_key;
-      if (!key) throw new LarkTransportError('tenant/v2/tenant/query', 'answer lacked data.tenant.tenant_key');
-      return { tenantKey: key, name: res.body.data?.tenant?.name ?? null };
-    });
+    const { token, expire } = await this.upstream(() =>
+      mintInternalTenantToken(this.http, { appId: input.appId, baseUrl, secret: () => input.appSecret }),
+    );
+    const tenant = await this.upstream(() => queryTenant(this.http, baseUrl, token));
 
     const conflict = (servedBy: string) =>
       new AppError(409, 'tenant_conflict', `tenant ${tenant.tenantKey} is already served by app ${servedBy}; uninstall it there first`);

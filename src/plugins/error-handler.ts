@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError } from '../errors.js';
+import { TenantNotActiveError, TenantNotFoundError } from '../tenants/tenant-errors.js';
 
 type ErrorLike = Partial<FastifyError>;
 type ValidationIssue = NonNullable<FastifyError['validation']>[number];
@@ -34,6 +35,12 @@ export function describeValidation(context: string | undefined, issues: Validati
   return parts.join('; ') || 'invalid request';
 }
 
+/** Domain errors (a stable code, no HTTP status of their own) and the status each is answered with. */
+const DOMAIN_ERROR_STATUS: ReadonlyArray<readonly [abstract new (...args: never[]) => Error & { code: string }, number]> = [
+  [TenantNotFoundError, 404],
+  [TenantNotActiveError, 409],
+];
+
 /**
  * Every error leaves as `{ error: { code, message } }` with a stable code. Unexpected errors are
  * logged (message only) and answered as a bare 500, so internals and secrets never reach a client.
@@ -42,6 +49,9 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: ErrorLike, request, reply) => {
     if (err instanceof AppError) {
       return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
+    }
+    for (const [type, status] of DOMAIN_ERROR_STATUS) {
+      if (err instanceof type) return reply.code(status).send({ error: { code: err.code, message: err.message } });
     }
     if (err.validation) {
       return reply.code(400).send({ error: { code: 'invalid_request', message: describeValidation(err.validationContext, err.validation) } });

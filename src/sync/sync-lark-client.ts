@@ -3,6 +3,7 @@ import type { LarkHttp, LarkRequest } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TenantTokens } from '../tokens/tokens.service.js';
 import { AppError } from '../errors.js';
+import { TenantNotActiveError } from '../tenants/tenant-errors.js';
 import { LARK_RATE_LIMITS, type LarkApiName, type Pacer } from './pacer.js';
 import { SliceDeferredError, SyncError } from './sync-errors.js';
 
@@ -135,8 +136,8 @@ export class SyncLarkClient {
       if (err.httpStatus === 429) return { kind: 'throttle' };
       return { kind: 'retry' };
     }
-    if (err instanceof AppError) {
-      const cls = err.code === 'tenant_not_active' ? 'tenant_not_active' : 'token_error';
+    if (err instanceof AppError || err instanceof TenantNotActiveError) {
+      const cls = err instanceof TenantNotActiveError ? 'tenant_not_active' : 'token_error';
       return { kind: 'fail', error: new SyncError(cls, err.message) };
     }
     return { kind: 'fail', error: err instanceof Error ? err : new Error(String(err)) };

@@ -1,5 +1,5 @@
 import type { TenantDetailType, TenantSummaryType } from '../schemas/tenants.js';
-import type { TokenHealth } from '../tokens/tokens.service.js';
+import type { TokenHealth } from '../tokens/token-health.js';
 import type { TenantAuditRow, TenantRow } from './tenants.table.js';
 
 export function toTenantSummary(row: TenantRow): TenantSummaryType {

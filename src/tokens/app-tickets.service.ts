@@ -6,6 +6,7 @@ import { SealError, type Sealer } from '../crypto/sealer.js';
 import type { LarkHttp } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { AppCredentials } from '../apps/app-credentials.js';
+import { resendAppTicket } from '../lark/auth-api.js';
 
 export const ticketContext = (appId: string) => `app_tickets.ticket:${appId}`;
 const hash = (value: string) => createHash('sha256').update(value).digest('hex');
@@ -107,11 +108,7 @@ export class AppTicketsService {
     if (won.rows.length === 0) return false;
     this.metrics.ticketResends.inc();
     try {
-      await this.http.call(app.baseUrl, {
-        method: 'POST',
-        path: '/open-apis/auth/v3/app_ticket/resend',
-        body: { app_id: app.appId, app_secret: app.secret() },
-      });
+      await resendAppTicket(this.http, app);
       this.log.info({ appId: app.appId, reason }, 'asked Lark to push a fresh app_ticket');
     } catch (err) {
       this.log.warn({ appId: app.appId, reason, err: (err as Error).message }, 'app_ticket resend failed');

@@ -3,7 +3,7 @@ import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
 import type { AppError } from '../../src/errors.js';
 import type { Services } from '../../src/services.js';
-import { AppTicketMissingError } from '../../src/tokens/tokens.service.js';
+import { AppTicketMissingError } from '../../src/tokens/access-token-mints.js';
 import { startStack, STORE_APP, type Stack } from '../helpers/stack.js';
 import { buildServices, dumpDatabase, leakedSecrets, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
 import { waitFor } from '../helpers/wait.js';

@@ -4,6 +4,7 @@ import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
 import { loadConfig } from '../../src/config/env.js';
 import { connectDatabase } from '../../src/db/connect.js';
 import { AppError } from '../../src/errors.js';
+import { TenantNotActiveError } from '../../src/tenants/tenant-errors.js';
 import { tokenContext } from '../../src/tokens/tokens.repository.js';
 import { buildServices, dumpDatabase, fp, leakedSecrets, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
 import { STORE_APP } from '../helpers/stack.js';
@@ -205,7 +206,7 @@ describe('store app token chain', () => {
     await f.services.tenants.uninstall('tk-chain-b', f.appId, null);
 
     const err = await f.services.tokens.getTenantAccessToken('tk-chain-b').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AppError);
+    expect(err).toBeInstanceOf(TenantNotActiveError);
     expect((err as AppError).code).toBe('tenant_not_active');
     const viaCall = await f.services.tokens.withTenantToken('tk-chain-b', async () => 'called').catch((e: unknown) => e);
     expect((viaCall as AppError).code).toBe('tenant_not_active');

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../../db/database.js';
 import { AppError } from '../../errors.js';
+import { TenantNotActiveError, TenantNotFoundError } from '../../tenants/tenant-errors.js';
 import type { LarkHttp } from '../../lark/http.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { TenantTokens } from '../../tokens/tokens.service.js';
@@ -155,7 +156,7 @@ export class SyncEngine {
     // Resolved once per slice: every upstream call of the slice reuses it.
     const tokens = await tokenService.forTenant(run.tenant_key).catch((err: unknown) => {
       // Uninstalled between the status check and this lookup: the same class as above.
-      throw err instanceof AppError ? new SyncError('tenant_not_active', err.message) : err;
+      throw err instanceof TenantNotActiveError || err instanceof TenantNotFoundError || err instanceof AppError ? new SyncError('tenant_not_active', err.message) : err;
     });
     return {
       tenantKey: run.tenant_key,
