@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { encryptPush, signPush } from '../src/lark/event-crypto.js';
+import { SimEvents, type EventDeliveryOptions } from './events/delivery.js';
 import { larkCodeOf, larkReply } from './lark-reply.js';
 import { UserAuth, type AuthorizeQuery, type OAuthOptions, type UserRef } from './oauth/user-auth.js';
 import type { NewSimUser, SimLarkUser } from './oauth/users.js';
@@ -54,6 +55,8 @@ export interface SimulatorOptions {
   apps?: SimApp[];
   /** User-token timing and behaviour (oauth/user-auth.ts; later changes through `sim.oauth.setOptions`). */
   oauth?: Partial<OAuthOptions>;
+  /** Change-event delivery: retry schedule, concurrency, seeds (events/delivery.ts; later `sim.events.setOptions`). */
+  events?: Partial<EventDeliveryOptions>;
 }
 
 export interface PushResult {
@@ -79,6 +82,12 @@ export interface Fault {
   msg?: string;
   /** Wait this long before answering (to provoke client timeouts). */
   delayMs?: number;
+  /**
+   * Handle the request at once, then hold the answer this long: Lark has done the work (a refresh
+   * token rotated) while the answer is still on its way, and a client that dies meanwhile never
+   * learns the result.
+   */
+  delayAnswerMs?: number;
   /** How many requests it applies to (default 1). */
   count?: number;
   headers?: Record<string, string>;
@@ -135,9 +144,15 @@ export class LarkSimulator {
   private readonly pending = new Set<Promise<unknown>>();
   private clockOffsetMs = 0;
   private readonly clock: () => number;
-  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host' | 'clock' | 'oauth'>> & { port: number; host: string };
+  readonly opts: Required<Omit<SimulatorOptions, 'apps' | 'port' | 'host' | 'clock' | 'oauth' | 'events'>> & { port: number; host: string };
   /** User sign-in: authorize page, v2 token endpoint, grants, counters and faults (oauth/). */
   readonly oauth: UserAuth;
+  /**
+   * Change events (contact, approval, Base, Docs) pushed to the apps' request URLs with Lark's
+   * retries and per-instance approval ordering; subscriptions, counters, pause/resume, idle(),
+   * out-of-order and duplicate injection, and the rate generator (events/delivery.ts).
+   */
+  readonly events: SimEvents;
 
   constructor(options: SimulatorOptions = {}) {
     this.opts = {
@@ -150,6 +165,7 @@ export class LarkSimulator {
     };
     this.clock = options.clock ?? Date.now;
     this.oauth = new UserAuth(this, options.oauth);
+    this.events = new SimEvents(this, options.events);
     for (const a of options.apps ?? []) this.addApp(a);
     this.app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
     this.registerRoutes();
@@ -165,6 +181,7 @@ export class LarkSimulator {
   }
 
   async stop(): Promise<void> {
+    await this.events.close();
     await Promise.allSettled([...this.pending]);
     await this.app.close();
   }
@@ -200,12 +217,24 @@ export class LarkSimulator {
     return this.apps.get(appId);
   }
 
+  /** Every app the simulator knows. */
+  listApps(): SimApp[] {
+    return [...this.apps.values()];
+  }
+
   /** The tenants whose people can use the app: a store app's installs, a custom app's own tenant. */
   installedTenants(appId: string): string[] {
     const app = this.apps.get(appId);
     if (!app) return [];
     if (app.kind === 'custom') return app.tenantKey ? [app.tenantKey] : [];
     return [...(this.installs.get(appId) ?? [])];
+  }
+
+  /** Whether the app may be used in the tenant (installedTenants, without building the list). */
+  isInstalled(appId: string, tenantKey: string): boolean {
+    const app = this.apps.get(appId);
+    if (!app) return false;
+    return app.kind === 'custom' ? app.tenantKey === tenantKey : this.installs.get(appId)?.has(tenantKey) === true;
   }
 
   /** Replaces the app's redirect URL allow-list (the console's security settings). */
@@ -448,16 +477,27 @@ export class LarkSimulator {
     return this.post(url ?? this.requireEventUrl(app), body, headers, id);
   }
 
+  /**
+   * One attempt of a change event (events/delivery.ts): the app's wire format (encrypted and signed
+   * when it has an encrypt key, a fresh signature each time) posted to its request URL.
+   */
+  async transmit(appId: string, id: string, plaintext: string, opts: { timeoutMs: number }): Promise<PushResult> {
+    const app = this.getApp(appId);
+    if (!app.eventUrl) return { status: 0, body: '', durationMs: 0, uuid: id };
+    const { body, headers } = this.wireFormat(appId, plaintext);
+    return this.post(app.eventUrl, body, headers, id, opts.timeoutMs);
+  }
+
   private requireEventUrl(app: SimApp): string {
     if (!app.eventUrl) throw new Error(`simulator: app ${app.appId} has no event URL`);
     return app.eventUrl;
   }
 
-  private async post(url: string, body: string, headers: Record<string, string>, uuid: string): Promise<PushResult> {
+  private async post(url: string, body: string, headers: Record<string, string>, uuid: string, timeoutMs = 3_000): Promise<PushResult> {
     const started = performance.now();
     try {
       // Lark waits 3 s for an HTTP 200 before it counts the push as failed.
-      const res = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(3_000) });
+      const res = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(timeoutMs) });
       const text = await res.text();
       return { status: res.status, body: text, durationMs: performance.now() - started, uuid };
     } catch {
@@ -554,6 +594,7 @@ export class LarkSimulator {
       const fault = this.faults.find((f) => f.path === path && f.remaining > 0);
       if (!fault) return;
       fault.remaining -= 1;
+      if (fault.delayAnswerMs) (req as unknown as { delayAnswerMs?: number }).delayAnswerMs = fault.delayAnswerMs;
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       if (fault.status !== undefined || fault.code !== undefined) {
         return larkReply(
@@ -567,6 +608,8 @@ export class LarkSimulator {
 
     // Recorded before the bytes leave, so a client that reads its answer sees the call counted.
     app.addHook('onSend', async (req, reply, payload) => {
+      const hold = (req as unknown as { delayAnswerMs?: number }).delayAnswerMs;
+      if (hold) await new Promise((r) => setTimeout(r, hold));
       this.callLog.push({
         method: req.method,
         path: req.url.split('?')[0] ?? '',

@@ -3,6 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { admit, decodePageToken, encodePageToken, larkReply, ok, seededRandom, servePage, type DataApiContext } from './support.js';
 
 export type SimInstanceStatus = 'PENDING' | 'APPROVED' | 'REJECTED' | 'CANCELED' | 'DELETED';
+/**
+ * Every status an `approval_instance` event reports (change-events.md §2.1): the instance
+ * statuses, REVERTED (the initiator revoked an approved instance; the detail keeps APPROVED and
+ * says `reverted: true`), and OVERTIME_CLOSE / OVERTIME_RECOVER (the detail's status is left as it
+ * is: how the detail shows them is not in the notes, unconfirmed).
+ */
+export type ApprovalEventStatus = SimInstanceStatus | 'REVERTED' | 'OVERTIME_CLOSE' | 'OVERTIME_RECOVER';
 
 export interface SimWidget {
   id: string;
@@ -114,6 +121,8 @@ interface Seed {
   definition: SimApprovalDefinition;
   /** Listed but the detail answers 1390003 (deleted between list and detail), or gone entirely. */
   removed?: 'detail' | 'everywhere';
+  /** The status the detail starts with instead of a drawn one (createInstance: PENDING). */
+  status?: SimInstanceStatus;
 }
 
 /**
@@ -131,6 +140,12 @@ export class ApprovalTenant {
   private readonly byCode = new Map<string, Seed>();
   private readonly details = new Map<string, SimInstance>();
   private added = 0;
+  /** Told of each status change (SimData turns it into approval_instance events). */
+  onStatus: ((inst: SimInstance, status: ApprovalEventStatus, atMs: number) => void) | undefined = undefined;
+  /** Whether anyone listens to a definition's events (so addInstances builds details only then). */
+  wantsEvents: ((approvalCode: string) => boolean) | undefined = undefined;
+  /** The clock of advance() and createInstance() (SimData sets the simulator's). */
+  now: () => number = Date.now;
 
   private constructor(
     readonly tenantKey: string,
@@ -191,7 +206,7 @@ export class ApprovalTenant {
     if (!seed || seed.removed) return undefined;
     let inst = this.details.get(instanceCode);
     if (!inst) {
-      inst = buildInstance(this.tenantKey, seed.definition, seed.code, seed.startMs, this.anchorMs);
+      inst = buildInstance(this.tenantKey, seed.definition, seed.code, seed.startMs, this.anchorMs, seed.status);
       this.details.set(instanceCode, inst);
     }
     return inst;
@@ -222,7 +237,48 @@ export class ApprovalTenant {
       out.push(seed.code);
     }
     list.sort((a, b) => a.startMs - b.startMs);
+    // Each instance was created (PENDING) and, unless still pending, decided since: the events
+    // a subscriber would have received, at those times.
+    if (this.onStatus && this.wantsEvents?.(approvalCode)) {
+      for (const code of out) {
+        const inst = this.instance(code);
+        this.onStatus(inst, 'PENDING', Number(inst.start_time));
+        if (inst.status !== 'PENDING') this.onStatus(inst, inst.status, Number(inst.end_time));
+      }
+    }
     return out;
+  }
+
+  /**
+   * A new instance of a definition, created now (or at `atMs`) and PENDING: emits the
+   * `approval_instance` PENDING event. Returns its code.
+   */
+  createInstance(approvalCode: string, atMs: number = this.now()): string {
+    const def = this.definitions.get(approvalCode);
+    const list = this.seeds.get(approvalCode);
+    if (!def || !list) throw new Error(`simulator: unknown approval code ${approvalCode}`);
+    this.added += 1;
+    const seed: Seed = { code: uuidFrom(`${this.tenantKey}:${approvalCode}:added:${this.added}`), startMs: atMs, definition: def, status: 'PENDING' };
+    list.push(seed);
+    if (list.length > 1 && list[list.length - 2]!.startMs > atMs) list.sort((a, b) => a.startMs - b.startMs);
+    this.byCode.set(seed.code, seed);
+    this.onStatus?.(this.instance(seed.code), 'PENDING', atMs);
+    return seed.code;
+  }
+
+  /**
+   * Moves an instance to a status and emits its `approval_instance` event (setStatus for the
+   * instance statuses; REVERTED marks an approved instance reverted; OVERTIME_* only emit).
+   */
+  advance(instanceCode: string, status: ApprovalEventStatus, atMs: number = this.now()): SimInstance {
+    if (status === 'REVERTED' || status === 'OVERTIME_CLOSE' || status === 'OVERTIME_RECOVER') {
+      const inst = this.update(instanceCode, (i) => {
+        if (status === 'REVERTED') i.reverted = true;
+      });
+      this.onStatus?.(inst, status, atMs);
+      return inst;
+    }
+    return this.setStatus(instanceCode, status, atMs);
   }
 
   /** Edits an instance in place (form, tasks, timeline...). */
@@ -232,8 +288,17 @@ export class ApprovalTenant {
     return inst;
   }
 
-  /** Moves an instance to a new status the way Lark would: open tasks close, the timeline grows. */
+  /**
+   * Moves an instance to a new status the way Lark would: open tasks close, the timeline grows;
+   * and emits its `approval_instance` event.
+   */
   setStatus(instanceCode: string, status: SimInstanceStatus, atMs: number = Date.now()): SimInstance {
+    const inst = this.changeStatus(instanceCode, status, atMs);
+    this.onStatus?.(inst, status, atMs);
+    return inst;
+  }
+
+  private changeStatus(instanceCode: string, status: SimInstanceStatus, atMs: number): SimInstance {
     return this.update(instanceCode, (inst) => {
       const at = String(atMs);
       const open = inst.task_list.filter((t) => t.status === 'PENDING');
@@ -355,10 +420,18 @@ function pickStatus(rnd: () => number, ageMs: number): SimInstanceStatus {
   return 'DELETED';
 }
 
-function buildInstance(tenantKey: string, def: SimApprovalDefinition, code: string, startMs: number, anchorMs: number): SimInstance {
+function buildInstance(
+  tenantKey: string,
+  def: SimApprovalDefinition,
+  code: string,
+  startMs: number,
+  anchorMs: number,
+  forced?: SimInstanceStatus,
+): SimInstance {
   const rnd = seededRandom(`approval:${tenantKey}:${code}`);
   const initiator = person(tenantKey, rnd);
-  const status = pickStatus(rnd, anchorMs - startMs);
+  const drawn = pickStatus(rnd, anchorMs - startMs);
+  const status = forced ?? drawn;
   const endMs = status === 'PENDING' ? 0 : Math.min(anchorMs, startMs + Math.floor((0.5 + rnd() * 47) * HOUR));
   const nodes = [
     { node_id: 'node_manager', node_name: 'Manager', type: 'OR' as const },

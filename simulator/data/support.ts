@@ -38,6 +38,8 @@ export function paginate<T>(all: T[], offset: number, pageSize: number): Paged<T
 export interface SimLimit {
   perSecond?: number;
   perMinute?: number;
+  /** HTTP status of the over-limit answer (default 429; Lark's docx reads answer 400, corrections.md). */
+  status?: number;
 }
 
 /**
@@ -70,7 +72,7 @@ export class SimRateLimiter {
         const reset = Math.max(1, Math.ceil((w.start + span - now) / 1000));
         void larkReply(
           reply,
-          429,
+          limit.status ?? 429,
           { code: 99991400, msg: 'request trigger frequency limit' },
           { 'x-ogw-ratelimit-limit': String(max), 'x-ogw-ratelimit-reset': String(reset) },
         );
@@ -112,6 +114,12 @@ export type PagedApi =
   | 'bitable.fields.list'
   | 'bitable.records.search';
 
+/** The paged docs APIs (docs/routes.ts) SimData.truncateListings can cut short as well. */
+export type DocsPagedApi = 'drive.files.list' | 'wiki.spaces.list' | 'wiki.nodes.list' | 'docx.blocks';
+
+/** Every API whose listings can be cut short. */
+export type TruncatableApi = PagedApi | DocsPagedApi;
+
 /** What every data route needs: who is calling (token checked) and whether the limit admits it. */
 export interface DataApiContext {
   sim: LarkSimulator;
@@ -119,7 +127,7 @@ export interface DataApiContext {
   /** Calls before each page is served (tests edit or delete data "between pages"). */
   onPage?: (api: string, who: TenantIdentity) => void;
   /** Consumes one injected truncation of `api`'s next page, if any (SimData.truncateListings). */
-  takeTruncation?: (api: PagedApi) => boolean;
+  takeTruncation?: (api: TruncatableApi) => boolean;
 }
 
 /**
@@ -127,7 +135,7 @@ export interface DataApiContext {
  * sometimes answers (review finding L5): its items as usual, `has_more: true` and no `page_token`,
  * so the listing cannot be continued. Routes call this where they build a successful page.
  */
-export function servePage<P extends { has_more: boolean; page_token?: string }>(ctx: DataApiContext, api: PagedApi, page: P): P {
+export function servePage<P extends { has_more: boolean; page_token?: string }>(ctx: DataApiContext, api: TruncatableApi, page: P): P {
   if (!ctx.takeTruncation?.(api)) return page;
   const { page_token, ...rest } = page;
   return { ...rest, has_more: true } as P;
@@ -146,9 +154,21 @@ export function admit(
   api: string,
   limit: SimLimit,
 ): TenantIdentity | undefined {
+  const who = admitCall(ctx, req, reply, api, limit);
+  if (who) ctx.onPage?.(api, who);
+  return who;
+}
+
+/** As admit, for calls that serve no page (writes, uploads): `onPage` is not called. */
+export function admitCall(
+  ctx: DataApiContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  api: string,
+  limit: SimLimit,
+): TenantIdentity | undefined {
   const who = ctx.sim.authorizeCaller(req, reply);
   if (!who) return undefined;
   if (!ctx.limiter.admit(reply, `${who.appId}:${who.tenantKey}:${api}`, limit)) return undefined;
-  ctx.onPage?.(api, who);
   return who;
 }

@@ -8,9 +8,11 @@ export interface DataClient {
   /** A tenant token minted over HTTP the way a store app does (app_ticket -> app token -> tenant token). */
   tenantToken(tenantKey: string): Promise<string>;
   /** One call: the HTTP status and the parsed JSON body. */
-  call<T = LarkBody>(token: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  call<T = LarkBody>(token: string, method: HttpMethod, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   stop(): Promise<void>;
 }
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export interface LarkBody {
   code: number;
@@ -18,17 +20,18 @@ export interface LarkBody {
   data?: Record<string, unknown>;
 }
 
-const APP = { appId: 'cli_sim_data_test', appSecret: 'sim-data-test-secret', kind: 'store' as const, verificationToken: 'vtok-sim-data' };
+/** The store app the client mints tenant tokens for. */
+export const DATA_APP = { appId: 'cli_sim_data_test', appSecret: 'sim-data-test-secret', kind: 'store' as const, verificationToken: 'vtok-sim-data' };
 
 export async function startDataClient(tenants: string[], opts: DataApiOptions = {}): Promise<DataClient> {
   const sim = new LarkSimulator();
-  sim.addApp(APP);
-  for (const t of tenants) sim.installTenant(APP.appId, t);
+  sim.addApp(DATA_APP);
+  for (const t of tenants) sim.installTenant(DATA_APP.appId, t);
   const data = new SimData(sim, opts);
   await sim.start();
-  const ticket = sim.issueTicket(APP.appId);
+  const ticket = sim.issueTicket(DATA_APP.appId);
 
-  const call = async <T = LarkBody>(token: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> => {
+  const call = async <T = LarkBody>(token: string, method: HttpMethod, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
     const res = await fetch(sim.url + path, {
       method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -43,7 +46,7 @@ export async function startDataClient(tenants: string[], opts: DataApiOptions = 
     data,
     call,
     async tenantToken(tenantKey) {
-      const app = await auth(AUTH_PATHS.appAccessToken, { app_id: APP.appId, app_secret: APP.appSecret, app_ticket: ticket });
+      const app = await auth(AUTH_PATHS.appAccessToken, { app_id: DATA_APP.appId, app_secret: DATA_APP.appSecret, app_ticket: ticket });
       const tenant = await auth(AUTH_PATHS.tenantAccessToken, { app_access_token: app.app_access_token, tenant_key: tenantKey });
       if (typeof tenant.tenant_access_token !== 'string') throw new Error(`no tenant token: ${JSON.stringify(tenant)}`);
       return tenant.tenant_access_token;

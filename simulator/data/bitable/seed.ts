@@ -1,5 +1,7 @@
 import { seededRandom } from '../support.js';
 import { BASE_UTC_OFFSET_MS, DAY_MS, FieldType, GENERATED_BEFORE_MS, SimTable, baseDay, type SimBitableField, type SimBitablePerson } from './table.js';
+import type { SimMedia } from './values.js';
+import { BitableWriteState, sumWriteStats, type BaseWriteStats, type WriteFault } from './writes.js';
 
 /**
  * The generated Base data of one tenant: three bases (Projects and Ledger, a wiki-hosted Tasks, a
@@ -38,12 +40,17 @@ export interface BitableShape {
   tasks: number;
   /** rows in "Events" (generated lazily: meant for a million) */
   events: number;
+  /**
+   * rows in "Orders" of the main base (default 20): a table for writes, with every writable field
+   * type and every read-only one (formula, lookup, auto number, created/modified time and by).
+   */
+  orders: number;
 }
 
-export const defaultBitableShape: BitableShape = { projects: 1234, ledger: 640, tasks: 25, events: 1_000_000 };
+export const defaultBitableShape: BitableShape = { projects: 1234, ledger: 640, tasks: 25, events: 1_000_000, orders: 20 };
 
 export interface BitableRequest {
-  api: 'fields' | 'search' | 'batch_get';
+  api: 'fields' | 'search' | 'batch_get' | 'create' | 'update' | 'delete' | 'batch_create' | 'batch_update' | 'batch_delete' | 'upload';
   appToken: string;
   tableId: string;
   query: Record<string, string | undefined>;
@@ -53,7 +60,7 @@ export interface BitableRequest {
 
 /** Ids of the generated bases, for tests and benchmarks. */
 export interface BitableRefs {
-  main: { appToken: string; projects: string; ledger: string; openView: string; allView: string };
+  main: { appToken: string; projects: string; ledger: string; orders: string; openView: string; allView: string };
   wiki: { nodeToken: string; appToken: string; tasks: string };
   big: { appToken: string; events: string };
   /** a wiki node that is a docx, not a Base */
@@ -65,9 +72,22 @@ export class BitableTenant {
   readonly bases = new Map<string, SimBase>();
   readonly nodes = new Map<string, SimWikiNode>();
   readonly refs: BitableRefs;
-  /** Every fields / search / batch_get request this tenant received, in order (query and body included). */
+  /**
+   * Every fields / search / batch_get request, record write and media upload this tenant received,
+   * in order (query and body included).
+   */
   readonly requests: BitableRequest[] = [];
+  /** Write calls in progress, client_tokens, counters and injected faults (writes.ts). */
+  readonly writes = new BitableWriteState();
+  /** Files uploaded with drive/v1/medias/upload_all, by file_token (media.ts). */
+  readonly media = new Map<string, SimMedia>();
   private throttles = 0;
+  /**
+   * Who may manage each Base (app ids and user open ids), which the Drive file subscribe call
+   * needs (change-events.md §3: else 1069603). Absent = every app and user may (the tolerant
+   * default: tests that do not care get events).
+   */
+  private readonly managers = new Map<string, Set<string>>();
 
   constructor(
     readonly tenantKey: string,
@@ -274,6 +294,88 @@ export class BitableTenant {
     );
     big.tables.set(events.table_id, events);
 
+    // ------------------------------------------------------------ Orders: a table to write to
+    const stages = ['New', 'Paid', 'Shipped'];
+    const labels = ['urgent', 'gift'];
+    const ordersFields = [
+      fld('Order', FieldType.Text, 'Text', { is_primary: true }),
+      fld('Qty', FieldType.Number, 'Number', { property: { formatter: '0' } }),
+      fld('Price', FieldType.Number, 'Currency', { property: { formatter: '0.00', currency_code: 'CNY' } }),
+      fld('Stage', FieldType.SingleSelect, 'SingleSelect', {
+        property: { options: stages.map((name, i) => ({ name, id: `opt${t(`stage:${name}`, 7)}`, color: i })) },
+      }),
+      fld('Labels', FieldType.MultiSelect, 'MultiSelect', {
+        property: { options: labels.map((name, i) => ({ name, id: `opt${t(`label:${name}`, 7)}`, color: i })) },
+      }),
+      fld('Ordered', FieldType.DateTime, 'DateTime', { property: { date_formatter: 'yyyy/MM/dd', auto_fill: false } }),
+      fld('Paid', FieldType.Checkbox, 'Checkbox'),
+      fld('Buyer', FieldType.User, 'User', { property: { multiple: true } }),
+      fld('Contact', FieldType.Phone, 'Phone'),
+      fld('Email', FieldType.Text, 'Email'),
+      fld('Page', FieldType.Url, 'Url'),
+      fld('Files', FieldType.Attachment, 'Attachment'),
+      fld('Project', FieldType.SingleLink, 'SingleLink', { property: { multiple: true, table_id: projectsId, table_name: 'Projects' } }),
+      fld('Total', FieldType.Formula, 'Formula', {
+        property: { formula_expression: 'bitable::$table[tbl].$field[Qty]*bitable::$table[tbl].$field[Price]', type: { data_type: 2, ui_type: 'Number' } },
+      }),
+      fld('Project title', FieldType.Lookup, 'Lookup', { property: { table_id: projectsId, type: { data_type: 1, ui_type: 'Text' } } }),
+      fld('No', FieldType.AutoNumber, 'AutoNumber', { property: { auto_serial: { type: 'auto_increment_number' } } }),
+      fld('Created', FieldType.CreatedTime, 'CreatedTime', { property: { date_formatter: 'yyyy/MM/dd HH:mm' } }),
+      fld('Modified', FieldType.ModifiedTime, 'ModifiedTime', { property: { date_formatter: 'yyyy/MM/dd HH:mm' } }),
+      fld('Creator', FieldType.CreatedUser, 'CreatedUser'),
+      fld('Editor', FieldType.ModifiedUser, 'ModifiedUser'),
+    ];
+    /** Total = Qty × Price; Project title = the linked projects' titles (formula/lookup results are lists). */
+    const deriveOrder = (fields: Record<string, unknown>) => {
+      const qty = typeof fields.Qty === 'number' ? fields.Qty : 0;
+      const price = typeof fields.Price === 'number' ? fields.Price : 0;
+      fields.Total = { type: 2, value: [Math.round(qty * price * 100) / 100] };
+      const linked = (fields.Project as { link_record_ids?: string[] } | undefined)?.link_record_ids ?? [];
+      const titles = linked.flatMap((id) => (projects.get(id)?.fields.Title as unknown[] | undefined) ?? []);
+      if (titles.length > 0) fields['Project title'] = { type: 1, value: titles };
+      else delete fields['Project title'];
+    };
+    const orders = new SimTable(
+      `tbl${t('table:orders', 13)}`,
+      'Orders',
+      'O',
+      ordersFields,
+      [{ view_id: `vew${t('view:orders', 7)}`, view_name: 'Grid' }],
+      shape.orders,
+      (i) => {
+        const rnd = seededRandom(`bitable:${tenantKey}:O:${i}`);
+        const { created, modified } = times(rnd);
+        const buyer = person(1 + Math.floor(rnd() * 20));
+        const fields: Record<string, unknown> = {
+          Order: [{ type: 'text', text: `Order ${i + 1}` }],
+          Qty: 1 + Math.floor(rnd() * 9),
+          Price: Math.round(rnd() * 100_000) / 100,
+          Stage: stages[Math.floor(rnd() * stages.length)],
+          Ordered: created,
+          Buyer: [buyer],
+          No: String(i + 1),
+          Created: created,
+          Modified: modified,
+          Creator: [buyer],
+          Editor: [buyer],
+        };
+        if (rnd() < 0.5) fields.Paid = true;
+        if (rnd() < 0.3) fields.Labels = labels.filter(() => rnd() < 0.6);
+        if (rnd() < 0.4) fields.Project = { link_record_ids: [projects.recordId(Math.floor(rnd() * Math.max(1, shape.projects)))] };
+        if (Array.isArray(fields.Labels) && fields.Labels.length === 0) delete fields.Labels;
+        if (fields.Project && shape.projects === 0) delete fields.Project;
+        deriveOrder(fields);
+        return { fields, created_by: buyer, created_time: created, last_modified_by: buyer, last_modified_time: modified };
+      },
+      now,
+    );
+    orders.derive = deriveOrder;
+    main.tables.set(orders.table_id, orders);
+    // Score is Budget × 2 (its formula), also after an edit.
+    projects.derive = (fields) => {
+      fields.Score = { type: 2, value: [typeof fields.Budget === 'number' ? fields.Budget * 2 : 0] };
+    };
+
     for (const b of [main, wiki, big]) this.bases.set(b.app_token, b);
 
     const space = String(7_000_000_000_000_000_000n + BigInt(Math.floor(seededRandom(`space:${tenantKey}`)() * 1e15)));
@@ -283,7 +385,7 @@ export class BitableTenant {
     this.nodes.set(docNode, { space_id: space, node_token: docNode, obj_token: `doxcn${t('doc:handbook', 22)}`, obj_type: 'docx', title: 'Handbook' });
 
     this.refs = {
-      main: { appToken: main.app_token, projects: projects.table_id, ledger: ledger.table_id, openView, allView },
+      main: { appToken: main.app_token, projects: projects.table_id, ledger: ledger.table_id, orders: orders.table_id, openView, allView },
       wiki: { nodeToken: wikiNode, appToken: wiki.app_token, tasks: tasks.table_id },
       big: { appToken: big.app_token, events: events.table_id },
       docNode,
@@ -306,6 +408,26 @@ export class BitableTenant {
     return table;
   }
 
+  /**
+   * Sets who may manage a Base: app ids and user open ids (an empty list: nobody, so the file
+   * subscribe call answers 1069603); undefined = everyone again.
+   */
+  setManagers(appToken: string, ids: Iterable<string> | undefined): void {
+    if (ids === undefined) this.managers.delete(appToken);
+    else this.managers.set(appToken, new Set(ids));
+  }
+
+  /** Whether an app (its id) or a user (open id) may manage the Base. */
+  canManage(appToken: string, id: string): boolean {
+    const set = this.managers.get(appToken);
+    return set === undefined || set.has(id);
+  }
+
+  /** Every table of every Base, with its Base's app_token. */
+  *allTables(): Iterable<{ appToken: string; table: SimTable }> {
+    for (const b of this.bases.values()) for (const table of b.tables.values()) yield { appToken: b.app_token, table };
+  }
+
   /** The next `count` bitable calls of this tenant answer Base's own throttle: HTTP 200, code 1254290. */
   injectThrottle(count = 1): void {
     this.throttles += count;
@@ -316,6 +438,21 @@ export class BitableTenant {
     if (this.throttles <= 0) return false;
     this.throttles -= 1;
     return true;
+  }
+
+  /** Counters of record writes to one Base (live object; see BaseWriteStats). */
+  writeStats(appToken: string): BaseWriteStats {
+    return this.writes.statsOf(appToken);
+  }
+
+  /** Counters of record writes summed over this tenant's Bases (a snapshot). */
+  writeTotals(): BaseWriteStats {
+    return sumWriteStats(this.writes.allStats().values());
+  }
+
+  /** The next matching write call(s) fail as described (1255040: written first, then answered 504). */
+  injectWriteFault(fault: WriteFault): void {
+    this.writes.inject(fault);
   }
 
   /** Search requests to one table, in order (for assertions on page_size, filter, view). */

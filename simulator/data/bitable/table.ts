@@ -57,9 +57,33 @@ export const FieldType = {
   SingleLink: 18,
   Lookup: 19,
   Formula: 20,
+  DuplexLink: 21,
+  Location: 22,
+  GroupChat: 23,
+  Flow: 24,
   CreatedTime: 1001,
   ModifiedTime: 1002,
+  CreatedUser: 1003,
+  ModifiedUser: 1004,
+  AutoNumber: 1005,
+  Button: 3001,
 } as const;
+
+/**
+ * Field types the API cannot write (bitable-writes.md §6.3): formula, lookup, created/modified
+ * time, created/modified by, auto number, flow and button.
+ */
+export const READ_ONLY_FIELD_TYPES: ReadonlySet<number> = new Set([
+  FieldType.Lookup,
+  FieldType.Formula,
+  FieldType.Flow,
+  FieldType.CreatedTime,
+  FieldType.ModifiedTime,
+  FieldType.CreatedUser,
+  FieldType.ModifiedUser,
+  FieldType.AutoNumber,
+  FieldType.Button,
+]);
 
 export const DAY_MS = 86_400_000;
 /** The simulated bases' time zone (see the file comment). */
@@ -69,6 +93,35 @@ export const GENERATED_BEFORE_MS = Date.UTC(2025, 0, 1);
 
 /** Day number in the bases' time zone. */
 export const baseDay = (ms: number) => Math.floor((ms + BASE_UTC_OFFSET_MS) / DAY_MS);
+
+/** One record's change, as `drive.file.bitable_record_changed_v1` reports it (events/payloads.ts). */
+export interface RecordChange {
+  action: 'record_added' | 'record_deleted' | 'record_edited';
+  record_id: string;
+  /** The record before (edits, deletions). */
+  before?: SimBitableRecord;
+  /** The record after (additions, edits). */
+  after?: SimBitableRecord;
+}
+
+/** One field's change, as `drive.file.bitable_field_changed_v1` reports it. */
+export interface FieldChange {
+  action: 'field_added' | 'field_edited' | 'field_deleted';
+  field_id: string;
+  before?: SimBitableField;
+  after?: SimBitableField;
+}
+
+/** The changes of one call (a write API call, a test edit), with the table's revision after it. */
+export interface TableChangeSet {
+  records: RecordChange[];
+  fields: FieldChange[];
+  /** Who made them (absent: unknown, e.g. a deletion by a test). */
+  by: SimBitablePerson | undefined;
+  /** ms, the table's clock */
+  at: number;
+  revision: number;
+}
 
 /** Record i of a table as generated (the record id is given so generators can link records). */
 export type Generator = (index: number, recordId: string) => Omit<SimBitableRecord, 'record_id'>;
@@ -110,6 +163,24 @@ export class SimTable {
    * no per-user restriction.
    */
   readers: Set<string> | undefined = undefined;
+  /**
+   * The app (or user) may read but not edit this table: record writes answer HTTP 403 with code
+   * 91403, as a table it may not read does (write-routes.ts). Lark's exact answer for a caller
+   * without edit permission is not in the notes ("HTTP 403/400"): unconfirmed.
+   */
+  writeDenied = false;
+  /**
+   * Recomputes the derived cells of a record (formula, lookup) after an edit or an addition, as
+   * Lark does; generators call it too so generated and written records agree. Absent = none.
+   */
+  derive: ((fields: Record<string, unknown>) => void) | undefined = undefined;
+  /** Told of every change (SimData turns them into Base change events). */
+  onChange: ((changes: TableChangeSet) => void) | undefined = undefined;
+  private pendingChanges: TableChangeSet | undefined;
+  private batchDepth = 0;
+  /** Field renames (old name -> current name) and deletions, applied to records as they are read. */
+  private readonly renamedFields = new Map<string, string>();
+  private readonly droppedFields = new Set<string>();
 
   constructor(
     readonly table_id: string,
@@ -144,9 +215,103 @@ export class SimTable {
   private at(index: number): SimBitableRecord | undefined {
     if (index < 0 || index >= this.size || this.deletedSet.has(index)) return undefined;
     const stored = this.stored.get(index);
-    if (stored) return stored;
+    if (stored) return this.fieldView(stored);
     const id = this.recordId(index);
-    return { record_id: id, ...this.generate(index, id) };
+    return this.fieldView({ record_id: id, ...this.generate(index, id) });
+  }
+
+  /** The record under the current field names (after renameField/deleteField; as is otherwise). */
+  private fieldView(r: SimBitableRecord): SimBitableRecord {
+    if (this.renamedFields.size === 0 && this.droppedFields.size === 0) return r;
+    const fields: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r.fields)) {
+      if (this.droppedFields.has(k)) continue;
+      fields[this.renamedFields.get(k) ?? k] = v;
+    }
+    return { ...r, fields };
+  }
+
+  /** The table's revision: it grows with every change (records and fields). */
+  get revision(): number {
+    return this.version + 1;
+  }
+
+  /**
+   * Runs `fn` and reports the changes it makes as one set (one write API call = one change set;
+   * without it every edit/add/delete call reports its own).
+   */
+  batch<T>(fn: () => T, by?: SimBitablePerson): T {
+    this.batchDepth += 1;
+    if (this.batchDepth === 1) this.pendingChanges = { records: [], fields: [], by, at: this.now(), revision: this.revision };
+    try {
+      return fn();
+    } finally {
+      this.batchDepth -= 1;
+      if (this.batchDepth === 0) {
+        const set = this.pendingChanges;
+        this.pendingChanges = undefined;
+        if (set && set.records.length + set.fields.length > 0) this.onChange?.({ ...set, revision: this.revision });
+      }
+    }
+  }
+
+  private report(change: { record?: RecordChange; field?: FieldChange }, by: SimBitablePerson | undefined): void {
+    if (!this.onChange) return;
+    if (this.pendingChanges) {
+      if (change.record) this.pendingChanges.records.push(change.record);
+      if (change.field) this.pendingChanges.fields.push(change.field);
+      this.pendingChanges.by ??= by;
+      return;
+    }
+    this.onChange({
+      records: change.record ? [change.record] : [],
+      fields: change.field ? [change.field] : [],
+      by,
+      at: this.now(),
+      revision: this.revision,
+    });
+  }
+
+  // ---------------------------------------------------------------- fields (test edits)
+
+  /** Adds a field (`field_added`); `field_id` is generated unless given. */
+  addField(field: Omit<SimBitableField, 'field_id' | 'is_primary'> & Partial<Pick<SimBitableField, 'field_id' | 'is_primary'>>, by?: SimBitablePerson): SimBitableField {
+    if (this.fields.some((f) => f.field_name === field.field_name)) throw new Error(`simulator: field ${field.field_name} exists in ${this.table_id}`);
+    const added: SimBitableField = { field_id: `fld${this.table_id.slice(3, 6)}${(this.fields.length + 1).toString(36).padStart(4, '0')}`, is_primary: false, ...field };
+    this.fields.push(added);
+    this.renamedFields.delete(added.field_name);
+    this.droppedFields.delete(added.field_name);
+    this.version += 1;
+    this.report({ field: { action: 'field_added', field_id: added.field_id, after: structuredClone(added) } }, by);
+    return added;
+  }
+
+  /** Changes a field: its name (records follow), type, ui_type or property (`field_edited`). */
+  updateField(fieldId: string, patch: Partial<Omit<SimBitableField, 'field_id'>>, by?: SimBitablePerson): SimBitableField {
+    const field = this.fields.find((f) => f.field_id === fieldId);
+    if (!field) throw new Error(`simulator: no field ${fieldId} in ${this.table_id}`);
+    const before = structuredClone(field);
+    if (patch.field_name !== undefined && patch.field_name !== field.field_name) {
+      const from = field.field_name;
+      for (const [old, now] of this.renamedFields) if (now === from) this.renamedFields.set(old, patch.field_name);
+      this.renamedFields.set(from, patch.field_name);
+      this.droppedFields.delete(patch.field_name);
+    }
+    Object.assign(field, patch);
+    this.version += 1;
+    this.report({ field: { action: 'field_edited', field_id: fieldId, before, after: structuredClone(field) } }, by);
+    return field;
+  }
+
+  /** Deletes a field and its cells (`field_deleted`). */
+  deleteField(fieldId: string, by?: SimBitablePerson): void {
+    const i = this.fields.findIndex((f) => f.field_id === fieldId);
+    if (i < 0) throw new Error(`simulator: no field ${fieldId} in ${this.table_id}`);
+    const [field] = this.fields.splice(i, 1);
+    this.droppedFields.add(field!.field_name);
+    for (const [old, now] of this.renamedFields) if (now === field!.field_name) this.droppedFields.add(old);
+    this.version += 1;
+    this.report({ field: { action: 'field_deleted', field_id: fieldId, before: structuredClone(field!) } }, by);
   }
 
   get(recordId: string): SimBitableRecord | undefined {
@@ -168,10 +333,11 @@ export class SimTable {
     return u;
   }
 
-  /** A ModifiedTime field shows the record's last modified time. */
-  private stampModified(fields: Record<string, unknown>, at: number): void {
+  /** A ModifiedTime field shows the record's last modified time, a ModifiedUser field its last editor. */
+  private stampModified(fields: Record<string, unknown>, at: number, by?: SimBitablePerson): void {
     for (const f of this.fields) {
       if (f.type === FieldType.ModifiedTime) fields[f.field_name] = at;
+      if (f.type === FieldType.ModifiedUser && by) fields[f.field_name] = [by];
     }
   }
 
@@ -189,29 +355,36 @@ export class SimTable {
     // that edits twice in one millisecond still sees the second one as newer.
     const at = Math.max(this.now(), current.last_modified_time + 1);
     const editor = by ?? current.last_modified_by;
-    this.stampModified(fields, at);
+    this.stampModified(fields, at, editor);
+    this.derive?.(fields);
     const next = { ...current, fields, last_modified_time: at, last_modified_by: editor };
     this.stored.set(i, next);
     this.version += 1;
+    this.report({ record: { action: 'record_edited', record_id: recordId, before: current, after: next } }, editor);
     return next;
   }
 
-  delete(recordId: string): void {
+  /** Deletes a record (`by`: who did, for the change event). */
+  delete(recordId: string, by?: SimBitablePerson): void {
     const i = this.indexOf(recordId);
     if (i === undefined) throw new Error(`simulator: no record ${recordId} in ${this.table_id}`);
+    const before = this.onChange ? this.at(i) : undefined;
     this.stored.delete(i);
     this.deletedSet.add(i);
     const at = this.deleted.findIndex((d) => d > i);
     if (at === -1) this.deleted.push(i);
     else this.deleted.splice(at, 0, i);
     this.version += 1;
+    this.report({ record: { action: 'record_deleted', record_id: recordId, ...(before ? { before } : {}) } }, by);
   }
 
   /**
    * Appends records: `n` generated ones, or the given cells. Either way they are created and
-   * modified now.
+   * modified now, by `by` when given (an API write: the app or the user), else by the generated
+   * record's people. Automatic cells (created/modified time and by, auto number) and derived
+   * ones (`derive`) are filled in.
    */
-  add(records: number | Array<Record<string, unknown>>): SimBitableRecord[] {
+  add(records: number | Array<Record<string, unknown>>, by?: SimBitablePerson): SimBitableRecord[] {
     const list = typeof records === 'number' ? Array.from({ length: records }, () => undefined) : records;
     const out: SimBitableRecord[] = [];
     for (const cells of list) {
@@ -220,14 +393,32 @@ export class SimTable {
       const base = this.generate(i, id);
       const at = this.now();
       const fields = cells ? structuredClone(cells) : base.fields;
-      for (const f of this.fields) if (f.type === FieldType.CreatedTime) fields[f.field_name] = at;
-      this.stampModified(fields, at);
-      const rec: SimBitableRecord = { ...base, record_id: id, fields, created_time: at, last_modified_time: at };
+      const creator = by ?? base.created_by;
+      const editor = by ?? base.last_modified_by;
+      for (const f of this.fields) {
+        if (f.type === FieldType.CreatedTime) fields[f.field_name] = at;
+        if (f.type === FieldType.CreatedUser) fields[f.field_name] = [creator];
+        if (f.type === FieldType.AutoNumber) fields[f.field_name] = String(i + 1);
+      }
+      this.stampModified(fields, at, editor);
+      if (cells) this.derive?.(fields);
+      const rec: SimBitableRecord = {
+        ...base,
+        record_id: id,
+        fields,
+        created_by: creator,
+        created_time: at,
+        last_modified_by: editor,
+        last_modified_time: at,
+      };
       this.stored.set(i, rec);
       this.size += 1;
       out.push(rec);
     }
     this.version += 1;
+    if (this.onChange) this.batch(() => {
+      for (const rec of out) this.report({ record: { action: 'record_added', record_id: rec.record_id, after: rec } }, rec.created_by);
+    }, by);
     return out;
   }
 
