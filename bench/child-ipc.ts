@@ -5,7 +5,7 @@
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -44,6 +44,11 @@ export async function compileChildren(scripts: string[]): Promise<void> {
   await promisify(execFile)(process.execPath, [tsc, '-p', project]).catch(() => undefined);
   for (const s of scripts) {
     if (!existsSync(compiled(s))) throw new Error(`compiling ${s} produced no ${compiled(s)}`);
+  }
+  // What the compiler does not emit (the web pages' templates and static files), as
+  // scripts/copy-assets.mjs does for the production build.
+  for (const dir of ['src/web/views', 'src/web/public']) {
+    if (existsSync(path.join(ROOT, dir))) await cp(path.join(ROOT, dir), path.join(BUILD_DIR, dir), { recursive: true });
   }
 }
 

@@ -22,6 +22,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   tokens: async () => (await import('./tokens.js')).benchTokens,
   tenants: async () => (await import('./tenants.js')).benchTenants,
   contention: async () => (await import('./contention.js')).benchContention,
+  writes: async () => (await import('./writes.js')).benchWrites,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

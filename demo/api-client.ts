@@ -23,12 +23,13 @@ export class LarksyncApi {
     private readonly token: string,
   ) {}
 
-  async call<T>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
+  async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${this.token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
       },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(30_000),

@@ -1,4 +1,5 @@
-import { STREAMS, type StreamName } from '../src/sync/streams.js';
+import { MODULES } from '../src/connectors/index.js';
+import type { StreamName } from '../src/sync/streams.js';
 import type { SyncRunView } from '../src/sync/sync.service.js';
 import type { SyncModuleName } from '../src/sync/sync.tables.js';
 import { UNAVAILABLE_TO_STORE_APPS, type SeededTenant } from './tenants.js';
@@ -31,7 +32,7 @@ const FOLLOWS: Partial<Record<StreamName, StreamName>> = {
 const RATE_WINDOW_MS = 4_000;
 
 export const streamsOf = (module: SyncModuleName): StreamName[] =>
-  (Object.keys(STREAMS) as StreamName[]).filter((s) => STREAMS[s].module === module);
+  Object.keys(MODULES[module]?.streams ?? {});
 
 export const isFinished = (run: SyncRunView) => run.status === 'succeeded' || run.status === 'failed' || run.status === 'cancelled';
 

@@ -19,7 +19,7 @@ import { spawnLarksync, type LarksyncProcess } from './larksync-process.js';
 import { pickPort } from './ports.js';
 import { plainView, ttyView, type ProgressView } from './progress.js';
 import { runScenario } from './scenario.js';
-import { attendanceNote, formatSummary } from './summary.js';
+import { attendanceNote, formatSummary, formatWrites } from './summary.js';
 import { seedSimulator } from './tenants.js';
 
 /** The demo's store app, as the Lark console would show it (simulated: none of these is real). */
@@ -136,6 +136,8 @@ async function main(): Promise<void> {
   out(formatSummary(summary));
   const note = attendanceNote(summary);
   if (note) out(`\n${note}`);
+  const writes = formatWrites(summary);
+  if (writes) out(`\n${writes}`);
   const failed = summary.rows.filter((r) => r.status === 'failed');
   if (failed.length > 0) out(`\n${failed.length} stream(s) failed; see the notes above and ${rel(logFile)}`);
   out(`\nSynced in ${summary.syncSeconds.toFixed(1)} s; the whole demo took ${secondsSince(started)}.`);
@@ -149,6 +151,7 @@ larksync keeps running (its scheduler re-syncs every connector hourly). Try:
                curl ${auth} ${larksyncUrl}/api/v1/tenants
                curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/streams/contact_users/records?limit=3'
                curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/syncs?limit=5'
+               curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/writes?limit=5'
                The bearer token is in ${rel(path.join(dataDir, 'api-token'))}. It is a local demo credential, so here it is:
                ${apiToken}
   API docs     ${larksyncUrl}/docs  (rendered from openapi.yaml; "Authorize" takes the token above)

@@ -6,6 +6,7 @@ import type { ProgressView } from './progress.js';
 import { isFinished, isUnavailableToStoreApp, RunProgress, runSeconds, streamsOf } from './run-progress.js';
 import { CUSTOM_APP, UNAVAILABLE_TO_STORE_APPS, type SeededTenant } from './tenants.js';
 import type { StreamName } from '../src/sync/streams.js';
+import { DEMO_WRITE_ROWS, writeOrders, type WriteDemo } from './writes.js';
 
 export interface ScenarioDeps {
   sim: LarkSimulator;
@@ -17,6 +18,8 @@ export interface ScenarioDeps {
   pollMs?: number;
   /** How long larksync may take to process a push (the worker picks events up). */
   pushTimeoutMs?: number;
+  /** Orders written through the write API after the syncs (default DEMO_WRITE_ROWS; 0: none). */
+  writeRows?: number;
 }
 
 export interface SummaryRow {
@@ -41,6 +44,8 @@ export interface DemoSummary {
   /** first trigger to last run finished */
   syncSeconds: number;
   runs: SyncRunView[];
+  /** the orders written through the write API and read back, when a tenant has a Base */
+  writes?: WriteDemo;
 }
 
 const pushLine = (what: string, push: PushResult) =>
@@ -112,7 +117,16 @@ export async function runScenario(deps: ScenarioDeps): Promise<DemoSummary> {
     await new Promise((r) => setTimeout(r, deps.pollMs ?? 500));
   }
   const lastFinished = Math.max(...[...runs.values()].map((r) => Date.parse(r.finishedAt ?? '') || Date.now()));
-  return summarize(tenants, runs, (lastFinished - triggeredAt) / 1000);
+  const summary = summarize(tenants, runs, (lastFinished - triggeredAt) / 1000);
+
+  // Writing into Base: a few hundred orders through the write API, then read back by a sync.
+  const writer = tenants.find((t) => t.writeTarget);
+  const writeRows = deps.writeRows ?? DEMO_WRITE_ROWS;
+  if (writer && writeRows > 0) {
+    view.say('');
+    summary.writes = await writeOrders(api, writer, view, writeRows);
+  }
+  return summary;
 }
 
 function summarize(tenants: SeededTenant[], runs: Map<string, SyncRunView>, syncSeconds: number): DemoSummary {

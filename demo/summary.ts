@@ -70,3 +70,15 @@ export function attendanceNote(summary: DemoSummary): string | undefined {
     : '';
   return `Attendance: ${UNAVAILABLE_TO_STORE_APPS}, so store-app tenants' runs end with unsupported_for_store_app${custom}.`;
 }
+
+/** The write-API part of the summary: what was written, and that it came back. */
+export function formatWrites(summary: DemoSummary): string | undefined {
+  const w = summary.writes;
+  if (!w) return undefined;
+  return [
+    `Written through the write API: ${fmt(w.ok)} of ${fmt(w.records)} orders into ${w.tenantName}'s ${w.table} table, ${w.status} in ${seconds(w.seconds)} ` +
+      `(${w.upstreamCalls} call${w.upstreamCalls === 1 ? '' : 's'} to Lark, one at a time on the Base, each with its client_token).`,
+    `Synced back: ${fmt(w.inBaseRecords)} in base_records as soon as the write succeeded (read back from Lark); an incremental Base sync afterwards ` +
+      `(${w.sync.status}, ${fmt(w.sync.baseRecords)} records read) left ${fmt(w.afterSync)}, one row per order.`,
+  ].join('\n');
+}

@@ -81,6 +81,8 @@ export interface SeededTenant extends DemoTenant {
   connectors: Partial<Record<SyncModuleName, ConnectorPut>>;
   /** Rows a complete first run reads, worked out from the simulator's data (attendance: within a punch or two). */
   expected: Partial<Record<StreamName, number>>;
+  /** A Base table the demo writes into through the write API (the main Base's "Orders"), synced too. */
+  writeTarget?: { appToken: string; tableId: string };
 }
 
 const DAY_MS = 86_400_000;
@@ -136,6 +138,7 @@ function seedTenant(data: SimData, t: DemoTenant, sizes: DemoSizes): SeededTenan
       { appToken: main.appToken, tableId: main.ledger },
       { appToken: wiki.appToken, tableId: wiki.tasks },
       { appToken: big.appToken, tableId: big.events },
+      { appToken: main.appToken, tableId: main.orders },
     ].map((ref) => base.table(ref.appToken, ref.tableId));
     connectors.base = {
       enabled: true,
@@ -146,6 +149,8 @@ function seedTenant(data: SimData, t: DemoTenant, sizes: DemoSizes): SeededTenan
           { appToken: main.appToken, tableId: main.ledger },
           { url: `https://${t.key}.feishu.cn/wiki/${wiki.nodeToken}?table=${wiki.tasks}` },
           { appToken: big.appToken, tableId: big.events },
+          // The table the demo writes into through the write API, then reads back.
+          { appToken: main.appToken, tableId: main.orders },
         ],
       },
     };
@@ -165,5 +170,6 @@ function seedTenant(data: SimData, t: DemoTenant, sizes: DemoSizes): SeededTenan
       expected.attendance_flows = [...dir.users.values()].reduce((n, u) => n + book.punches(u, from, to, to).length, 0);
     }
   }
-  return { ...t, connectors, expected };
+  const writeTarget = t.modules.includes('base') ? { appToken: data.bitable(t.key).refs.main.appToken, tableId: data.bitable(t.key).refs.main.orders } : undefined;
+  return { ...t, connectors, expected, ...(writeTarget ? { writeTarget } : {}) };
 }

@@ -11,6 +11,12 @@ import * as failedEventsIndex from './2026_12_06_1100_failed_events_index.js';
 import * as tokenMintLeases from './2026_12_06_1110_token_mint_leases.js';
 import * as encryptionCanary from './2026_12_06_1200_encryption_canary.js';
 import * as runResumes from './2026_12_06_1300_run_resumes.js';
+import * as userGrants from './2026_12_06_1400_user_grants.js';
+import * as baseWrites from './2026_12_06_1500_base_writes.js';
+import * as docsStreams from './2026_12_06_1600_docs_streams.js';
+import * as sinks from './2026_12_06_1700_sinks.js';
+import * as baseWriteReadBack from './2026_12_07_0900_base_write_read_back.js';
+import * as webhooks from './2026_12_07_1000_webhooks.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -29,4 +35,10 @@ export const migrations: Record<string, Migration> = {
   '2026_12_06_1110_token_mint_leases': tokenMintLeases,
   '2026_12_06_1200_encryption_canary': encryptionCanary,
   '2026_12_06_1300_run_resumes': runResumes,
+  '2026_12_06_1400_user_grants': userGrants,
+  '2026_12_06_1500_base_writes': baseWrites,
+  '2026_12_06_1600_docs_streams': docsStreams,
+  '2026_12_06_1700_sinks': sinks,
+  '2026_12_07_0900_base_write_read_back': baseWriteReadBack,
+  '2026_12_07_1000_webhooks': webhooks,
 };

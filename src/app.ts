@@ -9,6 +9,7 @@ import { apiDocs } from './plugins/api-docs.js';
 import { healthRoutes } from './routes/health.js';
 import { larkEventsRoute } from './routes/lark/events.js';
 import { apiV1 } from './routes/api/v1/index.js';
+import { webRoutes } from './web/index.js';
 import type { Services } from './services.js';
 import { ErrorBody } from './schemas/common.js';
 
@@ -115,6 +116,7 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(healthRoutes(services));
   await app.register(larkEventsRoute(services));
   await app.register(apiV1(services), { prefix: '/api/v1' });
+  await app.register(webRoutes(services));
   // API_DOCS=false: no /docs page (the spec lists every route, which some deployments keep private).
   if (services.config.apiDocs) await app.register(apiDocs);
   return app;

@@ -33,6 +33,8 @@ export interface StartOptions {
   workerPollInterval?: number;
   workerOptions?: WorkerOptions;
   engineOptions?: ServiceDeps['engineOptions'];
+  webhookOptions?: ServiceDeps['webhookOptions'];
+  sinkOptions?: ServiceDeps['sinkOptions'];
   rateLimitScale?: number;
 }
 
@@ -83,6 +85,8 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
       ticketOptions: opts.ticketOptions,
       tokenOptions: opts.tokenOptions,
       engineOptions: opts.engineOptions,
+      webhookOptions: opts.webhookOptions,
+      sinkOptions: opts.sinkOptions,
       rateLimitScale: opts.rateLimitScale,
     });
     await services.apps.ensureStoreApp();
@@ -111,6 +115,7 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
         await started.close();
         services.events.flushLog();
         await worker?.stop().catch(() => undefined);
+        services.webhookDispatcher.close();
         await handle.close();
         await embedded?.stop().catch(() => undefined);
       },

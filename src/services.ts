@@ -11,12 +11,24 @@ import { TokenService, defaultTokenOptions, type TokenOptions } from './tokens/t
 import { TenantsService } from './tenants/tenants.service.js';
 import { AppsService } from './apps/apps.service.js';
 import { EventsService } from './events/events.service.js';
-import { SYNC_MODULES } from './connectors/index.js';
+import { MODULES, STREAM_CATALOG } from './connectors/index.js';
 import { ConnectorsService } from './sync/connectors.service.js';
 import { Pacer } from './sync/pacer.js';
 import { RecordsService } from './sync/records.service.js';
 import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/engine/sync-engine.js';
 import { SyncService } from './sync/sync.service.js';
+import { GrantsService, defaultGrantOptions, type GrantOptions } from './grants/grants.service.js';
+import { OAuthStates } from './oauth/oauth-states.js';
+import { countGrantsByStatus } from './grants/grants.repository.js';
+import { WritesService } from './writes/writes.service.js';
+import { WriteApplier, defaultApplierOptions, type ApplierOptions } from './writes/write-applier.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
+import { WebhookDispatcher, defaultWebhookOptions, type WebhookOptions } from './webhooks/lane-drain.js';
+import { WebhookSender } from './webhooks/sender.js';
+import type { Resolver } from './webhooks/url-policy.js';
+import { SinksService } from './sinks/sinks.service.js';
+import type { DeliveryOverrides } from './sinks/delivery.js';
+import { larkFileDownloader } from './sinks/lark-files.js';
 
 /** Everything a route or a job needs, built once per process. */
 export interface Services {
@@ -38,6 +50,13 @@ export interface Services {
   sync: SyncService;
   engine: SyncEngine;
   records: RecordsService;
+  grants: GrantsService;
+  oauthStates: OAuthStates;
+  writes: WritesService;
+  writeApplier: WriteApplier;
+  webhooks: WebhooksService;
+  webhookDispatcher: WebhookDispatcher;
+  sinks: SinksService;
 }
 
 export interface ServiceDeps {
@@ -54,6 +73,11 @@ export interface ServiceDeps {
   ticketOptions?: Partial<TicketOptions>;
   tokenOptions?: Partial<TokenOptions>;
   engineOptions?: Partial<EngineOptions>;
+  grantOptions?: Partial<GrantOptions>;
+  applierOptions?: Partial<ApplierOptions>;
+  /** Retry timing, clock and limits of webhook deliveries; `resolve` plays DNS (tests). */
+  webhookOptions?: Partial<WebhookOptions> & { resolve?: Resolver };
+  sinkOptions?: DeliveryOverrides;
   /** Scales every Lark rate limit (tests against a simulator that allows more). */
   rateLimitScale?: number;
 }
@@ -84,13 +108,50 @@ export function createServices(deps: ServiceDeps): Services {
     tenants,
     apps: new AppsService(deps.db, deps.sealer, http, tokens, tenants, deps.config),
     events: new EventsService(deps.db, deps.ingestPool ?? deps.pool, deps.sealer, metrics, deps.log),
-    connectors: new ConnectorsService(deps.db, SYNC_MODULES),
+    connectors: new ConnectorsService(deps.db, MODULES),
     sync: new SyncService(deps.db),
-    records: new RecordsService(deps.db),
-  } as Omit<Services, 'engine'> as Services;
+    records: new RecordsService(deps.db, STREAM_CATALOG),
+    grants: new GrantsService(deps.db, deps.sealer, http, deps.log, { ...defaultGrantOptions, ...deps.grantOptions }),
+    oauthStates: new OAuthStates(deps.db, deps.sealer),
+    writes: new WritesService(deps.db, tokens, http),
+    sinks: new SinksService({ db: deps.db, sealer: deps.sealer, log: deps.log, metrics, download: larkFileDownloader((t) => tokens.forTenant(t), metrics), allowPrivate: deps.config.allowPrivateSinks }, deps.sinkOptions),
+  } as Omit<Services, 'engine' | 'writeApplier' | 'webhooks' | 'webhookDispatcher'> as Services;
+  const { resolve, ...webhookOptions } = { ...defaultWebhookOptions, ...deps.webhookOptions };
+  const webhookPolicy = { allowPrivate: deps.config.allowPrivateWebhooks };
+  services.webhooks = new WebhooksService({ db: deps.db, sealer: deps.sealer, policy: webhookPolicy, resolve, clock: webhookOptions.clock });
+  services.webhookDispatcher = new WebhookDispatcher(
+    {
+      db: deps.db,
+      sealer: deps.sealer,
+      log: deps.log,
+      metrics,
+      sender: new WebhookSender({ ...webhookPolicy, timeoutMs: webhookOptions.timeoutMs, maxResponseBytes: webhookOptions.maxResponseBytes, resolve }),
+    },
+    webhookOptions,
+  );
+  services.writeApplier = new WriteApplier(
+    {
+      db: deps.db,
+      http,
+      log: deps.log,
+      pacer: new Pacer(deps.db, deps.rateLimitScale ?? 1),
+      tokensFor: (appId, tenantKey, user) =>
+        user ? services.grants.forUser({ appId, tenantKey, openId: user }) : tokens.forTenant(tenantKey),
+      allowPrivateAttachments: deps.config.allowPrivateLarkDomains,
+    },
+    { ...defaultApplierOptions, ...deps.applierOptions },
+  );
+  metrics.watchGrants(() => countGrantsByStatus(deps.db));
   tickets.applyPending = (appId) => services.events.applyPendingTickets(services, appId);
   // The engine calls back into the other services (tokens, tenants), so it is added last.
-  services.engine = new SyncEngine(services, SYNC_MODULES, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
+  const engineDeps = {
+    ...services,
+    // A docs run that changed documents: their knowledge-base sinks deliver now, not at the next minute's poll.
+    runFinished: async (run: { module: string }) => {
+      if (run.module === 'docs') await services.sinks.queueDue();
+    },
+  };
+  services.engine = new SyncEngine(engineDeps, MODULES, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
     ...defaultEngineOptions,
     ...deps.engineOptions,
   });

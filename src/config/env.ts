@@ -25,6 +25,21 @@ const FLAG_VALUES = ['1', '0', 'true', 'false'] as const;
 const flag = (fallback: '1' | '0' | 'true' | 'false') =>
   withDefault(z.enum(FLAG_VALUES, { message: 'expected 1, 0, true or false' }).default(fallback)).transform((v) => v === '1' || v === 'true');
 
+const PUBLIC_URL_EXPECTATION = 'expected the http(s) origin browsers reach larksync at, e.g. https://larksync.example.com (no path, query or fragment: larksync serves /admin and /auth at the root)';
+
+/** An http(s) origin (no path, query, fragment or credentials). */
+export function parsePublicUrl(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+    if (url.search || url.hash || url.username || url.password || /[?#]/.test(value)) return undefined;
+    if (url.pathname !== '/' && url.pathname !== '') return undefined;
+    return url.origin;
+  } catch {
+    return undefined;
+  }
+}
+
 /** proxy-addr's names for whole classes of addresses, accepted in TRUST_PROXY lists. */
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 const TRUST_PROXY_EXPECTATION =
@@ -65,6 +80,8 @@ const EnvSchema = z
         }),
     ),
     ALLOW_PRIVATE_LARK_DOMAINS: flag('0'),
+    ALLOW_PRIVATE_WEBHOOKS: flag('0'),
+    ALLOW_PRIVATE_SINKS: flag('0'),
     ENCRYPTION_KEY: optionalString.refine(
       (v) => v === undefined || parseEncryptionKey(v) !== undefined,
       'expected a 32-byte key as base64 (44 characters) or 64 hex characters',
@@ -82,6 +99,7 @@ const EnvSchema = z
     TRUST_PROXY: optionalString.refine((v) => v === undefined || parseTrustProxy(v) !== undefined, TRUST_PROXY_EXPECTATION),
     RETENTION_DAYS: integer('expected an integer number of days between 1 and 3650', 1, 3650, 90),
     UNINSTALL_PURGE_DAYS: integer('expected an integer number of days between 0 and 3650', 0, 3650, 30),
+    PUBLIC_URL: optionalString.refine((v) => v === undefined || parsePublicUrl(v) !== undefined, PUBLIC_URL_EXPECTATION),
     API_RATE_LIMIT: integer('expected a positive integer (requests per minute per client)', 1, 1_000_000, 1200),
     DATA_DIR: withDefault(z.string().trim().default('./data')),
     // Unset: the embedded PostgreSQL listens on its Unix socket only.
@@ -95,6 +113,7 @@ const EnvSchema = z
     ),
     LOG_LEVEL: withDefault(z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
     WORKER_CONCURRENCY: integer('expected an integer between 1 and 100', 1, 100, 5),
+    WEBHOOK_CONCURRENCY: integer('expected an integer between 1 and 200', 1, 200, 10),
   })
   .superRefine((env, ctx) => {
     const storeVars = [env.LARK_APP_ID, env.LARK_APP_SECRET, env.LARK_VERIFICATION_TOKEN];
@@ -143,6 +162,10 @@ export interface Config {
   larkDomain: string;
   /** http:// and private hosts allowed as Lark domains: always without DATABASE_URL, else ALLOW_PRIVATE_LARK_DOMAINS=1. */
   allowPrivateLarkDomains: boolean;
+  /** http:// and loopback, private and link-local webhook URLs allowed: always without DATABASE_URL, else ALLOW_PRIVATE_WEBHOOKS=1. */
+  allowPrivateWebhooks: boolean;
+  /** http:// and private hosts allowed as knowledge-base sinks: always without DATABASE_URL, else ALLOW_PRIVATE_SINKS=1. */
+  allowPrivateSinks: boolean;
   encryptionKey: string | undefined;
   retiredEncryptionKeys: string[];
   apiToken: string | undefined;
@@ -157,8 +180,16 @@ export interface Config {
   trustProxy: number | string[];
   retentionDays: number;
   uninstallPurgeDays: number;
+  /**
+   * Where browsers reach larksync (the redirect base of Lark sign-in): `${publicUrl}/auth/lark/callback`
+   * must be in the app's redirect URL list. Unset: sign-in answers 503 (with DATABASE_URL), or
+   * http://localhost:<PORT> for an embedded start.
+   */
+  publicUrl: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   workerConcurrency: number;
+  /** Webhook lanes delivering at once per process (each lane is one (webhook, tenant), in order). */
+  webhookConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -195,6 +226,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     larkDomain: canonicalDomain(e.LARK_DOMAIN),
     allowPrivateLarkDomains: e.DATABASE_URL === undefined || e.ALLOW_PRIVATE_LARK_DOMAINS,
+    allowPrivateWebhooks: e.DATABASE_URL === undefined || e.ALLOW_PRIVATE_WEBHOOKS,
+    allowPrivateSinks: e.DATABASE_URL === undefined || e.ALLOW_PRIVATE_SINKS,
     encryptionKey: e.ENCRYPTION_KEY,
     retiredEncryptionKeys: e.ENCRYPTION_KEYS_RETIRED?.split(',').map((k) => k.trim()).filter(Boolean) ?? [],
     apiToken: e.API_TOKEN,
@@ -206,8 +239,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY === undefined ? 0 : (parseTrustProxy(e.TRUST_PROXY) ?? 0),
     retentionDays: e.RETENTION_DAYS,
     uninstallPurgeDays: e.UNINSTALL_PURGE_DAYS,
+    publicUrl: e.PUBLIC_URL === undefined ? (e.DATABASE_URL === undefined ? `http://localhost:${e.PORT || 3000}` : undefined) : parsePublicUrl(e.PUBLIC_URL),
     logLevel: e.LOG_LEVEL,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    webhookConcurrency: e.WEBHOOK_CONCURRENCY,
   };
 }
 

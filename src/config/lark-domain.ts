@@ -98,6 +98,19 @@ export async function checkLarkDomainResolves(domain: LarkDomain, policy: Domain
   return undefined;
 }
 
+const ACCOUNTS = new Map<string, string>(Object.entries({
+  feishu: 'https://accounts.feishu.cn',
+  lark: 'https://accounts.larksuite.com',
+}));
+
+/**
+ * Where a user signs in (Lark's authorize page, auth.md §5.1): the accounts host of the brand;
+ * for an origin (a simulator, a private deployment), that origin.
+ */
+export function larkAccountsUrl(domain: LarkDomain): string {
+  return ACCOUNTS.get(domain) ?? larkBaseUrl(domain);
+}
+
 /** Resolves `feishu`, `lark` or an origin to the Open API base URL, without a trailing slash. */
 export function larkBaseUrl(domain: LarkDomain): string {
   const brand = BRANDS.get(domain);

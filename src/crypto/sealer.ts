@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync } from 'node:crypto';
 
 const VERSION = 1;
 const KID_BYTES = 4;
@@ -101,5 +101,15 @@ export class Sealer {
 
   open(sealed: Uint8Array, context: string): string {
     return this.openBuffer(sealed, context).toString('utf8');
+  }
+
+  /**
+   * Secrets derived from the keys for one purpose (HMAC-SHA256 of the label): the current key's
+   * first, then the retired ones', so what was signed under a retired key still verifies. The
+   * keys themselves never leave this class.
+   */
+  derivedSecrets(label: string): string[] {
+    const keys = [this.current.key, ...[...this.byId.values()].filter((k) => !k.equals(this.current.key))];
+    return keys.map((k) => createHmac('sha256', k).update(`larksync-derived:${label}`).digest('hex'));
   }
 }

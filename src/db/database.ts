@@ -2,13 +2,23 @@ import type { AppsTable } from '../apps/apps.table.js';
 import type { AccessTokensTable, AppTicketsTable, TicketResendsTable } from '../tokens/tokens.table.js';
 import type { TenantAuditTable, TenantsTable } from '../tenants/tenants.table.js';
 import type { LarkEventShardsTable, LarkEventsTable } from '../events/events.table.js';
-import type { WorkerProcessesTable } from '../worker/worker-processes.js';
+import type { UserGrantsTable } from '../grants/grants.table.js';
+import type { BaseWriteBatchesTable, BaseWriteRecordsTable, BaseWritesTable } from '../writes/writes.table.js';
+import type { OAuthStatesTable, WebSessionsTable } from '../oauth/oauth.tables.js';
+import type { WorkerProcessesTable } from '../worker/worker-processes.table.js';
 import type { EncryptionCanaryTable } from '../keys/keys.table.js';
+import type { SinkDocumentsTable, SinksTable } from '../sinks/sinks.table.js';
+import type {
+  WebhookAttemptsTable,
+  WebhookDeliveriesTable,
+  WebhookEventsTable,
+  WebhookLanesTable,
+  WebhooksTable,
+} from '../webhooks/webhooks.table.js';
 import type {
   ConnectorsTable,
   RateBucketsTable,
   StreamStatesTable,
-  StreamTableBase,
   SyncRunsTable,
   SyncDeleteCandidatesTable,
   SyncSeenPagesTable,
@@ -30,16 +40,20 @@ export interface Database {
   sync_delete_candidates: SyncDeleteCandidatesTable;
   rate_buckets: RateBucketsTable;
   worker_processes: WorkerProcessesTable;
+  user_grants: UserGrantsTable;
+  oauth_states: OAuthStatesTable;
+  web_sessions: WebSessionsTable;
+  base_writes: BaseWritesTable;
+  base_write_records: BaseWriteRecordsTable;
+  base_write_batches: BaseWriteBatchesTable;
   encryption_canary: EncryptionCanaryTable;
-  // Stream tables are written by the generic engine (sync/write-page.ts) and read by the records
-  // API; their module-specific columns are described in sync/streams.ts.
-  approval_instances: StreamTableBase;
-  approval_instance_fields: StreamTableBase;
-  approval_tasks: StreamTableBase;
-  approval_timeline: StreamTableBase;
-  base_records: StreamTableBase;
-  base_fields: StreamTableBase;
-  attendance_flows: StreamTableBase;
-  contact_departments: StreamTableBase;
-  contact_users: StreamTableBase;
+  sinks: SinksTable;
+  sink_documents: SinkDocumentsTable;
+  webhooks: WebhooksTable;
+  webhook_events: WebhookEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  webhook_lanes: WebhookLanesTable;
+  // Stream tables are not listed: modules declare them (connectors/*/index.ts), the engine writes
+  // them (sync/write-page.ts) and the records API reads them, through sql.table.
 }

@@ -24,7 +24,7 @@ import {
 } from './events.repository.js';
 import type { LarkEventRow } from './events.table.js';
 import { eventHandlers } from './dispatch.js';
-import type { Services } from '../services.js';
+import type { HandlerDeps } from './handlers/types.js';
 
 type ParsedEvent = Extract<ParsedPush, { kind: 'event' }>;
 
@@ -133,7 +133,7 @@ export class EventsService {
    * job, which may be running at this moment, marks each once (storing a ticket twice is harmless,
    * counting its processing twice is not).
    */
-  async applyPendingTickets(services: Services, appId: string): Promise<void> {
+  async applyPendingTickets(services: HandlerDeps, appId: string): Promise<void> {
     const pending = await this.db
       .selectFrom('lark_events')
       .selectAll()
@@ -152,7 +152,7 @@ export class EventsService {
    * any batch storing into it to commit, so every event acknowledged before this job started is
    * read here or wakes the shard again for the next job.
    */
-  async drainShard(services: Services, shard: number): Promise<void> {
+  async drainShard(services: HandlerDeps, shard: number): Promise<void> {
     await sleepShard(this.db, shard);
     const ids = await pendingEventIds(this.db, shard, DRAIN_LIMIT);
     await this.processBatch(services, ids);
@@ -166,7 +166,7 @@ export class EventsService {
    * handled are skipped. Anything else going wrong (the database) fails the whole job, whose
    * retry finds the unhandled events still pending.
    */
-  async processBatch(services: Services, ids: string[]): Promise<void> {
+  async processBatch(services: HandlerDeps, ids: string[]): Promise<void> {
     for (const id of ids) await this.process(services, id, { scheduleRetry: true });
   }
 
@@ -176,7 +176,7 @@ export class EventsService {
    * 'failed') or marks it failed and throws, so that the retry job running it is retried.
    */
   async process(
-    services: Services,
+    services: HandlerDeps,
     id: string,
     opts: { scheduleRetry?: boolean } = {},
   ): Promise<'processed' | 'ignored' | 'failed' | 'missing'> {
@@ -215,7 +215,7 @@ export class EventsService {
   }
 
   /** Opens a stored push and runs its handler; throws what the handler throws. */
-  private async apply(services: Services, row: LarkEventRow): Promise<'processed' | 'ignored'> {
+  private async apply(services: HandlerDeps, row: LarkEventRow): Promise<'processed' | 'ignored'> {
     // Own keys only: a pushed type named like an Object.prototype member must not find a "handler".
     const handler = Object.hasOwn(eventHandlers, row.event_type) ? eventHandlers[row.event_type] : undefined;
     const storeAppId = services.config.storeApp?.appId;

@@ -7,6 +7,8 @@ import { tokenContext } from '../tokens/tokens.repository.js';
 import type { TokenKind } from '../tokens/tokens.table.js';
 import { eventContext } from '../events/events.repository.js';
 import { CANARY_CONTEXT } from './canary.js';
+import { secretContext } from '../webhooks/secrets.js';
+import { sinkKeyContext } from '../sinks/sinks.repository.js';
 
 /** A sealed column: its table, primary key and the context its values were sealed with. */
 interface SealedColumn {
@@ -31,6 +33,9 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   },
   { table: 'lark_events', column: 'payload_sealed', keys: ['id'], context: (r) => eventContext(String(r.event_id)) },
   { table: 'encryption_canary', column: 'sealed', keys: ['id'], context: () => CANARY_CONTEXT },
+  { table: 'webhooks', column: 'secret_sealed', keys: ['id'], context: (r) => secretContext(String(r.id), 'current') },
+  { table: 'webhooks', column: 'previous_secret_sealed', keys: ['id'], context: (r) => secretContext(String(r.id), 'previous') },
+  { table: 'sinks', column: 'api_key_sealed', keys: ['tenant_key', 'name'], context: (r) => sinkKeyContext(String(r.tenant_key), String(r.name)) },
 ];
 
 export interface ResealCount {

@@ -10,8 +10,18 @@ export interface LarkRequest {
   endpoint?: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
+  /** A multipart body (a media upload) instead of JSON; fetch sets its boundary. */
+  form?: FormData;
   bearer?: string;
   timeoutMs?: number;
+  /**
+   * OAuth v2 answers (auth.md §5.2) put their fields at the top level and may send `code` as a
+   * string ("0") or, on success, leave it out; their error text is `error_description`. Read them
+   * as the other answers are read.
+   */
+  oauth?: boolean;
+  /** A file download: an answer that is not JSON comes back as `body.bytes` (code 0); a JSON one is read as usual. */
+  bytes?: boolean;
 }
 
 export interface LarkResponse<T> {
@@ -36,13 +46,13 @@ export interface LarkHttpOptions {
 class BodyTooLarge extends Error {}
 
 /** Reads a body as UTF-8, giving up (and dropping the connection) once it passes `cap` bytes. */
-async function readCapped(res: Response, cap: number): Promise<string> {
+async function readCapped(res: Response, cap: number): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > cap) {
     await res.body?.cancel().catch(() => undefined);
     throw new BodyTooLarge();
   }
-  if (!res.body) return '';
+  if (!res.body) return Buffer.alloc(0);
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -56,7 +66,7 @@ async function readCapped(res: Response, cap: number): Promise<string> {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks, total).toString('utf8');
+  return Buffer.concat(chunks, total);
 }
 
 /**
@@ -89,11 +99,14 @@ export class LarkHttp {
     const stop = this.metrics.upstreamLatency.startTimer({ endpoint });
     let res: Response;
     let text: string;
+    let bytes: Buffer;
+    /** A download answered with the file itself (not Lark's JSON). */
+    let file = false;
     try {
       res = await fetch(url, {
         method: req.method,
         headers,
-        body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        body: req.form ?? (req.body === undefined ? undefined : JSON.stringify(req.body)),
         // (unconfirmed) Lark's Open API is not documented to redirect; an answer that does is
         // treated as a failed call rather than followed.
         redirect: 'manual',
@@ -105,7 +118,9 @@ export class LarkHttp {
         this.metrics.upstreamCalls.inc({ endpoint, code: 'redirect' });
         throw new LarkResponseRefusedError(endpoint, 'redirect', res.status);
       }
-      text = await readCapped(res, this.maxBodyBytes);
+      bytes = await readCapped(res, this.maxBodyBytes);
+      file = req.bytes === true && res.ok && !/json/i.test(res.headers.get('content-type') ?? '');
+      text = file ? '' : bytes.toString('utf8');
     } catch (err) {
       if (err instanceof LarkResponseRefusedError) throw err;
       stop();
@@ -118,6 +133,10 @@ export class LarkHttp {
       throw new LarkTransportError(endpoint, reason);
     }
     stop();
+    if (file) {
+      this.metrics.upstreamCalls.inc({ endpoint, code: '0' });
+      return { status: res.status, headers: res.headers, body: { code: 0, bytes } as unknown as T & { code: number } };
+    }
 
     let body: { code?: unknown; msg?: unknown; error?: { log_id?: unknown } } | undefined;
     try {
@@ -125,6 +144,7 @@ export class LarkHttp {
     } catch {
       body = undefined;
     }
+    if (req.oauth && body && typeof body === 'object') body = oauthBody(body as Record<string, unknown>);
     if (!body || typeof body !== 'object' || typeof body.code !== 'number') {
       this.metrics.upstreamCalls.inc({ endpoint, code: `http_${res.status}` });
       throw new LarkTransportError(endpoint, `HTTP ${res.status} without a Lark JSON body`, res.status);
@@ -143,6 +163,15 @@ export class LarkHttp {
     }
     return { status: res.status, headers: res.headers, body: body as T & { code: number; msg?: string } };
   }
+}
+
+/** An OAuth v2 answer in the shape of the others: a numeric `code`, the error text as `msg`. */
+function oauthBody(b: Record<string, unknown>): { code?: unknown; msg?: unknown } {
+  let code = b.code;
+  if (typeof code === 'string' && /^\d+$/.test(code)) code = Number(code);
+  if (code === undefined && typeof b.access_token === 'string') code = 0;
+  const msg = typeof b.error_description === 'string' ? b.error_description : typeof b.msg === 'string' ? b.msg : typeof b.error === 'string' ? b.error : '';
+  return { ...b, code, msg };
 }
 
 function describeCause(err: unknown): string {

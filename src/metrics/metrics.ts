@@ -22,8 +22,32 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }
     return failedEventsRead.value;
   };
+  let grantsSource: (() => Promise<Record<string, number>>) | undefined;
+  let grantsRead: { at: number; value: Promise<Record<string, number>> } | undefined;
   return {
     registry,
+    /** Where the user-grants gauge reads its counts (set once the database is known). */
+    watchGrants(source: () => Promise<Record<string, number>>): void {
+      grantsSource = source;
+      grantsRead = undefined;
+    },
+    userGrants: new Gauge({
+      name: 'larksync_user_grants',
+      help: "Users' authorizations by status: active, needs_reauth (the user must sign in again; never retried), revoked",
+      labelNames: ['status'] as const,
+      registers: [registry],
+      // From the database at scrape time, like larksync_events_failed.
+      async collect() {
+        if (!grantsSource) return;
+        if (!grantsRead || performance.now() - grantsRead.at > FAILED_EVENTS_MAX_AGE_MS) grantsRead = { at: performance.now(), value: grantsSource() };
+        try {
+          const counts = await grantsRead.value;
+          for (const status of ['active', 'needs_reauth', 'revoked']) this.set({ status }, counts[status] ?? 0);
+        } catch {
+          grantsRead = undefined;
+        }
+      },
+    }),
     /** Where the failed-events gauge reads its counts (set once the database is known). */
     watchFailedEvents(source: () => Promise<FailedEventCounts>): void {
       failedEventsSource = source;
@@ -114,11 +138,47 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Waits after Lark throttled a sync call (429, 99991400, 1254290, ...)',
       registers: [registry],
     }),
+    sinkCalls: new Counter({
+      name: 'larksync_sink_calls_total',
+      help: 'Calls to knowledge-base sinks, by sink type, operation and outcome (ok, http_<status>, transport_error, redirect, body_too_large); RAGFlow errors are HTTP 200 with a code, counted as ok here',
+      labelNames: ['type', 'op', 'outcome'] as const,
+      registers: [registry],
+    }),
+    sinkDocuments: new Counter({
+      name: 'larksync_sink_documents_total',
+      help: 'Lark documents settled in a knowledge-base sink, by sink type and outcome (delivered, deleted, failed)',
+      labelNames: ['type', 'outcome'] as const,
+      registers: [registry],
+    }),
+    sinkDeliveries: new Counter({
+      name: 'larksync_sink_backoffs_total',
+      help: 'Deliveries that stopped to back off, by sink type and why (unavailable: unreachable or failing; refused: key, dataset or URL to fix)',
+      labelNames: ['type', 'outcome'] as const,
+      registers: [registry],
+    }),
     upstreamLatency: new Histogram({
       name: 'larksync_upstream_call_seconds',
       help: 'Latency of calls to the Lark Open API',
       labelNames: ['endpoint'] as const,
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    webhookAttempts: new Counter({
+      name: 'larksync_webhook_attempts_total',
+      help: 'Webhook delivery attempts, by outcome: delivered, failed (retried later), gave_up (not delivered within the retry window)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    webhookLatency: new Histogram({
+      name: 'larksync_webhook_attempt_seconds',
+      help: 'Time from sending a webhook delivery to its answer (or failure)',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    webhookLag: new Histogram({
+      name: 'larksync_webhook_delivery_lag_seconds',
+      help: 'Time from the event (its transaction) to the delivery that succeeded',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 3600],
       registers: [registry],
     }),
   };

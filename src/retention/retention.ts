@@ -1,6 +1,5 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import { STREAMS } from '../sync/streams.js';
 
 /** The audit action of a purge; also how a purge is known to have happened since the uninstall. */
 export const PURGE_ACTION = 'uninstall_data_purged';
@@ -43,7 +42,12 @@ export interface TenantPurge {
  * one transaction that re-checks the tenant under its row lock (a reinstall meanwhile wins).
  * Connector settings and the audit trail stay.
  */
-export async function purgeUninstalledTenants(db: Kysely<Database>, days: number): Promise<TenantPurge[]> {
+export async function purgeUninstalledTenants(
+  db: Kysely<Database>,
+  days: number,
+  /** every stream table (the module registry's catalog) */
+  streams: readonly string[],
+): Promise<TenantPurge[]> {
   const due = await sql<{ tenant_key: string }>`
     select t.tenant_key from tenants t
      where t.status = 'uninstalled'
@@ -62,12 +66,15 @@ export async function purgeUninstalledTenants(db: Kysely<Database>, days: number
          for update`.execute(trx);
       if (still.rows.length === 0) return undefined;
       const rows: Record<string, number> = {};
-      // Table names come from STREAMS (a constant), never from input.
-      for (const stream of Object.keys(STREAMS)) {
+      // Table names come from the modules' declarations (constants), never from input.
+      for (const stream of streams) {
         const res = await sql`delete from ${sql.table(stream)} where tenant_key = ${tenantKey}`.execute(trx);
         rows[stream] = Number(res.numAffectedRows ?? 0);
       }
       await trx.deleteFrom('stream_states').where('tenant_key', '=', tenantKey).execute();
+      // Knowledge-base sinks hold the tenant's API keys for them: they go with the data.
+      await trx.deleteFrom('sink_documents').where('tenant_key', '=', tenantKey).execute();
+      await trx.deleteFrom('sinks').where('tenant_key', '=', tenantKey).execute();
       const tokens = await trx.deleteFrom('access_tokens').where('tenant_key', '=', tenantKey).where('kind', '=', 'tenant').executeTakeFirst();
       const purge: TenantPurge = { tenantKey, rows, tokens: Number(tokens.numDeletedRows) };
       await trx

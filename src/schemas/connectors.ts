@@ -1,9 +1,9 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { MODULE_NAMES, SYNC_MODULES } from '../connectors/index.js';
 import { DEFAULT_INTERVAL_MINUTES } from '../sync/connectors.service.js';
-import { StringEnum } from './common.js';
 
-export const ModuleName = StringEnum(MODULE_NAMES, { description: 'A sync module' });
+// Checked against the registry's names; typed as a plain string, as sync/ treats module names.
+export const ModuleName = Type.Unsafe<string>({ type: 'string', enum: MODULE_NAMES, description: 'A sync module' });
 
 /** Schedule bounds: below 5 min a tenant's runs would queue behind each other; a week is the longest useful gap. */
 export const MIN_INTERVAL_MINUTES = 5;

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { STREAMS, type StreamName } from '../sync/streams.js';
+import { STREAM_CATALOG } from '../connectors/index.js';
 import { Nullable, StringEnum } from './common.js';
 
-export const STREAM_NAMES = Object.keys(STREAMS) as StreamName[];
+export const STREAM_NAMES = STREAM_CATALOG.names();
 
 export const RecordsParams = Type.Object({
   tenantKey: Type.String({ minLength: 1, maxLength: 128 }),

@@ -28,11 +28,14 @@ export const DEFAULT_INTERVAL_MINUTES = 60;
 export class ConnectorsService {
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly modules: Readonly<Record<SyncModuleName, SyncModuleDef>>,
+    private readonly modules: Readonly<Record<string, SyncModuleDef>>,
   ) {}
 
   module(name: SyncModuleName): SyncModuleDef {
-    return this.modules[name];
+    const m = this.modules[name];
+    // Names are checked where they come in (route schemas); one that slips through is a bug.
+    if (!m) throw new Error(`no module named ${name}`);
+    return m;
   }
 
   /** Fills defaults and validates; the message names the first bad field. */

@@ -6,13 +6,22 @@ export interface RateLimit {
   perSecond: number;
   /** requests allowed in a burst */
   burst: number;
+  /**
+   * Whose budget it is: Lark's limits are per app and tenant (the default), but a few are stated
+   * per app (docs content, 5/s): those share one bucket across all tenants of the app.
+   */
+  scope?: 'tenant' | 'app';
 }
 
 /**
  * A per-minute limit as a token bucket whose burst plus one minute of refill stays within the
  * minute's allowance, so even a window that starts with a full bucket is not exceeded.
  */
-const perMinute = (n: number, burst = Math.max(1, Math.floor(n / 20))): RateLimit => ({ perSecond: (n - burst) / 60, burst });
+export const perMinute = (n: number, burst = Math.max(1, Math.floor(n / 20)), scope?: 'tenant' | 'app'): RateLimit => ({
+  perSecond: (n - burst) / 60,
+  burst,
+  ...(scope ? { scope } : {}),
+});
 
 /**
  * A per-second limit the same way: a burst of one plus one second of refill is exactly the limit,
@@ -21,28 +30,31 @@ const perMinute = (n: number, burst = Math.max(1, Math.floor(n / 20))): RateLimi
  * a throttle that costs a whole second.) The pace is (n - 1)/s: 19 of Lark's 20 search calls a
  * second, 95% of the tier, in exchange for never being throttled.
  */
-const perSecond = (n: number): RateLimit => ({ perSecond: n - 1, burst: 1 });
+export const perSecond = (n: number, scope?: 'tenant' | 'app'): RateLimit => ({ perSecond: n - 1, burst: 1, ...(scope ? { scope } : {}) });
+
+/** The bucket of one API's budget: per (app, tenant, API), or per (app, API) for per-app limits. */
+export function bucketOf(appId: string, tenantKey: string, api: string, limit: RateLimit): string {
+  return limit.scope === 'app' ? `${appId}:*:${api}` : `${appId}:${tenantKey}:${api}`;
+}
 
 /**
- * Frequency tiers from limits-and-errors.md, per API, per app, per tenant. Dual limits
- * ("1000/min and 50/s") are paced at the per-minute rate with a burst that the per-second cap allows.
+ * Merges the rate limits modules declare (their frequency tiers come from limits-and-errors.md,
+ * per API, per app, per tenant; dual limits such as "1000/min and 50/s" are paced at the
+ * per-minute rate with a burst the per-second cap allows). Two declarations of one API must agree.
  */
-export const LARK_RATE_LIMITS = {
-  // Not stated upstream (unconfirmed); peers quote 100/min, so be conservative.
-  'approval.instances.list': perMinute(100, 5),
-  'approval.instances.get': perMinute(1000, 20),
-  'bitable.records.search': perSecond(20),
-  'bitable.fields.list': perSecond(20),
-  // 20/s, at most 100 ids a call (bitable.md §2.6): confirms deletion candidates.
-  'bitable.records.batch_get': perSecond(20),
-  // Wiki lookups: 100/min documented for child nodes; get_node assumed the same (unconfirmed).
-  'wiki.get_node': perMinute(100, 5),
-  'contact.departments.children': perMinute(1000, 20),
-  'contact.users.find_by_department': perMinute(1000, 20),
-  'attendance.user_flows.query': perSecond(50),
-} as const satisfies Record<string, RateLimit>;
-
-export type LarkApiName = keyof typeof LARK_RATE_LIMITS;
+export function mergeLimits(declared: Iterable<[owner: string, limits: Readonly<Record<string, RateLimit>>]>): ReadonlyMap<string, RateLimit> {
+  const merged = new Map<string, RateLimit & { owner: string }>();
+  for (const [owner, limits] of declared) {
+    for (const [api, limit] of Object.entries(limits)) {
+      const other = merged.get(api);
+      if (other && (other.perSecond !== limit.perSecond || other.burst !== limit.burst || (other.scope ?? 'tenant') !== (limit.scope ?? 'tenant'))) {
+        throw new Error(`${owner} and ${other.owner} declare different rate limits for ${api}`);
+      }
+      merged.set(api, { ...limit, owner });
+    }
+  }
+  return merged;
+}
 
 /**
  * A token bucket per (app, tenant, API) kept in Postgres, so every larksync process draws from
@@ -81,7 +93,10 @@ export class Pacer {
     const keepUp = at !== undefined;
     at ??= await this.reserve(bucket, limit);
     const waitMs = at - Date.now();
-    if (keepUp || waitMs > 0) this.ahead.set(bucket, this.reserve(bucket, limit).catch(() => undefined));
+    // One reservation ahead per bucket: callers of this process taking together (a write's
+    // read-back sends its batch_gets at once) would otherwise each replace the last one's, and
+    // every replaced reservation is a token spent on nothing.
+    if ((keepUp || waitMs > 0) && !this.ahead.has(bucket)) this.ahead.set(bucket, this.reserve(bucket, limit).catch(() => undefined));
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
     return Math.max(0, Date.now() - started);
   }

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
-import { STREAMS, type StreamName } from './streams.js';
+import type { StreamCatalog, StreamName } from './streams.js';
 
 export interface RecordView {
   key: string;
@@ -19,7 +19,7 @@ export interface RecordPage {
 }
 
 /** A row's place in the feed: the writing transaction's id, then the sequence value it drew. */
-interface Position {
+export interface Position {
   xid: bigint;
   seq: bigint;
 }
@@ -27,7 +27,7 @@ interface Position {
 const MAX_BIGINT = 2n ** 63n - 1n;
 const START: Position = { xid: 0n, seq: 0n };
 
-const encodeCursor = (p: Position) => Buffer.from(`v2:${p.xid}.${p.seq}`).toString('base64url');
+export const encodeCursor = (p: Position) => Buffer.from(`v2:${p.xid}.${p.seq}`).toString('base64url');
 
 function decodeCursor(cursor: string): Position {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
@@ -63,11 +63,14 @@ type FeedRow = Record<string, unknown> & {
  * read comes again later with its new content (its position moves to the new transaction).
  */
 export class RecordsService {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly streams: StreamCatalog,
+  ) {}
 
   async list(tenantKey: string, stream: StreamName, opts: { limit: number; cursor?: string; updatedSince?: Date }): Promise<RecordPage> {
     const after = opts.cursor ? decodeCursor(opts.cursor) : START;
-    const specific = STREAMS[stream].columns as readonly string[];
+    const specific = this.streams.spec(stream).columns;
     // Qualified names: an ORDER BY on a bare name would sort by the text alias of the same name.
     const res = await sql<FeedRow>`
       select t.record_key, t.change_xid::text as feed_xid, t.change_seq::text as feed_seq, t.deleted_at, t.updated_at,

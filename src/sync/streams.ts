@@ -1,4 +1,9 @@
-import type { SyncModuleName } from './sync.tables.js';
+/**
+ * What the engine knows about a stream: its table's own columns and their types. Each module
+ * declares its streams (connectors/<module>/index.ts, `defineModule`); the composition root merges
+ * them into one StreamCatalog (connectors/index.ts) and hands it to whoever reads or writes stream
+ * tables. Nothing in sync/ names a module or a stream.
+ */
 
 /**
  * Members that Lark changes on every read without a change of content: in any object of the row
@@ -10,58 +15,65 @@ export interface VolatileValues {
   keys: readonly string[];
 }
 
+/** SQL type of a stream's own column; columns a stream does not list in `types` are text. */
+export type ColumnType = 'text' | 'integer' | 'boolean' | 'timestamptz' | 'jsonb';
+
 /**
- * Public stream names (contract) -> their table's module-specific columns. Each stream is stored
- * in a table of the same name; the shared columns are in the sync migration.
+ * A stream as its module declares it. The table has the same name as the stream, the shared
+ * columns of every stream table (StreamTableBase) and these `columns`, created by a migration.
  */
-export const STREAMS = {
-  approval_instances: {
-    module: 'approval',
-    columns: ['approval_code', 'instance_code', 'approval_name', 'status', 'serial_number', 'open_id', 'user_id', 'department_id', 'start_time', 'end_time'],
-  },
-  approval_instance_fields: { module: 'approval', columns: ['instance_code', 'path', 'widget_id', 'name', 'type', 'value'] },
-  approval_tasks: {
-    module: 'approval',
-    columns: ['instance_code', 'task_id', 'status', 'node_id', 'node_name', 'type', 'open_id', 'user_id', 'start_time', 'end_time'],
-  },
-  approval_timeline: {
-    module: 'approval',
-    columns: ['instance_code', 'position', 'type', 'create_time', 'open_id', 'user_id', 'task_id', 'comment'],
-  },
-  base_records: {
-    module: 'base',
-    columns: ['app_token', 'table_id', 'record_id', 'fields', 'created_by', 'created_time', 'last_modified_by', 'last_modified_time'],
-    // An attachment cell's download links are signed afresh on every read (the file is the same):
-    // they would make every re-read rewrite the row and announce it on the records feed again.
-    volatile: { objectsWith: 'file_token', keys: ['url', 'tmp_url'] },
-  },
-  base_fields: { module: 'base', columns: ['app_token', 'table_id', 'field_id', 'field_name', 'type', 'ui_type', 'is_primary'] },
-  attendance_flows: {
-    module: 'attendance',
-    columns: ['record_id', 'user_id', 'creator_id', 'check_time', 'location_name', 'type', 'is_field', 'is_wifi'],
-  },
-  contact_departments: {
-    module: 'contact',
-    columns: ['open_department_id', 'department_id', 'parent_department_id', 'name', 'is_deleted'],
-  },
-  contact_users: {
-    module: 'contact',
-    columns: ['open_id', 'union_id', 'user_id', 'name', 'department_ids', 'is_frozen', 'is_resigned', 'is_activated', 'is_exited', 'is_unjoin'],
-  },
-} as const satisfies Record<string, { module: SyncModuleName; columns: readonly string[]; volatile?: VolatileValues }>;
-
-export type StreamName = keyof typeof STREAMS;
-
-/** Columns holding JSON (written as jsonb). */
-export const JSON_COLUMNS: ReadonlySet<string> = new Set(['value', 'fields', 'created_by', 'last_modified_by', 'department_ids']);
-
-export function volatileOf(stream: StreamName): VolatileValues | undefined {
-  const def = STREAMS[stream];
-  return 'volatile' in def ? def.volatile : undefined;
+export interface StreamDef {
+  columns: readonly string[];
+  /** SQL types of columns that are not text, as the module's migration made them */
+  types?: Readonly<Partial<Record<string, ColumnType>>>;
+  volatile?: VolatileValues;
 }
 
-export function isStreamName(name: string): name is StreamName {
-  return Object.prototype.hasOwnProperty.call(STREAMS, name);
+/** A stream with its public name (the table's name, part of the API contract) and module. */
+export interface StreamSpec extends StreamDef {
+  name: string;
+  module: string;
+}
+
+/** Stream names are plain strings inside sync/: the catalog says which exist. */
+export type StreamName = string;
+
+/** Every stream of every module, by name. */
+export interface StreamCatalog {
+  names(): string[];
+  has(name: string): boolean;
+  /** The stream's spec; throws for a name no module declares (a programming error). */
+  spec(name: string): StreamSpec;
+}
+
+/** Table names are identifiers spliced into SQL: only these are allowed. */
+const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+
+/** Merges modules' streams; a name declared twice, or not a plain identifier, is refused. */
+export function streamCatalog(modules: Iterable<{ name: string; streams: Readonly<Record<string, StreamDef>> }>): StreamCatalog {
+  const specs = new Map<string, StreamSpec>();
+  for (const m of modules) {
+    for (const [name, def] of Object.entries(m.streams)) {
+      if (!STREAM_NAME.test(name)) throw new Error(`stream name ${JSON.stringify(name)} of module ${m.name} is not a lower-case identifier`);
+      const other = specs.get(name);
+      if (other) throw new Error(`stream ${name} is declared by modules ${other.module} and ${m.name}`);
+      specs.set(name, { ...def, name, module: m.name });
+    }
+  }
+  return {
+    names: () => [...specs.keys()],
+    has: (name) => specs.has(name),
+    spec(name) {
+      const s = specs.get(name);
+      if (!s) throw new Error(`no module declares a stream named ${name}`);
+      return s;
+    },
+  };
+}
+
+/** The SQL type of one of a stream's own columns. */
+export function columnType(stream: StreamDef, column: string): ColumnType {
+  return stream.types?.[column] ?? 'text';
 }
 
 /** One row for a stream table: the natural key as text, a partition for deletion sweeps, the raw payload. */

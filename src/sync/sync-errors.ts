@@ -12,6 +12,8 @@ export type SyncErrorClass =
   | 'upstream_refused'
   /** the run's slices kept dying with their process (crash, out of memory) */
   | 'crashed_repeatedly'
+  /** the run reads as a user whose authorization needs renewing: the message says who must sign in */
+  | 'user_authorization_required'
   | 'internal_error';
 
 export class SyncError extends Error {

@@ -4,7 +4,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { TenantTokens } from '../tokens/tokens.service.js';
 import { AppError } from '../errors.js';
 import { TenantNotActiveError } from '../tenants/tenant-errors.js';
-import { LARK_RATE_LIMITS, type LarkApiName, type Pacer } from './pacer.js';
+import { UserAuthorizationRequiredError } from '../grants/grant-errors.js';
+import { bucketOf, type Pacer, type RateLimit } from './pacer.js';
 import { SliceDeferredError, SyncError } from './sync-errors.js';
 
 /** Per-run counters that end up on the run row. */
@@ -60,6 +61,8 @@ export class SyncLarkClient {
     private readonly services: { http: LarkHttp; metrics: Metrics },
     private readonly tokens: TenantTokens,
     private readonly pacer: Pacer,
+    /** the module's APIs and their limits (SyncModuleDef.limits) */
+    private readonly limits: Readonly<Record<string, RateLimit>>,
     readonly counters: RunCounters,
     private readonly checkAlive: () => Promise<void>,
     private readonly policy: RetryPolicy = defaultRetryPolicy,
@@ -68,22 +71,35 @@ export class SyncLarkClient {
   ) {}
 
   /** Calls the API and returns `data` (or `{}` when Lark sends none). */
-  async call<T>(api: LarkApiName, req: Omit<LarkRequest, 'bearer'>): Promise<T> {
+  async call<T>(api: string, req: Omit<LarkRequest, 'bearer'>): Promise<T> {
+    return this.request(api, req, (body: { data?: T }) => (body.data ?? {}) as T);
+  }
+
+  /** Downloads a file (paced, retried and classified like `call`); a JSON answer is Lark's error. */
+  async download(api: string, req: Omit<LarkRequest, 'bearer' | 'bytes'>): Promise<Buffer> {
+    return this.request(api, { ...req, bytes: true }, (body: { bytes?: Buffer }) => body.bytes ?? Buffer.alloc(0));
+  }
+
+  private async request<B, T>(api: string, req: Omit<LarkRequest, 'bearer'>, pick: (body: B) => T): Promise<T> {
+    const limit = this.limits[api];
+    // Every call is paced: an API the module did not declare is a bug in the module, not Lark's.
+    if (!limit) throw new Error(`Lark API ${api} is not among the module's declared limits`);
+    const bucket = bucketOf(this.tokens.app.appId, this.tokens.tenantKey, api, limit);
     let attempt = 0;
     let throttles = 0;
     for (;;) {
-      await this.pacer.take(`${this.tokens.app.appId}:${this.tokens.tenantKey}:${api}`, LARK_RATE_LIMITS[api]);
+      await this.pacer.take(bucket, limit);
       this.counters.upstreamCalls += 1;
       try {
         const res = await this.tokens.withToken((token, baseUrl) =>
-          this.services.http.call<{ data?: T }>(baseUrl, {
+          this.services.http.call<B>(baseUrl, {
             ...req,
             endpoint: req.endpoint ?? api,
             bearer: token,
             timeoutMs: req.timeoutMs ?? this.policy.timeoutMs,
           }),
         );
-        return (res.body.data ?? {}) as T;
+        return pick(res.body);
       } catch (err) {
         const decision = this.classify(err);
         if (decision.kind === 'fail') throw decision.error;
@@ -135,6 +151,10 @@ export class SyncLarkClient {
     if (err instanceof LarkTransportError) {
       if (err.httpStatus === 429) return { kind: 'throttle' };
       return { kind: 'retry' };
+    }
+    if (err instanceof UserAuthorizationRequiredError) {
+      // The user's grant ended mid-run (revoked, refresh token gone): only that user can fix it.
+      return { kind: 'fail', error: new SyncError('user_authorization_required', err.message) };
     }
     if (err instanceof AppError || err instanceof TenantNotActiveError) {
       const cls = err instanceof TenantNotActiveError ? 'tenant_not_active' : 'token_error';

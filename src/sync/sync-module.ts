@@ -1,13 +1,17 @@
 import type { TSchema } from '@sinclair/typebox';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
 import type { Logger } from 'pino';
 import type { Confirmation, SweepRequest } from './deletions.js';
 import type { StreamReads } from './stream-reads.js';
-import type { StreamName, StreamRow } from './streams.js';
+import type { ModuleForm } from './module-form.js';
+import type { RateLimit } from './pacer.js';
+import type { StreamDef, StreamName, StreamRow } from './streams.js';
 import type { SyncLarkClient } from './sync-lark-client.js';
-import type { ItemError, SyncMode, SyncModuleName } from './sync.tables.js';
+import type { ItemError, SyncMode } from './sync.tables.js';
 
 /** What a phase gets: its run, its config, Lark, a log, and read access to what the run stored. */
-export interface SyncContext<C = unknown> {
+export interface SyncContext<C = unknown, R = unknown> {
   tenantKey: string;
   appKind: 'store' | 'custom';
   runId: string;
@@ -16,6 +20,8 @@ export interface SyncContext<C = unknown> {
   lark: SyncLarkClient;
   log: Logger;
   read: StreamReads;
+  /** The module's own reads of what it stored (SyncModuleDef.reads), bound to this tenant. */
+  moduleReads: R;
 }
 
 /** Rows of a parent whose children are replaced wholesale (an approval instance's fields). */
@@ -54,16 +60,21 @@ export interface PageResult<S> {
  * starts a run from the long-lived cursor of the previous run; `readPage` does one upstream page
  * and never writes to the database itself (the engine commits rows and state together).
  */
-export interface SyncPhase<S extends object = Record<string, unknown>, C = unknown> {
+export interface SyncPhase<S extends object = Record<string, unknown>, C = unknown, R = unknown> {
   name: string;
+  /**
+   * The shape of this phase's checkpoint. A stored state that does not match (an older version, a
+   * hand edit) is not resumed: the phase starts afresh with `init(ctx, undefined)`.
+   */
+  stateSchema: TSchema;
   /** Streams whose keys are recorded for deletion sweeps. */
   tracksDeletions?: StreamName[];
   /**
    * `previous` is the last committed state of this phase, which may be mid-pass (a failed or
    * cancelled run): keep the long-lived cursor in it, and decide whether to resume or start over.
    */
-  init(ctx: SyncContext<C>, previous: S | undefined): S | Promise<S>;
-  readPage(ctx: SyncContext<C>, state: S): Promise<PageResult<S>>;
+  init(ctx: SyncContext<C, R>, previous: S | undefined): S | Promise<S>;
+  readPage(ctx: SyncContext<C, R>, state: S): Promise<PageResult<S>>;
   /**
    * Opt-in read-ahead: true when the page after `state` may be read while the page that produced
    * `state` is still being committed, i.e. that read depends on nothing but `state` and upstream
@@ -75,10 +86,25 @@ export interface SyncPhase<S extends object = Record<string, unknown>, C = unkno
   canReadAhead?(state: S): boolean;
 }
 
-export interface SyncModuleDef<C = unknown> {
-  name: SyncModuleName;
-  streams: StreamName[];
+/**
+ * A module describes itself: its streams (tables, columns, types), the Lark APIs it calls with
+ * their rate limits, its config schema and its phases with their state schemas. The engine, the
+ * records API, the pacer and retention take all of that from the registry (connectors/index.ts),
+ * so adding a module is its folder, one registry line and its migration.
+ */
+export interface SyncModuleDef<C = unknown, R = unknown> {
+  /** public name (connector URLs, run rows) */
+  name: string;
+  /** public stream names (one table each, created by the module's migration) */
+  streams: Readonly<Record<string, StreamDef>>;
+  /**
+   * Every Lark API the phases call (`ctx.lark.call(api, …)`), with its frequency limit. An API
+   * declared by two modules must have the same limit (they share one budget).
+   */
+  limits: Readonly<Record<string, RateLimit>>;
   configSchema: TSchema;
+  /** Its settings on the tenant admin page. */
+  form: ModuleForm;
   /** Warnings shown when a connector is configured (e.g. attendance on a store app). */
   warnings(config: C, appKind: 'store' | 'custom'): string[];
   /**
@@ -86,14 +112,31 @@ export interface SyncModuleDef<C = unknown> {
    * incremental. On-demand runs choose their mode themselves.
    */
   fullPassEveryHours?: number;
+  /**
+   * Lark scopes a user must grant for this module to read as that user (identity { user }), asked
+   * for by sign-in links made for a tenant with the module enabled. They must also be enabled on
+   * the app in Lark's console: asking for one that is not fails the sign-in (20027).
+   */
+  userScopes?: string[];
+  /**
+   * Reads of the module's own tables beyond StreamReads (e.g. comparing two of its streams),
+   * handed to phases as `ctx.moduleReads`, bound to the run's tenant. Reads only: the engine
+   * commits what phases return.
+   */
+  reads?(db: Kysely<Database>, tenantKey: string): R;
   /** Throws a SyncError when this tenant cannot run the module at all. */
-  precheck?(ctx: SyncContext<C>): void;
-  phases: Array<SyncPhase<PhaseState, C>>;
+  precheck?(ctx: SyncContext<C, R>): void;
+  phases: Array<SyncPhase<PhaseState, C, R>>;
 }
 
 export type PhaseState = Record<string, unknown>;
 
 /** Lets each phase keep its own state type while a module lists them side by side. */
-export function definePhase<S extends object, C>(phase: SyncPhase<S, C>): SyncPhase<PhaseState, C> {
-  return phase as unknown as SyncPhase<PhaseState, C>;
+export function definePhase<S extends object, C, R = unknown>(phase: SyncPhase<S, C, R>): SyncPhase<PhaseState, C, R> {
+  return phase as unknown as SyncPhase<PhaseState, C, R>;
+}
+
+/** A module whose phases only emit, sweep and confirm the streams it declares (checked at start). */
+export function defineModule<C, R = unknown>(def: SyncModuleDef<C, R>): SyncModuleDef<C, R> {
+  return def;
 }

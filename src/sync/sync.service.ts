@@ -3,6 +3,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
 import type { ItemError, RunStatus, SyncMode, SyncModuleName, SyncRunRow } from './sync.tables.js';
+import { emitWebhookEvent } from '../webhooks/emit.js';
 
 export interface SyncRunView {
   id: string;
@@ -163,18 +164,28 @@ export class SyncService {
   ): Promise<{ resumed: string[]; failed: Array<{ id: string; module: SyncModuleName }> }> {
     return this.db.transaction().execute(async (trx) => {
       const stale = await sql<{ id: string; resumes: number; module: SyncModuleName }>`
-        select id, resumes, module from sync_runs
+        select id, resumes, module from sync_runs r
          where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})
-         for update skip locked`.execute(trx);
+           -- A slice waiting for a worker (all slots busy, or its queue still locked by a dead
+           -- worker until that lock is released) has not died: counting the wait as a death would
+           -- fail healthy runs as crashed_repeatedly on a busy fleet, and hand one kill on twice.
+           and not exists (
+             select 1 from graphile_worker._private_jobs j
+              join graphile_worker._private_tasks t on t.id = j.task_id
+              where t.identifier = 'sync_run' and j.locked_at is null
+                and j.payload->>'runId' = r.id::text and j.payload->>'lease' = r.lease_id::text)
+         for update of r skip locked`.execute(trx);
       const failed = stale.rows.filter((r) => r.resumes >= maxResumes);
       const give = failed.map((r) => r.id);
       const take = stale.rows.filter((r) => r.resumes < maxResumes).map((r) => r.id);
       if (give.length > 0) {
-        await sql`
+        const crashed = await sql<SyncRunRow>`
           update sync_runs set status = 'failed', finished_at = now(), error_class = 'crashed_repeatedly',
                  error_message = 'the process running this run died ' || (resumes + 1) || ' times in a row (a crash or running out of ' ||
                                  'memory, e.g. on a very large page); it is not resumed again: look at the process logs, then trigger a new run'
-           where id = any(${give}::bigint[])`.execute(trx);
+           where id = any(${give}::bigint[])
+          returning *`.execute(trx);
+        for (const run of crashed.rows) await emitWebhookEvent(trx, { type: 'sync.finished', tenantKey: run.tenant_key, data: { run: toRunView(run) } });
         await sql`delete from sync_seen_pages where run_id = any(${give}::bigint[])`.execute(trx);
       }
       const resumed = await sql<{ id: string; lease_id: string; tenant_key: string }>`

@@ -1,6 +1,10 @@
 import type { ColumnType, Generated, JSONColumnType, Selectable } from 'kysely';
 
-export type SyncModuleName = 'approval' | 'base' | 'attendance' | 'contact';
+/**
+ * A module's public name. sync/ does not know which modules exist: the registry
+ * (connectors/index.ts) does, and names are checked against it where they come in (the API).
+ */
+export type SyncModuleName = string;
 export type SyncMode = 'incremental' | 'full';
 /** `partial`: finished, but some items (a Base table, an approval code, a department) failed; see item_errors. */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'partial' | 'failed' | 'cancelled';

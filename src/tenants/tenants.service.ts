@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { TenantAuditRow, TenantRow, TenantStatus } from './tenants.table.js';
 import { lockTenantLifecycle } from './tenant-lock.js';
+import { emitWebhookEvent } from '../webhooks/emit.js';
 
 export type LifecycleAction = 'installed' | 'reinstalled' | 'paused' | 'resumed' | 'uninstalled' | 'custom_app_registered';
 
@@ -131,6 +132,7 @@ export class TenantsService {
         }),
       )
       .execute();
+    await emitWebhookEvent(trx, { type: 'tenant.installed', tenantKey: facts.tenantKey, data: { appId: facts.appId, action: recorded, name: facts.name ?? null } });
     return true;
   }
 
@@ -173,6 +175,7 @@ export class TenantsService {
           }),
         )
         .execute();
+      await emitWebhookEvent(trx, { type: 'tenant.status_changed', tenantKey, data: { appId, status: target, previousStatus: existing?.status ?? null, larkStatus } });
       return true;
     });
   }
@@ -217,6 +220,7 @@ export class TenantsService {
         .where('tenant_key', '=', tenantKey)
         .where('app_id', '=', appId)
         .execute();
+      await emitWebhookEvent(trx, { type: 'tenant.uninstalled', tenantKey, data: { appId } });
       return true;
     });
   }

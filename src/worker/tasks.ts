@@ -1,14 +1,26 @@
 import type { TaskList } from 'graphile-worker';
 import { DRAIN_TASK, EVENT_SHARDS, purgeEventsOlderThan, wakeStalledShards } from '../events/events.repository.js';
 import { enqueueSlice } from '../sync/sync.service.js';
+import { APPLY_TASK, baseQueue } from '../writes/writes.service.js';
+import { RetryLater } from '../writes/write-applier.js';
 import type { Services } from '../services.js';
-import { SYNC_MODULES } from '../connectors/index.js';
+import { STREAM_CATALOG, SYNC_MODULES } from '../connectors/index.js';
 import type { SyncModuleName } from '../sync/sync.tables.js';
 import { dropFinishedSeenPages, pruneSyncRuns, purgeUninstalledTenants } from '../retention/retention.js';
 import { resealAll } from '../keys/reseal.js';
+import { DELIVER_TASK, wakeStalledLanes } from '../webhooks/emit.js';
+import { pruneDeliveries } from '../webhooks/webhooks.repository.js';
+import { DELIVER_TASK as DELIVER_SINK_TASK, QUEUE_DELIVERIES_TASK } from '../sinks/sinks.service.js';
+import { deliverSinkTask, queueSinkDeliveriesTask } from '../sinks/delivery.task.js';
 
 /** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
-export const SYNC_TASKS = ['sync_run'] as const;
+export const SYNC_TASKS = ['sync_run', APPLY_TASK, DELIVER_SINK_TASK] as const;
+
+/** Webhook lanes: HTTP calls of up to 10 s each, run by a runner of their own (WEBHOOK_CONCURRENCY). */
+export const WEBHOOK_TASKS = [DELIVER_TASK] as const;
+
+/** Days finished webhook deliveries (and their attempts) are kept. */
+export const WEBHOOK_DELIVERY_RETENTION_DAYS = 30;
 
 /** Re-seals every sealed value under the current key; queued at start while retired keys are configured. */
 export const RESEAL_TASK = 'reseal_sealed_values';
@@ -81,11 +93,45 @@ export function createTaskList(services: Services): TaskList {
         if (run) await enqueueSlice(services.db, runId, lease, run.tenant_key);
       }
     },
+    [APPLY_TASK]: async (payload, helpers) => {
+      const p = payload as { appId?: unknown; appToken?: unknown } | null;
+      if (typeof p?.appId !== 'string' || typeof p.appToken !== 'string') throw new Error(`${APPLY_TASK} payload needs appId and appToken`);
+      const { appId, appToken } = p as { appId: string; appToken: string };
+      // The next job of this Base, in its queue (one at a time across replicas), now or later.
+      const again = (runAt?: Date) =>
+        helpers.addJob(APPLY_TASK, { appId, appToken }, { queueName: baseQueue(appId, appToken), runAt, maxAttempts: 25 });
+      try {
+        if ((await services.writeApplier.run(appId, appToken)) === 'more') await again();
+      } catch (err) {
+        if (!(err instanceof RetryLater)) throw err;
+        services.log.warn({ appToken, err: err.message }, 'base writes wait: Lark asked to try later');
+        await again(new Date(Date.now() + err.afterMs));
+      }
+    },
+    [DELIVER_TASK]: async (payload) => {
+      const p = payload as { webhookId?: unknown; tenantKey?: unknown } | null;
+      if (typeof p?.webhookId !== 'string' || !/^\d{1,18}$/.test(p.webhookId) || typeof p.tenantKey !== 'string') {
+        throw new Error(`${DELIVER_TASK} payload needs webhookId (numeric string) and tenantKey`);
+      }
+      await services.webhookDispatcher.drainLane(p.webhookId, p.tenantKey);
+    },
+    wake_stalled_webhook_lanes: async () => {
+      const lanes = await wakeStalledLanes(services.db);
+      if (lanes > 0) services.log.warn({ lanes }, 'webhook lanes with deliveries due for over a minute had no job: queued one each');
+    },
+    prune_webhook_deliveries: async () => {
+      const n = await pruneDeliveries(services.db, WEBHOOK_DELIVERY_RETENTION_DAYS);
+      if (n > 0) services.log.info({ deliveries: n, days: WEBHOOK_DELIVERY_RETENTION_DAYS }, 'pruned finished webhook deliveries');
+    },
+    [DELIVER_SINK_TASK]: deliverSinkTask(services.sinks),
+    [QUEUE_DELIVERIES_TASK]: queueSinkDeliveriesTask(services.sinks),
     schedule_syncs: async () => {
       await services.sync.scheduleDue(FULL_PASS_PERIODS);
     },
     refresh_tokens: async () => {
       await services.tokens.refreshDue();
+      // Users' refresh tokens die after about a week unused: those near their end are refreshed.
+      await services.grants.refreshDue();
     },
     purge_events: async () => {
       await purgeEventsOlderThan(services.db, EVENT_RETENTION_DAYS);
@@ -98,7 +144,7 @@ export function createTaskList(services: Services): TaskList {
       }
     },
     purge_uninstalled_tenants: async () => {
-      const purged = await purgeUninstalledTenants(services.db, services.config.uninstallPurgeDays);
+      const purged = await purgeUninstalledTenants(services.db, services.config.uninstallPurgeDays, STREAM_CATALOG.names());
       for (const p of purged) {
         services.log.info({ tenantKey: p.tenantKey, rows: p.rows, tokens: p.tokens }, 'purged the synced data and tokens of an uninstalled tenant');
       }
@@ -114,14 +160,17 @@ export function createTaskList(services: Services): TaskList {
 }
 
 /**
- * One process (whichever wins graphile-worker's cron lock) runs each of these: three every minute,
+ * One process (whichever wins graphile-worker's cron lock) runs each of these: four every minute,
  * the retention tasks daily (RETENTION_DAYS, UNINSTALL_PURGE_DAYS).
  */
 export const CRONTAB = [
   '* * * * * refresh_tokens ?max=1',
   '* * * * * schedule_syncs ?max=1',
   '* * * * * wake_stalled_event_shards ?max=1',
+  '* * * * * wake_stalled_webhook_lanes ?max=1',
+  `* * * * * ${QUEUE_DELIVERIES_TASK} ?max=1`,
   '17 3 * * * purge_events ?max=1',
   '27 3 * * * prune_sync_history ?max=1',
   '37 3 * * * purge_uninstalled_tenants ?max=1',
+  '47 3 * * * prune_webhook_deliveries ?max=1',
 ].join('\n');

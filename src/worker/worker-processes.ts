@@ -2,12 +2,7 @@ import { hostname } from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 
-export interface WorkerProcessesTable {
-  worker_id: string;
-  pid: number;
-  hostname: string;
-  heartbeat_at: Date;
-}
+export type { WorkerProcessesTable } from './worker-processes.table.js';
 
 /** A worker silent for this long is dead (its process was killed or lost its database). */
 export const DEAD_AFTER_MS = 15_000;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Logger as WorkerLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Services } from '../services.js';
-import { CRONTAB, SYNC_TASKS, createTaskList } from './tasks.js';
+import { CRONTAB, SYNC_TASKS, WEBHOOK_TASKS, createTaskList } from './tasks.js';
 import { DEAD_AFTER_MS, forgetWorkers, heartbeatWorkers, unlockDeadWorkers } from './worker-processes.js';
 
 function workerLogger(services: Services): WorkerLogger {
@@ -21,6 +21,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Every other job at once: event drains, token refresh, the scheduler, retention. */
   urgentConcurrency?: number;
+  /** Webhook lanes at once (WEBHOOK_CONCURRENCY). */
+  webhookConcurrency?: number;
   pollInterval?: number;
   /** How often this process beats and looks for dead workers and stalled runs. */
   maintenanceMs?: number;
@@ -37,6 +39,8 @@ export interface WorkerHandle {
   runner: Runner;
   /** Runs sync slices only. */
   syncRunner: Runner;
+  /** Runs webhook lanes only. */
+  webhookRunner: Runner;
   stop(): Promise<void>;
 }
 
@@ -70,15 +74,30 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     concurrency: opts.concurrency ?? services.config.workerConcurrency,
   });
   let runner: Runner;
+  let webhookRunner: Runner;
   try {
     runner = await run({
       ...common,
-      taskList: pick(tasks, SYNC_TASKS, false),
+      taskList: pick(tasks, [...SYNC_TASKS, ...WEBHOOK_TASKS], false),
       crontab: opts.cron === false ? '' : CRONTAB,
       concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY,
     });
   } catch (err) {
     await syncRunner.stop().catch(() => undefined);
+    throw err;
+  }
+  try {
+    // Webhook lanes wait on receivers (up to 10 s each): in slots of their own, so a slow
+    // receiver never holds up event drains, token refresh or sync slices, and many tenants'
+    // lanes deliver at once.
+    webhookRunner = await run({
+      ...common,
+      taskList: pick(tasks, WEBHOOK_TASKS, true),
+      crontab: '',
+      concurrency: opts.webhookConcurrency ?? services.config.webhookConcurrency,
+    });
+  } catch (err) {
+    await Promise.all([runner.stop(), syncRunner.stop()]).catch(() => undefined);
     throw err;
   }
 
@@ -112,10 +131,11 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   return {
     runner,
     syncRunner,
+    webhookRunner,
     async stop() {
       clearInterval(timer);
       clearInterval(beatTimer);
-      await Promise.all([runner.stop(), syncRunner.stop()]);
+      await Promise.all([runner.stop(), syncRunner.stop(), webhookRunner.stop()]);
       await forgetWorkers(services.db, workerIds).catch(() => undefined);
     },
   };

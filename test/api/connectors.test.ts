@@ -118,7 +118,7 @@ describe('/api/v1/tenants/{tenantKey}/connectors/{module}', () => {
   it('answers 400 for an unknown module and 404 tenant_not_found for an unknown tenant', async () => {
     for (const method of ['GET', 'PUT']) {
       const body = method === 'PUT' ? { enabled: true } : undefined;
-      expect(await badRequest(method, path('calendar'), body)).toBe('params.module: must be one of: approval, base, attendance, contact');
+      expect(await badRequest(method, path('calendar'), body)).toBe('params.module: must be one of: approval, base, attendance, contact, docs');
       const message = await expectError(stack, method, path('contact', 'tenant-nobody'), body, 404, 'tenant_not_found');
       expect(message).toContain('tenant-nobody');
     }

@@ -14,6 +14,7 @@ import {
   USERS_PATH,
   type RunJson,
 } from '../helpers/sync-api.js';
+import { streamTables } from '../helpers/db.js';
 
 const TENANT = 'tenant-syncs-1';
 const syncsOf = (tenantKey: string) => `/api/v1/tenants/${tenantKey}/syncs`;
@@ -82,7 +83,7 @@ describe('/api/v1/tenants/{tenantKey}/syncs and /api/v1/syncs/{id}', () => {
     expect(done.upstreamCalls).toBeGreaterThan(0);
     expect(done.throttledWaits).toBe(0);
     expect(Date.parse(done.finishedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(done.startedAt ?? ''));
-    const stored = await stack.db.db.selectFrom('contact_users').select('record_key').where('tenant_key', '=', TENANT).execute();
+    const stored = await streamTables(stack.db.db).selectFrom('contact_users').select('record_key').where('tenant_key', '=', TENANT).execute();
     expect(stored).toHaveLength(dir.users.size);
 
     // Finished: the next trigger is a new run.
@@ -120,7 +121,7 @@ describe('/api/v1/tenants/{tenantKey}/syncs and /api/v1/syncs/{id}', () => {
     expect(unconfigured).toContain(`PUT /api/v1/tenants/${TENANT}/connectors/approval`);
     expect(await expectError(stack, 'POST', syncsOf(TENANT), {}, 400, 'invalid_request')).toBe('body.module: is required');
     expect(await expectError(stack, 'POST', syncsOf(TENANT), { module: 'calendar' }, 400, 'invalid_request')).toBe(
-      'body.module: must be one of: approval, base, attendance, contact',
+      'body.module: must be one of: approval, base, attendance, contact, docs',
     );
     expect(await expectError(stack, 'POST', syncsOf(TENANT), { module: 'contact', mode: 'partial' }, 400, 'invalid_request')).toBe(
       'body.mode: must be one of: incremental, full',

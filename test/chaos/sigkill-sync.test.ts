@@ -22,6 +22,7 @@ import {
   seenKeysTable,
   type ExpectedRows,
 } from '../helpers/source-match.js';
+import { streamTables } from '../helpers/db.js';
 
 /**
  * Chaos: larksync worker processes (real OS processes) are SIGKILLed at random points of large
@@ -372,7 +373,7 @@ describe('SIGKILL at random points of large syncs', () => {
       .map((pos) => first.table.nth(pos)?.record_id)
       .filter((id): id is string => id !== undefined);
     const deletedKeys = deleted.map((id) => `${first.appToken}:${first.table.table_id}:${id}`);
-    const before = await stack.db.db
+    const before = await streamTables(stack.db.db)
       .selectFrom('base_records')
       .select(['record_key', 'deleted_at'])
       .where('tenant_key', '=', BASE_TENANT)
@@ -400,7 +401,7 @@ describe('SIGKILL at random points of large syncs', () => {
       expect(created).toBe(true);
       const liveDeleted = async () =>
         (
-          await stack.db.db
+          await streamTables(stack.db.db)
             .selectFrom('base_records')
             .select('record_key')
             .where('tenant_key', '=', BASE_TENANT)

@@ -99,6 +99,8 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toEqual({
       databaseUrl: undefined,
       port: 3000,
+      // Embedded (no DATABASE_URL): the address `npm start` serves at, so sign-in works out of the box.
+      publicUrl: 'http://localhost:3000',
       host: '0.0.0.0',
       storeApp: undefined,
       larkDomain: 'feishu',
@@ -113,6 +115,10 @@ describe('loadConfig', () => {
       workerConcurrency: 5,
       // No DATABASE_URL: a local run, where a simulator on 127.0.0.1 is the point.
       allowPrivateLarkDomains: true,
+      // The same for webhook receivers on this machine.
+      allowPrivateWebhooks: true,
+      webhookConcurrency: 10,
+      allowPrivateSinks: true,
       metricsToken: undefined,
       apiDocs: true,
       trustProxy: 0,
@@ -126,6 +132,7 @@ describe('loadConfig', () => {
       [
         'PORT', 'HOST', 'LARK_DOMAIN', 'API_RATE_LIMIT', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'API_TOKEN', 'DATABASE_URL', 'LARK_APP_ID',
         'ALLOW_PRIVATE_LARK_DOMAINS', 'METRICS_TOKEN', 'API_DOCS', 'TRUST_PROXY', 'RETENTION_DAYS', 'UNINSTALL_PURGE_DAYS',
+        'ALLOW_PRIVATE_WEBHOOKS', 'WEBHOOK_CONCURRENCY',
       ].map(
         (k) => [k, ' '],
       ),
@@ -153,6 +160,9 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: '8',
       ALLOW_PRIVATE_LARK_DOMAINS: '1',
+      ALLOW_PRIVATE_WEBHOOKS: '1',
+      WEBHOOK_CONCURRENCY: '32',
+      ALLOW_PRIVATE_SINKS: '1',
       METRICS_TOKEN: 'm'.repeat(16),
       API_DOCS: 'false',
       TRUST_PROXY: '10.0.0.0/8, fdaa::/16,loopback',
@@ -174,6 +184,9 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       workerConcurrency: 8,
       allowPrivateLarkDomains: true,
+      allowPrivateWebhooks: true,
+      webhookConcurrency: 32,
+      allowPrivateSinks: true,
       metricsToken: 'm'.repeat(16),
       apiDocs: false,
       trustProxy: ['10.0.0.0/8', 'fdaa::/16', 'loopback'],
@@ -195,6 +208,8 @@ describe('loadConfig', () => {
     ['METRICS_TOKEN', 'short-metrics'],
     ['API_DOCS', 'maybe-later'],
     ['ALLOW_PRIVATE_LARK_DOMAINS', 'yes-please'],
+    ['ALLOW_PRIVATE_WEBHOOKS', 'yes-please'],
+    ['WEBHOOK_CONCURRENCY', 'many'],
     ['TRUST_PROXY', 'true'],
     ['TRUST_PROXY', '10.0.0.0/33'],
     ['TRUST_PROXY', '99'],
@@ -260,7 +275,23 @@ describe('loadConfig', () => {
       expect(loadConfig({ ...prod, LARK_DOMAIN: 'http://127.0.0.1:9999', ALLOW_PRIVATE_LARK_DOMAINS: '1' })).toMatchObject({
         larkDomain: 'http://127.0.0.1:9999',
         allowPrivateLarkDomains: true,
+        // Each flag opens its own door: Lark domains are not sinks.
+        allowPrivateSinks: false,
       });
+    });
+
+    it('allows private webhook receivers only with ALLOW_PRIVATE_WEBHOOKS=1', () => {
+      expect(loadConfig(prod).allowPrivateWebhooks).toBe(false);
+      expect(loadConfig({ ...prod, ALLOW_PRIVATE_WEBHOOKS: '1' }).allowPrivateWebhooks).toBe(true);
+      // ALLOW_PRIVATE_LARK_DOMAINS is about Lark, not about receivers.
+      expect(loadConfig({ ...prod, ALLOW_PRIVATE_LARK_DOMAINS: '1' }).allowPrivateWebhooks).toBe(false);
+    });
+
+    it('knowledge-base sinks on private hosts only with ALLOW_PRIVATE_SINKS=1 (always without DATABASE_URL)', () => {
+      expect(loadConfig(prod).allowPrivateSinks).toBe(false);
+      expect(loadConfig({ ...prod, ALLOW_PRIVATE_SINKS: '1' }).allowPrivateSinks).toBe(true);
+      expect(loadConfig({}).allowPrivateSinks).toBe(true);
+      expect(() => loadConfig({ ...prod, ALLOW_PRIVATE_SINKS: 'yes' })).toThrow(/ALLOW_PRIVATE_SINKS/);
     });
   });
 });

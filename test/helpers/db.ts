@@ -3,6 +3,15 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../src/db/database.js';
+import type { StreamTableBase } from '../../src/sync/sync.tables.js';
+
+/**
+ * Stream tables typed for a test's queries. The app's Database type leaves them out: they are
+ * declared by modules at run time (STREAM_CATALOG) and read and written through sql.table.
+ */
+export const streamTables = (db: Kysely<Database>) => db as unknown as Kysely<Record<string, StreamTableBase & Record<string, unknown>>>;
 
 export interface TestDatabase extends DbHandle {
   url: string;

@@ -17,7 +17,7 @@ export interface LarksyncProcess {
 }
 
 /** Start options a child process can take (JSON only: no logger, no functions). */
-export type ChildStartOptions = Pick<StartOptions, 'workerOptions' | 'engineOptions' | 'rateLimitScale' | 'workerPollInterval' | 'ticketOptions'>;
+export type ChildStartOptions = Pick<StartOptions, 'workerOptions' | 'engineOptions' | 'rateLimitScale' | 'workerPollInterval' | 'ticketOptions' | 'webhookOptions' | 'sinkOptions'>;
 
 export interface SpawnOptions {
   /**

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { startLarksync, type Larksync, type StartOptions } from '../../src/bootstrap.js';
 import { loadConfig, type Config } from '../../src/config/env.js';
-import { REDACT_PATHS } from '../../src/logger.js';
+import { LOG_SERIALIZERS, REDACT_PATHS } from '../../src/logger.js';
 import { LarkSimulator, type SimulatorOptions } from '../../simulator/lark-simulator.js';
 import { SimData, type DataApiOptions } from '../../simulator/data/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
@@ -51,7 +51,7 @@ export function memoryLogger(lines: string[]) {
       cb();
     },
   });
-  return pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, stream);
+  return pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS }, stream);
 }
 
 /** A simulator (not started yet) that knows the test store app. */
@@ -87,6 +87,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   // Known before larksync starts, so the ticket it asks for at startup is pushed to it.
   const port = await freePort();
   sim.setEventUrl(STORE_APP.appId, `http://127.0.0.1:${port}/lark/events`);
+  // Lark sends a signed-in user back only to a redirect URL the app lists (auth.md §5.1).
+  const publicUrl = `http://127.0.0.1:${port}`;
+  sim.setRedirectUris(STORE_APP.appId, [`${publicUrl}/auth/lark/callback`]);
   const env: Record<string, string> = {
     DATABASE_URL: db.url,
     ENCRYPTION_KEY: randomBytes(32).toString('base64'),
@@ -98,9 +101,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     LARK_DOMAIN: simUrl,
     // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
     ALLOW_PRIVATE_LARK_DOMAINS: '1',
+    // Test receivers listen on 127.0.0.1 over http.
+    ALLOW_PRIVATE_WEBHOOKS: '1',
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'debug',
+    PUBLIC_URL: publicUrl,
     ...opts.env,
   };
   const config = loadConfig(env);

@@ -1,7 +1,10 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GrantRows, type GrantState } from '../../src/grants/grant-rows.js';
+import { findGrant } from '../../src/grants/grants.repository.js';
 import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { csrfOf, fetchPage, signInAs, type Page } from '../helpers/web-session.js';
 
 const CUSTOM = { appId: 'cli_secret_custom', appSecret: 'custom-app-secret-9f8e7d6c5b4a', tenantKey: 'tenant-secret-custom' };
 
@@ -22,6 +25,19 @@ describe('secrets never leave: not in logs, API answers or database plaintext', 
   afterAll(async () => {
     await stack?.stop();
   });
+
+  /** Every database row, as text; bytea shows up as hex, so callers look for the hex too. */
+  async function dumpDatabase(): Promise<string> {
+    const tables = await sql<{ schema: string; name: string }>`
+      select table_schema as schema, table_name as name from information_schema.tables
+      where table_schema in ('public', 'graphile_worker') and table_type = 'BASE TABLE'`.execute(stack.db.db);
+    const dump: string[] = [];
+    for (const t of tables.rows) {
+      const rows = await sql<{ j: string }>`select row_to_json(x)::text as j from ${sql.table(`${t.schema}.${t.name}`)} x`.execute(stack.db.db);
+      dump.push(...rows.rows.map((r) => r.j));
+    }
+    return dump.join('\n');
+  }
 
   it('runs ticket, app_open, custom app registration and rejected pushes without leaking any secret', async () => {
     // The ticket arrives (startup resend), a tenant installs, its tokens are minted.
@@ -78,16 +94,7 @@ describe('secrets never leave: not in logs, API answers or database plaintext', 
     expect(secrets['tenant tokens']).toHaveLength(2);
     for (const [what, values] of Object.entries(secrets)) for (const v of values) expect(v, what).toBeTruthy();
 
-    // Every database row, as text; bytea shows up as hex, so look for the hex too.
-    const tables = await sql<{ schema: string; name: string }>`
-      select table_schema as schema, table_name as name from information_schema.tables
-      where table_schema in ('public', 'graphile_worker') and table_type = 'BASE TABLE'`.execute(stack.db.db);
-    const dump: string[] = [];
-    for (const t of tables.rows) {
-      const rows = await sql<{ j: string }>`select row_to_json(x)::text as j from ${sql.table(`${t.schema}.${t.name}`)} x`.execute(stack.db.db);
-      dump.push(...rows.rows.map((r) => r.j));
-    }
-    const database = dump.join('\n');
+    const database = await dumpDatabase();
     // The dump is real: it holds the tenants and the sealed secrets (in hex).
     expect(database).toContain('tenant-secret');
     expect(database).toContain(CUSTOM.appId);
@@ -101,6 +108,87 @@ describe('secrets never leave: not in logs, API answers or database plaintext', 
     expect(rejected.every((l) => typeof l.reqId === 'string' && l.level === 40)).toBe(true);
     expect(stack.logs.some((l) => l.includes('"incoming request"') && l.includes('/lark/events'))).toBe(false);
     const everything = { logs, 'API answers': answers.join('\n'), database };
+    for (const [where, text] of Object.entries(everything)) {
+      for (const [what, values] of Object.entries(secrets)) {
+        for (const value of values) {
+          expect(text.includes(value), `${what} found in ${where}`).toBe(false);
+          expect(text.includes(Buffer.from(value).toString('hex')), `${what} (hex) found in ${where}`).toBe(false);
+        }
+      }
+    }
+  });
+
+  it('keeps user grants and sessions out of logs, pages, API answers and the database: user tokens, codes, states, session ids', async () => {
+    const tenantKey = 'tenant-secret';
+    const user = stack.sim.addUser(tenantKey, { name: 'Sigrid Secret', admin: true });
+    const key = { appId: STORE_APP.appId, tenantKey, openId: user.openId };
+    const grantRows = new GrantRows(stack.larksync.services.db, stack.larksync.services.sealer, 30_000);
+    const userTokens = async () => {
+      const row = (await findGrant(stack.larksync.services.db, key))!;
+      return [(await grantRows.readFresh(key))!, grantRows.refreshTokenOf(key, { row } as GrantState)];
+    };
+
+    const signedIn = await signInAs(stack, user);
+    const callback = new URL(signedIn.callbackUrl);
+    const cookieValue = decodeURIComponent(signedIn.cookie.slice('larksync_session='.length));
+    const sessionId = cookieValue.slice(0, cookieValue.lastIndexOf('.'));
+    const issued = await userTokens();
+    // A refresh, so a second generation of tokens exists too.
+    await stack.larksync.services.db.updateTable('user_grants').set({ refresh_at: new Date(0) }).where('open_id', '=', user.openId).execute();
+    await stack.larksync.services.grants.token(key);
+    const refreshed = await userTokens();
+    expect(refreshed[1]).not.toBe(issued[1]);
+
+    // The admin page, every kind of answer it gives.
+    const pages: string[] = [];
+    const keep = (p: Page) => {
+      const headers = Object.fromEntries([...p.headers].filter(([name]) => name !== 'set-cookie'));
+      pages.push(`${p.status} ${JSON.stringify(headers)} ${p.body}`);
+      return p;
+    };
+    const cookie = signedIn.cookie;
+    keep(await fetchPage(stack, '/admin'));
+    const page = keep(await fetchPage(stack, '/admin', { cookie }));
+    const csrf = csrfOf(page.body);
+    keep(await fetchPage(stack, '/admin/connectors/base', { cookie, form: { _csrf: csrf, enabled: 'on', tables: 'https://acme.feishu.cn/wiki/wikcnX?table=tblY' } }));
+    keep(await fetchPage(stack, '/admin/connectors/base', { cookie, form: { _csrf: csrf, tables: 'not a url' } }));
+    keep(await fetchPage(stack, '/admin/connectors/base', { cookie, form: { _csrf: 'wrong', tables: 'x y' } }));
+    keep(await fetchPage(stack, '/admin/syncs', { cookie, form: { _csrf: csrf, module: 'base' } }));
+    const [run] = await stack.larksync.services.sync.list(tenantKey, { limit: 1 });
+    keep(await fetchPage(stack, `/admin/runs/${run!.id}.json`, { cookie }));
+    keep(await fetchPage(stack, '/admin', { cookie }));
+    keep(await fetchPage(stack, '/admin', { cookie: `larksync_session=${encodeURIComponent(`${sessionId}.forged`)}` }));
+    keep(await fetchPage(stack, '/auth/lark/callback' + callback.search));
+    // The database while the session lives (signing out deletes its row).
+    const databaseSignedIn = await dumpDatabase();
+    expect(databaseSignedIn).toContain('Sigrid Secret');
+    keep(await fetchPage(stack, '/admin/sign-out', { cookie, form: { _csrf: csrf } }));
+    keep(await fetchPage(stack, '/admin', { cookie }));
+    // The REST API's view of grants.
+    expect((await call('GET', `/api/v1/tenants/${tenantKey}/grants`)).text).toContain(user.openId);
+    expect((await call('GET', `/api/v1/auth/lark/login-url?tenantKey=${tenantKey}`)).status).toBe(200);
+
+    const secrets: Record<string, string[]> = {
+      'user access token': [issued[0]!, refreshed[0]!],
+      'user refresh token': [issued[1]!, refreshed[1]!],
+      'authorization code': [callback.searchParams.get('code')!],
+      'OAuth state': [callback.searchParams.get('state')!],
+      'session id': [sessionId],
+      'session cookie': [cookieValue],
+    };
+    for (const [what, values] of Object.entries(secrets)) for (const v of values) expect(v, what).toMatch(/^.{16,}$/);
+    await stack.sim.settle();
+    const everything = {
+      logs: stack.logs.join(''),
+      pages: pages.join('\n'),
+      'API answers': answers.join('\n'),
+      'database (signed in)': databaseSignedIn,
+      database: await dumpDatabase(),
+    };
+    // The scans are real: the pages show the user, the log the sign-in, the database the grant.
+    expect(everything.pages).toContain('Sigrid Secret');
+    expect(everything.logs).toContain('user signed in: grant stored');
+    expect(everything.database).toContain(user.openId);
     for (const [where, text] of Object.entries(everything)) {
       for (const [what, values] of Object.entries(secrets)) {
         for (const value of values) {

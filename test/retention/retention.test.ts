@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { parseCrontab } from 'graphile-worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PURGE_ACTION, dropFinishedSeenPages, pruneSyncRuns, purgeUninstalledTenants } from '../../src/retention/retention.js';
-import { STREAMS } from '../../src/sync/streams.js';
+import { STREAM_CATALOG } from '../../src/connectors/index.js';
 import { CRONTAB, createTaskList } from '../../src/worker/tasks.js';
 import type { Services } from '../../src/services.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -82,11 +82,11 @@ describe('uninstalled tenants (UNINSTALL_PURGE_DAYS)', () => {
     await tenant('t-active', 'active', null);
     await sql`insert into access_tokens (app_id, kind, tenant_key, token_sealed) values ('cli_r', 'app', '', '\\x00')`.execute(t.db);
 
-    const purged = await purgeUninstalledTenants(t.db, 30);
+    const purged = await purgeUninstalledTenants(t.db, 30, STREAM_CATALOG.names());
     expect(purged).toEqual([
       { tenantKey: 't-gone', tokens: 1, rows: expect.objectContaining({ contact_users: 2, base_records: 1, approval_instances: 0 }) },
     ]);
-    expect(Object.keys(purged[0]!.rows).sort()).toEqual(Object.keys(STREAMS).sort());
+    expect(Object.keys(purged[0]!.rows).sort()).toEqual(STREAM_CATALOG.names().sort());
     for (const table of ['contact_users', 'base_records', 'stream_states', 'access_tokens']) expect(await count(table, 't-gone'), table).toBe(0);
     // Settings and the tenant row stay; others are untouched; the app token stays.
     expect(await count('connectors', 't-gone')).toBe(1);
@@ -101,14 +101,14 @@ describe('uninstalled tenants (UNINSTALL_PURGE_DAYS)', () => {
     expect(audit[0]).toMatchObject({ action: PURGE_ACTION, event_id: null, detail: { afterDays: 30, tokens: 1 } });
 
     // Again: nothing more, no second audit row.
-    expect(await purgeUninstalledTenants(t.db, 30)).toEqual([]);
+    expect(await purgeUninstalledTenants(t.db, 30, STREAM_CATALOG.names())).toEqual([]);
     expect(await t.db.selectFrom('tenant_audit').select('id').where('tenant_key', '=', 't-gone').execute()).toHaveLength(1);
   });
 
   it('leaves a tenant that was reinstalled meanwhile', async () => {
     await tenant('t-back', 'uninstalled', 40);
     await sql`update tenants set status = 'active', uninstalled_at = null where tenant_key = 't-back'`.execute(t.db);
-    expect(await purgeUninstalledTenants(t.db, 30)).toEqual([]);
+    expect(await purgeUninstalledTenants(t.db, 30, STREAM_CATALOG.names())).toEqual([]);
     expect(await count('contact_users', 't-back')).toBe(2);
   });
 });

@@ -46,8 +46,12 @@ describe('sync work is bounded: long throttles leave the worker slot, dying slic
     }, 10_000, 'the run to be deferred');
     expect(Date.now() - deferredAt).toBeLessThan(5_000);
     expect(waiting.throttled_waits).toBe(1);
-    const jobs = await syncJobs(stack);
-    expect(jobs).toHaveLength(1);
+    // The slice's own job is deleted when its task returns, just after the run went back to queued.
+    const jobs = await waitFor(async () => {
+      const all = await syncJobs(stack);
+      return all.length === 1 ? all : undefined;
+    }, 5_000, 'only the deferred job to be left');
+    expect(jobs[0]!.locked).toBe(false);
     const due = jobs[0]!.run_at.getTime() - Date.now();
     expect(due).toBeGreaterThan(50_000);
     expect(due).toBeLessThanOrEqual(61_000);
@@ -64,6 +68,32 @@ describe('sync work is bounded: long throttles leave the worker slot, dying slic
       return r && r.status !== 'queued' && r.status !== 'running' ? r : undefined;
     }, 30_000, 'the deferred run to finish');
     expect(done.status).toBe('succeeded');
+  });
+
+  it('a run whose next slice waits for a worker (slots busy, its queue still locked) is not taken for dead', async () => {
+    const WAITING = 'tenant-bounded-waiting';
+    await openTenant(stack, WAITING);
+    // A running run whose last beat is old, its next slice queued but not yet picked up (due in an
+    // hour here, so no worker takes it during the test).
+    const run = await sql<{ id: string; lease_id: string }>`
+      insert into sync_runs (tenant_key, module, mode, trigger, status, started_at, heartbeat_at, lease_id, counts, item_errors)
+      values (${WAITING}, 'contact', 'full', 'api', 'running', now() - interval '1 minute', now() - interval '1 minute',
+              gen_random_uuid(), '{}', '[]')
+      returning id, lease_id`.execute(stack.db.db);
+    const { id, lease_id: lease } = run.rows[0]!;
+    await sql`select graphile_worker.add_job('sync_run', json_build_object('runId', ${id}::text, 'lease', ${lease}::text),
+                                             queue_name => ${'sync:' + WAITING}, run_at => now() + interval '1 hour')`.execute(stack.db.db);
+    const first = await stack.larksync.services.sync.resumeStaleRuns(1_000, 2);
+    expect(first.resumed).not.toContain(id);
+    expect(first.failed.map((f) => f.id)).not.toContain(id);
+    // Its job gone (the process that held it died with it): now it is taken over.
+    await sql`delete from graphile_worker._private_jobs where payload->>'runId' = ${id}::text`.execute(stack.db.db);
+    const second = await stack.larksync.services.sync.resumeStaleRuns(1_000, 2);
+    expect(second.resumed).toContain(id);
+    const after = await sql<{ resumes: number }>`select resumes from sync_runs where id = ${id}`.execute(stack.db.db);
+    expect(after.rows[0]?.resumes).toBe(1);
+    await sql`update sync_runs set status = 'cancelled', finished_at = now() where id = ${id}`.execute(stack.db.db);
+    await sql`delete from graphile_worker._private_jobs where payload->>'runId' = ${id}::text`.execute(stack.db.db);
   });
 
   it('a run whose slices keep dying with their process is failed as crashed_repeatedly after a bounded number of takeovers', async () => {

@@ -5,6 +5,7 @@ import { SyncError } from '../../src/sync/sync-errors.js';
 import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd } from '../helpers/runs.js';
+import { streamTables } from '../helpers/db.js';
 
 const BASE = 'tenant-del-base';
 const SILENT = 'tenant-del-silent';
@@ -109,7 +110,7 @@ describe('deletions are marked only when certain', () => {
     expect((await runToEnd(stack, CONTACT, 'contact', 'full')).status).toBe('succeeded');
     const gone = [...dir.users.values()].find((u) => !u.department_ids.includes('0'))!;
     dir.users.delete(gone.open_id);
-    const user = async () => (await stack.db.db.selectFrom('contact_users').select('deleted_at').where('record_key', '=', gone.open_id).executeTakeFirstOrThrow()).deleted_at;
+    const user = async () => (await streamTables(stack.db.db).selectFrom('contact_users').select('deleted_at').where('record_key', '=', gone.open_id).executeTakeFirstOrThrow()).deleted_at;
 
     // First complete listing without the user: a candidate.
     expect((await runToEnd(stack, CONTACT, 'contact', 'full')).status).toBe('succeeded');

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd as runShared } from '../helpers/runs.js';
+import { streamTables } from '../helpers/db.js';
 
 const TENANT = 'tenant-contact-1';
 
@@ -30,7 +31,7 @@ describe('contact module', () => {
     expect(depts.rows[0]?.n).toBe(dir.departments.size);
     expect(users.rows[0]?.n).toBe(dir.users.size);
     const rootUser = [...dir.users.values()].find((u) => u.department_ids.includes('0'));
-    const row = await stack.db.db.selectFrom('contact_users').selectAll().where('record_key', '=', rootUser!.open_id).executeTakeFirst();
+    const row = await streamTables(stack.db.db).selectFrom('contact_users').selectAll().where('record_key', '=', rootUser!.open_id).executeTakeFirst();
     expect(row?.deleted_at).toBeNull();
     expect(run.counts.contact_departments).toBe(dir.departments.size);
     expect(run.pages).toBeGreaterThan(0);
@@ -49,7 +50,7 @@ describe('contact module', () => {
     dir.users.delete(gone.open_id);
     const third = await runToEnd(stack);
     expect(third.status).toBe('succeeded');
-    const user = () => stack.db.db.selectFrom('contact_users').selectAll().where('record_key', '=', gone.open_id).executeTakeFirstOrThrow();
+    const user = () => streamTables(stack.db.db).selectFrom('contact_users').selectAll().where('record_key', '=', gone.open_id).executeTakeFirstOrThrow();
     // One listing that misses a user proves nothing (offsets may have shifted): a candidate only.
     expect((await user()).deleted_at).toBeNull();
     expect(third.deletions_confirmed).toBe(0);

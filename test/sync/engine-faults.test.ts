@@ -5,6 +5,7 @@ import type { SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { finishedRun } from '../helpers/runs.js';
+import { streamTables } from '../helpers/db.js';
 
 const TENANT = 'tenant-faults-1';
 const USERS = '/open-apis/contact/v3/users/find_by_department';
@@ -109,7 +110,7 @@ describe('sync engine under upstream faults (contact module as the subject)', ()
       victim.name = 'Renamed Between Pages';
     };
     expect((await run(stack)).status).toBe('succeeded');
-    const row = await stack.db.db.selectFrom('contact_users').select(['raw']).where('record_key', '=', victim.open_id).executeTakeFirstOrThrow();
+    const row = await streamTables(stack.db.db).selectFrom('contact_users').select(['raw']).where('record_key', '=', victim.open_id).executeTakeFirstOrThrow();
     expect((row.raw as { name: string }).name).toBe('Renamed Between Pages');
   });
 

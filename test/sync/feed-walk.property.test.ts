@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { STREAMS, type StreamName } from '../../src/sync/streams.js';
+import type { StreamName } from '../../src/sync/streams.js';
+import { STREAM_CATALOG } from '../../src/connectors/index.js';
 import type { SyncModuleName } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady } from '../helpers/stack.js';
 import { call, feedCaughtUp, getRun, type RunJson } from '../helpers/sync-api.js';
@@ -19,7 +20,7 @@ const TENANT = 'tenant-feed-walk';
 const ROUNDS = Number(process.env.FEED_ROUNDS ?? 3);
 const BOUNDARIES = [999, 99_999, 999_999, 9_999_999];
 const MODULES: SyncModuleName[] = ['contact', 'approval', 'base', 'attendance'];
-const ALL_STREAMS = Object.keys(STREAMS) as StreamName[];
+const ALL_STREAMS: StreamName[] = STREAM_CATALOG.names();
 
 interface FeedRecord {
   key: string;

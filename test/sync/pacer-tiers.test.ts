@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
-import { LARK_RATE_LIMITS, Pacer } from '../../src/sync/pacer.js';
+import { Pacer } from '../../src/sync/pacer.js';
+import { BASE_LIMITS } from '../../src/connectors/base/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd } from '../helpers/runs.js';
@@ -30,7 +31,7 @@ describe('per-second tiers', () => {
 
   it("never let more than Lark's 20 search calls into any one-second window, from two replicas, even after an idle spell", async () => {
     const replicas = [new Pacer(db.db), new Pacer(second.db)];
-    const limit = LARK_RATE_LIMITS['bitable.records.search'];
+    const limit = BASE_LIMITS['bitable.records.search'];
     const granted: number[] = [];
     // Two replicas calling as fast as they are let through; half-way, everyone pauses (a full
     // bucket is the moment a big burst would slip through), then goes on.

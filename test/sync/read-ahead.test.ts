@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { SYNC_MODULES } from '../../src/connectors/index.js';
@@ -144,6 +145,7 @@ describe('reading ahead of commits (Base)', () => {
     const pages = Array.from({ length: 12 }, (_, p) => Array.from({ length: 40 }, (_, i) => user(p * 39 + i, p)));
     const phase = definePhase<{ page: number }, unknown>({
       name: 'overlap_users',
+      stateSchema: Type.Object({ page: Type.Integer() }),
       tracksDeletions: ['contact_users'],
       init: () => ({ page: 0 }),
       canReadAhead: () => true,

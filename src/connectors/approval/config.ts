@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Identity } from '../../sync/identity.js';
 
 export const ApprovalConfig = Type.Object(
   {
@@ -21,6 +22,7 @@ export const ApprovalConfig = Type.Object(
       default: 7,
       description: 'Creation-time span re-read by each incremental run, to pick up status changes',
     }),
+    identity: Identity,
   },
   { additionalProperties: false },
 );

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { definePhase, type ChildScope, type SyncContext } from '../../sync/sync-module.js';
 import { SyncError, isItemFailure } from '../../sync/sync-errors.js';
 import type { ItemError } from '../../sync/sync.tables.js';
@@ -174,6 +175,11 @@ async function readDetails(ctx: SyncContext<ApprovalConfigType>, approvalCode: s
  */
 export const instancesPhase = definePhase<ApprovalState, ApprovalConfigType>({
   name: 'approval_instances',
+  stateSchema: Type.Object({
+    v: Type.Literal(1),
+    cursors: Type.Record(Type.String(), Type.Number()),
+    pass: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  }),
   init(ctx, previous) {
     const prev = isState(previous) ? previous : undefined;
     // An explicit full run starts over; anything else finishes what a failed run left.

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { literalUnion } from '../../sync/config-errors.js';
+import { Identity } from '../../sync/identity.js';
 
 export const AttendanceConfig = Type.Object(
   {
@@ -20,6 +21,7 @@ export const AttendanceConfig = Type.Object(
       default: 7,
       description: 'Every run re-reads this many days back, because corrections add flows to past days',
     }),
+    identity: Identity,
   },
   { additionalProperties: false },
 );

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { definePhase, type SyncContext } from '../../sync/sync-module.js';
 import { SyncError } from '../../sync/sync-errors.js';
 import type { StreamRow } from '../../sync/streams.js';
@@ -85,6 +86,17 @@ async function queryFlows(ctx: SyncContext<AttendanceConfigType>, ids: string[],
  */
 export const flowsPhase = definePhase<State, AttendanceConfigType>({
   name: 'attendance_flows',
+  stateSchema: Type.Object({
+    v: Type.Literal(1),
+    cursor: Type.Union([Type.Number(), Type.Null()]),
+    from: Type.Number(),
+    until: Type.Number(),
+    listing: Type.Object({}, { additionalProperties: true }),
+    listingDone: Type.Boolean(),
+    pending: Type.Array(Type.String()),
+    batch: Type.Array(Type.String()),
+    windowStart: Type.Number(),
+  }),
   init(ctx, previous) {
     const until = Math.floor(Date.now() / 1000);
     const cursor = previous?.v === 1 ? previous.cursor : null;

@@ -1,7 +1,10 @@
-import type { SyncModuleDef } from '../../sync/sync-module.js';
+import { perSecond } from '../../sync/pacer.js';
+import { defineModule } from '../../sync/sync-module.js';
+import { CONTACT_LIMITS } from '../contact/limits.js';
 import { SyncError } from '../../sync/sync-errors.js';
 import { AttendanceConfig, type AttendanceConfigType } from './config.js';
 import { flowsPhase } from './flows.phase.js';
+import { attendanceForm } from './form.js';
 
 export const CUSTOM_APP_ONLY =
   'attendance needs a custom (self-built) app: Lark offers the attendance APIs to custom apps only, ' +
@@ -15,9 +18,17 @@ export const CUSTOM_APP_ONLY =
  * and a sweep would also soft-delete the history of every user who merely left the listing (a
  * departure, a changed employeeIds). The cost: a punch Lark later invalidates stays stored.
  */
-export const attendanceModule: SyncModuleDef<AttendanceConfigType> = {
+export const attendanceModule = defineModule<AttendanceConfigType>({
   name: 'attendance',
-  streams: ['attendance_flows'],
+  streams: {
+    attendance_flows: {
+      columns: ['record_id', 'user_id', 'creator_id', 'check_time', 'location_name', 'type', 'is_field', 'is_wifi'],
+      types: { check_time: 'timestamptz', type: 'integer', is_field: 'boolean', is_wifi: 'boolean' },
+    },
+  },
+  // Employees are found through the directory (employees.ts): Contact's APIs and budget.
+  limits: { 'attendance.user_flows.query': perSecond(50), ...CONTACT_LIMITS },
+  form: attendanceForm,
   configSchema: AttendanceConfig,
   warnings: (config, appKind) => {
     const out: string[] = [];
@@ -31,4 +42,4 @@ export const attendanceModule: SyncModuleDef<AttendanceConfigType> = {
     if (ctx.appKind === 'store') throw new SyncError('unsupported_for_store_app', CUSTOM_APP_ONLY);
   },
   phases: [flowsPhase],
-};
+});

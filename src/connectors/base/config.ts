@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 
 // Makes the `errorMessage`s below the messages users see.
 import '../../sync/config-errors.js';
+import { Identity } from '../../sync/identity.js';
 
 /** Lark brand hosts: `<tenant>.feishu.cn` (Feishu) and `<tenant>.larksuite.com` (Lark). */
 const HOST = String.raw`([A-Za-z0-9-]+\.)+(feishu\.cn|larksuite\.com)`;
@@ -62,6 +63,7 @@ export const BaseConfig = Type.Object(
       maxItems: 100,
       errorMessage: 'tables must list 1 to 100 tables, each { appToken, tableId, viewId? } or { url }',
     }),
+    identity: Identity,
   },
   { additionalProperties: false },
 );

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { SyncError, isItemFailure } from '../../sync/sync-errors.js';
 import { definePhase, type PageResult, type SyncContext } from '../../sync/sync-module.js';
 import type { StreamRow } from '../../sync/streams.js';
@@ -397,6 +398,17 @@ function entryId(state: State, entry: number, t: TablePass | null): string {
 
 export const tablesPhase = definePhase<State, BaseConfigType>({
   name: 'base_tables',
+  stateSchema: Type.Object({
+    v: Type.Literal(1),
+    tables: Type.Array(Type.Object({}, { additionalProperties: true })),
+    index: Type.Integer({ minimum: 0 }),
+    table: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    cursors: Type.Record(Type.String(), Type.Number()),
+    visited: Type.Array(Type.String()),
+    tablesOk: Type.Optional(Type.Integer({ minimum: 0 })),
+    tablesFailed: Type.Optional(Type.Integer({ minimum: 0 })),
+    lastUnavailable: Type.Optional(Type.Boolean()),
+  }),
   tracksDeletions: ['base_records', 'base_fields'],
   init: (ctx, previous) => ({
     v: 1,

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { literalUnion } from '../../sync/config-errors.js';
+import { Identity } from '../../sync/identity.js';
 
 export const ContactConfig = Type.Object(
   {
@@ -12,6 +13,7 @@ export const ContactConfig = Type.Object(
     ),
     departmentIdType: literalUnion(['open_department_id', 'department_id'], { default: 'open_department_id' }),
     userIdType: literalUnion(['open_id', 'union_id', 'user_id'], { default: 'open_id' }),
+    identity: Identity,
   },
   { additionalProperties: false },
 );

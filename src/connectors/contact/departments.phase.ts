@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { isItemFailure } from '../../sync/sync-errors.js';
 import { definePhase } from '../../sync/sync-module.js';
 import type { StreamRow } from '../../sync/streams.js';
@@ -38,6 +39,14 @@ export function departmentRow(d: LarkDepartment): StreamRow | undefined {
  */
 export const departmentsPhase = definePhase<State, ContactConfigType>({
   name: 'contact_departments',
+  stateSchema: Type.Object({
+    v: Type.Literal(1),
+    roots: Type.Array(Type.String()),
+    rootIndex: Type.Integer({ minimum: 0 }),
+    pageToken: Type.Union([Type.String(), Type.Null()]),
+    complete: Type.Optional(Type.Boolean()),
+    rootsOk: Type.Optional(Type.Integer({ minimum: 0 })),
+  }),
   tracksDeletions: ['contact_departments'],
   init: (ctx) => ({ v: 1, roots: ctx.config.departmentIds ?? [ROOT_DEPARTMENT], rootIndex: 0, pageToken: null, complete: true, rootsOk: 0 }),
   async readPage(ctx, state) {

@@ -1,16 +1,29 @@
-import type { SyncModuleDef } from '../../sync/sync-module.js';
+import { defineModule } from '../../sync/sync-module.js';
 import { ContactConfig, type ContactConfigType } from './config.js';
 import { departmentsPhase } from './departments.phase.js';
+import { CONTACT_LIMITS } from './limits.js';
 import { usersPhase } from './users.phase.js';
+import { contactForm } from './form.js';
 
 /** Contact has no change feed to poll, so every run is a full pass with deletion sweeps. */
-export const contactModule: SyncModuleDef<ContactConfigType> = {
+export const contactModule = defineModule<ContactConfigType>({
   name: 'contact',
-  streams: ['contact_departments', 'contact_users'],
+  streams: {
+    contact_departments: {
+      columns: ['open_department_id', 'department_id', 'parent_department_id', 'name', 'is_deleted'],
+      types: { is_deleted: 'boolean' },
+    },
+    contact_users: {
+      columns: ['open_id', 'union_id', 'user_id', 'name', 'department_ids', 'is_frozen', 'is_resigned', 'is_activated', 'is_exited', 'is_unjoin'],
+      types: { department_ids: 'jsonb', is_frozen: 'boolean', is_resigned: 'boolean', is_activated: 'boolean', is_exited: 'boolean', is_unjoin: 'boolean' },
+    },
+  },
+  limits: CONTACT_LIMITS,
+  form: contactForm,
   configSchema: ContactConfig,
   warnings: (config, appKind) =>
     appKind === 'store' && config.userIdType === 'user_id'
       ? ['userIdType "user_id" needs the custom-app-only scope contact:user.employee_id:readonly; a store app gets open_id/union_id']
       : [],
   phases: [departmentsPhase, usersPhase],
-};
+});

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { isItemFailure } from '../../sync/sync-errors.js';
 import { definePhase, type SyncContext } from '../../sync/sync-module.js';
 import type { StreamRow } from '../../sync/streams.js';
@@ -56,6 +57,15 @@ async function nextDepartment(ctx: SyncContext<ContactConfigType>, state: State)
 
 export const usersPhase = definePhase<State, ContactConfigType>({
   name: 'contact_users',
+  stateSchema: Type.Object({
+    v: Type.Literal(1),
+    rootIndex: Type.Integer({ minimum: 0 }),
+    afterKey: Type.Union([Type.String(), Type.Null()]),
+    current: Type.Union([Type.String(), Type.Null()]),
+    pageToken: Type.Union([Type.String(), Type.Null()]),
+    complete: Type.Optional(Type.Boolean()),
+    listedOk: Type.Optional(Type.Integer({ minimum: 0 })),
+  }),
   tracksDeletions: ['contact_users'],
   init: () => ({ v: 1, rootIndex: 0, afterKey: null, current: null, pageToken: null, complete: true, listedOk: 0 }),
   async readPage(ctx, state) {

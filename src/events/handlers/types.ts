@@ -1,7 +1,27 @@
-import type { Services } from '../../services.js';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/env.js';
+import type { GrantsService } from '../../grants/grants.service.js';
+import type { SyncService } from '../../sync/sync.service.js';
+import type { TenantsService } from '../../tenants/tenants.service.js';
+import type { AppTicketsService } from '../../tokens/app-tickets.service.js';
+import type { TokenService } from '../../tokens/tokens.service.js';
+
+/**
+ * What event handlers may touch, named: not the whole application. (Passing `Services` here tied
+ * every service, handler and connector into one type-level import cycle.)
+ */
+export interface HandlerDeps {
+  config: Pick<Config, 'storeApp'>;
+  tenants: TenantsService;
+  tokens: TokenService;
+  tickets: AppTicketsService;
+  sync: SyncService;
+  grants: GrantsService;
+  log: Logger;
+}
 
 export interface EventContext {
-  services: Services;
+  services: HandlerDeps;
   eventId: string;
   appId: string | null;
   tenantKey: string | null;

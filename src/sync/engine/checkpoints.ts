@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database.js';
-import type { PhaseState } from '../sync-module.js';
+import { Value } from '@sinclair/typebox/value';
+import type { PhaseState, SyncPhase } from '../sync-module.js';
 import type { ItemError } from '../sync.tables.js';
 import type { RunCounters } from '../sync-lark-client.js';
 import { RunAbortedError } from '../sync-errors.js';
@@ -28,16 +29,22 @@ function isStored(v: unknown): v is StoredPhaseState {
   return typeof o === 'object' && o !== null && typeof o.s === 'object' && o.s !== null && typeof o.done === 'boolean';
 }
 
-export async function loadPhaseState(db: Kysely<Database>, tenantKey: string, module: string, phase: string): Promise<LoadedPhase | undefined> {
+export async function loadPhaseState(
+  db: Kysely<Database>,
+  tenantKey: string,
+  module: string,
+  phase: Pick<SyncPhase<PhaseState, never>, 'name' | 'stateSchema'>,
+): Promise<LoadedPhase | undefined> {
   const row = await db
     .selectFrom('stream_states')
     .select(['state', 'run_id'])
     .where('tenant_key', '=', tenantKey)
     .where('module', '=', module)
-    .where('stream', '=', phase)
+    .where('stream', '=', phase.name)
     .executeTakeFirst();
-  // A state of another shape (an edit by hand, a future version) starts the phase afresh.
-  if (!row || !isStored(row.state)) return undefined;
+  // A state of another shape (an edit by hand, an older or future version) starts the phase
+  // afresh, as Nango treats a checkpoint that fails its schema.
+  if (!row || !isStored(row.state) || !Value.Check(phase.stateSchema, row.state.s)) return undefined;
   return { runId: row.run_id, state: row.state };
 }
 

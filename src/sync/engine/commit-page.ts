@@ -9,6 +9,7 @@ import { replaceChildren, writeRows, type PreparedRows } from '../write-page.js'
 import { addDeletionCounts, claimPage } from './checkpoints.js';
 import type { ReadyPage } from './prepare-page.js';
 import type { RunLease } from './run-lease.js';
+import { emitWebhookEvent } from '../../webhooks/emit.js';
 
 /** A page's transaction still open, and the keys it writes (`stream NUL key`). */
 export interface InFlight {
@@ -16,7 +17,7 @@ export interface InFlight {
   keys: Set<string>;
 }
 
-export const keysOf = (ready: ReadyPage): Set<string> => new Set(ready.writes.flatMap((w) => w.keys.map((k) => `${w.stream}\u0000${k}`)));
+export const keysOf = (ready: ReadyPage): Set<string> => new Set(ready.writes.flatMap((w) => w.keys.map((k) => `${w.stream.name}\u0000${k}`)));
 
 export interface CommitDeps {
   db: Kysely<Database>;
@@ -52,14 +53,14 @@ export async function commitPage(
   await deps.db.transaction().execute(async (trx) => {
     const later: Array<{ w: PreparedRows; only: number[] }> = [];
     for (const w of ready.writes) {
-      const recordSeen = tracked.includes(w.stream);
+      const recordSeen = tracked.includes(w.stream.name);
       if (!previous) {
         await writeRows(trx, run.tenant_key, run.id, w, { recordSeen });
         continue;
       }
       const now: number[] = [];
       const after: number[] = [];
-      w.keys.forEach((k, i) => (previous.keys.has(`${w.stream}\u0000${k}`) ? after : now).push(i));
+      w.keys.forEach((k, i) => (previous.keys.has(`${w.stream.name}\u0000${k}`) ? after : now).push(i));
       await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, only: now });
       if (after.length > 0) later.push({ w, only: after });
     }
@@ -76,7 +77,7 @@ export async function commitPage(
       itemErrors: page.itemErrors ?? [],
     });
     for (const { w, only } of later) {
-      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream), only });
+      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream.name), only });
     }
     if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren);
     let deleted = 0;
@@ -95,6 +96,8 @@ export async function commitPage(
       alive += judged.alive;
     }
     await addDeletionCounts(trx, run.id, deleted, alive);
+    // Webhooks: what this transaction changed, per stream, in the outbox with the rows (last, once `previous` committed).
+    await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: run.tenant_key, data: { streams: [...ready.writes.map((w) => w.stream.name), ...[...(page.replaceChildren ?? []), ...(page.sweep ?? []), ...(page.confirm ?? [])].map((s) => s.stream)] } });
   });
   // Before this promise settles: the page after this one claims only once it has.
   if (upto) Object.assign(lease.flushed, upto);

@@ -3,6 +3,8 @@ import type { Database } from '../../db/database.js';
 import type { RunCounters } from '../sync-lark-client.js';
 import { RunAbortedError, type SyncError } from '../sync-errors.js';
 import type { RunStatus, SyncRunRow } from '../sync.tables.js';
+import { toRunView } from '../sync.service.js';
+import { emitWebhookEvent } from '../../webhooks/emit.js';
 
 /**
  * A slice's hold on its run, as Temporal treats an activity's heartbeat: the run row says which
@@ -104,19 +106,24 @@ export class RunLease {
    * Returns the status set, or undefined when the run was no longer this slice's.
    */
   async finish(status: 'succeeded' | 'failed', error: SyncError | null): Promise<RunStatus | undefined> {
-    const res = await sql<{ status: RunStatus }>`
-      with done as (
-        update sync_runs set
-          status = case when ${status}::text = 'succeeded' and jsonb_array_length(item_errors) > 0 then 'partial' else ${status}::text end,
-          finished_at = now(),
-          error_class = ${error?.errorClass ?? null},
-          error_message = ${error ? error.message.slice(0, 1000) : null}
-        where id = ${this.run.id} and lease_id = ${this.id} and status = 'running'
-        returning id, status
-      ),
-      forgotten as (delete from sync_seen_pages where run_id in (select id from done))
-      select status from done`.execute(this.db);
-    return res.rows[0]?.status;
+    // One transaction with the webhook outbox: sync.finished commits with the run's end or not at all.
+    return this.db.transaction().execute(async (trx) => {
+      const res = await sql<SyncRunRow>`
+        with done as (
+          update sync_runs set
+            status = case when ${status}::text = 'succeeded' and jsonb_array_length(item_errors) > 0 then 'partial' else ${status}::text end,
+            finished_at = now(),
+            error_class = ${error?.errorClass ?? null},
+            error_message = ${error ? error.message.slice(0, 1000) : null}
+          where id = ${this.run.id} and lease_id = ${this.id} and status = 'running'
+          returning *
+        ),
+        forgotten as (delete from sync_seen_pages where run_id in (select id from done))
+        select * from done`.execute(trx);
+      const run = res.rows[0];
+      if (run) await emitWebhookEvent(trx, { type: 'sync.finished', tenantKey: run.tenant_key, data: { run: toRunView(run) } });
+      return run?.status;
+    });
   }
 
   /** A cancelled run never resumes: its deletion bookkeeping goes. A lost lease keeps it for the new holder. */

@@ -8,6 +8,8 @@ import type { Metrics } from '../../metrics/metrics.js';
 import type { TenantTokens } from '../../tokens/tokens.service.js';
 import type { Pacer } from '../pacer.js';
 import { streamReads } from '../stream-reads.js';
+import { identityUserOf } from '../identity.js';
+import { UserAuthorizationRequiredError } from '../../grants/grant-errors.js';
 import { RunAbortedError, SliceDeferredError, SyncError } from '../sync-errors.js';
 import { enqueueSlice } from '../sync.service.js';
 import { SyncLarkClient, defaultRetryPolicy, type RetryPolicy } from '../sync-lark-client.js';
@@ -45,6 +47,12 @@ export interface EngineDeps {
   tenants: { get(tenantKey: string): Promise<{ status: string } | undefined> };
   tokens: { forTenant(tenantKey: string): Promise<TenantTokens> };
   connectors: { validate(module: SyncModuleName, config: unknown): Record<string, unknown> };
+  grants: { forUser(key: { appId: string; tenantKey: string; openId: string }): Promise<TenantTokens> };
+  /**
+   * Told when a run has ended `succeeded` or `partial` (after its commit): what follows a run's
+   * data elsewhere starts at once instead of at its next poll. Failures are logged, never the run's.
+   */
+  runFinished?(run: { id: string; tenant_key: string; module: string }): Promise<void>;
 }
 
 /** `deferred`: Lark throttled for longer than the slice had left; the run is queued again for then. */
@@ -72,7 +80,7 @@ const RUN_THROTTLE_FACTOR = 5;
 export class SyncEngine {
   constructor(
     private readonly deps: EngineDeps,
-    private readonly modules: Readonly<Record<SyncModuleName, SyncModuleDef>>,
+    private readonly modules: Readonly<Record<string, SyncModuleDef>>,
     private readonly pacer: Pacer,
     private readonly options: EngineOptions = defaultEngineOptions,
   ) {}
@@ -85,11 +93,13 @@ export class SyncEngine {
     lease.startHeartbeat(this.options.heartbeatMs);
     const deadline = Date.now() + this.options.sliceMs;
     try {
-      const ctx = await this.context(lease, deadline);
       const module = this.modules[run.module];
+      // A run of a module this version does not have (queued before a downgrade, say).
+      if (!module) throw new SyncError('invalid_config', `larksync has no module named ${run.module}`);
+      const ctx = await this.context(lease, module, deadline);
       module.precheck?.(ctx);
       for (const phase of module.phases) {
-        const stored = await loadPhaseState(db, run.tenant_key, run.module, phase.name);
+        const stored = await loadPhaseState(db, run.tenant_key, run.module, phase);
         const resumed = stored?.runId === runId ? stored.state : undefined;
         if (resumed?.done) continue;
         const state: PhaseState = resumed ? resumed.s : await phase.init(ctx, stored?.state.s);
@@ -101,6 +111,7 @@ export class SyncEngine {
       const status = await lease.finish('succeeded', null);
       if (!status) return 'aborted';
       metrics.syncRuns.inc({ module: run.module, status, error_class: '' });
+      await this.deps.runFinished?.(run).catch((err: unknown) => log.warn({ runId, errMessage: (err as Error).message }, 'after-run hook failed'));
       return status === 'partial' ? 'partial' : 'succeeded';
     } catch (caught) {
       let err = caught;
@@ -133,7 +144,7 @@ export class SyncEngine {
     }
   }
 
-  private async context(lease: RunLease, deadline: number): Promise<SyncContext> {
+  private async context(lease: RunLease, module: SyncModuleDef, deadline: number): Promise<SyncContext> {
     const { run } = lease;
     const { db, tenants, connectors, tokens: tokenService, log, http, metrics } = this.deps;
     const tenant = await tenants.get(run.tenant_key);
@@ -154,19 +165,27 @@ export class SyncEngine {
       throw err instanceof AppError ? new SyncError('invalid_config', `connector config is invalid: ${err.message}`) : err;
     }
     // Resolved once per slice: every upstream call of the slice reuses it.
-    const tokens = await tokenService.forTenant(run.tenant_key).catch((err: unknown) => {
+    const appTokens = await tokenService.forTenant(run.tenant_key).catch((err: unknown) => {
       // Uninstalled between the status check and this lookup: the same class as above.
       throw err instanceof TenantNotActiveError || err instanceof TenantNotFoundError || err instanceof AppError ? new SyncError('tenant_not_active', err.message) : err;
     });
+    // Reading as a signed-in user (identity { user }): that user's token, the same app and pacing.
+    const asUser = identityUserOf(config);
+    const tokens = asUser
+      ? await this.deps.grants.forUser({ appId: appTokens.app.appId, tenantKey: run.tenant_key, openId: asUser }).catch((err: unknown) => {
+          throw err instanceof UserAuthorizationRequiredError ? new SyncError('user_authorization_required', err.message) : err;
+        })
+      : appTokens;
     return {
       tenantKey: run.tenant_key,
       appKind: tokens.app.kind,
       runId: run.id,
       mode: run.mode,
       config,
-      lark: new SyncLarkClient({ http, metrics }, tokens, this.pacer, lease.counters, () => lease.checkAlive(), this.options.retry, deadline),
+      lark: new SyncLarkClient({ http, metrics }, tokens, this.pacer, module.limits, lease.counters, () => lease.checkAlive(), this.options.retry, deadline),
       log,
       read: streamReads(db, run.tenant_key, run.id),
+      moduleReads: module.reads?.(db, run.tenant_key),
     };
   }
 
@@ -185,10 +204,11 @@ export class SyncEngine {
     deadline: number,
   ): Promise<'done' | 'continue'> {
     const tracked = phase.tracksDeletions ?? [];
+    const streams = this.modules[lease.run.module]!.streams;
     const readsAhead = (page: { state: PhaseState }) => this.options.readAhead > 0 && (phase.canReadAhead?.(page.state) ?? false);
     const reader = new PageReader(
       (state) => phase.readPage(ctx, state),
-      preparePage,
+      (page) => preparePage(page, streams),
       (page: PageResult<PhaseState>) => !page.done && Date.now() <= deadline && readsAhead(page),
       Math.max(1, this.options.readAhead),
     );

@@ -9,6 +9,10 @@ import { connectorRoutes } from './connectors.js';
 import { recordRoutes } from './records.js';
 import { syncRoutes } from './syncs.js';
 import { tenantRoutes } from './tenants.js';
+import { grantRoutes } from './grants.js';
+import { writeRoutes } from './writes.js';
+import { webhookRoutes } from './webhooks.js';
+import { sinkRoutes } from './sinks.js';
 
 /** /api/v1: rate limit first (so it also limits token guessing), then bearer auth, then routes. */
 export const apiV1 =
@@ -31,4 +35,8 @@ export const apiV1 =
     await api.register(connectorRoutes(services));
     await api.register(syncRoutes(services));
     await api.register(recordRoutes(services));
+    await api.register(grantRoutes(services));
+    await api.register(writeRoutes(services));
+    await api.register(webhookRoutes(services.webhooks));
+    await api.register(sinkRoutes(services.sinks));
   };

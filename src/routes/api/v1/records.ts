@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../../errors.js';
 import { errorResponses } from '../../../schemas/common.js';
 import { RecordPage, RecordsParams, RecordsQuery, STREAM_NAMES } from '../../../schemas/records.js';
-import { isStreamName } from '../../../sync/streams.js';
+import { STREAM_CATALOG } from '../../../connectors/index.js';
 import type { Services } from '../../../services.js';
 
 export const recordRoutes =
@@ -24,7 +24,7 @@ export const recordRoutes =
       async (request) => {
         if (request.validationError) {
           const stream = (request.params as { stream?: unknown }).stream;
-          if (typeof stream !== 'string' || !isStreamName(stream)) {
+          if (typeof stream !== 'string' || !STREAM_CATALOG.has(stream)) {
             throw new AppError(404, 'stream_not_found', `no stream ${String(stream)}; streams are ${STREAM_NAMES.join(', ')}`);
           }
           throw request.validationError;

@@ -1,0 +1,168 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { WebhookEventType } from './event-types.js';
+
+/** The task of a lane's delivery job (worker/tasks.ts). */
+export const DELIVER_TASK = 'deliver_webhooks';
+
+/** A (webhook, tenant) lane's graphile queue: one of its jobs runs at a time, across replicas. */
+export const laneQueue = (webhookId: string, tenantKey: string) => `webhook:${webhookId}:${tenantKey}`;
+
+/**
+ * An event as a producer states it. `records.changed` names the streams the transaction may have
+ * written: emit finds what the transaction changed in each (rows stamped with its own
+ * `change_xid`) and announces one event per stream with changes, with the count and the records
+ * feed's positions of the first and last row. Other events carry their data as it is sent.
+ */
+export type WebhookEventInput =
+  | { type: 'records.changed'; tenantKey: string; data: { streams: readonly string[] } }
+  | { type: Exclude<WebhookEventType, 'records.changed'>; tenantKey: string; data: Record<string, unknown> };
+
+/** What a records.changed event stores: its stream, rows changed, and feed positions (xid.seq) around them. */
+export interface RecordsChangedData {
+  stream: string;
+  count: number;
+  /** the position just before the first changed row (a cursor there reads them first) */
+  from: { xid: string; seq: string };
+  /** the position of the last changed row */
+  to: { xid: string; seq: string };
+}
+
+/**
+ * Webhooks that want this event, delivered in the caller's transaction: the event row, a delivery
+ * per webhook, and the lanes woken. Waking sets the lane's `awake` flag and queues a job only for
+ * a lane that was asleep, so at load (a lane whose job is already queued) a producer pays for no
+ * add_jobs call. The flag's row stays locked until the producer commits: the lane's job, which
+ * resets it first thing, waits for that commit and so sees this delivery. Lanes are locked in
+ * webhook id order, so two producers of one tenant never deadlock. Nothing is written when no
+ * enabled webhook matches.
+ */
+const FAN_OUT = (type: string, tenantKey: string, data: string, stream: string | null) => sql<{ deliveries: number }>`
+  with hooks as (
+    select id from webhooks
+     where status = 'enabled' and ${type}::text = any(event_types)
+       and (tenant_keys is null or ${tenantKey}::text = any(tenant_keys))
+  ), ev as (
+    insert into webhook_events (type, tenant_key, data)
+    select ${type}, ${tenantKey}, ${data}::jsonb where exists (select 1 from hooks)
+    returning id
+  ), dl as (
+    insert into webhook_deliveries (webhook_id, tenant_key, event_id, event_type, stream, message_id)
+    select h.id, ${tenantKey}, ev.id, ${type}, ${stream}, 'msg_' || replace(gen_random_uuid()::text, '-', '')
+      from hooks h cross join ev
+     order by h.id
+    returning webhook_id
+  ), woken as (
+    insert into webhook_lanes as l (webhook_id, tenant_key, awake)
+    select id, ${tenantKey}, true from hooks order by id
+    on conflict (webhook_id, tenant_key) do update set awake = true where not l.awake
+    returning l.webhook_id
+  ), jobs as (${QUEUE_LANE_JOBS('woken', tenantKey)})
+  select (select count(*) from dl)::int as deliveries where (select n from jobs) >= 0`;
+
+/** One job per lane of the CTE `cte` (a column webhook_id), calling add_jobs only when there is one. */
+function QUEUE_LANE_JOBS(cte: string, tenantKey: string) {
+  return sql`
+    select count(*) as n from graphile_worker.add_jobs((
+      select array_agg(row(${DELIVER_TASK}, json_build_object('webhookId', w.webhook_id::text, 'tenantKey', ${tenantKey}::text),
+                           'webhook:' || w.webhook_id || ':' || ${tenantKey}::text, null, 25, null, null, null)::graphile_worker.job_spec
+                       order by w.webhook_id)
+        from ${sql.table(cte)} w)) where exists (select 1 from ${sql.table(cte)})`;
+}
+
+const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+
+/**
+ * Records an event for the webhooks that want it, in the transaction of the change that causes it
+ * (the outbox): committed with the change or not at all. This is the only function producers call.
+ * Returns the deliveries queued.
+ */
+export async function emitWebhookEvent(trx: Transaction<Database> | Kysely<Database>, event: WebhookEventInput): Promise<number> {
+  if (event.type === 'records.changed') {
+    let queued = 0;
+    for (const data of await changedStreams(trx, event.tenantKey, event.data.streams)) {
+      queued += await fanOut(trx, event.type, event.tenantKey, data, data.stream);
+    }
+    return queued;
+  }
+  return fanOut(trx, event.type, event.tenantKey, event.data, null);
+}
+
+async function fanOut(db: Kysely<Database>, type: WebhookEventType, tenantKey: string, data: object, stream: string | null): Promise<number> {
+  const res = await FAN_OUT(type, tenantKey, JSON.stringify(data), stream).execute(db);
+  return res.rows[0]?.deliveries ?? 0;
+}
+
+/**
+ * What this transaction changed in each stream: rows it wrote carry its transaction id. Read only
+ * when some enabled webhook wants records.changed for the tenant (a one-time filter, so a
+ * database without such a webhook only pays for that test).
+ */
+async function changedStreams(db: Kysely<Database>, tenantKey: string, streams: readonly string[]): Promise<RecordsChangedData[]> {
+  const names = [...new Set(streams)].filter((s) => STREAM_NAME.test(s));
+  if (names.length === 0) return [];
+  const parts = names.map(
+    (s) => sql`select ${s}::text as stream, count(*)::int as n, min(change_seq)::text as min_seq, max(change_seq)::text as max_seq
+                 from ${sql.table(s)}
+                where exists (select 1 from hooks) and tenant_key = ${tenantKey} and change_xid = pg_current_xact_id()`,
+  );
+  const res = await sql<{ stream: string; n: number; min_seq: string | null; max_seq: string | null; xid: string }>`
+    with hooks as (
+      select 1 from webhooks
+       where status = 'enabled' and 'records.changed' = any(event_types)
+         and (tenant_keys is null or ${tenantKey}::text = any(tenant_keys))
+       limit 1)
+    select c.*, pg_current_xact_id()::text as xid from (${sql.join(parts, sql` union all `)}) c where c.n > 0`.execute(db);
+  return res.rows.map((r) => ({
+    stream: r.stream,
+    count: r.n,
+    from: { xid: r.xid, seq: (BigInt(r.min_seq ?? '1') - 1n).toString() },
+    to: { xid: r.xid, seq: r.max_seq ?? '0' },
+  }));
+}
+
+/**
+ * Queues a job for each of a webhook's lanes that has pending deliveries (a webhook enabled again,
+ * a resend), marking them awake; with `tenantKey`, that lane only.
+ */
+export async function wakeLanes(db: Kysely<Database>, webhookId: string, tenantKey?: string): Promise<number> {
+  const lanes = await db
+    .selectFrom('webhook_deliveries')
+    .select('tenant_key')
+    .distinct()
+    .where('webhook_id', '=', webhookId)
+    .where('status', '=', 'pending')
+    .$if(tenantKey !== undefined, (q) => q.where('tenant_key', '=', tenantKey!))
+    .execute();
+  for (const { tenant_key } of lanes) {
+    await sql`
+      with woken as (
+        insert into webhook_lanes as l (webhook_id, tenant_key, awake) values (${webhookId}::bigint, ${tenant_key}, true)
+        on conflict (webhook_id, tenant_key) do update set awake = true
+        returning l.webhook_id),
+      jobs as (${QUEUE_LANE_JOBS('woken', tenant_key)})
+      select n from jobs`.execute(db);
+  }
+  return lanes.length;
+}
+
+/**
+ * The safety net (minute cron): lanes of enabled webhooks holding a delivery due for over a minute
+ * with no job left in their queue (a job deleted by hand, or one that failed all its attempts) get
+ * a job again. Returns how many.
+ */
+export async function wakeStalledLanes(db: Kysely<Database>): Promise<number> {
+  const stalled = await sql<{ webhook_id: string; tenant_key: string }>`
+    select distinct d.webhook_id::text as webhook_id, d.tenant_key
+      from webhook_deliveries d
+      join webhooks w on w.id = d.webhook_id and w.status = 'enabled'
+     where d.status = 'pending'
+       and coalesce(d.next_attempt_at, d.created_at) < now() - interval '1 minute'
+       and not exists (
+         select 1 from graphile_worker._private_jobs j
+           join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+          where q.queue_name = 'webhook:' || d.webhook_id || ':' || d.tenant_key and j.attempts < j.max_attempts)
+     limit 1000`.execute(db);
+  for (const lane of stalled.rows) await wakeLanes(db, lane.webhook_id, lane.tenant_key);
+  return stalled.rows.length;
+}

@@ -1,0 +1,280 @@
+import { sql, type Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
+import type { Sealer } from '../crypto/sealer.js';
+import type { Database } from '../db/database.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { DELIVER_TASK, laneQueue, type RecordsChangedData } from './emit.js';
+import type { WebhookEventType } from './event-types.js';
+import { buildPayload, mergeRecordsChanged } from './payload.js';
+import { openSecrets } from './secrets.js';
+import type { SendResult, WebhookSender } from './sender.js';
+
+export interface WebhookOptions {
+  /** First retry after this long; each next one waits twice as long, up to `maxRetryDelayMs`. */
+  firstRetryDelayMs: number;
+  maxRetryDelayMs: number;
+  /** A delivery still failing this long after its event (or its resend) is given up. */
+  retryWindowMs: number;
+  /** An endpoint whose every attempt failed for this long is disabled. */
+  disableAfterMs: number;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  /** Work a lane's job does before it yields its worker to other lanes (it queues itself again). */
+  sliceMs: number;
+  /** What "now" is for retries, the retry window and disabling (a simulated clock in tests). */
+  clock: Clock;
+}
+
+export const defaultWebhookOptions: WebhookOptions = {
+  firstRetryDelayMs: 5_000,
+  maxRetryDelayMs: 60 * 60_000,
+  retryWindowMs: 24 * 60 * 60_000,
+  disableAfterMs: 3 * 24 * 60 * 60_000,
+  timeoutMs: 10_000,
+  maxResponseBytes: 4 * 1024,
+  sliceMs: 10_000,
+  clock: systemClock,
+};
+
+export interface DispatcherDeps {
+  db: Kysely<Database>;
+  sealer: Sealer;
+  log: Logger;
+  metrics: Metrics;
+  sender: WebhookSender;
+}
+
+/** The lane's webhook and its head: the oldest pending delivery, with its event. */
+interface Head {
+  webhook_id: string | null;
+  url: string;
+  webhook_status: string;
+  secret_sealed: Buffer;
+  previous_secret_sealed: Buffer | null;
+  previous_secret_expires_at: Date | null;
+  id: string | null;
+  message_id: string;
+  event_type: WebhookEventType;
+  stream: string | null;
+  body: string | null;
+  attempts: number;
+  next_attempt_at: Date | null;
+  retry_from: Date;
+  visible: boolean;
+  data: Record<string, unknown>;
+  occurred_at: Date;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Delay before the retry that follows attempt `attempts` (1-based): doubling, capped, ±20 % jitter. */
+export function retryDelayMs(attempts: number, opts: Pick<WebhookOptions, 'firstRetryDelayMs' | 'maxRetryDelayMs'>): number {
+  const base = Math.min(opts.maxRetryDelayMs, opts.firstRetryDelayMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * Sends a lane's deliveries: the pending ones of one (webhook, tenant), strictly in id order, each
+ * to its end (delivered, or given up after the retry window) before the next. Run by the lane's
+ * job (`deliver_webhooks`, queue `webhook:<id>:<tenant>`: one at a time across replicas).
+ *
+ * - The head is attempted; a success moves on at once, a failure schedules the lane's next job for
+ *   the head's retry and ends this one (later deliveries wait behind it: order before speed).
+ * - records.changed waits until the records feed serves its rows (its transaction is below every
+ *   snapshot's xmin), so a receiver that reads the feed on receipt finds them. Before its first
+ *   attempt it absorbs the lane's later pending records.changed of the same stream (up to the next
+ *   event of another type): one webhook for many pages while the receiver is slow or down.
+ * - The body is fixed at the first attempt; retries and resends send the same bytes under the same
+ *   webhook-id, so a receiver de-duplicating on webhook-id sees each event once.
+ */
+export class WebhookDispatcher {
+  constructor(
+    private readonly deps: DispatcherDeps,
+    readonly options: WebhookOptions,
+  ) {}
+
+  /** Closes the sender's idle connections (at shutdown). */
+  close(): void {
+    this.deps.sender.close();
+  }
+
+  private get now(): Date {
+    return this.options.clock.now();
+  }
+
+  async drainLane(webhookId: string, tenantKey: string): Promise<void> {
+    const { db } = this.deps;
+    // From here on a producer that commits into this lane queues another job (see emit.ts).
+    await db.updateTable('webhook_lanes').set({ awake: false }).where('webhook_id', '=', webhookId).where('tenant_key', '=', tenantKey).execute();
+    const until = performance.now() + this.options.sliceMs;
+    let waits = 0;
+    for (;;) {
+      const head = await this.head(webhookId, tenantKey);
+      if (!head?.webhook_id || head.webhook_status !== 'enabled' || head.id === null) return;
+      if (head.next_attempt_at && head.next_attempt_at > this.now) {
+        await this.schedule(webhookId, tenantKey, head.next_attempt_at.getTime() - this.now.getTime());
+        return;
+      }
+      if (performance.now() > until) {
+        await this.schedule(webhookId, tenantKey, 0);
+        return;
+      }
+      if (head.event_type === 'records.changed' && !head.visible) {
+        // A transaction older than its own is still open somewhere on the server: the feed would
+        // not serve its rows yet. Usually a matter of milliseconds; a long one (a report, a dump)
+        // gets the lane looked at again every 250 ms without holding a worker slot.
+        waits += 1;
+        if (waits > 10) {
+          await this.schedule(webhookId, tenantKey, 250);
+          return;
+        }
+        await sleep(20);
+        continue;
+      }
+      const body = head.body ?? (await this.freeze(head, tenantKey));
+      const outcome = await this.attempt(head, body, tenantKey);
+      if (outcome === 'retry') return;
+    }
+  }
+
+  private async head(webhookId: string, tenantKey: string): Promise<Head | undefined> {
+    const res = await sql<Head>`
+      select w.id as webhook_id, w.url, w.status as webhook_status, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at,
+             d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from,
+             d.xid < pg_snapshot_xmin(pg_current_snapshot()) as visible, e.data, e.occurred_at
+        from webhooks w
+        left join lateral (
+          select * from webhook_deliveries d
+           where d.webhook_id = w.id and d.tenant_key = ${tenantKey} and d.status = 'pending'
+           order by d.id limit 1) d on true
+        left join webhook_events e on e.id = d.event_id
+       where w.id = ${webhookId}::bigint`.execute(this.deps.db);
+    return res.rows[0];
+  }
+
+  /**
+   * The head's body, fixed before its first attempt. A records.changed head first takes in the
+   * lane's later pending records.changed of its stream, up to the next event of another type (an
+   * event is never told before one that came earlier, but independent feeds may overtake each
+   * other), and only those whose rows the feed already serves.
+   */
+  private async freeze(head: Head, tenantKey: string): Promise<string> {
+    const event = { type: head.event_type, tenantKey, data: head.data, occurredAt: head.occurred_at };
+    if (head.event_type !== 'records.changed') return buildPayload(event);
+    return this.deps.db.transaction().execute(async (trx) => {
+      const absorbed = await sql<{ data: RecordsChangedData; occurred_at: Date }>`
+        with taken as (
+          update webhook_deliveries d set status = 'coalesced', coalesced_into = ${head.id}::bigint
+           where d.webhook_id = ${head.webhook_id}::bigint and d.tenant_key = ${tenantKey} and d.status = 'pending'
+             and d.id > ${head.id}::bigint and d.event_type = 'records.changed' and d.stream = ${head.stream} and d.body is null
+             and d.xid < pg_snapshot_xmin(pg_current_snapshot())
+             and d.id < coalesce((select min(b.id) from webhook_deliveries b
+                                   where b.webhook_id = ${head.webhook_id}::bigint and b.tenant_key = ${tenantKey} and b.status = 'pending'
+                                     and b.id > ${head.id}::bigint and b.event_type <> 'records.changed'), 9223372036854775807)
+          returning d.event_id, d.id)
+        select e.data, e.occurred_at from taken t join webhook_events e on e.id = t.event_id order by t.id`.execute(trx);
+      const all = [head.data as unknown as RecordsChangedData, ...absorbed.rows.map((r) => r.data)];
+      const lastAt = absorbed.rows.at(-1)?.occurred_at ?? head.occurred_at;
+      const body = buildPayload(event, { data: mergeRecordsChanged(all), events: all.length, lastAt });
+      await trx.updateTable('webhook_deliveries').set({ body }).where('id', '=', head.id!).where('body', 'is', null).execute();
+      return body;
+    });
+  }
+
+  /** One attempt of the head, recorded in one statement with what it means for the delivery and the endpoint. */
+  private async attempt(head: Head, body: string, tenantKey: string): Promise<'next' | 'retry'> {
+    const { db, log, metrics } = this.deps;
+    const at = this.now;
+    let result: SendResult;
+    try {
+      const secrets = openSecrets(this.deps.sealer, { id: head.webhook_id!, secret_sealed: head.secret_sealed, previous_secret_sealed: head.previous_secret_sealed, previous_secret_expires_at: head.previous_secret_expires_at }, at);
+      // Signed with the real time: receivers check webhook-timestamp against their own clocks.
+      result = await this.deps.sender.send({ url: head.url, messageId: head.message_id, body, secrets }, new Date());
+    } catch (err) {
+      log.error({ webhookId: head.webhook_id, deliveryId: head.id, errMessage: (err as Error).message }, 'webhook delivery could not be signed or sent');
+      result = { statusCode: null, ok: false, latencyMs: 0, error: 'the delivery could not be signed (see the server log)' };
+    }
+    metrics.webhookLatency.observe(result.latencyMs / 1000);
+    const attempt = sql`insert into webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error)
+                        values (${head.id}::bigint, ${at}, ${result.statusCode}, ${result.latencyMs}, ${result.error})`;
+    if (result.ok) {
+      await sql`
+        with d as (
+          update webhook_deliveries set status = 'delivered', body = coalesce(body, ${body}), attempts = attempts + 1,
+                 last_status_code = ${result.statusCode}, last_error = null, last_attempt_at = ${at}, delivered_at = ${at}, next_attempt_at = null
+           where id = ${head.id}::bigint and status = 'pending'),
+        a as (${attempt}),
+        w as (
+          update webhooks set failing_since = null, last_success_at = ${at}
+           where id = ${head.webhook_id}::bigint
+             and (failing_since is not null or last_success_at is null or last_success_at < ${at}::timestamptz - interval '1 minute'))
+        select 1`.execute(db);
+      metrics.webhookAttempts.inc({ outcome: 'delivered' });
+      metrics.webhookLag.observe(Math.max(0, Date.now() - head.occurred_at.getTime()) / 1000);
+      return 'next';
+    }
+
+    const delayMs = retryDelayMs(head.attempts + 1, this.options);
+    const next = new Date(at.getTime() + delayMs);
+    const windowEnd = new Date(at.getTime() - this.options.retryWindowMs);
+    const disableBefore = new Date(at.getTime() - this.options.disableAfterMs);
+    const res = await sql<{ status: string; webhook_status: string; failing_since: Date }>`
+      with d as (
+        update webhook_deliveries set attempts = attempts + 1, body = coalesce(body, ${body}),
+               last_status_code = ${result.statusCode}, last_error = ${result.error}, last_attempt_at = ${at},
+               -- the window runs from the first attempt (or the last resend)
+               retry_from = case when attempts = 0 then ${at} else retry_from end,
+               status = case when (case when attempts = 0 then ${at} else retry_from end) <= ${windowEnd} then 'failed' else 'pending' end,
+               next_attempt_at = case when (case when attempts = 0 then ${at} else retry_from end) <= ${windowEnd} then null else ${next}::timestamptz end
+         where id = ${head.id}::bigint and status = 'pending'
+        returning status),
+      a as (${attempt}),
+      w as (
+        update webhooks set
+               failing_since = coalesce(failing_since, ${at}),
+               last_failure_at = ${at},
+               status = case when coalesce(failing_since, ${at}) <= ${disableBefore} then 'disabled' else status end,
+               disabled_at = case when coalesce(failing_since, ${at}) <= ${disableBefore} then ${at} else disabled_at end,
+               disabled_reason = case when coalesce(failing_since, ${at}) <= ${disableBefore}
+                 then 'every delivery attempt failed since ' || to_char(coalesce(failing_since, ${at}) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                      || ' (' || ${Math.round(this.options.disableAfterMs / 3_600_000)}::text || ' hours); the last: ' || ${result.error ?? 'failed'}::text
+                 else disabled_reason end,
+               updated_at = case when coalesce(failing_since, ${at}) <= ${disableBefore} then now() else updated_at end
+         where id = ${head.webhook_id}::bigint and status = 'enabled'
+        returning status, failing_since)
+      select (select status from d) as status, (select status from w) as webhook_status, (select failing_since from w) as failing_since`.execute(db);
+    const row = res.rows[0];
+    if (row?.webhook_status === 'disabled') {
+      log.warn({ webhookId: head.webhook_id, failingSince: row.failing_since }, 'webhook disabled: its endpoint failed every attempt for the disable period');
+    }
+    if (row?.status === 'failed') {
+      metrics.webhookAttempts.inc({ outcome: 'gave_up' });
+      // The endpoint failed for the whole window: deliveries of this lane that have waited as long
+      // go too, rather than each getting a window of its own against an endpoint that is down.
+      await sql`
+        update webhook_deliveries set status = 'failed', last_error = 'not delivered within the retry window (the endpoint kept failing)'
+         where webhook_id = ${head.webhook_id}::bigint and tenant_key = ${tenantKey} and status = 'pending'
+           and retry_from <= ${windowEnd}`.execute(db);
+      return row.webhook_status === 'disabled' ? 'retry' : 'next';
+    }
+    metrics.webhookAttempts.inc({ outcome: 'failed' });
+    if (row?.webhook_status !== 'disabled') await this.schedule(head.webhook_id!, tenantKey, delayMs);
+    return 'retry';
+  }
+
+  /**
+   * The lane's next job, in `delayMs`: it stays awake meanwhile, so producers queue nothing more.
+   * The job's key keeps one such job per lane however often this is called.
+   */
+  private async schedule(webhookId: string, tenantKey: string, delayMs: number): Promise<void> {
+    const queue = laneQueue(webhookId, tenantKey);
+    await sql`
+      with l as (
+        insert into webhook_lanes as l (webhook_id, tenant_key, awake) values (${webhookId}::bigint, ${tenantKey}, true)
+        on conflict (webhook_id, tenant_key) do update set awake = true)
+      select graphile_worker.add_job(${DELIVER_TASK}, json_build_object('webhookId', ${webhookId}::text, 'tenantKey', ${tenantKey}::text),
+               queue_name => ${queue}, run_at => now() + make_interval(secs => ${Math.max(0, delayMs) / 1000}),
+               max_attempts => 25, job_key => ${`${queue}:next`})`.execute(this.deps.db);
+  }
+}

@@ -1,0 +1,35 @@
+import { sql, type Transaction } from 'kysely';
+import type { Database } from '../db/database.js';
+import { emitWebhookEvent } from '../webhooks/emit.js';
+import { writeFinished } from './write-finished.js';
+import type { BaseWriteRow } from './writes.table.js';
+
+/**
+ * Ends the writes that have nothing left open: succeeded, partial, failed or cancelled by their
+ * records. A record is open while it is pending or batched, and while the call that carried it is
+ * planned. A write ends once Lark holds (or refused) each record: the read-back of its rows into
+ * base_records ('written' calls) follows within seconds and is shown as `readBackPending`, so the
+ * write's own pace is that of Lark's write calls, not of batch_get's 20/s.
+ *
+ * The writes are locked first (in id order), so two transactions settling the same write one
+ * after the other each count what the other committed: call it after the transaction's own
+ * changes.
+ */
+export async function settleWrites(db: Transaction<Database>, writeIds: string[]): Promise<void> {
+  if (writeIds.length === 0) return;
+  await sql`select id from base_writes where id = any(${writeIds}::bigint[]) and status in ('queued', 'running') order by id for update`.execute(db);
+  const done = await sql<BaseWriteRow & { total: number; ok: number; failed: number }>`
+    update base_writes w set finished_at = now(), status = case
+        when c.ok = c.total then 'succeeded'
+        when c.ok = 0 and c.failed = 0 then 'cancelled'
+        when c.ok = 0 then 'failed'
+        else 'partial' end
+      from (select r.write_id, count(*) as total, count(*) filter (where r.state = 'ok') as ok, count(*) filter (where r.state = 'failed') as failed,
+                   count(*) filter (where r.state in ('pending', 'batched') or b.status = 'planned') as open
+              from base_write_records r left join base_write_batches b on b.id = r.batch_id
+             where r.write_id = any(${writeIds}::bigint[]) group by r.write_id) c
+     where w.id = c.write_id and c.open = 0 and w.status in ('queued', 'running')
+    returning w.*, c.total::int as total, c.ok::int as ok, c.failed::int as failed`.execute(db);
+  // Told in the transaction that ended the write (an outbox row; nothing when no webhook wants it).
+  for (const w of done.rows) await emitWebhookEvent(db, { type: 'write.finished', tenantKey: w.tenant_key, data: { write: writeFinished(w) } });
+}

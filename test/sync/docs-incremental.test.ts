@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DocsTenant } from '../../simulator/data/docs/index.js';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
+import { callCounter, configureDocs, live, records, runDocs } from './docs-helpers.js';
+
+const TENANT = 'tenant-docs-inc';
+const BIG = 'tenant-docs-oversize';
+
+describe('docs module: incremental runs, moves, deletions, large documents', () => {
+  let stack: Stack;
+  let data: DocsTenant;
+
+  beforeAll(async () => {
+    stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false } });
+    await whenReady(stack);
+    data = stack.data.docs(TENANT, { wikiDocuments: 60, wikiDepth: 4, largePages: 1, oversizePages: 0, teamFolders: 3, driveDepth: 2, driveDocuments: 10, archiveDocuments: 210, personalDocuments: 1 });
+    stack.data.docs(BIG, { wikiDocuments: 12, wikiDepth: 3, largePages: 0, oversizePages: 1, teamFolders: 1, driveDepth: 1, driveDocuments: 2, archiveDocuments: 2 });
+    for (const t of [TENANT, BIG]) await openTenant(stack, t);
+    await configureDocs(stack, TENANT, {
+      sources: [{ wikiSpaceId: data.refs.space }, { url: `https://${TENANT}.feishu.cn/drive/folder/${data.refs.teamFolder}` }, { url: `https://${TENANT}.feishu.cn/docx/${data.refs.personal[data.refs.owners[0]!]![0]}` }],
+    });
+    data.share(data.refs.personal[data.refs.owners[0]!]![0]!, 'app:*');
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const content = () => records(stack, TENANT, 'docs_content');
+
+  it('a second run without changes makes no content call and at most one metas call per 200 documents', async () => {
+    const first = await runDocs(stack, TENANT);
+    expect(first.status, JSON.stringify(first.error)).toBe('succeeded');
+    const docs = live(await content()).length;
+    expect(docs).toBeGreaterThan(250);
+
+    const calls = callCounter(data);
+    const before = await content();
+    const second = await runDocs(stack, TENANT);
+    expect(second.status).toBe('succeeded');
+    expect(calls.content()).toBe(0);
+    expect(calls.count('docx.document.get')).toBe(0);
+    expect(calls.count('drive.metas.batch_query')).toBeLessThanOrEqual(Math.ceil(docs / 200));
+    // Nothing rewritten either: the rows stand as they were.
+    const after = await content();
+    for (const [key, row] of before) expect(after.get(key)?.updatedAt).toBe(row.updatedAt);
+    console.log(`docs no-change run over ${docs} documents: ${JSON.stringify(calls.byApi())}`);
+  });
+
+  it('an edit refetches that document only', async () => {
+    const doc = data.refs.wikiDoc.document;
+    data.edit(doc, { append: 'A paragraph added by the test.' });
+    const folderDoc = data.refs.drive.docx;
+    data.edit(folderDoc, { append: 'Drive edit.' });
+    const calls = callCounter(data);
+    const run = await runDocs(stack, TENANT);
+    expect(run.status).toBe('succeeded');
+    expect(calls.content()).toBe(2);
+    expect(calls.count('docs.content', doc)).toBe(1);
+    expect(calls.count('docs.content', folderDoc)).toBe(1);
+    const rows = await content();
+    expect(rows.get(doc)?.data.markdown).toContain('A paragraph added by the test.');
+    expect(rows.get(doc)?.data.revision).toBe(data.object(doc)!.revision);
+    expect(rows.get(folderDoc)?.data.markdown).toContain('Drive edit.');
+  });
+
+  it('a rename above a document and a move change its path without a content call', async () => {
+    // Renaming a folder, and a wiki page with children, changes the paths below them; moving a node changes its own.
+    const subfolder = (data.object(data.refs.teamFolder)!.children ?? []).find((t) => data.object(t)?.type === 'folder' && data.object(t)!.title !== 'Archive')!;
+    const inSub = (data.object(subfolder)!.children ?? []).filter((t) => ['docx', 'file'].includes(data.object(t)!.type));
+    expect(inSub.length).toBeGreaterThan(0);
+    data.rename(subfolder, 'Renamed folder');
+    const parent = data.refs.spaceNodes.find((t) => data.childrenOf(data.refs.space, t).some((c) => data.objTypeOf(data.node(c)!) === 'docx'))!;
+    const child = data.childrenOf(data.refs.space, parent).find((c) => data.objTypeOf(data.node(c)!) === 'docx')!;
+    // A rename of the page is an edit of it (its title is its first block): its own body is fetched, the children's are not.
+    data.rename(parent, 'Renamed parent');
+    const moved = data.refs.spaceNodes.find((t) => data.node(t)!.parent !== '' && data.objTypeOf(data.node(t)!) === 'docx' && data.childrenOf(data.refs.space, t).length === 0 && t !== child)!;
+    data.move(moved, { space: data.refs.space });
+
+    const calls = callCounter(data);
+    const run = await runDocs(stack, TENANT);
+    expect(run.status).toBe('succeeded');
+    const rows = await content();
+    for (const t of inSub) {
+      expect(rows.get(t)?.data.path).toMatch(/^Team drive \/ (.* \/ )?Renamed folder \/ /);
+      expect(calls.content(t)).toBe(0);
+    }
+    const childDoc = data.node(child)!.obj;
+    expect(rows.get(childDoc)?.data.path).toMatch(/ \/ Renamed parent \/ /);
+    expect(calls.content(childDoc)).toBe(0);
+    const movedDoc = data.node(moved)!.obj;
+    expect(rows.get(movedDoc)?.data.path).toBe(`Handbook / ${data.titleOf(data.node(moved)!)}`);
+    expect(calls.content(movedDoc)).toBe(0);
+    expect(calls.content()).toBe(calls.content(data.node(parent)!.obj));
+  });
+
+  it('a document moved to the trash and one deleted for good become deleted rows after confirmation', async () => {
+    const wikiVictim = data.refs.spaceNodes.find((t) => data.objTypeOf(data.node(t)!) === 'docx' && data.childrenOf(data.refs.space, t).length === 0 && data.node(t)!.obj !== data.refs.wikiDoc.document)!;
+    const driveVictim = (data.object(data.refs.archiveFolder)!.children ?? [])[3]!;
+    const wikiDoc = data.node(wikiVictim)!.obj;
+    data.delete(wikiVictim);
+    data.delete(driveVictim, { permanent: true });
+    const calls = callCounter(data);
+    const run = await runDocs(stack, TENANT);
+    expect(run.status).toBe('succeeded');
+    expect(run.deletions.confirmed).toBeGreaterThanOrEqual(2);
+    const rows = await content();
+    expect(rows.get(wikiDoc)?.deletedAt).not.toBeNull();
+    expect(rows.get(driveVictim)?.deletedAt).not.toBeNull();
+    const nodes = await records(stack, TENANT, 'docs_nodes');
+    expect(nodes.get(wikiVictim)?.deletedAt).not.toBeNull();
+    expect(nodes.get(driveVictim)?.deletedAt).not.toBeNull();
+    expect(calls.content()).toBe(0);
+    // Restored from the trash: back, with its body fetched again.
+    data.restore(wikiVictim);
+    const again = await runDocs(stack, TENANT);
+    expect(again.status).toBe('succeeded');
+    expect((await content()).get(wikiDoc)?.deletedAt).toBeNull();
+  });
+
+  it('a document Lark refuses (403) is an item error naming it; the others go on and the next run fetches it', async () => {
+    const refused = data.refs.drive.docx;
+    const other = data.refs.wikiDoc.document;
+    data.edit(refused, { append: 'Edited while the app lost access.' });
+    data.edit(other, { append: 'Edited as well.' });
+    stack.sim.injectFault({ path: '/open-apis/docs/v1/content', status: 403, code: 2889902, msg: 'no permission', count: 1 });
+    // One of the two content calls draws the fault (they go at once): that document is the item error.
+    const calls = callCounter(data);
+    const before = stack.sim.count('/open-apis/docs/v1/content');
+    const partial = await runDocs(stack, TENANT);
+    stack.sim.clearFaults();
+    expect(partial.status).toBe('partial');
+    expect(partial.itemErrors).toHaveLength(1);
+    const [err] = partial.itemErrors;
+    expect(err).toMatchObject({ item: 'docs_document', errorClass: 'permission_denied' });
+    expect(err!.message).toMatch(/^document \S+ \(.+\): .*add the app to this document/);
+    // Two calls: the refused one (answered by the injected fault, before the docs routes) and the other.
+    expect(stack.sim.count('/open-apis/docs/v1/content') - before).toBe(2);
+    expect(calls.count('docs.content')).toBe(1);
+    const failedDoc = err!.id;
+    const fine = failedDoc === refused ? other : refused;
+    expect(String((await content()).get(fine)?.data.markdown)).toMatch(/Edited (while the app lost access|as well)\./);
+
+    calls.mark();
+    const again = await runDocs(stack, TENANT);
+    expect(again.status).toBe('succeeded');
+    expect(calls.count('docs.content')).toBe(1);
+    expect(calls.count('docs.content', failedDoc)).toBe(1);
+  });
+
+  it('a document over 10 MB is read through its blocks; a large one through docs/v1/content', async () => {
+    const big = stack.data.docs(BIG);
+    await configureDocs(stack, BIG, { sources: [{ wikiSpaceId: big.refs.space }] });
+    const calls = callCounter(big);
+    const run = await runDocs(stack, BIG, 60_000);
+    expect(run.status, JSON.stringify(run.error)).toBe('succeeded');
+    const oversize = big.refs.oversizeDocs[0]!;
+    expect(calls.count('docs.content', oversize)).toBe(1);
+    expect(calls.count('docx.blocks', oversize)).toBeGreaterThan(1);
+    const rows = await records(stack, BIG, 'docs_content');
+    const row = rows.get(oversize)!;
+    expect(row.data.size).toBeGreaterThan(10 * 1024 * 1024);
+    expect(String(row.data.markdown).startsWith(`# ${big.object(oversize)!.title}\n`)).toBe(true);
+    expect(String(row.data.markdown)).toContain('## Part 1: ');
+    expect((row.data as { raw?: { via?: string } }).raw?.via).toBe('blocks');
+  });
+});

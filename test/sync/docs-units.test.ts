@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { Value } from '@sinclair/typebox/value';
+import { buildBlocks, renderMarkdown, type DocSpec } from '../../simulator/data/docs/index.js';
+import { blocksToMarkdown } from '../../src/connectors/docs/blocks-markdown.js';
+import { DocsConfig, filterOf, inScope, patternError, sourceOf, sourcesOf } from '../../src/connectors/docs/config.js';
+import type { LarkBlock } from '../../src/connectors/docs/lark-types.js';
+
+describe('docs config', () => {
+  it('reads sources from ids and from URLs copied on either brand', () => {
+    expect(sourceOf({ wikiSpaceId: '7001' })).toEqual({ kind: 'space', spaceId: '7001', partition: 'wiki:7001' });
+    expect(sourceOf({ folderToken: 'fldcnAbc12' })).toMatchObject({ kind: 'folder', partition: 'folder:fldcnAbc12' });
+    expect(sourceOf({ url: 'https://acme.feishu.cn/wiki/wikcnAbCdE?from=x' })).toMatchObject({ kind: 'node', nodeToken: 'wikcnAbCdE', partition: 'node:wikcnAbCdE' });
+    expect(sourceOf({ url: 'https://acme.larksuite.com/wiki/space/7123456' })).toMatchObject({ kind: 'space', spaceId: '7123456' });
+    expect(sourceOf({ url: 'https://acme.sg.larksuite.com/drive/folder/fldcnXyZ99#top' })).toMatchObject({ kind: 'folder', folderToken: 'fldcnXyZ99' });
+    expect(sourceOf({ url: 'https://acme.feishu.cn/docx/doxcnQwErTy' })).toMatchObject({ kind: 'doc', docType: 'docx', partition: 'doc:doxcnQwErTy' });
+    expect(sourceOf({ url: 'https://acme.feishu.cn/docs/doccnLegacy1' })).toMatchObject({ kind: 'doc', docType: 'doc' });
+    expect(sourceOf({ url: 'https://acme.feishu.cn/sheets/shtcnSheet1' })).toMatchObject({ kind: 'doc', docType: 'sheet' });
+    expect(sourceOf({ url: 'https://acme.feishu.cn/base/bascnBase01' })).toMatchObject({ kind: 'doc', docType: 'bitable' });
+    expect(sourceOf({ url: 'https://acme.feishu.cn/file/boxcnFile01' })).toMatchObject({ kind: 'doc', docType: 'file' });
+    expect(sourceOf({ url: 'https://evil.example.com/wiki/wikcnAbCdE' })).toBeUndefined();
+    // The same root twice is one source.
+    const config = Value.Default(DocsConfig, { sources: [{ folderToken: 'fldcnAbc12' }, { url: 'https://a.feishu.cn/drive/folder/fldcnAbc12' }] });
+    expect(sourcesOf(config as never)).toHaveLength(1);
+  });
+
+  it('says where a regular expression is invalid', () => {
+    expect(patternError('^Handbook / .*')).toBeUndefined();
+    expect(patternError('\\p{Script=Han}+')).toBeUndefined();
+    expect(patternError('a(b')).toEqual({ index: 3, reason: 'Unterminated group' });
+    expect(patternError('x{2,1}')).toMatchObject({ index: expect.any(Number) });
+  });
+
+  it('exclude wins over include; types filter first', () => {
+    const f = filterOf(Value.Default(DocsConfig, { sources: [{ folderToken: 'fldcnAbc12' }], include: ['^A / '], exclude: ['secret'] }) as never);
+    expect(inScope(f, 'docx', 'A / notes')).toBe(true);
+    expect(inScope(f, 'docx', 'A / secret notes')).toBe(false);
+    expect(inScope(f, 'docx', 'B / notes')).toBe(false);
+    expect(inScope(f, 'sheet', 'A / notes')).toBe(false);
+    expect(inScope(f, 'file', 'A / report.pdf')).toBe(true);
+  });
+});
+
+describe('blocks to Markdown (the >10 MB fallback)', () => {
+  it('renders the simulator\'s generated documents the way its Markdown API does', () => {
+    for (let i = 0; i < 20; i += 1) {
+      const spec: DocSpec = { documentId: `doxcnUnit${i}`, title: `Doc ${i}`, seed: `unit:${i}`, size: 'normal', appended: ['An appended line.'], revision: 2, people: ['ou_a', 'ou_b'] };
+      const blocks = buildBlocks(spec);
+      // Mentions render by id here (a name lookup would be a call per user): compare with ids as names.
+      expect(blocksToMarkdown(blocks as unknown as LarkBlock[])).toBe(renderMarkdown(blocks, (id) => id));
+    }
+  });
+});
