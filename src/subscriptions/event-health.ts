@@ -152,7 +152,7 @@ export async function refreshConnectorHealth(db: Kysely<Database>, opts: HealthO
     ),
   }));
   await db.transaction().execute(async (trx) => {
-    await sql`delete from connector_event_health h where not (h.tenant_key || chr(0) || h.module = any(${verdicts.map((v) => `${v.tenant}\u0000${v.module}`)}::text[]))`.execute(trx);
+    await sql`delete from connector_event_health h where not (h.module || '/' || h.tenant_key = any(${verdicts.map((v) => `${v.module}/${v.tenant}`)}::text[]))`.execute(trx);
     if (verdicts.length === 0) return;
     await sql`
       insert into connector_event_health (tenant_key, module, healthy, gap_reason, behind_since, last_event_at, checked_at)

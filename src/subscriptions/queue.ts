@@ -41,14 +41,15 @@ export async function queueSubscriptionJob(db: Kysely<Database>, tenantKey: stri
   )`.execute(db);
 }
 
-/** Tenants with subscription work due and no job for it (the minute sweep queues one each). */
+/** Tenants with subscription work due and no job due for it (the minute sweep queues one each, or brings one forward). */
 export async function queueDueSubscriptionJobs(db: Kysely<Database>): Promise<number> {
   const due = await sql<{ tenant_key: string }>`
     select distinct s.tenant_key from lark_subscriptions s
       join tenants t on t.tenant_key = s.tenant_key and t.status = 'active'
      where (s.status <> 'subscribed' or not s.wanted) and s.next_attempt_at <= now()
+       -- A job already due (or running) will see them; one waiting for a later retry is brought forward.
        and not exists (select 1 from graphile_worker.jobs j where j.key = 'subscriptions:' || s.tenant_key
-                          and (j.attempts < j.max_attempts or j.locked_at is not null))
+                          and ((j.run_at <= now() and j.attempts < j.max_attempts) or j.locked_at is not null))
      limit 1000`.execute(db);
   for (const r of due.rows) await queueSubscriptionJob(db, r.tenant_key, 'due');
   return due.rows.length;

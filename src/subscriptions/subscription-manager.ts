@@ -144,11 +144,11 @@ export class SubscriptionManager {
                    where tenant_key = ${tenantKey} and module = 'base' and object_token = ${r.objectToken} and status = 'pending'`.execute(trx);
       }
       // Whatever the connectors no longer name is undone (a wiki node once unresolved and now resolved, too).
-      const keep = all.map((t) => `${t.module}\u0000${t.objectToken}`);
+      const keep = all.map((t) => `${t.module}/${t.objectToken}`);
       await sql`
         update lark_subscriptions set wanted = false, next_attempt_at = now(), updated_at = now()
          where tenant_key = ${tenantKey} and wanted and module = any(${[...SUBSCRIBED_MODULES]}::text[])
-           and not (module || chr(0) || object_token = any(${keep}::text[]))`.execute(trx);
+           and not (module || '/' || object_token = any(${keep}::text[]))`.execute(trx);
     });
   }
 
