@@ -120,9 +120,12 @@ export async function refreshConnectorHealth(db: Kysely<Database>, opts: HealthO
     select c.tenant_key, c.module, c.created_at, m.last_event_at,
            coalesce(s.subscribed, 0)::int as subscribed, coalesce(s.pending, 0)::int as pending,
            coalesce(s.refused, 0)::int as refused, coalesce(s.failed, 0)::int as failed,
+           -- The first poll that succeeded loaded the copy: its changes were never the events' to bring.
            (select max(r.started_at) from sync_runs r
              where r.tenant_key = c.tenant_key and r.module = c.module and r.status in ('succeeded', 'partial')
-               and r.rows_changed > 0) as last_change_found_at,
+               and r.rows_changed > 0
+               and r.started_at > (select min(f.started_at) from sync_runs f
+                                    where f.tenant_key = c.tenant_key and f.module = c.module and f.status in ('succeeded', 'partial'))) as last_change_found_at,
            (select max(r.started_at) from sync_runs r
              where r.tenant_key = c.tenant_key and r.module = c.module and r.status in ('succeeded', 'partial')) as last_poll_at
       from connectors c

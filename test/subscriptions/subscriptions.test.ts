@@ -5,6 +5,8 @@ import { waitFor } from '../helpers/wait.js';
 import { fetchPage, signInAs, textOf } from '../helpers/web-session.js';
 import type { ApprovalTenant } from '../../simulator/data/approval.js';
 import type { BitableTenant } from '../../simulator/data/bitable/index.js';
+import type { DocsTenant } from '../../simulator/data/docs/index.js';
+import { runDocs } from '../sync/docs-helpers.js';
 
 // Issue 14, "Subscriptions are managed" and "Polling becomes the safety net": larksync makes the
 // subscribe calls Lark needs (approval codes, Bases), once, off the request path (a graphile-worker
@@ -13,6 +15,8 @@ import type { BitableTenant } from '../../simulator/data/bitable/index.js';
 // schedule stretches, and a gap brings the configured interval back and shows as a lag.
 
 const TENANT = 'tenant-subs-1';
+const DOCS_TENANT = 'tenant-subs-docs';
+const SMALL_DOCS = { wikiDocuments: 6, wikiDepth: 2, largePages: 0, oversizePages: 0, privateSpaceDocuments: 1, teamFolders: 1, driveDepth: 1, driveDocuments: 2, archiveDocuments: 1, personalDocuments: 1 };
 const approvalPath = (code: string, op: 'subscribe' | 'unsubscribe') => `/open-apis/approval/v4/approvals/${code}/${op}`;
 
 describe('change-event subscriptions', () => {
@@ -20,6 +24,7 @@ describe('change-event subscriptions', () => {
   let approval: ApprovalTenant;
   let bitable: BitableTenant;
   let codes: string[];
+  let docs: DocsTenant;
 
   beforeAll(async () => {
     // cron off (startStack's default): the test drives the minute's health check and the scheduler.
@@ -28,7 +33,9 @@ describe('change-event subscriptions', () => {
     approval = stack.data.approval(TENANT, { definitions: 3, instancesPerDay: 1, days: 2 });
     bitable = stack.data.bitable(TENANT, { projects: 5, ledger: 5, tasks: 5, events: 5, orders: 5 });
     codes = approval.codes();
+    docs = stack.data.docs(DOCS_TENANT, SMALL_DOCS);
     await openTenant(stack, TENANT);
+    await openTenant(stack, DOCS_TENANT);
   }, 60_000);
   afterAll(async () => {
     await stack?.stop();
@@ -244,5 +251,35 @@ describe('change-event subscriptions', () => {
     expect((await scheduled()).map((r) => r.mode)).toEqual(['full']);
     // The lag gauge falls back once no connector of the module is in a gap (a scrape reuses a reading for 2 s).
     await waitFor(async () => /larksync_events_lag_seconds\{module="approval"\} 0\n/.test(await (await fetch(`${stack.larksync.url}/metrics`)).text()), 5_000, 'lag 0');
+  });
+  it('docs: after a run, each document it holds is subscribed with its own file type; one without manage rights is a warning', async () => {
+    const res = await stack.api('PUT', `/api/v1/tenants/${DOCS_TENANT}/connectors/docs`, { enabled: true, config: { sources: [{ wikiSpaceId: docs.refs.space }] } });
+    expect(res.status).toBe(200);
+    const held = async () =>
+      (await sql<{ token: string; obj_type: string }>`select record_key as token, obj_type from docs_content where tenant_key = ${DOCS_TENANT} and deleted_at is null order by 1`.execute(stack.db.db)).rows;
+    // The documents are known once a run has listed them.
+    expect((await runDocs(stack, DOCS_TENANT)).status).toBe('succeeded');
+    const all = await held();
+    const first = all[0];
+    expect(all.length).toBeGreaterThan(1);
+    const docRows = () =>
+      stack.db.db.selectFrom('lark_subscriptions').selectAll().where('tenant_key', '=', DOCS_TENANT).where('module', '=', 'docs').orderBy('object_token').execute();
+    await waitFor(async () => {
+      const r = await docRows();
+      return r.length === all.length && r.every((x) => x.status === 'subscribed');
+    }, 20_000, 'every document subscribed');
+    expect((await docRows()).map((r) => [r.object_token, r.object_type])).toEqual(all.map((d) => [d.token, d.obj_type]));
+    for (const d of all) expect(stack.sim.events.subscriptions.file(STORE_APP.appId, DOCS_TENANT, d.token)?.fileType).toBe(d.obj_type);
+
+    // Manage rights taken away from one document; the next run's job cannot renew it (a reinstall asks again).
+    docs.setManagers(first!.token, ['cli_someone_else']);
+    await stack.sim.appOpen(STORE_APP.appId, DOCS_TENANT);
+    await waitFor(async () => {
+      const r = await docRows();
+      return r.find((x) => x.object_token === first!.token)?.status === 'refused' && r.every((x) => x.status !== 'pending');
+    }, 20_000, 'refused, the others made again');
+    const view = (await (await stack.api('GET', `/api/v1/tenants/${DOCS_TENANT}/connectors/docs`)).json()) as Record<string, any>;
+    expect(view.warnings).toEqual([expect.stringContaining(`Change events are off for document ${first!.token}: the app needs manage rights on this document`)]);
+    expect(view.events.subscriptions).toMatchObject({ subscribed: all.length - 1, refused: 1 });
   });
 });
