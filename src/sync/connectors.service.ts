@@ -112,7 +112,9 @@ export class ConnectorsService {
           oc.columns(['tenant_key', 'module']).doUpdateSet({
             enabled: input.enabled,
             interval_minutes: interval,
-            events_interval_minutes: eventsInterval,
+            // Left out (the admin page's form has no such field): what was stored stays. The REST
+            // route always gives one (its schema's default), so a PUT still replaces it.
+            events_interval_minutes: input.eventsIntervalMinutes ?? sql<number | null>`connectors.events_interval_minutes`,
             config: JSON.stringify(config),
             updated_at: sql<Date>`now()`,
           }),
