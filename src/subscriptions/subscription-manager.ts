@@ -135,7 +135,10 @@ export class SubscriptionManager {
             status = case when lark_subscriptions.wanted then lark_subscriptions.status else 'pending' end,
             attempts = case when lark_subscriptions.wanted then lark_subscriptions.attempts else 0 end,
             next_attempt_at = case when lark_subscriptions.wanted then lark_subscriptions.next_attempt_at else now() end,
-            updated_at = case when lark_subscriptions.wanted then lark_subscriptions.updated_at else now() end`.execute(trx);
+            updated_at = case when lark_subscriptions.wanted then lark_subscriptions.updated_at else now() end
+          -- Rows already as wanted are left alone: a docs tenant's thousands of documents are planned after every run.
+          where not lark_subscriptions.wanted or lark_subscriptions.object_type is distinct from excluded.object_type
+             or lark_subscriptions.source is distinct from excluded.source`.execute(trx);
       }
       // A wiki page that is not (or no longer found to be) a Base: refused, with why.
       for (const r of refusedWiki) {

@@ -282,4 +282,23 @@ describe('change-event subscriptions', () => {
     expect(view.warnings).toEqual([expect.stringContaining(`Change events are off for document ${first!.token}: the app needs manage rights on this document`)]);
     expect(view.events.subscriptions).toMatchObject({ subscribed: all.length - 1, refused: 1 });
   });
+  it('a Base given by its wiki URL is resolved once (get_node) and subscribed by its app_token; a wiki page that is not a Base is refused', async () => {
+    const { wiki, docNode } = bitable.refs;
+    const getNode = '/open-apis/wiki/v2/spaces/get_node';
+    stack.sim.resetCounts();
+    const config = { tables: [{ url: `https://acme.feishu.cn/wiki/${wiki.nodeToken}?table=${wiki.tasks}` }] };
+    await put('base', { enabled: true, config });
+    await waitFor(async () => (await rows('base'))[0]?.status === 'subscribed', 15_000, 'subscribed');
+    expect((await rows('base')).map((r) => [r.object_token, r.source])).toEqual([[wiki.appToken, `wiki:${wiki.nodeToken}`]]);
+    expect(stack.sim.events.subscriptions.fileApps(TENANT, wiki.appToken)).toEqual([STORE_APP.appId]);
+    await put('base', { enabled: true, config });
+    await settled();
+    expect(stack.sim.count(getNode)).toBe(1);
+
+    await put('base', { enabled: true, config: { tables: [...config.tables, { url: `https://acme.feishu.cn/wiki/${docNode}?table=tblNotABase01` }] } });
+    await waitFor(async () => (await rows('base')).some((r) => r.object_token === `wiki:${docNode}` && r.status === 'refused'), 15_000, 'refused');
+    expect((await get('base')).warnings.join('\n')).toContain(`wiki node ${docNode}: the wiki page is a docx, not a Base`);
+    await put('base', { enabled: false, config });
+    await waitFor(async () => (await rows('base')).length === 0, 20_000, 'undone');
+  });
 });
