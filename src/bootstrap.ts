@@ -36,6 +36,7 @@ export interface StartOptions {
   webhookOptions?: ServiceDeps['webhookOptions'];
   sinkOptions?: ServiceDeps['sinkOptions'];
   rateLimitScale?: number;
+  subscriptionOptions?: ServiceDeps['subscriptionOptions'];
 }
 
 /** Starts larksync: database (embedded when DATABASE_URL is unset), migrations, HTTP app, worker. */
@@ -88,6 +89,7 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
       webhookOptions: opts.webhookOptions,
       sinkOptions: opts.sinkOptions,
       rateLimitScale: opts.rateLimitScale,
+      subscriptionOptions: opts.subscriptionOptions,
     });
     await services.apps.ensureStoreApp();
     app = await buildApp(services);

@@ -29,6 +29,9 @@ import type { Resolver } from './webhooks/url-policy.js';
 import { SinksService } from './sinks/sinks.service.js';
 import type { DeliveryOverrides } from './sinks/delivery.js';
 import { larkFileDownloader } from './sinks/lark-files.js';
+import { SubscriptionsService } from './subscriptions/subscriptions.service.js';
+import { defaultSubscriptionOptions, type SubscriptionOptions } from './subscriptions/subscription-manager.js';
+import { defaultHealthOptions, type HealthOptions } from './subscriptions/event-health.js';
 
 /** Everything a route or a job needs, built once per process. */
 export interface Services {
@@ -57,6 +60,7 @@ export interface Services {
   webhooks: WebhooksService;
   webhookDispatcher: WebhookDispatcher;
   sinks: SinksService;
+  subscriptions: SubscriptionsService;
 }
 
 export interface ServiceDeps {
@@ -80,6 +84,8 @@ export interface ServiceDeps {
   sinkOptions?: DeliveryOverrides;
   /** Scales every Lark rate limit (tests against a simulator that allows more). */
   rateLimitScale?: number;
+  /** Retry timing of subscribe calls and the thresholds of event health (tests). */
+  subscriptionOptions?: { manager?: Partial<SubscriptionOptions>; health?: Partial<HealthOptions> };
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -115,7 +121,7 @@ export function createServices(deps: ServiceDeps): Services {
     oauthStates: new OAuthStates(deps.db, deps.sealer),
     writes: new WritesService(deps.db, tokens, http),
     sinks: new SinksService({ db: deps.db, sealer: deps.sealer, log: deps.log, metrics, download: larkFileDownloader((t) => tokens.forTenant(t), metrics), allowPrivate: deps.config.allowPrivateSinks }, deps.sinkOptions),
-  } as Omit<Services, 'engine' | 'writeApplier' | 'webhooks' | 'webhookDispatcher'> as Services;
+  } as Omit<Services, 'engine' | 'writeApplier' | 'webhooks' | 'webhookDispatcher' | 'subscriptions'> as Services;
   const { resolve, ...webhookOptions } = { ...defaultWebhookOptions, ...deps.webhookOptions };
   const webhookPolicy = { allowPrivate: deps.config.allowPrivateWebhooks };
   services.webhooks = new WebhooksService({ db: deps.db, sealer: deps.sealer, policy: webhookPolicy, resolve, clock: webhookOptions.clock });
@@ -142,13 +148,27 @@ export function createServices(deps: ServiceDeps): Services {
     { ...defaultApplierOptions, ...deps.applierOptions },
   );
   metrics.watchGrants(() => countGrantsByStatus(deps.db));
+  // Change-event subscriptions: made off the request path when a connector is stored (its job
+  // commits with it), shown with the connector, and judged each minute for the scheduler.
+  services.subscriptions = new SubscriptionsService(
+    { db: deps.db, http, metrics, log: deps.log, pacer: new Pacer(deps.db, deps.rateLimitScale ?? 1), tokens, grants: services.grants },
+    {
+      manager: { ...defaultSubscriptionOptions, ...deps.subscriptionOptions?.manager },
+      health: { ...defaultHealthOptions, ...deps.subscriptionOptions?.health },
+    },
+  );
+  services.subscriptions.registerGauges(metrics.registry);
+  services.connectors.hooks.changed = (trx, tenantKey, module) => services.subscriptions.connectorChanged(trx, tenantKey, module);
+  services.connectors.hooks.annotate = (view) => services.subscriptions.annotate(view);
   tickets.applyPending = (appId) => services.events.applyPendingTickets(services, appId);
   // The engine calls back into the other services (tokens, tenants), so it is added last.
   const engineDeps = {
     ...services,
     // A docs run that changed documents: their knowledge-base sinks deliver now, not at the next minute's poll.
-    runFinished: async (run: { module: string }) => {
+    runFinished: async (run: { module: string; tenant_key: string }) => {
       if (run.module === 'docs') await services.sinks.queueDue();
+      // The documents to subscribe to are the ones the run left in docs_content.
+      if (run.module === 'docs') await services.subscriptions.queue(run.tenant_key, 'documents');
     },
   };
   services.engine = new SyncEngine(engineDeps, MODULES, new Pacer(deps.db, deps.rateLimitScale ?? 1), {

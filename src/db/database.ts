@@ -16,6 +16,12 @@ import type {
   WebhooksTable,
 } from '../webhooks/webhooks.table.js';
 import type {
+  ConnectorEventHealthTable,
+  LarkEventMarkScanTable,
+  LarkEventMarksTable,
+  LarkSubscriptionsTable,
+} from '../subscriptions/subscriptions.table.js';
+import type {
   ConnectorsTable,
   RateBucketsTable,
   StreamStatesTable,
@@ -54,6 +60,10 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   webhook_lanes: WebhookLanesTable;
+  lark_subscriptions: LarkSubscriptionsTable;
+  lark_event_marks: LarkEventMarksTable;
+  lark_event_mark_scan: LarkEventMarkScanTable;
+  connector_event_health: ConnectorEventHealthTable;
   // Stream tables are not listed: modules declare them (connectors/*/index.ts), the engine writes
   // them (sync/write-page.ts) and the records API reads them, through sql.table.
 }

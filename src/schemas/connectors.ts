@@ -1,6 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { MODULE_NAMES, SYNC_MODULES } from '../connectors/index.js';
-import { DEFAULT_INTERVAL_MINUTES } from '../sync/connectors.service.js';
+import { DEFAULT_EVENTS_INTERVAL_MINUTES, DEFAULT_INTERVAL_MINUTES } from '../sync/connectors.service.js';
 
 // Checked against the registry's names; typed as a plain string, as sync/ treats module names.
 export const ModuleName = Type.Unsafe<string>({ type: 'string', enum: MODULE_NAMES, description: 'A sync module' });
@@ -50,9 +50,57 @@ export const ConnectorBody = Type.Object(
         description: 'Minutes between scheduled runs',
       }),
     ),
+    eventsIntervalMinutes: Type.Optional(
+      Type.Integer({
+        minimum: MIN_INTERVAL_MINUTES,
+        maximum: MAX_INTERVAL_MINUTES,
+        default: DEFAULT_EVENTS_INTERVAL_MINUTES,
+        description:
+          "Minutes between scheduled runs while the module's change events are healthy (subscribed and recently received); " +
+          'those runs are full passes. Any gap in the events brings intervalMinutes back. Not above intervalMinutes: no stretching',
+      }),
+    ),
     config: Type.Optional(ConfigObject(describeModuleConfigs())),
   },
   { additionalProperties: false, description: 'The whole connector: omitted fields take their defaults (PUT replaces, it does not merge)' },
+);
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const ConnectorEvents = Type.Object(
+  {
+    status: Type.Union([Type.Literal('healthy'), Type.Literal('gap'), Type.Literal('unknown')], {
+      description: 'healthy: subscribed and heard from recently, polling stretched; gap: polling as configured; unknown: not judged yet (within a minute) or disabled',
+    }),
+    reason: Nullable(
+      Type.String({
+        description: 'Why a gap: subscription_refused, subscription_failed, not_subscribed, no_events, events_silent, changes_missed (a poll found changes the events had not brought)',
+      }),
+    ),
+    detail: Nullable(Type.String({ description: 'The status in words' })),
+    lagSeconds: Nullable(
+      Type.Number({ description: 'How far behind the copy may be: 0 while events are healthy, else seconds since the last successful poll began' }),
+    ),
+    lastEventAt: Nullable(Type.String({ format: 'date-time', description: "When the module's last change event arrived" })),
+    pollingIntervalMinutes: Type.Integer({ description: 'The interval the scheduler uses now (eventsIntervalMinutes while healthy)' }),
+    subscriptions: Type.Object({
+      subscribed: Type.Integer(),
+      pending: Type.Integer(),
+      refused: Type.Integer({ description: 'Lark refused (e.g. 1069603: the app needs manage rights on the Base); retried every 6 hours and at every reconfiguration' }),
+      failed: Type.Integer({ description: 'Failed for a passing reason; retried with backoff' }),
+      problems: Type.Array(
+        Type.Object({
+          object: Type.String({ description: 'The approval code, Base app_token or document token' }),
+          objectType: Type.String({ description: 'approval, or the Drive file type (bitable, docx, …)' }),
+          status: Type.String(),
+          errorCode: Nullable(Type.Integer()),
+          error: Nullable(Type.String({ description: 'What Lark said, and what to do' })),
+        }),
+        { description: 'Refused and failed subscriptions (up to 20)' },
+      ),
+    }),
+  },
+  { description: "A module's change events: Lark delivers them only after subscribe calls larksync makes (contact: none needed)" },
 );
 
 export const Connector = Type.Object(
@@ -64,7 +112,12 @@ export const Connector = Type.Object(
     config: ConfigObject('The stored settings, defaults filled in'),
     updatedAt: Type.String({ format: 'date-time' }),
     warnings: Type.Array(Type.String(), {
-      description: 'Accepted, but worth knowing (e.g. attendance on a store app: its runs will fail)',
+      description:
+        'Accepted, but worth knowing (e.g. attendance on a store app: its runs will fail; a change-event subscription Lark refused, with what to do)',
+    }),
+    eventsIntervalMinutes: Type.Integer({ description: "Minutes between scheduled runs while the module's change events are healthy" }),
+    events: Type.Union([ConnectorEvents, Type.Null()], {
+      description: "The module's change events and what they do to polling; null for a module Lark sends none for (attendance)",
     }),
   },
   { description: 'The connector' },

@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
 import type { ItemError, RunStatus, SyncMode, SyncModuleName, SyncRunRow } from './sync.tables.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
+import { DEFAULT_EVENTS_INTERVAL_MINUTES } from './connectors.service.js';
 
 export interface SyncRunView {
   id: string;
@@ -213,15 +214,24 @@ export class SyncService {
    * back on its slot. A run triggered through the API does not move the slots.
    */
   async scheduleDue(fullPassEveryHours: Partial<Record<SyncModuleName, number>>): Promise<number> {
-    const due = await sql<{ tenant_key: string; module: SyncModuleName; interval_minutes: number; last_full: Date | null }>`
+    // While a module's change events are healthy (connector_event_health, judged each minute by
+    // subscriptions/), polling is the safety net: its interval stretches to events_interval_minutes
+    // and each of its runs is a full pass. A gap brings the configured interval back at once (its
+    // slot has long passed).
+    const due = await sql<{ tenant_key: string; module: SyncModuleName; interval_minutes: number; last_full: Date | null; stretched: boolean }>`
       with clock as (select floor(extract(epoch from ${this.clock.sql()}))::bigint as now_s)
-      select c.tenant_key, c.module, c.interval_minutes,
+      select c.tenant_key, c.module, (p.period / 60)::int as interval_minutes, p.stretched,
              (select max(r.created_at) from sync_runs r
                where r.tenant_key = c.tenant_key and r.module = c.module and r.mode = 'full' and r.status in ('succeeded', 'partial')) as last_full
         from connectors c
         join tenants t on t.tenant_key = c.tenant_key and t.status = 'active'
+        left join connector_event_health h on h.tenant_key = c.tenant_key and h.module = c.module
         cross join clock
-        cross join lateral (select c.interval_minutes::bigint * 60 as period) p
+        cross join lateral (
+          select coalesce(h.healthy, false) and coalesce(c.events_interval_minutes, ${DEFAULT_EVENTS_INTERVAL_MINUTES}) > c.interval_minutes as stretched) st
+        cross join lateral (
+          select (case when st.stretched then coalesce(c.events_interval_minutes, ${DEFAULT_EVENTS_INTERVAL_MINUTES}) else c.interval_minutes end)::bigint * 60 as period,
+                 st.stretched) p
         -- hashtextextended: Postgres's own text hash, the one hash partitioning keeps stable.
         cross join lateral (
           select mod(mod(hashtextextended(c.tenant_key || '/' || c.module, 0), p.period) + p.period, p.period) as phase) ph
@@ -239,7 +249,7 @@ export class SyncService {
       // Half an interval of slack: runs are exactly one interval apart, so "older than the period"
       // must not depend on which second of its minute a slot's run was created.
       const fullDueBefore = period === undefined ? 0 : now - period * 3_600_000 + (row.interval_minutes * 60_000) / 2;
-      const needsFull = period !== undefined && (!row.last_full || row.last_full.getTime() < fullDueBefore);
+      const needsFull = period !== undefined && (row.stretched || !row.last_full || row.last_full.getTime() < fullDueBefore);
       try {
         const res = await this.trigger(row.tenant_key, row.module, needsFull ? 'full' : 'incremental', 'schedule');
         if (res.created) created += 1;

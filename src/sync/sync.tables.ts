@@ -25,6 +25,8 @@ export interface ConnectorsTable {
   module: SyncModuleName;
   enabled: boolean;
   interval_minutes: number;
+  /** the interval while the module's change events are healthy; null: the default (subscriptions/) */
+  events_interval_minutes: ColumnType<number | null, number | null | undefined, number | null>;
   config: JSONColumnType<Record<string, unknown>, string, string>;
   created_at: ColumnType<Date, never, never>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
@@ -56,6 +58,8 @@ export interface SyncRunsTable {
   deletion_candidates_alive: Generated<number>;
   /** values stored with U+FFFD in place of a NUL or a lone surrogate */
   values_sanitized: Generated<number>;
+  /** rows the run inserted, changed or marked deleted (not just read): a poll that found changes */
+  rows_changed: Generated<number>;
   /** times the run was taken over after its slice went silent */
   resumes: Generated<number>;
 }

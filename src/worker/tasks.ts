@@ -12,9 +12,11 @@ import { DELIVER_TASK, wakeStalledLanes } from '../webhooks/emit.js';
 import { pruneDeliveries } from '../webhooks/webhooks.repository.js';
 import { DELIVER_TASK as DELIVER_SINK_TASK, QUEUE_DELIVERIES_TASK } from '../sinks/sinks.service.js';
 import { deliverSinkTask, queueSinkDeliveriesTask } from '../sinks/delivery.task.js';
+import { SUBSCRIPTIONS_TASK } from '../subscriptions/queue.js';
+import { subscriptionsTask } from '../subscriptions/subscriptions.task.js';
 
 /** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
-export const SYNC_TASKS = ['sync_run', APPLY_TASK, DELIVER_SINK_TASK] as const;
+export const SYNC_TASKS = ['sync_run', APPLY_TASK, DELIVER_SINK_TASK, SUBSCRIPTIONS_TASK] as const;
 
 /** Webhook lanes: HTTP calls of up to 10 s each, run by a runner of their own (WEBHOOK_CONCURRENCY). */
 export const WEBHOOK_TASKS = [DELIVER_TASK] as const;
@@ -125,7 +127,12 @@ export function createTaskList(services: Services): TaskList {
     },
     [DELIVER_SINK_TASK]: deliverSinkTask(services.sinks),
     [QUEUE_DELIVERIES_TASK]: queueSinkDeliveriesTask(services.sinks),
+    [SUBSCRIPTIONS_TASK]: subscriptionsTask(services),
     schedule_syncs: async () => {
+      // Judged first: a module whose events are healthy is polled at its stretched interval.
+      await services.subscriptions.refreshHealth().catch((err: Error) => {
+        services.log.warn({ errMessage: err.message }, 'judging change-event health failed; scheduling with the last verdicts');
+      });
       await services.sync.scheduleDue(FULL_PASS_PERIODS);
     },
     refresh_tokens: async () => {

@@ -47,6 +47,17 @@ describe('/api/v1/tenants/{tenantKey}/connectors/{module}', () => {
       config: { departmentIdType: 'open_department_id', userIdType: 'open_id' },
       updatedAt: expect.stringMatching(ISO),
       warnings: [],
+      // Contact's events need no subscribe call; not judged yet (the minute's check has not run).
+      eventsIntervalMinutes: 1440,
+      events: {
+        status: 'unknown',
+        reason: null,
+        detail: null,
+        lagSeconds: null,
+        lastEventAt: null,
+        pollingIntervalMinutes: 60,
+        subscriptions: { subscribed: 0, pending: 0, refused: 0, failed: 0, problems: [] },
+      },
     });
     expect((await get('contact')).body).toEqual(created.body);
     const row = await stack.db.db.selectFrom('connectors').selectAll().where('tenant_key', '=', TENANT).executeTakeFirstOrThrow();

@@ -29,6 +29,8 @@ export const handleAppOpen: EventHandler = async (event, ctx) => {
     } catch (err) {
       ctx.services.log.warn({ tenantKey, err: (err as Error).message }, 'first tenant token mint failed');
     }
+    // A reinstall finds its connectors configured: their change-event subscriptions are made again.
+    if (changed) await ctx.services.subscriptions.queue(tenantKey, 'installed');
   }
   return changed ? 'processed' : 'ignored';
 };

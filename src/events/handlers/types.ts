@@ -18,6 +18,8 @@ export interface HandlerDeps {
   sync: SyncService;
   grants: GrantsService;
   log: Logger;
+  /** Change-event subscriptions (subscriptions/): an install makes them again. */
+  subscriptions: { queue(tenantKey: string, reason: 'installed'): Promise<void> };
 }
 
 export interface EventContext {

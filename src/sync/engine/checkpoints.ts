@@ -100,11 +100,15 @@ export async function claimPage(
   throw new RunAbortedError(!current || current.status === 'cancelled' ? 'cancelled' : 'lease_lost');
 }
 
-/** Deletions judged in a page's transaction (after claimPage, which holds the run row). */
-export async function addDeletionCounts(trx: Transaction<Database>, runId: string, deleted: number, alive: number): Promise<void> {
-  if (deleted === 0 && alive === 0) return;
+/**
+ * Deletions judged in a page's transaction (after claimPage, which holds the run row), and the
+ * rows the page changed (deletions included), which tell a poll that found changes.
+ */
+export async function addDeletionCounts(trx: Transaction<Database>, runId: string, deleted: number, alive: number, changed = 0): Promise<void> {
+  if (deleted === 0 && alive === 0 && changed === 0) return;
   await sql`
     update sync_runs set deletions_confirmed = deletions_confirmed + ${deleted}::int,
-                         deletion_candidates_alive = deletion_candidates_alive + ${alive}::int
+                         deletion_candidates_alive = deletion_candidates_alive + ${alive}::int,
+                         rows_changed = rows_changed + ${changed + deleted}::int
      where id = ${runId}`.execute(trx);
 }

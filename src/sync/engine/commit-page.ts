@@ -52,16 +52,18 @@ export async function commitPage(
   let upto: RunCounters | undefined;
   await deps.db.transaction().execute(async (trx) => {
     const later: Array<{ w: PreparedRows; only: number[] }> = [];
+    // Rows this page changed (not just read): polling's health check (subscriptions/) looks for them.
+    let changed = 0;
     for (const w of ready.writes) {
       const recordSeen = tracked.includes(w.stream.name);
       if (!previous) {
-        await writeRows(trx, run.tenant_key, run.id, w, { recordSeen });
+        changed += await writeRows(trx, run.tenant_key, run.id, w, { recordSeen });
         continue;
       }
       const now: number[] = [];
       const after: number[] = [];
       w.keys.forEach((k, i) => (previous.keys.has(`${w.stream.name}\u0000${k}`) ? after : now).push(i));
-      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, only: now });
+      changed += await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, only: now });
       if (after.length > 0) later.push({ w, only: after });
     }
     if (previous) await previous.done;
@@ -77,7 +79,7 @@ export async function commitPage(
       itemErrors: page.itemErrors ?? [],
     });
     for (const { w, only } of later) {
-      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream.name), only });
+      changed += await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream.name), only });
     }
     if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren);
     let deleted = 0;
@@ -95,7 +97,7 @@ export async function commitPage(
       deleted += judged.deleted;
       alive += judged.alive;
     }
-    await addDeletionCounts(trx, run.id, deleted, alive);
+    await addDeletionCounts(trx, run.id, deleted, alive, changed);
     // Webhooks: what this transaction changed, per stream, in the outbox with the rows (last, once `previous` committed).
     await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: run.tenant_key, data: { streams: [...ready.writes.map((w) => w.stream.name), ...[...(page.replaceChildren ?? []), ...(page.sweep ?? []), ...(page.confirm ?? [])].map((s) => s.stream)] } });
   });

@@ -35,6 +35,8 @@ export interface ModuleCard {
   state: 'enabled' | 'disabled' | 'not_configured';
   intervalMinutes: number | null;
   warnings: string[];
+  /** One line on the module's change events and polling, and its tone; null for a module without events. */
+  events: { text: string; healthy: boolean } | null;
   fields: FieldSpec[];
   values: FormValues;
   /** The connectors service's message for what was just posted, shown by the form. */
@@ -191,6 +193,7 @@ export async function adminPage(services: Services, user: WebUser, tenant: Tenan
       state: stateOf(connector),
       intervalMinutes: connector?.intervalMinutes ?? null,
       warnings: connector?.warnings ?? [],
+      events: eventsLine(connector),
       fields: MODULE_FORMS[module]!.fields,
       values: posted?.values ?? stored,
       error: posted?.error ?? null,
@@ -213,4 +216,13 @@ export async function adminPage(services: Services, user: WebUser, tenant: Tenan
 function stateOf(connector: ConnectorView | undefined): ModuleCard['state'] {
   if (!connector) return 'not_configured';
   return connector.enabled ? 'enabled' : 'disabled';
+}
+
+/** "Change events: healthy …" or "Change events: gap … lag 42 min"; what the REST answer's `events` says, in words. */
+export function eventsLine(connector: ConnectorView | undefined): ModuleCard['events'] {
+  const e = connector?.events;
+  if (!connector?.enabled || !e || e.status === 'unknown') return null;
+  if (e.status === 'healthy') return { healthy: true, text: `Change events: ${e.detail ?? 'healthy'}.` };
+  const lag = e.lagSeconds !== null ? ` Lag: ${durationText(e.lagSeconds * 1000)}.` : '';
+  return { healthy: false, text: `Change events: ${e.detail ?? e.reason ?? 'gap'} (every ${e.pollingIntervalMinutes} min).${lag}` };
 }
