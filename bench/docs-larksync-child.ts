@@ -32,10 +32,17 @@ setInterval(() => void s.sinks.queueDue().catch(() => undefined), 60_000).unref(
  * by the parent) comes from, the Lark side or the delivery.
  */
 const rssPeaks: Record<string, number> = {};
+/** At the highest sample: what the memory was (MiB): V8's heap, Buffers and other memory outside it. */
+let atPeak: Record<string, number> = {};
 let stage = 'startup';
 const sample = () => {
-  const mib = process.memoryUsage.rss() / 2 ** 20;
-  rssPeaks[stage] = Math.max(rssPeaks[stage] ?? 0, Math.round(mib));
+  const m = process.memoryUsage();
+  const mib = Math.round(m.rss / 2 ** 20);
+  if (mib > Math.max(0, ...Object.values(rssPeaks))) {
+    atPeak = { rss: mib, heapTotal: Math.round(m.heapTotal / 2 ** 20), heapUsed: Math.round(m.heapUsed / 2 ** 20), external: Math.round(m.external / 2 ** 20), arrayBuffers: Math.round(m.arrayBuffers / 2 ** 20) };
+    atPeak[`in_${stage}`] = 1;
+  }
+  rssPeaks[stage] = Math.max(rssPeaks[stage] ?? 0, mib);
 };
 setInterval(sample, 100).unref();
 
@@ -120,7 +127,7 @@ serveParent(
         documents: docs.rows[0]?.n ?? 0,
         sinkDone: by.done ?? 0,
         sinkFailed: by.failed ?? 0,
-        rssPeaks: { ...rssPeaks },
+        rssPeaks: { ...rssPeaks, ...Object.fromEntries(Object.entries(atPeak).map(([k, v]) => [`peak_${k}`, v])) },
       };
     },
   },

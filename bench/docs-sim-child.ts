@@ -49,7 +49,7 @@ export interface DocsSimInfo {
 }
 
 export interface DocsSimStats {
-  /** Lark docs calls since the mark, by API */
+  /** Lark docs calls since the mark, by API (those refused by the limits counted apart) */
   lark: Partial<Record<DocsApi, number>>;
   /** the first and last docs/v1/content call since the mark (ms since the epoch), null when none */
   contentFirstAt: number | null;
@@ -62,8 +62,9 @@ export interface DocsSimStats {
   sinkDocuments: number;
   sinkDistinctNames: number;
   sinkNotDone: number;
-  /** requests Lark's limits refused since the process started */
+  /** requests Lark's limits refused since the process started, and since the mark by API */
   throttled: number;
+  throttledByApi: Partial<Record<DocsApi, number>>;
 }
 
 serveParent(
@@ -78,7 +79,12 @@ serveParent(
       const lark: Partial<Record<DocsApi, number>> = {};
       let first: number | null = null;
       let last: number | null = null;
+      const throttledByApi: Partial<Record<DocsApi, number>> = {};
       for (const c of docs.calls.slice(mark)) {
+        if (c.code === 99991400) {
+          throttledByApi[c.api] = (throttledByApi[c.api] ?? 0) + 1;
+          continue;
+        }
         lark[c.api] = (lark[c.api] ?? 0) + 1;
         if (c.api === 'docs.content') {
           first ??= c.at;
@@ -97,6 +103,7 @@ serveParent(
         sinkDistinctNames: new Set(inSink.map((d) => d.name)).size,
         sinkNotDone: inSink.filter((d) => d.status !== 'DONE').length,
         throttled: data.limiter.throttled,
+        throttledByApi,
       };
     },
     // The call log keeps every call: a long benchmark has no use for the ones already counted.
