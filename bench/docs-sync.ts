@@ -20,7 +20,7 @@
  * Every run is checked: one RAGFlow document per live docs_content row, no duplicate names, all
  * parsed.
  *
- * Knobs: BENCH_DOCS_PAGES (e.g. 200 for a quick run of about two minutes), BENCH_DOCS_BASELINE=0
+ * Knobs: BENCH_DOCS_PAGES (e.g. 200 for a quick run of about three minutes), BENCH_DOCS_BASELINE=0
  * (skip the baseline), BENCH_LOG_LEVEL, BENCH_KEEP_DB=1.
  */
 import { randomBytes } from 'node:crypto';
