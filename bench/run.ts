@@ -24,6 +24,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   contention: async () => (await import('./contention.js')).benchContention,
   writes: async () => (await import('./writes.js')).benchWrites,
   subscriptions: async () => (await import('./subscriptions.js')).benchSubscriptions,
+  docs: async () => (await import('./docs-sync.js')).benchDocsSync,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

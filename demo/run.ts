@@ -20,6 +20,7 @@ import { pickPort } from './ports.js';
 import { plainView, ttyView, type ProgressView } from './progress.js';
 import { runScenario } from './scenario.js';
 import { attendanceNote, formatSummary, formatWrites } from './summary.js';
+import { formatKnowledgeBase, startKnowledgeBase } from './knowledge-base.js';
 import { seedSimulator } from './tenants.js';
 
 /** The demo's store app, as the Lark console would show it (simulated: none of these is real). */
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
   const logFile = path.join(dataDir, 'larksync.log');
   await freshDataDir(dataDir);
 
-  const [port, simPort, pgPort] = [await pickPort(knobs.port), await pickPort(knobs.simPort), await pickPort(knobs.pgPort)];
+  const [port, simPort, pgPort, kbPort] = [await pickPort(knobs.port), await pickPort(knobs.simPort), await pickPort(knobs.pgPort), await pickPort(knobs.kbPort)];
   const larksyncUrl = `http://127.0.0.1:${port}`;
 
   const sim = new LarkSimulator({ port: simPort, resendPushDelayMs: 200 });
@@ -73,6 +74,8 @@ async function main(): Promise<void> {
   });
   const tenants = seedSimulator(sim, data, knobs.sizes);
   const simUrl = await sim.start();
+  // Not Lark either: a RAGFlow (its v0.27 HTTP API) for the Docs and Wiki to land in.
+  const kb = await startKnowledgeBase(kbPort);
 
   let larksync: LarksyncProcess | undefined;
   let view: ProgressView | undefined;
@@ -84,6 +87,7 @@ async function main(): Promise<void> {
       out(`\n${why}: stopping larksync (running sync slices finish first, up to 20 s), its PostgreSQL, then the simulator...`);
       const code = await larksync?.stop();
       await sim.stop();
+      await kb.fake.stop();
       out(`stopped (larksync exit code ${code ?? 'n/a'}). Data and log stay in ${rel(dataDir)}/ until the next npm run demo.`);
     })());
   closeWithGrace({ delay: 40_000 }, async ({ signal, err }) => {
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
 
   out(`larksync demo: ${tenants.length} companies, simulated Lark, embedded PostgreSQL. Data and log in ${rel(dataDir)}/`);
   out(`Lark simulator   ${simUrl} (store app ${STORE_APP.appId}; data generated for ${tenants.map((t) => t.name).join(', ')})`);
+  out(`RAGFlow fake     ${kb.url} (dataset "${kb.datasetName}" ${kb.datasetId})`);
   const t0 = performance.now();
   larksync = spawnLarksync(
     {
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
   const api = new LarksyncApi(larksyncUrl, apiToken);
   view = process.stdout.isTTY ? ttyView() : plainView();
   out('');
-  const summary = await runScenario({ sim, storeAppId: STORE_APP.appId, tenants, api, view });
+  const summary = await runScenario({ sim, storeAppId: STORE_APP.appId, tenants, api, view, knowledgeBase: kb });
   view.stop();
 
   out('');
@@ -138,6 +143,8 @@ async function main(): Promise<void> {
   if (note) out(`\n${note}`);
   const writes = formatWrites(summary);
   if (writes) out(`\n${writes}`);
+  const delivered = formatKnowledgeBase(summary.knowledgeBase);
+  if (delivered) out(`\n${delivered}`);
   const failed = summary.rows.filter((r) => r.status === 'failed');
   if (failed.length > 0) out(`\n${failed.length} stream(s) failed; see the notes above and ${rel(logFile)}`);
   out(`\nSynced in ${summary.syncSeconds.toFixed(1)} s; the whole demo took ${secondsSince(started)}.`);
@@ -152,11 +159,13 @@ larksync keeps running (its scheduler re-syncs every connector hourly). Try:
                curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/streams/contact_users/records?limit=3'
                curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/syncs?limit=5'
                curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/writes?limit=5'
+               curl ${auth} '${larksyncUrl}/api/v1/tenants/${first}/sinks/kb/documents?limit=3'
                The bearer token is in ${rel(path.join(dataDir, 'api-token'))}. It is a local demo credential, so here it is:
                ${apiToken}
   API docs     ${larksyncUrl}/docs  (rendered from openapi.yaml; "Authorize" takes the token above)
   Metrics      ${larksyncUrl}/metrics
   Simulator    ${simUrl}  (stands in for Lark; GET ${simUrl}/_sim/calls counts larksync's calls to it)
+  RAGFlow      ${kb.url}  (a fake; GET ${kb.url}/api/v1/datasets/${kb.datasetId}/documents with "Authorization: Bearer ${kb.apiKey}")
 
 Ctrl-C stops larksync, its PostgreSQL and the simulator.`);
 }

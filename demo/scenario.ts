@@ -7,6 +7,7 @@ import { isFinished, isUnavailableToStoreApp, RunProgress, runSeconds, streamsOf
 import { CUSTOM_APP, UNAVAILABLE_TO_STORE_APPS, type SeededTenant } from './tenants.js';
 import type { StreamName } from '../src/sync/streams.js';
 import { DEMO_WRITE_ROWS, writeOrders, type WriteDemo } from './writes.js';
+import { putSink, waitDelivered, type KnowledgeBase, type KnowledgeBaseDemo } from './knowledge-base.js';
 
 export interface ScenarioDeps {
   sim: LarkSimulator;
@@ -20,6 +21,8 @@ export interface ScenarioDeps {
   pushTimeoutMs?: number;
   /** Orders written through the write API after the syncs (default DEMO_WRITE_ROWS; 0: none). */
   writeRows?: number;
+  /** The RAGFlow dataset tenants with a docs connector feed (their sink `kb`); none: no sink. */
+  knowledgeBase?: KnowledgeBase;
 }
 
 export interface SummaryRow {
@@ -46,6 +49,8 @@ export interface DemoSummary {
   runs: SyncRunView[];
   /** the orders written through the write API and read back, when a tenant has a Base */
   writes?: WriteDemo;
+  /** the Docs and Wiki documents delivered to the knowledge base, when a tenant has docs */
+  knowledgeBase?: KnowledgeBaseDemo;
 }
 
 const pushLine = (what: string, push: PushResult) =>
@@ -90,6 +95,10 @@ export async function runScenario(deps: ScenarioDeps): Promise<DemoSummary> {
     }
     view.say(`PUT /api/v1/tenants/${t.key}/connectors/{module}: ${done.join(', ')}`);
     for (const w of warnings) view.say(w);
+    if (deps.knowledgeBase && t.connectors.docs) {
+      await putSink(api, t.key, deps.knowledgeBase);
+      view.say(`PUT /api/v1/tenants/${t.key}/sinks/kb: its Docs and Wiki go to a RAGFlow dataset (${deps.knowledgeBase.url})`);
+    }
   }
 
   const triggeredAt = Date.now();
@@ -118,6 +127,14 @@ export async function runScenario(deps: ScenarioDeps): Promise<DemoSummary> {
   }
   const lastFinished = Math.max(...[...runs.values()].map((r) => Date.parse(r.finishedAt ?? '') || Date.now()));
   const summary = summarize(tenants, runs, (lastFinished - triggeredAt) / 1000);
+
+  // The docs run's documents reach the knowledge base after it (delivery is its own job).
+  const kbTenant = tenants.find((t) => t.connectors.docs);
+  const docsRun = kbTenant ? runs.get(`${kbTenant.key}/docs`) : undefined;
+  if (deps.knowledgeBase && kbTenant && docsRun?.status === 'succeeded') {
+    view.say('');
+    summary.knowledgeBase = await waitDelivered(api, kbTenant, docsRun.counts.docs_content ?? 0, deps.knowledgeBase, view);
+  }
 
   // Writing into Base: a few hundred orders through the write API, then read back by a sync.
   const writer = tenants.find((t) => t.writeTarget);

@@ -16,9 +16,11 @@ export interface DemoSizes {
   usersPerDepartment: number;
   /** Days of attendance punches read (the custom-app tenant's lookbackDays). */
   attendanceDays: number;
+  /** Pages of the docs tenant's wiki space, delivered to the RAGFlow fake (default 300). */
+  wikiPages?: number;
 }
 
-export const DEFAULT_SIZES: DemoSizes = { baseRecords: 30_000, approvalsPerDay: 16, approvalDays: 7, usersPerDepartment: 8, attendanceDays: 14 };
+export const DEFAULT_SIZES: DemoSizes = { baseRecords: 30_000, approvalsPerDay: 16, approvalDays: 7, usersPerDepartment: 8, attendanceDays: 14, wikiPages: 300 };
 
 export interface DemoTenant {
   key: string;
@@ -42,7 +44,7 @@ export const TENANTS: DemoTenant[] = [
     key: 'acme',
     name: 'Acme Robotics',
     app: 'store',
-    modules: ['contact', 'approval', 'base', 'attendance'],
+    modules: ['contact', 'approval', 'base', 'attendance', 'docs'],
     scale: 1,
     departments: { topLevel: 6, childrenPerDepartment: 3, depth: 2, rootUsers: 3 },
     approvalDefinitions: 3,
@@ -169,6 +171,29 @@ function seedTenant(data: SimData, t: DemoTenant, sizes: DemoSizes): SeededTenan
       const to = Math.floor(now / 1000);
       expected.attendance_flows = [...dir.users.values()].reduce((n, u) => n + book.punches(u, from, to, to).length, 0);
     }
+  }
+  if (t.modules.includes('docs')) {
+    // A wiki of a few hundred pages, 4 levels deep, and a team Drive; fed to the RAGFlow sink "kb".
+    const docs = data.docs(t.key, {
+      wikiDocuments: sizes.wikiPages ?? 300,
+      wikiDepth: 4,
+      largePages: 2,
+      oversizePages: 0,
+      teamFolders: 3,
+      driveDepth: 2,
+      driveDocuments: 30,
+      archiveDocuments: 40,
+      personalDocuments: 1,
+    });
+    connectors.docs = {
+      enabled: true,
+      config: {
+        // A space by id and a folder by the URL an admin copies from the browser; the archive left out by its path.
+        sources: [{ wikiSpaceId: docs.refs.space }, { url: `https://${t.key}.feishu.cn/drive/folder/${docs.refs.teamFolder}` }],
+        exclude: ['^Team drive / Archive( /|$)'],
+        sinks: ['kb'],
+      },
+    };
   }
   const writeTarget = t.modules.includes('base') ? { appToken: data.bitable(t.key).refs.main.appToken, tableId: data.bitable(t.key).refs.main.orders } : undefined;
   return { ...t, connectors, expected, ...(writeTarget ? { writeTarget } : {}) };

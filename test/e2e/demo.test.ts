@@ -5,6 +5,7 @@ import type { StreamProgress } from '../../demo/run-progress.js';
 import { runScenario, type DemoSummary } from '../../demo/scenario.js';
 import { attendanceNote, formatSummary, formatWrites } from '../../demo/summary.js';
 import { seedSimulator, UNAVAILABLE_TO_STORE_APPS, type SeededTenant } from '../../demo/tenants.js';
+import { formatKnowledgeBase, startKnowledgeBase, type KnowledgeBase } from '../../demo/knowledge-base.js';
 import { STORE_APP, type Stack } from '../helpers/stack.js';
 import { startFastStack } from '../helpers/sync-api.js';
 
@@ -14,20 +15,24 @@ import { startFastStack } from '../helpers/sync-api.js';
  */
 describe('the demo scenario', () => {
   let stack: Stack;
+  let kb: KnowledgeBase;
   let tenants: SeededTenant[];
   let summary: DemoSummary;
   const said: string[] = [];
   const updates: StreamProgress[][] = [];
 
   beforeAll(async () => {
-    stack = await startFastStack();
-    tenants = seedSimulator(stack.sim, stack.data, { baseRecords: 700, approvalsPerDay: 3, approvalDays: 2, usersPerDepartment: 2, attendanceDays: 3 });
+    // The RAGFlow fake listens on 127.0.0.1 over http, which larksync with a DATABASE_URL refuses by default.
+    stack = await startFastStack({ env: { ALLOW_PRIVATE_SINKS: '1' } });
+    kb = await startKnowledgeBase();
+    tenants = seedSimulator(stack.sim, stack.data, { baseRecords: 700, approvalsPerDay: 3, approvalDays: 2, usersPerDepartment: 2, attendanceDays: 3, wikiPages: 30 });
     const view: ProgressView = { say: (line) => said.push(line), update: (rows) => updates.push([...rows]), stop: () => undefined };
     const api = new LarksyncApi(stack.larksync.url, stack.env.API_TOKEN ?? '');
-    summary = await runScenario({ sim: stack.sim, storeAppId: STORE_APP.appId, tenants, api, view, pollMs: 100, writeRows: 120 });
-  }, 60_000);
+    summary = await runScenario({ sim: stack.sim, storeAppId: STORE_APP.appId, tenants, api, view, pollMs: 100, writeRows: 120, knowledgeBase: kb });
+  }, 90_000);
 
   afterAll(async () => {
+    await kb?.fake.stop();
     await stack?.stop();
   });
 
@@ -71,8 +76,8 @@ describe('the demo scenario', () => {
     expect(said[0]).toMatch(/^Lark pushes the app_ticket to \/lark\/events \(encrypted, signed\): HTTP 200/);
     expect(said.filter((l) => l.includes('app_open of'))).toHaveLength(2);
     const last = updates.at(-1) ?? [];
-    // One bar per tenant x stream: 9 streams for each store tenant, 3 for the custom one.
-    expect(last).toHaveLength(9 + 9 + 3);
+    // One bar per tenant x stream: 9 streams for each store tenant (and Acme's 2 docs streams), 3 for the custom one.
+    expect(last).toHaveLength(11 + 9 + 3);
     expect(last.filter((p) => p.status === 'succeeded').every((p) => p.fraction === 1)).toBe(true);
   });
 
@@ -81,6 +86,17 @@ describe('the demo scenario', () => {
     expect(summary.writes?.sync.status).toBe('succeeded');
     expect(said.some((l) => /POST \/api\/v1\/tenants\/acme\/writes\?wait=30: 120 of 120 orders written/.test(l))).toBe(true);
     expect(formatWrites(summary)).toMatch(/Synced back: 120 in base_records as soon as the write succeeded.*left 120, one row per order/s);
+  });
+
+  it("delivers Acme's Docs and Wiki to the RAGFlow dataset, one parsed document per Lark document", () => {
+    const docs = row('acme', 'docs_content');
+    expect(docs.status).toBe('succeeded');
+    expect(docs.rows).toBeGreaterThan(30);
+    expect(summary.knowledgeBase).toMatchObject({ tenantKey: 'acme', documents: docs.rows, delivered: docs.rows, failed: 0, inDataset: docs.rows, parsed: docs.rows });
+    expect(said.some((l) => l.startsWith('PUT /api/v1/tenants/acme/sinks/kb: '))).toBe(true);
+    expect(formatKnowledgeBase(summary.knowledgeBase)).toMatch(new RegExp(`^Knowledge base: ${docs.rows} of ${docs.rows} Acme Robotics documents .* delivered to the RAGFlow dataset`));
+    // The archive folder is excluded by its path.
+    expect(kb.fake.documents(kb.datasetId).some((d) => d.name.startsWith('Archived note'))).toBe(false);
   });
 
   it('prints a summary table with a row per stream, tenant totals and a grand total', () => {

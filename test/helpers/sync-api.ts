@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { expect } from 'vitest';
-import { STORE_APP, startStack, type Stack, whenReady } from './stack.js';
+import { STORE_APP, startStack, type Stack, type StackOptions, whenReady } from './stack.js';
 import { waitFor } from './wait.js';
 import type { SyncRunView } from '../../src/sync/sync.service.js';
 
@@ -17,8 +17,8 @@ export const USERS_PATH = '/open-apis/contact/v3/users/find_by_department';
 const FINISHED = ['succeeded', 'partial', 'failed', 'cancelled'];
 
 /** A stack whose simulator serves data as fast as larksync can ask (the suites here test the API, not pacing). */
-export async function startFastStack(): Promise<Stack> {
-  const stack = await startStack({ data: { enforceRateLimits: false }, start: { rateLimitScale: 50 } });
+export async function startFastStack(opts: Pick<StackOptions, 'env'> = {}): Promise<Stack> {
+  const stack = await startStack({ data: { enforceRateLimits: false }, start: { rateLimitScale: 50 }, ...opts });
   await whenReady(stack);
   return stack;
 }

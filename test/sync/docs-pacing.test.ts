@@ -29,7 +29,7 @@ describe('docs module pacing: the content APIs have one budget per app, shared b
   });
 
   it('app-scoped limits key their bucket without the tenant', () => {
-    expect(DOCS_LIMITS['docs.content']).toEqual({ perSecond: 4, burst: 1, scope: 'app' });
+    expect(DOCS_LIMITS['docs.content']).toEqual({ perSecond: 4.6, burst: 1, scope: 'app' });
     expect(bucketKey('cli_a', 't1', 'docs.content')).toBe(bucketKey('cli_a', 't2', 'docs.content'));
     expect(bucketKey('cli_a', 't1', 'docs.content')).not.toBe(bucketKey('cli_b', 't1', 'docs.content'));
     expect(bucketKey('cli_a', 't1', 'drive.files.list')).not.toBe(bucketKey('cli_a', 't2', 'drive.files.list'));

@@ -1,5 +1,4 @@
-import ExcelJS from 'exceljs';
-import mammoth from 'mammoth';
+import type ExcelJS from 'exceljs';
 import { SyncError } from '../../sync/sync-errors.js';
 import type { SyncContext } from '../../sync/sync-module.js';
 import { blocksToMarkdown } from './blocks-markdown.js';
@@ -106,7 +105,15 @@ export async function fetchExport(ctx: Ctx, token: string, type: 'doc' | 'sheet'
   return { markdown, revision: null, via: 'export' };
 }
 
+/**
+ * exceljs and mammoth are loaded on the first export, not at startup: together they hold about
+ * 29 MiB of every larksync process's memory, and only legacy docs, sheets and Bases need them.
+ */
+const loadMammoth = async () => (await import('mammoth')).default;
+const loadExcel = async () => (await import('exceljs')).default;
+
 async function docxToMarkdown(bytes: Buffer): Promise<string> {
+  const mammoth = await loadMammoth();
   // mammoth's Markdown writer is marked deprecated in favour of HTML, but it is kept and is what a
   // plain-text knowledge base needs; HTML would need a second library to turn it into Markdown.
   const convert = (mammoth as unknown as { convertToMarkdown(input: { buffer: Buffer }): Promise<{ value: string }> }).convertToMarkdown;
@@ -130,7 +137,8 @@ const cellText = (v: ExcelJS.CellValue): string => {
 };
 
 async function xlsxToMarkdown(bytes: Buffer): Promise<string> {
-  const book = new ExcelJS.Workbook();
+  const Excel = await loadExcel();
+  const book = new Excel.Workbook();
   try {
     await book.xlsx.load(bytes as unknown as ArrayBuffer);
   } catch (err) {
