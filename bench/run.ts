@@ -23,6 +23,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   tenants: async () => (await import('./tenants.js')).benchTenants,
   contention: async () => (await import('./contention.js')).benchContention,
   writes: async () => (await import('./writes.js')).benchWrites,
+  realtime: async () => (await import('./realtime.js')).benchRealtime,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
