@@ -89,6 +89,7 @@ export interface ConsumerStats {
   duplicateIds: number;
   reads: number;
   readErrors: number;
+  lastReadError?: string;
   /** mean time between two reads of a feed with changes outstanding (the visibility resolution) */
   meanPollGapMs: number | null;
 }
@@ -241,6 +242,7 @@ export class Consumer {
             this.stats.reads += 1;
             if (res.status !== 200) {
               this.stats.readErrors += 1;
+              this.stats.lastReadError = `HTTP ${res.status}`;
               await res.body?.cancel();
               break;
             }
@@ -260,8 +262,9 @@ export class Consumer {
           if (!page.nextCursor) break;
         }
       } while (f.again);
-    } catch {
+    } catch (err) {
       this.stats.readErrors += 1;
+      this.stats.lastReadError = (err as Error).message;
     } finally {
       f.reading = false;
     }

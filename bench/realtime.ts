@@ -123,6 +123,8 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
       ALLOW_PRIVATE_LARK_DOMAINS: '1',
       ALLOW_PRIVATE_WEBHOOKS: '1',
       BENCH_RATE_LIMIT_SCALE: '1',
+      // One consumer reads 300 feeds (1,200 requests/min per client by default).
+      API_RATE_LIMIT: '1000000',
       ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
     });
     const url = await larksync.call<string>('url');
@@ -229,6 +231,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
       return runs.length > 0 ? runs.reduce((n, r) => n + r.upstreamCalls, 0) / runs.length : null;
     };
     const runSeconds = (module: string) => latency((baseline[module] ?? []).map((r) => r.seconds * 1000));
+    const appliedAll = (k: Kind) => byKind(k).every((c) => c.visibleAt !== undefined);
     const perEvent = (n: number, d: number) => (d > 0 ? n / d : null);
 
     const figures: Figure[] = [
@@ -271,7 +274,8 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
               larksync: round(per100, 2),
               baseline: base === null ? null : round((base * 100 * events.bitable) / Math.max(1, baseRecordsChanged), 1),
               goal: '<= 1',
-              met: per100 !== null && per100 <= 1,
+              // No calls because nothing was applied is no success.
+              met: per100 !== null && per100 <= 1 && appliedAll(k),
             },
           ];
         }
@@ -285,7 +289,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
             larksync: round(pe, 2),
             baseline: round(base, 1),
             goal: '<= 1',
-            met: pe !== null && pe <= 1,
+            met: pe !== null && pe <= 1 && appliedAll(k),
           },
         ];
       }),
