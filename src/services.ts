@@ -57,6 +57,8 @@ export interface Services {
   webhooks: WebhooksService;
   webhookDispatcher: WebhookDispatcher;
   sinks: SinksService;
+  /** Paces change events' re-reads (the same Postgres buckets as syncs). */
+  eventPacer: Pacer;
 }
 
 export interface ServiceDeps {
@@ -113,6 +115,7 @@ export function createServices(deps: ServiceDeps): Services {
     records: new RecordsService(deps.db, STREAM_CATALOG),
     grants: new GrantsService(deps.db, deps.sealer, http, deps.log, { ...defaultGrantOptions, ...deps.grantOptions }),
     oauthStates: new OAuthStates(deps.db, deps.sealer),
+    eventPacer: new Pacer(deps.db, deps.rateLimitScale ?? 1),
     writes: new WritesService(deps.db, tokens, http),
     sinks: new SinksService({ db: deps.db, sealer: deps.sealer, log: deps.log, metrics, download: larkFileDownloader((t) => tokens.forTenant(t), metrics), allowPrivate: deps.config.allowPrivateSinks }, deps.sinkOptions),
   } as Omit<Services, 'engine' | 'writeApplier' | 'webhooks' | 'webhookDispatcher'> as Services;

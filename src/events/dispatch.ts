@@ -1,12 +1,41 @@
+import { sql } from 'kysely';
 import type { EventHandler } from './handlers/types.js';
 import { handleAppTicket } from './handlers/app-ticket.js';
 import { handleAppOpen } from './handlers/app-open.js';
 import { handleAppStatusChange } from './handlers/app-status-change.js';
 import { handleAppUninstalled } from './handlers/app-uninstalled.js';
 import { handleUserTokenRevoked } from './handlers/user-token-revoked.js';
+import { MODULES } from '../connectors/index.js';
+import { moduleEventTable, runModuleHandler } from './module-events.js';
 
-/** Event type -> handler. Types not listed are stored and marked `ignored`. */
+/**
+ * A change event's handler: every module declaring the type (defineModule `events`) gets it, for
+ * tenants that enabled the module. The event's row is marked handled in the transaction that
+ * applies its rows, so a crash after that commit does not apply it a second time.
+ */
+function moduleHandler(entries: ReturnType<typeof moduleEventTable> extends ReadonlyMap<string, infer V> ? V : never): EventHandler {
+  return async (event, ctx) => {
+    let outcome: 'processed' | 'ignored' = 'ignored';
+    for (const { module, handler } of entries) {
+      const done = await runModuleHandler(ctx.services, module, handler, event, {
+        eventId: ctx.eventId,
+        tenantKey: ctx.tenantKey,
+        pushedAt: ctx.pushedAt,
+        markHandled: async (trx) => {
+          await sql`update lark_events set status = 'processed', processed_at = now(), last_error = null where id = ${ctx.rowId}::bigint`.execute(trx);
+        },
+      });
+      if (done === 'processed') outcome = 'processed';
+    }
+    return outcome;
+  };
+}
+
+const MODULE_EVENTS = moduleEventTable(Object.values(MODULES));
+
+/** Event type -> handler: lifecycle events here, change events from the modules. Types not listed are stored and marked `ignored`. */
 export const eventHandlers: Readonly<Record<string, EventHandler>> = {
+  ...Object.fromEntries([...MODULE_EVENTS].map(([type, entries]) => [type, moduleHandler(entries)])),
   app_ticket: handleAppTicket,
   app_open: handleAppOpen,
   app_status_change: handleAppStatusChange,

@@ -229,6 +229,7 @@ export class EventsService {
     return handler(event, {
       services,
       eventId: row.event_id,
+      rowId: row.id,
       appId: row.app_id,
       tenantKey: row.tenant_key,
       pushedAt: pushTime(row.schema_version, envelope) ?? row.received_at,

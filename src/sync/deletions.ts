@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { StreamName } from './streams.js';
+import { newerRead } from './read-seq.js';
 
 /**
  * Certain deletions. A complete listing of a partition (one Base table, the contact directory)
@@ -44,8 +45,15 @@ export interface DeletionCounts {
 
 const NONE: DeletionCounts = { deleted: 0, alive: 0, pending: 0, untrusted: false };
 
-/** Stamps a row as changed by this transaction: the records feed serves it again. */
-const CHANGED = sql`updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id()`;
+/**
+ * Stamps a row as changed by this transaction (the records feed serves it again), by the read that
+ * judged it (`readSeq`, see read-seq.ts).
+ */
+const changed = (readSeq: string | undefined) =>
+  sql`updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(), read_seq = greatest(read_seq, ${readSeq ?? null}::bigint)`;
+
+/** A row written by a read newer than the one that judged it deleted is kept: that read saw it. */
+const judgedBy = (readSeq: string | undefined) => newerRead(sql.table('t'), sql`${readSeq ?? null}::bigint`);
 
 /** Keys this run recorded for a partition, as a relation of `k`. */
 const seenKeys = (runId: string, stream: string, partition: string) => sql`
@@ -64,6 +72,8 @@ export async function sweepUnseen(
   tenantKey: string,
   runId: string,
   req: SweepRequest,
+  /** the read of the page that completed the listing */
+  readSeq?: string,
 ): Promise<DeletionCounts> {
   const { stream, partition } = req;
   const table = sql.table(stream);
@@ -89,8 +99,8 @@ export async function sweepUnseen(
       alive = seenAgain.rows[0]?.n ?? 0;
       // Missed by an earlier complete listing and again by this one: gone.
       const marked = await sql`
-        update ${table} t set deleted_at = now(), ${CHANGED}
-         where t.tenant_key = ${tenantKey} and t.partition = ${partition} and t.deleted_at is null
+        update ${table} t set deleted_at = now(), ${changed(readSeq)}
+         where t.tenant_key = ${tenantKey} and t.partition = ${partition} and t.deleted_at is null and ${judgedBy(readSeq)}
            and t.record_key in (select c.record_key from ${prior} except ${seenKeys(runId, stream, partition)})`.execute(trx);
       deleted = Number(marked.numAffectedRows ?? 0n);
     }
@@ -123,12 +133,14 @@ export async function applyConfirmation(
   tenantKey: string,
   runId: string,
   c: Confirmation,
+  /** the read that confirmed the deletions */
+  readSeq?: string,
 ): Promise<DeletionCounts> {
   let deleted = 0;
   if (c.deleted.length > 0) {
     const marked = await sql`
-      update ${sql.table(c.stream)} t set deleted_at = now(), ${CHANGED}
-       where t.tenant_key = ${tenantKey} and t.partition = ${c.partition} and t.deleted_at is null
+      update ${sql.table(c.stream)} t set deleted_at = now(), ${changed(readSeq)}
+       where t.tenant_key = ${tenantKey} and t.partition = ${c.partition} and t.deleted_at is null and ${judgedBy(readSeq)}
          and t.record_key = any(${c.deleted}::text[])
          and exists (
            select 1 from sync_delete_candidates d

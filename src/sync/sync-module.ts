@@ -53,6 +53,11 @@ export interface PageResult<S> {
    * ends `partial`. Recorded on the run with this page.
    */
   itemErrors?: ItemError[];
+  /**
+   * Set by the engine, not by phases: the number of the read this page came from, drawn before
+   * its first call (read-seq.ts). Rows, children and deletions of the page yield to newer reads.
+   */
+  readSeq?: string;
 }
 
 /**
@@ -127,9 +132,71 @@ export interface SyncModuleDef<C = unknown, R = unknown> {
   /** Throws a SyncError when this tenant cannot run the module at all. */
   precheck?(ctx: SyncContext<C, R>): void;
   phases: Array<SyncPhase<PhaseState, C, R>>;
+  /**
+   * Lark change events this module applies, by event type: the registry (connectors/index.ts)
+   * builds the type -> handler map, so adding a module never edits events/dispatch.ts. Called only
+   * for tenants with the module enabled; the handler decides whether the object is within its config.
+   */
+  events?: Readonly<Record<string, ModuleEventHandler<C, R>>>;
+  /** Handlers run later through ctx.defer (e.g. a debounced re-read), by name. */
+  deferred?: Readonly<Record<string, ModuleEventHandler<C, R>>>;
 }
 
 export type PhaseState = Record<string, unknown>;
+
+/**
+ * What a change event's re-read produced, applied like a sync page (one transaction): rows upserted
+ * by key with their content hash, children replaced, rows confirmed gone marked deleted, the
+ * objects' event marks advanced, and `records.changed` for the webhooks. Everything yields to newer
+ * reads (`readSeq`, drawn before the re-read's call).
+ */
+export interface EventChange {
+  readSeq: string;
+  rows?: Partial<Record<StreamName, StreamRow[]>>;
+  replaceChildren?: ChildScope[];
+  /** keys whose absence the re-read confirmed (Lark said gone) */
+  deleted?: Array<{ stream: StreamName; keys: string[] }>;
+  /** the event's Lark time (operate_time, revision, push time) for these objects (see `fresh`) */
+  marks?: { keys: string[]; mark: number };
+}
+
+/** What a module's event handler gets: the tenant's validated config, Lark (paced like a sync), and how to apply. */
+export interface ModuleEventContext<C = unknown, R = unknown> {
+  tenantKey: string;
+  appKind: 'store' | 'custom';
+  config: C;
+  /** Paced by the module's own buckets (the same budget its syncs draw from). */
+  lark: SyncLarkClient;
+  log: Logger;
+  eventId: string;
+  /** Lark's push time of the event (v2 header.create_time, v1 ts) */
+  pushedAt: Date;
+  moduleReads: R;
+  /** Read access to the tenant's stream tables (what a sync stored). */
+  db: Kysely<Database>;
+  /** The number of a read about to start: take it BEFORE the call (read-seq.ts). */
+  startRead(): Promise<string>;
+  /** The objects whose applied event mark is older than `mark` (or that have none): the others are stale. */
+  fresh(keys: string[], mark: number): Promise<string[]>;
+  apply(change: EventChange): Promise<number>;
+  /** A run of this module (the existing trigger; a run already queued or running is kept). */
+  triggerSync(mode: SyncMode): Promise<void>;
+  /**
+   * Runs the module's deferred handler `name` with `payload` after `delayMs`; calls with the same
+   * `key` before it runs collapse into one (debounce: the first call's time is kept).
+   */
+  defer(name: string, payload: Record<string, unknown>, opts: { key: string; delayMs: number }): Promise<void>;
+  /** Tells what follows the module's data (knowledge-base sinks) that rows changed, as after a run. */
+  changed(): Promise<void>;
+}
+
+/**
+ * A module's handler of one event type: 'processed' when it changed something. Declared in method
+ * form so a module's handlers (typed by its config) fit the registry's erased type, as its phases do.
+ */
+export type ModuleEventHandler<C = unknown, R = unknown> = {
+  handle(event: Record<string, unknown>, ctx: ModuleEventContext<C, R>): Promise<'processed' | 'ignored'>;
+}['handle'];
 
 /** Lets each phase keep its own state type while a module lists them side by side. */
 export function definePhase<S extends object, C, R = unknown>(phase: SyncPhase<S, C, R>): SyncPhase<PhaseState, C, R> {

@@ -108,4 +108,6 @@ export interface StreamTableBase {
   /** the writing transaction (xid8, as text): with change_seq, the row's position in the records feed */
   change_xid: string;
   last_run_id: string | null;
+  /** sync_read_seq of the read that wrote the row (see read-seq.ts); null: written before reads were numbered */
+  read_seq: string | null;
 }

@@ -3,6 +3,7 @@ import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import { columnType, type ColumnType, type StreamRow, type StreamSpec, type VolatileValues } from './streams.js';
 import type { ChildScope } from './sync-module.js';
+import { newerRead } from './read-seq.js';
 
 /** SHA-256 as base64url. crypto.hash (one call, no Hash object per row) exists from Node 20.12 on. */
 const sha256: (data: string | Buffer) => string =
@@ -671,7 +672,16 @@ export async function writeRows(
   /** the run that wrote the rows; null for a write through the API (writes/) */
   runId: string | null,
   prepared: PreparedRows,
-  opts: { recordSeen: boolean; only?: number[] },
+  opts: {
+    recordSeen: boolean;
+    only?: number[];
+    /**
+     * The read the rows come from (read-seq.ts): a stored row written by a later read is left
+     * alone, so an older page committed after an event's re-read cannot put older data back.
+     * Without it (the write API's read-back) rows are written as before and keep their number.
+     */
+    readSeq?: string;
+  },
 ): Promise<number> {
   if ((opts.only ?? prepared.keys).length === 0) return 0;
   // Every row: no need to pick them.
@@ -692,10 +702,11 @@ export async function writeRows(
   };
   const inputs = plan.map((p) => sql`${source(p)} as ${sql.ref(p.column)}`);
   const specific = stream.columns;
-  const columns = ['tenant_key', 'last_run_id', 'record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c));
+  const columns = ['tenant_key', 'last_run_id', 'read_seq', 'record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c));
   const values = [
     sql`${tenantKey}::text`,
     sql`${runId}::bigint`,
+    sql`${opts.readSeq ?? null}::bigint`,
     ...['record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c)),
   ];
   const updates = ['raw', 'content_hash', 'last_run_id', 'partition', ...specific].map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`);
@@ -719,9 +730,11 @@ export async function writeRows(
         updated_at = now(),
         deleted_at = null,
         change_seq = nextval('sync_change_seq'),
-        change_xid = pg_current_xact_id()
-      where ${table}.content_hash is distinct from excluded.content_hash
-         or ${table}.deleted_at is not null
+        change_xid = pg_current_xact_id(),
+        read_seq = greatest(${table}.read_seq, excluded.read_seq)
+      where (${table}.content_hash is distinct from excluded.content_hash
+             or ${table}.deleted_at is not null)
+        and ${newerRead(table, sql`excluded.read_seq`)}
       returning 1
     )${seen}
     select count(*)::int as n from upserted`.execute(trx);
@@ -733,7 +746,7 @@ export async function writeRows(
  * are merged into one statement: record keys are unique per tenant, so "not among the keys any of
  * these parents listed" is the same test as per parent.
  */
-export async function replaceChildren(trx: Transaction<Database>, tenantKey: string, scopes: ChildScope[]): Promise<number> {
+export async function replaceChildren(trx: Transaction<Database>, tenantKey: string, scopes: ChildScope[], readSeq?: string): Promise<number> {
   const groups = new Map<string, { stream: string; column: string; parents: string[]; keys: string[] }>();
   for (const s of scopes) {
     const id = `${s.stream}\u0000${s.column}`;
@@ -747,10 +760,12 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
   for (const g of groups.values()) {
     const res = await sql`
       update ${sql.table(g.stream)}
-         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id()
+         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(),
+             read_seq = greatest(read_seq, ${readSeq ?? null}::bigint)
        where tenant_key = ${tenantKey}
          and ${sql.ref(g.column)} = any(${g.parents}::text[])
          and deleted_at is null
+         and ${newerRead(sql.table(g.stream), sql`${readSeq ?? null}::bigint`)}
          and not (record_key = any(${g.keys}::text[]))`.execute(trx);
     affected += Number(res.numAffectedRows ?? 0n);
   }

@@ -4,7 +4,7 @@ import { enqueueSlice } from '../sync/sync.service.js';
 import { APPLY_TASK, baseQueue } from '../writes/writes.service.js';
 import { RetryLater } from '../writes/write-applier.js';
 import type { Services } from '../services.js';
-import { STREAM_CATALOG, SYNC_MODULES } from '../connectors/index.js';
+import { MODULES, STREAM_CATALOG, SYNC_MODULES } from '../connectors/index.js';
 import type { SyncModuleName } from '../sync/sync.tables.js';
 import { dropFinishedSeenPages, pruneSyncRuns, purgeUninstalledTenants } from '../retention/retention.js';
 import { resealAll } from '../keys/reseal.js';
@@ -12,6 +12,7 @@ import { DELIVER_TASK, wakeStalledLanes } from '../webhooks/emit.js';
 import { pruneDeliveries } from '../webhooks/webhooks.repository.js';
 import { DELIVER_TASK as DELIVER_SINK_TASK, QUEUE_DELIVERIES_TASK } from '../sinks/sinks.service.js';
 import { deliverSinkTask, queueSinkDeliveriesTask } from '../sinks/delivery.task.js';
+import { DEFERRED_EVENT_TASK, deferredPayloadOf, runModuleHandler } from '../events/module-events.js';
 
 /** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
 export const SYNC_TASKS = ['sync_run', APPLY_TASK, DELIVER_SINK_TASK] as const;
@@ -83,6 +84,14 @@ export function createTaskList(services: Services): TaskList {
     // A single event: retries of a failed one, and jobs queued by earlier versions.
     handle_lark_event: async (payload) => {
       await services.events.process(services, eventIdOf(payload));
+    },
+    // A module's deferred change-event work (e.g. a document's debounced re-read).
+    [DEFERRED_EVENT_TASK]: async (payload, helpers) => {
+      const job = deferredPayloadOf(payload);
+      const module = Object.hasOwn(MODULES, job.module) ? MODULES[job.module] : undefined;
+      const handler = module?.deferred && Object.hasOwn(module.deferred, job.name) ? module.deferred[job.name] : undefined;
+      if (!module || !handler) return;
+      await runModuleHandler(services, module, handler, job.payload, { eventId: `deferred:${helpers.job.id}`, tenantKey: job.tenantKey, pushedAt: new Date() });
     },
     sync_run: async (payload) => {
       const { runId, lease } = sliceOf(payload);

@@ -5,6 +5,13 @@ import type { SyncService } from '../../sync/sync.service.js';
 import type { TenantsService } from '../../tenants/tenants.service.js';
 import type { AppTicketsService } from '../../tokens/app-tickets.service.js';
 import type { TokenService } from '../../tokens/tokens.service.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/database.js';
+import type { LarkHttp } from '../../lark/http.js';
+import type { Metrics } from '../../metrics/metrics.js';
+import type { Pacer } from '../../sync/pacer.js';
+import type { ConnectorsService } from '../../sync/connectors.service.js';
+import type { SinksService } from '../../sinks/sinks.service.js';
 
 /**
  * What event handlers may touch, named: not the whole application. (Passing `Services` here tied
@@ -18,11 +25,20 @@ export interface HandlerDeps {
   sync: SyncService;
   grants: GrantsService;
   log: Logger;
+  /** Change events of the modules (module-events.ts): re-reads paced like syncs, written like pages. */
+  db: Kysely<Database>;
+  http: LarkHttp;
+  metrics: Metrics;
+  eventPacer: Pacer;
+  connectors: ConnectorsService;
+  sinks: SinksService;
 }
 
 export interface EventContext {
   services: HandlerDeps;
   eventId: string;
+  /** lark_events.id of the stored push */
+  rowId: string;
   appId: string | null;
   tenantKey: string | null;
   /** Push time from the envelope (v1 `ts`, v2 `header.create_time`), or now. */

@@ -49,19 +49,21 @@ export async function commitPage(
 ): Promise<void> {
   const { run } = lease;
   const { page } = ready;
+  // The read this page came from (read-seq.ts): rows a newer read (a change event) wrote meanwhile stay.
+  const readSeq = page.readSeq;
   let upto: RunCounters | undefined;
   await deps.db.transaction().execute(async (trx) => {
     const later: Array<{ w: PreparedRows; only: number[] }> = [];
     for (const w of ready.writes) {
       const recordSeen = tracked.includes(w.stream.name);
       if (!previous) {
-        await writeRows(trx, run.tenant_key, run.id, w, { recordSeen });
+        await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, readSeq });
         continue;
       }
       const now: number[] = [];
       const after: number[] = [];
       w.keys.forEach((k, i) => (previous.keys.has(`${w.stream.name}\u0000${k}`) ? after : now).push(i));
-      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, only: now });
+      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen, only: now, readSeq });
       if (after.length > 0) later.push({ w, only: after });
     }
     if (previous) await previous.done;
@@ -77,13 +79,13 @@ export async function commitPage(
       itemErrors: page.itemErrors ?? [],
     });
     for (const { w, only } of later) {
-      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream.name), only });
+      await writeRows(trx, run.tenant_key, run.id, w, { recordSeen: tracked.includes(w.stream.name), only, readSeq });
     }
-    if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren);
+    if (page.replaceChildren?.length) await replaceChildren(trx, run.tenant_key, page.replaceChildren, readSeq);
     let deleted = 0;
     let alive = 0;
     for (const s of page.sweep ?? []) {
-      const judged = await sweepUnseen(trx, run.tenant_key, run.id, s);
+      const judged = await sweepUnseen(trx, run.tenant_key, run.id, s, readSeq);
       if (judged.untrusted) {
         deps.log.warn({ runId: run.id, stream: s.stream, partition: s.partition }, 'empty listing of a partition that has rows: nothing judged deleted');
       }
@@ -91,7 +93,7 @@ export async function commitPage(
       alive += judged.alive;
     }
     for (const c of page.confirm ?? []) {
-      const judged = await applyConfirmation(trx, run.tenant_key, run.id, c);
+      const judged = await applyConfirmation(trx, run.tenant_key, run.id, c, readSeq);
       deleted += judged.deleted;
       alive += judged.alive;
     }

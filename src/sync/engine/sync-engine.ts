@@ -20,6 +20,7 @@ import { commitPage, keysOf, type InFlight } from './commit-page.js';
 import { PageReader } from './page-reader.js';
 import { preparePage } from './prepare-page.js';
 import { RunLease } from './run-lease.js';
+import { nextReadSeq } from '../read-seq.js';
 
 export interface EngineOptions {
   /** A slice gives its worker slot back after this long, so one huge tenant cannot starve others. */
@@ -207,7 +208,11 @@ export class SyncEngine {
     const streams = this.modules[lease.run.module]!.streams;
     const readsAhead = (page: { state: PhaseState }) => this.options.readAhead > 0 && (phase.canReadAhead?.(page.state) ?? false);
     const reader = new PageReader(
-      (state) => phase.readPage(ctx, state),
+      // Numbered before the read starts: a change event re-read after this moment wins over it.
+      async (state) => {
+        const readSeq = await nextReadSeq(this.deps.db);
+        return { ...(await phase.readPage(ctx, state)), readSeq };
+      },
       (page) => preparePage(page, streams),
       (page: PageResult<PhaseState>) => !page.done && Date.now() <= deadline && readsAhead(page),
       Math.max(1, this.options.readAhead),

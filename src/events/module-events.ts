@@ -1,0 +1,153 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import type { LarkHttp } from '../lark/http.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { AppError } from '../errors.js';
+import { UserAuthorizationRequiredError } from '../grants/grant-errors.js';
+import { applyEventChange, freshObjects } from '../sync/event-apply.js';
+import { identityUserOf } from '../sync/identity.js';
+import type { Pacer } from '../sync/pacer.js';
+import { nextReadSeq } from '../sync/read-seq.js';
+import { SyncLarkClient, defaultRetryPolicy } from '../sync/sync-lark-client.js';
+import { SyncError } from '../sync/sync-errors.js';
+import type { ModuleEventContext, ModuleEventHandler, SyncModuleDef } from '../sync/sync-module.js';
+import type { SyncModuleName } from '../sync/sync.tables.js';
+import type { TenantTokens } from '../tokens/tokens.service.js';
+
+/** The task of a deferred module handler (ctx.defer), run by the worker beside event drains. */
+export const DEFERRED_EVENT_TASK = 'apply_deferred_event';
+
+/** What module event handlers need from larksync, named. */
+export interface ModuleEventDeps {
+  db: Kysely<Database>;
+  http: LarkHttp;
+  metrics: Metrics;
+  log: Logger;
+  eventPacer: Pacer;
+  tenants: { get(tenantKey: string): Promise<{ status: string; app_id: string } | undefined> };
+  tokens: { forTenant(tenantKey: string): Promise<TenantTokens> };
+  grants: { forUser(key: { appId: string; tenantKey: string; openId: string }): Promise<TenantTokens> };
+  connectors: { validate(module: SyncModuleName, config: unknown): Record<string, unknown> };
+  sync: { trigger(tenantKey: string, module: SyncModuleName, mode: 'incremental' | 'full', trigger: 'api' | 'schedule'): Promise<unknown> };
+  sinks: { queueDue(): Promise<number> };
+}
+
+export interface ModuleEventInput {
+  eventId: string;
+  tenantKey: string | null;
+  pushedAt: Date;
+  /** In the transaction that applies the event's rows: marks the stored event handled. */
+  markHandled?: (trx: Transaction<Database>) => Promise<void>;
+}
+
+/**
+ * Runs one module's handler for a tenant, when the tenant is active and has the module enabled
+ * (else 'ignored'): the tenant's validated config, a Lark client paced by the module's buckets
+ * (reading as the configured user, if any), and the means to apply a re-read like a sync page.
+ * Lark errors surface as SyncErrors: the event fails and is retried with backoff.
+ */
+export async function runModuleHandler(
+  deps: ModuleEventDeps,
+  module: SyncModuleDef,
+  handler: ModuleEventHandler,
+  event: Record<string, unknown>,
+  input: ModuleEventInput,
+): Promise<'processed' | 'ignored'> {
+  const tenantKey = input.tenantKey ?? (typeof event.tenant_key === 'string' ? event.tenant_key : null);
+  if (!tenantKey) return 'ignored';
+  const tenant = await deps.tenants.get(tenantKey);
+  if (tenant?.status !== 'active') return 'ignored';
+  const connector = await deps.db
+    .selectFrom('connectors')
+    .select(['config', 'enabled'])
+    .where('tenant_key', '=', tenantKey)
+    .where('module', '=', module.name)
+    .executeTakeFirst();
+  if (!connector?.enabled) return 'ignored';
+  let config: Record<string, unknown>;
+  try {
+    config = deps.connectors.validate(module.name as SyncModuleName, connector.config ?? {});
+  } catch (err) {
+    // A stored config a newer schema refuses: the next sync reports it; the event changes nothing.
+    if (err instanceof AppError) return 'ignored';
+    throw err;
+  }
+  const appTokens = await deps.tokens.forTenant(tenantKey);
+  const asUser = identityUserOf(config);
+  const tokens = asUser
+    ? await deps.grants.forUser({ appId: appTokens.app.appId, tenantKey, openId: asUser }).catch((err: unknown) => {
+        throw err instanceof UserAuthorizationRequiredError ? new SyncError('user_authorization_required', err.message) : err;
+      })
+    : appTokens;
+  const counters = { upstreamCalls: 0, throttledWaits: 0 };
+  const ctx: ModuleEventContext = {
+    tenantKey,
+    appKind: tokens.app.kind,
+    config,
+    // No slice deadline: a throttle wait (≤ 60 s) is slept here, off the request path.
+    lark: new SyncLarkClient({ http: deps.http, metrics: deps.metrics }, tokens, deps.eventPacer, module.limits, counters, async () => undefined, defaultRetryPolicy),
+    log: deps.log,
+    eventId: input.eventId,
+    pushedAt: input.pushedAt,
+    moduleReads: module.reads?.(deps.db, tenantKey),
+    db: deps.db,
+    startRead: () => nextReadSeq(deps.db),
+    fresh: (keys, mark) => freshObjects(deps.db, tenantKey, keys, mark),
+    apply: (change) => applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled),
+    triggerSync: async (mode) => {
+      await deps.sync.trigger(tenantKey, module.name as SyncModuleName, mode, 'api');
+    },
+    defer: (name, payload, opts) => deferHandler(deps.db, { module: module.name, name, tenantKey, payload }, opts),
+    changed: async () => {
+      await deps.sinks.queueDue();
+    },
+  };
+  const outcome = await handler(event, ctx);
+  deps.log.debug({ eventId: input.eventId, module: module.name, tenantKey, upstreamCalls: counters.upstreamCalls, outcome }, 'change event applied');
+  return outcome;
+}
+
+export interface DeferredPayload {
+  module: string;
+  name: string;
+  tenantKey: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Queues a deferred handler. Jobs with the same key collapse while queued (preserve_run_at: the
+ * first call's time is kept, so continuous editing cannot postpone the re-read forever); one
+ * already running is left alone and a new job is queued behind it.
+ */
+async function deferHandler(db: Kysely<Database>, job: DeferredPayload, opts: { key: string; delayMs: number }): Promise<void> {
+  await sql`
+    select graphile_worker.add_job(${DEFERRED_EVENT_TASK}, ${JSON.stringify(job)}::json,
+      queue_name => ${`tenant:${job.tenantKey}`.slice(0, 128)},
+      run_at => now() + ${`${Math.max(0, Math.round(opts.delayMs))} milliseconds`}::interval,
+      max_attempts => 10,
+      job_key => ${`${job.module}:${job.tenantKey}:${opts.key}`},
+      job_key_mode => 'preserve_run_at')`.execute(db);
+}
+
+/** Checks a deferred job's payload (queued jobs may come from older code). */
+export function deferredPayloadOf(p: unknown): DeferredPayload {
+  const j = p as Partial<DeferredPayload> | null;
+  if (typeof j?.module !== 'string' || typeof j.name !== 'string' || typeof j.tenantKey !== 'string' || typeof j.payload !== 'object' || j.payload === null) {
+    throw new Error(`${DEFERRED_EVENT_TASK} payload needs module, name, tenantKey and payload`);
+  }
+  return j as DeferredPayload;
+}
+
+/** Event type -> the modules that declare a handler for it (registry order). */
+export function moduleEventTable(modules: Iterable<SyncModuleDef>): ReadonlyMap<string, Array<{ module: SyncModuleDef; handler: ModuleEventHandler }>> {
+  const table = new Map<string, Array<{ module: SyncModuleDef; handler: ModuleEventHandler }>>();
+  for (const module of modules) {
+    for (const [type, handler] of Object.entries(module.events ?? {})) {
+      const list = table.get(type) ?? [];
+      list.push({ module, handler });
+      table.set(type, list);
+    }
+  }
+  return table;
+}

@@ -1,0 +1,76 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../db/database.js';
+import { emitWebhookEvent } from '../webhooks/emit.js';
+import type { StreamDef } from './streams.js';
+import type { EventChange } from './sync-module.js';
+import { newerRead } from './read-seq.js';
+import { prepareRows, replaceChildren, storableText, writeRows, type PreparedRows } from './write-page.js';
+
+/**
+ * A change event's re-read, written through the page writer a sync page goes through (upsert by
+ * key, content hash, change position, certain deletions), in ONE transaction with the objects'
+ * event marks, the `records.changed` outbox row, and `inTransaction` (the event's own "processed"
+ * mark). A crash before the commit leaves nothing; a crash after it leaves the event to run again,
+ * whose re-read then finds the rows as they are and writes nothing (same content hash).
+ * Returns the rows inserted, changed or marked deleted.
+ */
+export async function applyEventChange(
+  db: Kysely<Database>,
+  tenantKey: string,
+  streams: Readonly<Record<string, StreamDef>>,
+  change: EventChange,
+  inTransaction?: (trx: Transaction<Database>) => Promise<void>,
+): Promise<number> {
+  const prepared: PreparedRows[] = [];
+  for (const [stream, rows] of Object.entries(change.rows ?? {})) {
+    const def = streams[stream];
+    if (!def) throw new Error(`an event handler emitted rows for ${stream}, which its module does not declare`);
+    if (rows && rows.length > 0) prepared.push(await prepareRows({ ...def, name: stream, module: '' }, rows));
+  }
+  const touched = new Set<string>([
+    ...prepared.map((p) => p.stream.name),
+    ...(change.replaceChildren ?? []).map((c) => c.stream),
+    ...(change.deleted ?? []).map((d) => d.stream),
+  ]);
+  for (const s of touched) if (!streams[s]) throw new Error(`an event handler touched ${s}, which its module does not declare`);
+  return db.transaction().execute(async (trx) => {
+    let n = 0;
+    for (const p of prepared) n += await writeRows(trx, tenantKey, null, p, { recordSeen: false, readSeq: change.readSeq });
+    if (change.replaceChildren?.length) n += await replaceChildren(trx, tenantKey, change.replaceChildren, change.readSeq);
+    for (const d of change.deleted ?? []) {
+      if (d.keys.length === 0) continue;
+      const res = await sql`
+        update ${sql.table(d.stream)} t
+           set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(),
+               read_seq = greatest(t.read_seq, ${change.readSeq}::bigint)
+         where t.tenant_key = ${tenantKey} and t.record_key = any(${d.keys.map(storableText)}::text[]) and t.deleted_at is null
+           and ${newerRead(sql.table('t'), sql`${change.readSeq}::bigint`)}`.execute(trx);
+      n += Number(res.numAffectedRows ?? 0n);
+    }
+    if (change.marks && change.marks.keys.length > 0) await advanceMarks(trx, tenantKey, change.marks.keys, change.marks.mark);
+    await inTransaction?.(trx);
+    if (touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...touched] } });
+    return n;
+  });
+}
+
+/** The objects (of `keys`) whose applied mark is older than `mark`, or that have none. */
+export async function freshObjects(db: Kysely<Database>, tenantKey: string, keys: string[], mark: number): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const res = await sql<{ object_key: string }>`
+    select object_key from event_marks
+     where tenant_key = ${tenantKey} and object_key = any(${keys}::text[]) and mark > ${mark}::bigint`.execute(db);
+  const stale = new Set(res.rows.map((r) => r.object_key));
+  return keys.filter((k) => !stale.has(k));
+}
+
+/**
+ * Marks move forward only. An event with the same mark as the applied one is not stale: it may be
+ * the same event run again after a crash, or a second change within Lark's time resolution.
+ */
+async function advanceMarks(trx: Transaction<Database>, tenantKey: string, keys: string[], mark: number): Promise<void> {
+  await sql`
+    insert into event_marks as m (tenant_key, object_key, mark)
+    select ${tenantKey}, k, ${mark}::bigint from unnest(${[...new Set(keys)]}::text[]) as k
+    on conflict (tenant_key, object_key) do update set mark = greatest(m.mark, excluded.mark), updated_at = now()`.execute(trx);
+}
