@@ -105,6 +105,7 @@ export class Consumer {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
   private pollTimer: NodeJS.Timeout | undefined;
+  private frozen = false;
   private verifier: Webhook | undefined;
   private readonly pollGaps: number[] = [];
   private readonly lastPoll = new Map<string, number>();
@@ -152,6 +153,7 @@ export class Consumer {
   }
 
   private onWebhook(at: number, body: string, headers: Record<string, string>): void {
+    if (this.frozen) return;
     this.stats.webhooks += 1;
     try {
       this.verifier?.verify(body, headers);
@@ -200,6 +202,7 @@ export class Consumer {
   }
 
   private kick(f: Feed): void {
+    if (this.frozen) return;
     if (f.reading) {
       f.again = true;
       return;
@@ -251,6 +254,7 @@ export class Consumer {
             this.release();
           }
           const at = Date.now();
+          if (this.frozen) break;
           const pos = decodePosition(page.resumeCursor);
           for (const row of page.records) {
             const key = `${f.tenant}/${f.stream}/${row.key}`;
@@ -302,8 +306,13 @@ export class Consumer {
     return n;
   }
 
-  /** Webhook times, once the run is over: the first webhook of the feed reaching the row's position. */
+  /**
+   * Webhook times, once the run is over: the first webhook of the feed reaching the row's position.
+   * From here on nothing is read or matched (the baseline's syncs that follow would apply changes).
+   */
   finish(): void {
+    this.frozen = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
     for (const c of this.all) {
       if (!c.pos) continue;
       const f = this.feed(c.push.tenant, c.stream);
