@@ -348,13 +348,52 @@ export function registerContactRoutes(app: FastifyInstance, ctx: DataApiContext,
     const dir = directory(who.tenantKey);
     const dept = dir.resolve(req.query.department_id ?? '', req.query.department_id_type);
     if (!dept) return larkReply(reply, 400, { code: 40004, msg: 'no department authority' });
-    const all = dir.members(dept).map((u) => {
-      const { user_id, employee_no, email, mobile, ...rest } = u;
-      // email and mobile need custom-app-only scopes (contact.md); custom apps see them when set.
-      if (ctx.sim.getApp(who.appId).kind === 'custom') Object.assign(rest, email === undefined ? {} : { email }, mobile === undefined ? {} : { mobile });
-      const withNo = dir.employeeNumberScope ? { ...rest, employee_no } : rest;
-      return userIdType === 'user_id' ? { ...withNo, user_id } : withNo;
-    });
+    const custom = ctx.sim.getApp(who.appId).kind === 'custom';
+    const all = dir.members(dept).map((u) => userView(u, dir, custom, userIdType));
     return ok(reply, servePage(ctx, 'contact.users.find_by_department', paginate(all, offset, size)));
   });
+
+  // contact.md §4 lists GET /contact/v3/users/:user_id ("get user") beside find_by_department, with
+  // the same user object. Its answer shape ({ user }) and its code for a user who is gone or
+  // outside the app's scope (41050 here) are not in the notes (unconfirmed); the rate limit is
+  // taken to be the listing's (unconfirmed).
+  app.get<{ Params: { user_id: string }; Querystring: Record<string, string | undefined> }>('/open-apis/contact/v3/users/:user_id', async (req, reply) => {
+    const who = admit(ctx, req, reply, 'contact.users.get', { perSecond: 50, perMinute: 1000 });
+    if (!who) return reply;
+    const userIdType = req.query.user_id_type ?? 'open_id';
+    const custom = ctx.sim.getApp(who.appId).kind === 'custom';
+    if (userIdType === 'user_id' && !custom) {
+      return larkReply(reply, 400, { code: 99991672, msg: 'Access denied. One of the following scopes is required: [contact:user.employee_id:readonly]' });
+    }
+    const dir = directory(who.tenantKey);
+    const id = req.params.user_id;
+    const user = [...dir.users.values()].find((u) => (userIdType === 'union_id' ? u.union_id : userIdType === 'user_id' ? u.user_id : u.open_id) === id);
+    if (!user || !dir.userInScope(who.appId, user)) return larkReply(reply, 400, { code: 41050, msg: 'no user authority' });
+    return ok(reply, { user: userView(user, dir, custom, userIdType) });
+  });
+
+  // The department's own read: the children listing's object ({ department }); a department
+  // deleted in Lark reads with status.is_deleted true, one outside the scope is refused with the
+  // listing's code (contact.md §5; both unconfirmed for this call).
+  app.get<{ Params: { department_id: string }; Querystring: Record<string, string | undefined> }>(
+    '/open-apis/contact/v3/departments/:department_id',
+    async (req, reply) => {
+      const who = admit(ctx, req, reply, 'contact.departments.get', { perSecond: 50, perMinute: 1000 });
+      if (!who) return reply;
+      const dir = directory(who.tenantKey);
+      const id = dir.resolve(req.params.department_id, req.query.department_id_type);
+      const dept = id && id !== '0' ? dir.departments.get(id) : undefined;
+      if (!dept || !dir.departmentInScope(who.appId, dept.open_department_id)) return larkReply(reply, 400, { code: 40004, msg: 'no department authority' });
+      return ok(reply, { department: deptView(dept, req.query.department_id_type, dir) });
+    },
+  );
+}
+
+/** A user as a read shows it to an app: email and mobile (custom-app-only scopes) only for custom apps. */
+function userView(u: SimUser, dir: ContactDirectory, custom: boolean, userIdType: string): Record<string, unknown> {
+  const { user_id, employee_no, email, mobile, ...rest } = u;
+  // email and mobile need custom-app-only scopes (contact.md); custom apps see them when set.
+  if (custom) Object.assign(rest, email === undefined ? {} : { email }, mobile === undefined ? {} : { mobile });
+  const withNo = dir.employeeNumberScope ? { ...rest, employee_no } : rest;
+  return userIdType === 'user_id' ? { ...withNo, user_id } : withNo;
 }

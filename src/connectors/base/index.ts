@@ -4,6 +4,7 @@ import type { StreamDef } from '../../sync/streams.js';
 import { BaseConfig, tableRef, type BaseConfigType } from './config.js';
 import { tablesPhase } from './tables.phase.js';
 import { baseForm } from './form.js';
+import { BASE_EVENTS } from './events.js';
 
 /**
  * Base (Bitable) tables: each configured table's field schema (always listed whole and swept),
@@ -51,4 +52,5 @@ export const baseModule = defineModule<BaseConfigType>({
       ? ['a table with a view is re-read whole on every run: Lark ignores view_id when a modified-time filter is set']
       : [],
   phases: [tablesPhase],
+  events: BASE_EVENTS,
 });

@@ -4,6 +4,8 @@ import { departmentsPhase } from './departments.phase.js';
 import { CONTACT_LIMITS } from './limits.js';
 import { usersPhase } from './users.phase.js';
 import { contactForm } from './form.js';
+import { CONTACT_EVENTS } from './events.js';
+import { perMinute } from '../../sync/pacer.js';
 
 /** Contact has no change feed to poll, so every run is a full pass with deletion sweeps. */
 export const contactModule = defineModule<ContactConfigType>({
@@ -18,7 +20,12 @@ export const contactModule = defineModule<ContactConfigType>({
       types: { department_ids: 'jsonb', is_frozen: 'boolean', is_resigned: 'boolean', is_activated: 'boolean', is_exited: 'boolean', is_unjoin: 'boolean' },
     },
   },
-  limits: CONTACT_LIMITS,
+  limits: {
+    ...CONTACT_LIMITS,
+    // Change events read one user or department; the listings' tier is assumed (unconfirmed).
+    'contact.users.get': perMinute(1000, 20),
+    'contact.departments.get': perMinute(1000, 20),
+  },
   form: contactForm,
   configSchema: ContactConfig,
   warnings: (config, appKind) =>
@@ -26,4 +33,5 @@ export const contactModule = defineModule<ContactConfigType>({
       ? ['userIdType "user_id" needs the custom-app-only scope contact:user.employee_id:readonly; a store app gets open_id/union_id']
       : [],
   phases: [departmentsPhase, usersPhase],
+  events: CONTACT_EVENTS,
 });

@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openTenant, startStack, whenReady, type Stack } from '../helpers/stack.js';
+import { runToEnd } from '../helpers/runs.js';
+import { waitFor } from '../helpers/wait.js';
+import { countCalls, eventStatuses, eventsSettled, row } from './helpers.js';
+
+// Contact change events in (issue 14): each user or department event re-reads that object (one
+// call), through the page writer; deletions are confirmed by the re-read; an event older than one
+// already applied to the object changes nothing and costs no call; scope changes start a pass.
+
+const TENANT = 'tenant-ev-contact';
+
+describe('contact change events in', () => {
+  let stack: Stack;
+  let calls: Record<string, number>;
+  beforeAll(async () => {
+    stack = await startStack();
+    await whenReady(stack);
+    await openTenant(stack, TENANT);
+    await stack.larksync.services.connectors.put(TENANT, 'contact', { enabled: true, config: {} }, 'store');
+    expect((await runToEnd(stack, TENANT, 'contact', 'full')).status).toBe('succeeded');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  beforeEach(async () => {
+    await eventsSettled(stack);
+    calls = countCalls(stack, TENANT);
+  });
+
+  it('updated: the user is read again (one call, no listing) and the change is on the feed', async () => {
+    const dir = stack.data.contact(TENANT);
+    const user = [...dir.users.values()][3]!;
+    const before = await row(stack, 'contact_users', TENANT, user.open_id);
+    dir.updateUser(user.open_id, { name: 'Renamed By Event', job_title: 'Evented' });
+    await waitFor(async () => (await row(stack, 'contact_users', TENANT, user.open_id))?.name === 'Renamed By Event', 10_000, 'renamed row');
+    await eventsSettled(stack);
+    const after = await row(stack, 'contact_users', TENANT, user.open_id);
+    expect(after!.raw.job_title).toBe('Evented');
+    expect(BigInt(after!.change_seq)).toBeGreaterThan(BigInt(before!.change_seq));
+    expect(after!.read_seq).not.toBeNull();
+    expect(calls).toEqual({ 'contact.users.get': 1 });
+    expect(await eventStatuses(stack, 'contact.user.updated_v3')).toEqual(['processed']);
+  });
+
+  it('created and deleted: a new user is inserted; a deleted one is marked deleted once the re-read confirms it', async () => {
+    const dir = stack.data.contact(TENANT);
+    const dept = [...dir.departments.values()][0]!;
+    const hire = dir.addUser({ name: 'Event Hire', department_ids: [dept.open_department_id] });
+    await waitFor(() => row(stack, 'contact_users', TENANT, hire.open_id), 10_000, 'new user row');
+    dir.deleteUser(hire.open_id);
+    await waitFor(async () => (await row(stack, 'contact_users', TENANT, hire.open_id))?.deleted_at, 10_000, 'user marked deleted');
+    await eventsSettled(stack);
+    expect(calls).toEqual({ 'contact.users.get': 2 });
+  });
+
+  it('departments: created, renamed and deleted, one call each', async () => {
+    const dir = stack.data.contact(TENANT);
+    const parent = [...dir.departments.values()][0]!;
+    const dept = dir.addDepartment({ name: 'Events Lab', parent_department_id: parent.open_department_id });
+    await waitFor(() => row(stack, 'contact_departments', TENANT, dept.open_department_id), 10_000, 'new department');
+    dir.updateDepartment(dept.open_department_id, { name: 'Events Lab 2' });
+    await waitFor(async () => (await row(stack, 'contact_departments', TENANT, dept.open_department_id))?.name === 'Events Lab 2', 10_000, 'renamed');
+    dir.deleteDepartment(dept.open_department_id);
+    await waitFor(async () => (await row(stack, 'contact_departments', TENANT, dept.open_department_id))?.deleted_at, 10_000, 'department deleted');
+    await eventsSettled(stack);
+    expect(calls).toEqual({ 'contact.departments.get': 3 });
+  });
+
+  it('a stale event (older push than one applied) changes nothing and makes no call', async () => {
+    const dir = stack.data.contact(TENANT);
+    const user = [...dir.users.values()][5]!;
+    stack.sim.events.setOptions({ concurrency: 1 });
+    stack.sim.events.pause();
+    dir.updateUser(user.open_id, { name: 'First' });
+    await new Promise((r) => setTimeout(r, 20));
+    dir.updateUser(user.open_id, { name: 'Second' });
+    // The newer event arrives first; the older one after it.
+    stack.sim.events.resume({ order: 'reverse' });
+    await eventsSettled(stack);
+    stack.sim.events.setOptions({ concurrency: 16 });
+    expect((await row(stack, 'contact_users', TENANT, user.open_id))!.name).toBe('Second');
+    expect(calls).toEqual({ 'contact.users.get': 1 });
+    const statuses = await eventStatuses(stack, 'contact.user.updated_v3');
+    expect(statuses.slice(-2)).toEqual(['processed', 'ignored']);
+  });
+
+  it('a tenant without the module enabled: events are stored and ignored, no call', async () => {
+    await stack.larksync.services.connectors.put(TENANT, 'contact', { enabled: false, config: {} }, 'store');
+    const dir = stack.data.contact(TENANT);
+    const user = [...dir.users.values()][6]!;
+    dir.updateUser(user.open_id, { name: 'Nobody Listens' });
+    await eventsSettled(stack);
+    expect((await row(stack, 'contact_users', TENANT, user.open_id))!.name).not.toBe('Nobody Listens');
+    expect(calls).toEqual({});
+    expect((await eventStatuses(stack, 'contact.user.updated_v3')).at(-1)).toBe('ignored');
+    await stack.larksync.services.connectors.put(TENANT, 'contact', { enabled: true, config: {} }, 'store');
+  });
+
+  it('contact.scope.updated_v3 starts a contact pass', async () => {
+    const dir = stack.data.contact(TENANT);
+    const before = await stack.larksync.services.db.selectFrom('sync_runs').select('id').where('tenant_key', '=', TENANT).execute();
+    dir.setScope('cli_store_test_0001', { departments: [[...dir.departments.values()][0]!.open_department_id] });
+    await eventsSettled(stack);
+    dir.setScope('cli_store_test_0001', undefined);
+    const runs = await stack.larksync.services.db.selectFrom('sync_runs').select(['id', 'module']).where('tenant_key', '=', TENANT).execute();
+    expect(runs.length).toBeGreaterThan(before.length);
+    expect(runs.at(-1)!.module).toBe('contact');
+  });
+});
