@@ -5,6 +5,7 @@
  * benchmark would count; everything measured comes from the pushes. The parent installs the
  * tenants, registers the webhook and starts runs over IPC. Started by bench/realtime.ts.
  */
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { startLarksync } from '../src/bootstrap.js';
 import { loadConfig } from '../src/config/env.js';
@@ -64,7 +65,7 @@ serveParent(
         await s.tenants.install({ tenantKey: t.tenant, appId: a.appId }, null);
         await s.tokens.getTenantAccessToken(t.tenant);
         await s.connectors.put(t.tenant, 'contact', { enabled: true, config: {} }, 'store');
-        await s.connectors.put(t.tenant, 'approval', { enabled: true, config: { approvalCodes: t.approvalCodes, backfillDays: 30 } }, 'store');
+        await s.connectors.put(t.tenant, 'approval', { enabled: true, config: { approvalCodes: t.approvalCodes, backfillDays: 7 } }, 'store');
         await s.connectors.put(t.tenant, 'base', { enabled: true, config: { tables: [t.orders] } }, 'store');
       }
       await s.tenants.install({ tenantKey: a.big.tenant, appId: a.appId }, null);
@@ -82,6 +83,36 @@ serveParent(
     /** Triggers one run and returns at once. */
     trigger: async (a: { tenant: string; module: SyncModuleName; mode: SyncMode }) => (await s.sync.trigger(a.tenant, a.module, a.mode, 'api')).run.id,
     run: async (id: string) => summary(id),
+    /**
+     * Where the time went, from larksync's own rows over a window (ms since the epoch): a change
+     * event from receipt to handled, and a records.changed delivery from its outbox row (the
+     * producing transaction's start) to its first attempt (a coalesced one: its carrier's).
+     */
+    stages: async (a: { from: number; to: number }) => {
+      const q = (p: number) => sql.lit(p);
+      const pct = (expr: ReturnType<typeof sql>) => sql`percentile_cont(${q(0.5)}) within group (order by ${expr})::float8 as p50,
+                                                        percentile_cont(${q(0.99)}) within group (order by ${expr})::float8 as p99, count(*)::int as n`;
+      const from = new Date(a.from);
+      const to = new Date(a.to);
+      const handled = await sql<{ p50: number; p99: number; n: number }>`
+        select ${pct(sql`extract(epoch from processed_at - received_at) * 1000`)}
+          from lark_events where received_at between ${from} and ${to} and status = 'processed' and event_type <> 'app_ticket'`.execute(s.db);
+      const byStatus = await sql<{ status: string; n: number }>`
+        select status, count(*)::int as n from lark_events where received_at between ${from} and ${to} group by status`.execute(s.db);
+      const toAttempt = await sql<{ p50: number; p99: number; n: number }>`
+        select ${pct(sql`extract(epoch from f.first - d.created_at) * 1000`)}
+          from webhook_deliveries d
+          cross join lateral (select min(attempted_at) as first from webhook_attempts where delivery_id = coalesce(d.coalesced_into, d.id)) f
+         where d.event_type = 'records.changed' and d.created_at between ${from} and ${to} and f.first is not null`.execute(s.db);
+      const deliveries = await sql<{ status: string; n: number }>`
+        select status, count(*)::int as n from webhook_deliveries where created_at between ${from} and ${to} group by status`.execute(s.db);
+      return {
+        eventHandledMs: handled.rows[0],
+        eventsByStatus: Object.fromEntries(byStatus.rows.map((r) => [r.status, r.n])),
+        outboxToFirstAttemptMs: toAttempt.rows[0],
+        deliveriesByStatus: Object.fromEntries(deliveries.rows.map((r) => [r.status, r.n])),
+      };
+    },
   },
   () => larksync.stop(),
 );
