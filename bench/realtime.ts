@@ -186,7 +186,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
     const settleUntil = Date.now() + settleSeconds * 1000;
     // The last pushes reach the consumer through the collector.
     await sleep(300);
-    while (Date.now() < settleUntil && consumer.unresolved() > 0) await sleep(200);
+    while (Date.now() < settleUntil && consumer.awaited() > 0) await sleep(500);
     collecting = false;
     await collector;
     consumer.addPushes(await sim.call<Push[]>('takePushes'));
