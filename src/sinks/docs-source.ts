@@ -25,7 +25,7 @@ export async function readFeed(db: Kysely<Database>, tenantKey: string, after: F
       from docs_content
      where tenant_key = ${tenantKey}
        and (change_xid, change_seq) > (${after.xid}::xid8, ${after.seq}::bigint)
-       and change_xid < pg_snapshot_xmin(pg_current_snapshot())
+       and change_xid < (select feed_horizon())
      order by change_xid, change_seq
      limit ${limit}`.execute(db);
   return res.rows;

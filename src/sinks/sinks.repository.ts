@@ -125,7 +125,7 @@ export async function sinksDue(db: Kysely<Database>): Promise<Array<{ tenant_key
        and (s.rebuild_requested
          or exists (select 1 from docs_content d
                      where d.tenant_key = s.tenant_key and (d.change_xid, d.change_seq) > (s.cursor_xid, s.cursor_seq)
-                       and d.change_xid < pg_snapshot_xmin(pg_current_snapshot()))
+                       and d.change_xid < (select feed_horizon()))
          or exists (select 1 from sink_documents w
                      where w.tenant_key = s.tenant_key and w.sink_name = s.name and w.generation = s.generation
                        and (w.want_version > w.done_version or w.step <> 'idle' or cardinality(w.obsolete_ids) > 0)

@@ -56,9 +56,10 @@ type FeedRow = Record<string, unknown> & {
  * new value of one sequence (change_seq); the feed is ordered by that pair. Sequence values are
  * drawn when a row is written, but transactions commit later and in another order (Base pages
  * commit while the next page already writes), so a row can become visible *behind* rows already
- * served. The reader therefore serves only rows whose transaction id lies below the xmin of its
- * own snapshot: every transaction below xmin has finished, and every transaction still to commit
- * has (or will get) an id at or above it. So no row can ever appear behind a cursor once it was
+ * served. The reader therefore serves only rows whose transaction id lies below `feed_horizon()`
+ * (migration 2026_12_07_1100): the oldest transaction of this database open at its snapshot, else
+ * the snapshot's xmax. Every transaction below it has finished, and every transaction still to
+ * commit has (or will get) an id at or above it; other databases' transactions cannot write here. So no row can ever appear behind a cursor once it was
  * handed out; rows of transactions still open wait until they commit. A row changed after it was
  * read comes again later with its new content (its position moves to the new transaction).
  */
@@ -78,7 +79,7 @@ export class RecordsService {
         from ${sql.table(stream)} t
        where t.tenant_key = ${tenantKey}
          and (t.change_xid, t.change_seq) > (${after.xid.toString()}::xid8, ${after.seq.toString()}::bigint)
-         and t.change_xid < pg_snapshot_xmin(pg_current_snapshot())
+         and t.change_xid < (select feed_horizon())
          ${opts.updatedSince ? sql`and t.updated_at >= ${opts.updatedSince}` : sql``}
        order by t.change_xid, t.change_seq
        limit ${opts.limit + 1}`.execute(this.db);

@@ -105,7 +105,15 @@ function sortKeys(keys: string[]): string[] {
 
 /** An object's canonical text, its members' texts coming from `member`. */
 function canonicalObject(record: Record<string, unknown>, member: (v: unknown, key: string) => string): string {
-  const keys = sortKeys(Object.keys(record));
+  let keys = sortKeys(Object.keys(record));
+  // A key Postgres cannot store is stored cleaned, so it sorts as its cleaned form ("\u0000"
+  // becomes U+FFFD and moves after "\u0001"): the text hashed is then the text of the stored row.
+  if (keys.some((k) => storableText(k) !== k)) {
+    keys = keys
+      .map((k) => [storableText(k), k] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, k]) => k);
+  }
   const volatile = walk.volatile !== undefined && Object.prototype.hasOwnProperty.call(record, walk.volatile.objectsWith) ? walk.volatile : undefined;
   if (volatile) walk.sawVolatile = true;
   let out = '{';

@@ -142,7 +142,7 @@ export class WebhookDispatcher {
     const res = await sql<Head>`
       select w.id as webhook_id, w.url, w.status as webhook_status, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at,
              d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from,
-             d.xid < pg_snapshot_xmin(pg_current_snapshot()) as visible, e.data, e.occurred_at
+             d.xid < (select feed_horizon()) as visible, e.data, e.occurred_at
         from webhooks w
         left join lateral (
           select * from webhook_deliveries d
@@ -168,7 +168,7 @@ export class WebhookDispatcher {
           update webhook_deliveries d set status = 'coalesced', coalesced_into = ${head.id}::bigint
            where d.webhook_id = ${head.webhook_id}::bigint and d.tenant_key = ${tenantKey} and d.status = 'pending'
              and d.id > ${head.id}::bigint and d.event_type = 'records.changed' and d.stream = ${head.stream} and d.body is null
-             and d.xid < pg_snapshot_xmin(pg_current_snapshot())
+             and d.xid < (select feed_horizon())
              and d.id < coalesce((select min(b.id) from webhook_deliveries b
                                    where b.webhook_id = ${head.webhook_id}::bigint and b.tenant_key = ${tenantKey} and b.status = 'pending'
                                      and b.id > ${head.id}::bigint and b.event_type <> 'records.changed'), 9223372036854775807)

@@ -82,7 +82,7 @@ describe('Base change events in', () => {
   });
 
   it('field events refresh base_fields: an added field appears, a deleted one is marked deleted', async () => {
-    const field = table.addField({ field_name: 'Evented', type: FieldType.Text });
+    const field = table.addField({ field_name: 'Evented', type: FieldType.Text, ui_type: 'Text' });
     const fieldKey = `${appToken}:${table.table_id}:${field.field_id}`;
     await waitFor(async () => (await row(stack, 'base_fields', TENANT, fieldKey))?.field_name === 'Evented', 10_000, 'new field');
     table.deleteField(field.field_id);

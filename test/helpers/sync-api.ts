@@ -84,7 +84,7 @@ export async function feedCaughtUp(stack: Stack, tenantKey: string, streams: str
   await waitFor(async () => {
     for (const stream of streams) {
       const res = await sql<{ ok: boolean }>`
-        select coalesce(max(change_xid) < pg_snapshot_xmin(pg_current_snapshot()), true) as ok
+        select coalesce(max(change_xid) < (select feed_horizon()), true) as ok
           from ${sql.table(stream)} where tenant_key = ${tenantKey}`.execute(stack.db.db);
       if (!res.rows[0]?.ok) return false;
     }

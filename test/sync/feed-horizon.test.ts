@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { RecordsService } from '../../src/sync/records.service.js';
@@ -51,8 +52,7 @@ describe('records feed horizon: a cursor never passes a row that is still to com
   }
 
   /**
-   * Follows until `count` keys came (or 10 s passed). The horizon is the whole server's oldest
-   * open transaction: another database's (a test file running alongside) can hold it back a while.
+   * Follows until `count` keys came (or 10 s passed): a commit becomes servable a moment later.
    */
   async function followUntil(cursor: string | undefined, count: number): Promise<{ keys: string[]; cursor: string }> {
     const keys: string[] = [];
@@ -96,6 +96,28 @@ describe('records feed horizon: a cursor never passes a row that is still to com
     const again = await followUntil(after.cursor, 1);
     expect(again.keys).toEqual(['ou_2']);
     expect((await follow(again.cursor)).keys).toEqual([]);
+  });
+
+  it('is not held back by a transaction open in another database of the same server', async () => {
+    const other = await createTestDatabase({ migrate: false });
+    const client = new pg.Client({ connectionString: other.url });
+    await client.connect();
+    try {
+      // An xid assigned in the other database, older than the rows written below, held open.
+      await client.query('begin');
+      await client.query('create table held_open (id int)');
+      const start = await follow(undefined);
+      const t = openTransaction(db, [user(700), user(701)]);
+      t.release();
+      await t.done;
+      // Served at once: without the per-database horizon these wait for the other database.
+      const got = await follow(start.cursor);
+      expect(got.keys.sort()).toEqual(['ou_700', 'ou_701']);
+    } finally {
+      await client.query('rollback').catch(() => undefined);
+      await client.end();
+      await other.drop();
+    }
   });
 
   it('orders positions numerically across a power of ten within one transaction', async () => {

@@ -53,7 +53,7 @@ const MIME: Record<string, string> = {
 const mimeOf = (name: string) => MIME[/\.([A-Za-z0-9]+)$/.exec(name)?.[1]?.toLowerCase() ?? ''] ?? 'application/octet-stream';
 
 /** The node a document's row takes its path from: the first in scope by (path, token), as read. */
-const chosenNode = (doc: StoredDocument, filter: DocsFilter): StoredNode | undefined =>
+export const chosenNode = (doc: StoredDocument, filter: DocsFilter): StoredNode | undefined =>
   doc.nodes.find((n) => inScope(filter, n.objType ?? '', n.path ?? ''));
 
 /**
@@ -70,7 +70,7 @@ function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'rewrite' | 'n
   return 'none';
 }
 
-function markdownRow(objToken: string, node: StoredNode, fetched: Fetched): StreamRow {
+export function markdownRow(objToken: string, node: StoredNode, fetched: Fetched): StreamRow {
   return {
     recordKey: objToken,
     partition: node.partition,
@@ -97,7 +97,7 @@ function markdownRow(objToken: string, node: StoredNode, fetched: Fetched): Stre
  * An uploaded file: metadata only (the sink downloads it with GET /drive/v1/files/:token/download
  * when it delivers). Drive's listing gives no size (null); the body hash stands for the version.
  */
-function fileRow(objToken: string, node: StoredNode): StreamRow {
+export function fileRow(objToken: string, node: StoredNode): StreamRow {
   const name = node.title ?? objToken;
   return {
     recordKey: objToken,
@@ -120,7 +120,7 @@ function fileRow(objToken: string, node: StoredNode): StreamRow {
   };
 }
 
-async function fetchBody(ctx: Ctx, objToken: string, objType: string): Promise<Fetched> {
+export async function fetchBody(ctx: Pick<Ctx, 'lark'>, objToken: string, objType: string): Promise<Fetched> {
   if (objType === 'docx') return fetchDocx(ctx, objToken);
   if (objType === 'doc' || objType === 'sheet' || objType === 'bitable') return fetchExport(ctx, objToken, objType);
   throw new SyncError('invalid_config', `documents of type ${objType} cannot be read`);

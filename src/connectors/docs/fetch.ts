@@ -6,7 +6,8 @@ import { blocksToMarkdown } from './blocks-markdown.js';
 import type { DocsConfigType } from './config.js';
 import { CONTENT_TOO_LARGE, type LarkBlock, type LarkBlocksPage, type LarkExportResult } from './lark-types.js';
 
-type Ctx = SyncContext<DocsConfigType>;
+/** Fetches need Lark only: a sync phase and a change event's re-read both pass theirs. */
+type Ctx = Pick<SyncContext<DocsConfigType>, 'lark'>;
 
 /** A document's body as Markdown, how it was obtained, and its revision when Lark gave one. */
 export interface Fetched {

@@ -4,6 +4,7 @@ import { contentPhase } from './content.phase.js';
 import { docsReads, type DocsReads } from './docs-reads.js';
 import { docsForm } from './form.js';
 import { listingPhase } from './listing.phase.js';
+import { DOCS_EVENTS, refreshDocument } from './events.js';
 import { DOCS_LIMITS, DOCS_STREAMS } from './streams.js';
 
 export { DOCS_LIMITS, DOCS_STREAMS };
@@ -35,4 +36,6 @@ export const docsModule = defineModule<DocsConfigType, DocsReads>({
       ? ['legacy docs, sheets and Bases are read through export tasks (slower; the app needs drive:export:readonly or docs:document:export)']
       : [],
   phases: [listingPhase, contentPhase],
+  events: DOCS_EVENTS,
+  deferred: { refresh: refreshDocument },
 });
