@@ -83,6 +83,13 @@ serveParent(
     /** Triggers one run and returns at once. */
     trigger: async (a: { tenant: string; module: SyncModuleName; mode: SyncMode }) => (await s.sync.trigger(a.tenant, a.module, a.mode, 'api')).run.id,
     run: async (id: string) => summary(id),
+    /** Change events stored but not yet handled, and webhook deliveries not yet sent. */
+    backlog: async () => {
+      const res = await sql<{ events: number; deliveries: number }>`
+        select (select count(*) from lark_events where status = 'pending')::int as events,
+               (select count(*) from webhook_deliveries where status = 'pending')::int as deliveries`.execute(s.db);
+      return res.rows[0] ?? { events: 0, deliveries: 0 };
+    },
     /**
      * Where the time went, from larksync's own rows over a window (ms since the epoch): a change
      * event from receipt to handled, and a records.changed delivery from its outbox row (the

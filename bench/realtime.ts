@@ -83,7 +83,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
   const seconds = Number(process.env.BENCH_REALTIME_SECONDS ?? 30);
   const kinds = (process.env.BENCH_REALTIME_KINDS ?? 'contact,approval,bitable').split(',').filter((k): k is Kind => k in MODULE_OF);
   const pollMs = Number(process.env.BENCH_REALTIME_POLL_MS ?? 250);
-  const settleSeconds = Number(process.env.BENCH_REALTIME_SETTLE_SECONDS ?? 60);
+  const settleSeconds = Number(process.env.BENCH_REALTIME_SETTLE_SECONDS ?? 600);
   const samples = Number(process.env.BENCH_REALTIME_BASELINE_SAMPLES ?? 5);
   const enforceLimits = process.env.BENCH_REALTIME_ENFORCE_LIMITS !== '0';
   const loadBefore = os.loadavg();
@@ -186,7 +186,19 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
     const settleUntil = Date.now() + settleSeconds * 1000;
     // The last pushes reach the consumer through the collector.
     await sleep(300);
-    while (Date.now() < settleUntil && consumer.awaited() > 0) await sleep(500);
+    // Until every change showed, or larksync has nothing left to handle or send (what then does
+    // not show was lost), or the settle time is over (what is still queued is reported).
+    let backlog = { events: 0, deliveries: 0 };
+    let idleSince: number | undefined;
+    while (Date.now() < settleUntil && consumer.awaited() > 0) {
+      backlog = await larksync.call<{ events: number; deliveries: number }>('backlog');
+      if (backlog.events + backlog.deliveries > 0) idleSince = undefined;
+      else if (idleSince === undefined) idleSince = Date.now();
+      // A few seconds with nothing queued: the consumer's last reads are done.
+      else if (Date.now() - idleSince > 5_000) break;
+      await sleep(500);
+    }
+    backlog = await larksync.call<{ events: number; deliveries: number }>('backlog');
     collecting = false;
     await collector;
     consumer.addPushes(await sim.call<Push[]>('takePushes'));
@@ -316,6 +328,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
     const notes = [
       `window: ${fmt(gen.changes)} changes in ${((windowEnd - windowStart) / 1000).toFixed(1)} s (${JSON.stringify(gen.byKind)}${gen.errors > 0 ? `, ${gen.errors} generator errors: ${gen.lastError}` : ''}), ${fmt(pushes.length)} events pushed (contact ${fmt(events.contact)}, approval ${fmt(events.approval)}, Base records ${fmt(events.bitable)}, other ${fmt(events.other)}: drive.file.edit_v1 and the like); simulator delivery: ${JSON.stringify(simEvents.counters)}`,
       `the ${fmt(records)}-record Base sync: ${bigAtEnd.status} at the end of the window with ${fmt(bigAtEnd.counts.base_records ?? 0)} records (${bigAfter.status} with ${fmt(bigAfter.counts.base_records ?? 0)} after the baseline)`,
+      `settled after ${((settledAt - windowEnd) / 1000).toFixed(0)} s with ${fmt(backlog.events)} change events still to handle and ${fmt(backlog.deliveries)} webhook deliveries to send${backlog.events > 0 ? ' (the missing rows above include those not yet handled: queued, not lost)' : ''}`,
       `changes never seen in the records API: ${fmt(neverVisible)}; seen but no webhook reached them: ${fmt(neverHooked)}; consumer: ${JSON.stringify(consumer.stats)}`,
       `visibility is timed at the end of the read that showed a change: feeds with changes outstanding are read every ${pollMs} ms (8 reads in flight at most) and on each webhook, so it is an upper bound by about the mean gap between reads (${round(consumer.stats.meanPollGapMs) ?? '-'} ms)`,
       `upstream calls over the window and settling (${((settledAt - windowStart) / 1000).toFixed(1)} s), the large sync's left out: ${JSON.stringify(calls)}; requests refused for a frequency limit: ${throttled}`,
@@ -353,6 +366,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
         consumer: consumer.stats,
         simEvents,
         stages,
+        backlogAtEnd: backlog,
         bigRun: { atWindowEnd: bigAtEnd, after: bigAfter },
         rssMiB,
         loadBefore,
