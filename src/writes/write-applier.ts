@@ -10,6 +10,7 @@ import type { LarkHttp } from '../lark/http.js';
 import { bucketOf, type Pacer } from '../sync/pacer.js';
 import { BASE_RECORDS, WRITE_LIMITS, type WriteApi } from './limits.js';
 import { prepareRows, writeRows } from '../sync/write-page.js';
+import { nextReadSeq } from '../sync/read-seq.js';
 import type { StreamRow } from '../sync/streams.js';
 import type { TenantTokens } from '../tokens/tokens.service.js';
 import { AttachmentError, loadSource, uploadToBase } from './attachments.js';
@@ -45,6 +46,12 @@ const NOT_WRITABLE = new Set([91403, 1254302, 1254040, 1254041, 1254003, 1254004
 const EDIT_HINT =
   'the app cannot edit this Base: add it to the Base as a collaborator with edit permission (the Base\'s "..." menu, More, Add document app / 添加文档应用, edit), ' +
   'or write as a signed-in user who may edit it (identity: { "user": "<open_id>" })';
+
+/** Rows read back, and the number of the read (sync/read-seq.ts). */
+interface ReadRows {
+  rows: StreamRow[];
+  readSeq?: string;
+}
 
 export interface ApplierDeps {
   db: Kysely<Database>;
@@ -170,9 +177,9 @@ export class WriteApplier {
   async run(appId: string, appToken: string): Promise<'done' | 'more'> {
     const ctx = new BaseContext(appId, appToken);
     const deadline = Date.now() + this.options.budgetMs;
-    const reader = new ReadBack<StreamRow[]>(
+    const reader = new ReadBack<ReadRows>(
       (item) => this.readRows(ctx, item),
-      (item, rows) => this.commitRead(ctx, item, rows),
+      (item, read) => this.commitRead(ctx, item, read.rows, read.readSeq),
     );
     for (const item of await this.writtenCalls(ctx)) reader.push(item);
     await this.loadPlanned(ctx);
@@ -197,7 +204,7 @@ export class WriteApplier {
   }
 
   /** The sender: the planned calls in order, one in flight, planning the next meanwhile. */
-  private async sendAll(ctx: BaseContext, deadline: number, reader: ReadBack<StreamRow[]>): Promise<'done' | 'more'> {
+  private async sendAll(ctx: BaseContext, deadline: number, reader: ReadBack<ReadRows>): Promise<'done' | 'more'> {
     let after = '0';
     let commits: Promise<void> = Promise.resolve();
     let commitFailure: unknown;
@@ -772,7 +779,7 @@ export class WriteApplier {
   }
 
   /** The answer, committed (records ok with their ids, the call 'written'), then handed to the reader. */
-  private async commitAnswer(p: Planned, ids: Array<string | null>, reader: ReadBack<StreamRow[]>): Promise<void> {
+  private async commitAnswer(p: Planned, ids: Array<string | null>, reader: ReadBack<ReadRows>): Promise<void> {
     await this.deps.db.transaction().execute(async (trx) => {
       await sql`
         update base_write_records r set state = 'ok', record_id = p.id
@@ -794,10 +801,13 @@ export class WriteApplier {
   }
 
   /** The written records as Lark holds them now (batch_get, 100 at a time); a failure only delays them to the next sync. */
-  private async readRows(ctx: BaseContext, item: ReadBackItem): Promise<StreamRow[]> {
-    if (item.op === 'delete' || item.recordIds.length === 0) return [];
+  private async readRows(ctx: BaseContext, item: ReadBackItem): Promise<ReadRows> {
+    if (item.op === 'delete' || item.recordIds.length === 0) return { rows: [] };
     try {
       const tokens = await this.tokens(ctx, item.tenantKey, item.identityUser);
+      // Numbered before the calls (sync/read-seq.ts): a change event's re-read of the same records
+      // that started later wins over this read-back, whichever commits first.
+      const readSeq = await nextReadSeq(this.deps.db);
       const chunks: string[][] = [];
       for (let i = 0; i < item.recordIds.length; i += READ_BACK_CHUNK) chunks.push(item.recordIds.slice(i, i + READ_BACK_CHUNK));
       // Sent together, paced by the batch_get tier: Lark's latency overlaps, its rate limit holds.
@@ -818,22 +828,22 @@ export class WriteApplier {
           if (row) out.push(row);
         }
       }
-      return out;
+      return { rows: out, readSeq };
     } catch (err) {
       // Only Lark may turn a read-back down. Anything else (the database refusing a connection, a
       // bug) fails the job: the call stays 'written' and the next job reads it back, rather than
       // reporting the write succeeded without its rows.
       if (!fromLark(err)) throw err;
       this.deps.log.warn({ appToken: ctx.appToken, batch: item.batchId, err: (err as Error).message }, 'written records could not be read back; the next sync brings them');
-      return [];
+      return { rows: [] };
     }
   }
 
   /** The read-back rows (or, for a delete, the rows marked deleted), the call done, its writes settled: one transaction. */
-  private async commitRead(ctx: BaseContext, item: ReadBackItem, rows: StreamRow[]): Promise<void> {
+  private async commitRead(ctx: BaseContext, item: ReadBackItem, rows: StreamRow[], readSeq?: string): Promise<void> {
     await this.deps.db.transaction().execute(async (trx) => {
       // What was written shows in base_records (and the records feed) at once, not at the next sync.
-      if (rows.length > 0) await writeRows(trx, item.tenantKey, null, await prepareRows(BASE_RECORDS, rows), { recordSeen: false });
+      if (rows.length > 0) await writeRows(trx, item.tenantKey, null, await prepareRows(BASE_RECORDS, rows), { recordSeen: false, readSeq });
       if (item.op === 'delete' && item.recordIds.length > 0) {
         const keys = item.recordIds.map((id) => `${ctx.appToken}:${item.tableId}:${id}`);
         await sql`update base_records set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id()

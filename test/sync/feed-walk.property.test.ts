@@ -20,7 +20,8 @@ const TENANT = 'tenant-feed-walk';
 const ROUNDS = Number(process.env.FEED_ROUNDS ?? 3);
 const BOUNDARIES = [999, 99_999, 999_999, 9_999_999];
 const MODULES: SyncModuleName[] = ['contact', 'approval', 'base', 'attendance'];
-const ALL_STREAMS: StreamName[] = STREAM_CATALOG.names();
+// The streams of the modules this test syncs (docs has its own walk tests: test/sync/docs*.test.ts).
+const ALL_STREAMS: StreamName[] = STREAM_CATALOG.names().filter((s) => (MODULES as string[]).includes(STREAM_CATALOG.spec(s).module));
 
 interface FeedRecord {
   key: string;
