@@ -6,14 +6,14 @@ import { handleAppStatusChange } from './handlers/app-status-change.js';
 import { handleAppUninstalled } from './handlers/app-uninstalled.js';
 import { handleUserTokenRevoked } from './handlers/user-token-revoked.js';
 import { MODULES } from '../connectors/index.js';
-import { moduleEventTable, runModuleHandler } from './module-events.js';
+import { moduleEventTable, runModuleHandler, type ModuleEventEntry } from './module-events.js';
 
 /**
  * A change event's handler: every module declaring the type (defineModule `events`) gets it, for
  * tenants that enabled the module. The event's row is marked handled in the transaction that
  * applies its rows, so a crash after that commit does not apply it a second time.
  */
-function moduleHandler(entries: ReturnType<typeof moduleEventTable> extends ReadonlyMap<string, infer V> ? V : never): EventHandler {
+function moduleHandler(entries: ModuleEventEntry[]): EventHandler {
   return async (event, ctx) => {
     let outcome: 'processed' | 'ignored' = 'ignored';
     for (const { module, handler } of entries) {

@@ -140,9 +140,15 @@ export function deferredPayloadOf(p: unknown): DeferredPayload {
   return j as DeferredPayload;
 }
 
+/** A module's handler of an event type. */
+export interface ModuleEventEntry {
+  module: SyncModuleDef;
+  handler: ModuleEventHandler;
+}
+
 /** Event type -> the modules that declare a handler for it (registry order). */
-export function moduleEventTable(modules: Iterable<SyncModuleDef>): ReadonlyMap<string, Array<{ module: SyncModuleDef; handler: ModuleEventHandler }>> {
-  const table = new Map<string, Array<{ module: SyncModuleDef; handler: ModuleEventHandler }>>();
+export function moduleEventTable(modules: Iterable<SyncModuleDef>): ReadonlyMap<string, ModuleEventEntry[]> {
+  const table = new Map<string, ModuleEventEntry[]>();
   for (const module of modules) {
     for (const [type, handler] of Object.entries(module.events ?? {})) {
       const list = table.get(type) ?? [];

@@ -81,6 +81,16 @@ describe('Base change events in', () => {
     expect((await eventStatuses(stack, RECORD_EVENT)).slice(-2)).toEqual(['processed', 'ignored']);
   });
 
+  it('a table of the same Base that is not configured: its events are stored and ignored, no call', async () => {
+    const ledger = bitable.table(appToken, bitable.refs.main.ledger);
+    const r = ledger.nth(0)!;
+    ledger.edit(r.record_id, { Name: 'Not synced' });
+    await eventsSettled(stack);
+    expect(await row(stack, 'base_records', TENANT, `${appToken}:${ledger.table_id}:${r.record_id}`)).toBeUndefined();
+    expect(calls).toEqual({});
+    expect((await eventStatuses(stack, RECORD_EVENT)).at(-1)).toBe('ignored');
+  });
+
   it('field events refresh base_fields: an added field appears, a deleted one is marked deleted', async () => {
     const field = table.addField({ field_name: 'Evented', type: FieldType.Text, ui_type: 'Text' });
     const fieldKey = `${appToken}:${table.table_id}:${field.field_id}`;
