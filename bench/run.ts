@@ -25,6 +25,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   writes: async () => (await import('./writes.js')).benchWrites,
   subscriptions: async () => (await import('./subscriptions.js')).benchSubscriptions,
   docs: async () => (await import('./docs-sync.js')).benchDocsSync,
+  realtime: async () => (await import('./realtime.js')).benchRealtime,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
