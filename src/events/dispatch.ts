@@ -33,6 +33,9 @@ function moduleHandler(entries: ModuleEventEntry[]): EventHandler {
 
 const MODULE_EVENTS = moduleEventTable(Object.values(MODULES));
 
+/** Change events (the types modules handle): a drain runs different tenants' at once. */
+export const CHANGE_EVENT_TYPES: ReadonlySet<string> = new Set(MODULE_EVENTS.keys());
+
 /** Event type -> handler: lifecycle events here, change events from the modules. Types not listed are stored and marked `ignored`. */
 export const eventHandlers: Readonly<Record<string, EventHandler>> = {
   ...Object.fromEntries([...MODULE_EVENTS].map(([type, entries]) => [type, moduleHandler(entries)])),

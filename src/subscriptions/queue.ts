@@ -23,6 +23,11 @@ export type SubscriptionReason = 'configured' | 'installed' | 'documents' | 'due
  */
 export async function queueSubscriptionJob(db: Kysely<Database>, tenantKey: string, reason: SubscriptionReason, runAt?: Date): Promise<void> {
   if (reason === 'installed') {
+    // A first install has no connectors yet: nothing to subscribe, no job (their save queues one).
+    const any = await sql<{ n: number }>`
+      select (exists (select 1 from connectors where tenant_key = ${tenantKey})
+              or exists (select 1 from lark_subscriptions where tenant_key = ${tenantKey}))::int as n`.execute(db);
+    if (!any.rows[0]?.n) return;
     await sql`update lark_subscriptions set status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
                where tenant_key = ${tenantKey} and wanted`.execute(db);
   } else if (reason === 'configured') {
