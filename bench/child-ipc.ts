@@ -12,8 +12,11 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** Inside node_modules, so the compiled files resolve their packages as the sources do. */
-const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'larksync-bench');
+/**
+ * Inside node_modules, so the compiled files resolve their packages as the sources do; named for
+ * the checkout, because worktrees may share one node_modules and must not run each other's build.
+ */
+const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', `larksync-bench-${path.basename(ROOT)}`);
 
 /**
  * Compiles bench children (and everything they import) to JavaScript, as `npm run build` does for
