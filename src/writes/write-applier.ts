@@ -19,6 +19,7 @@ import { settleWrites } from './settle.js';
 import { KeyIndex, cellText, writtenKey } from './upsert-keys.js';
 import type { BaseWriteBatchRow, BaseWriteRow, WriteRecordError } from './writes.table.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
+import { trace } from './trace.js';
 
 const TABLE = (appToken: string, tableId: string) => `/open-apis/bitable/v1/apps/${encodeURIComponent(appToken)}/tables/${encodeURIComponent(tableId)}`;
 
@@ -82,6 +83,13 @@ type Outcome =
   | { kind: 'fatal'; errorClass: string; message: string };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Lets I/O in between long stretches of work (converting 1,000 records), so the answer of the call
+ * in flight is taken, and the next call sent, without waiting for them.
+ */
+const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
+/** Records converted between two yieldToIo(). */
+const CONVERT_SLICE = 100;
 
 type BatchOp = 'create' | 'update' | 'delete';
 type Member = { write_id: string; idx: number };
@@ -89,6 +97,8 @@ type Member = { write_id: string; idx: number };
 /** A planned call, with what sending it needs: its tenant and its records in body order. */
 interface Planned {
   batch: BaseWriteBatchRow;
+  /** its body as sent, serialized when it was planned (not while the Base waits for it) */
+  json: string;
   tenantKey: string;
   members: Member[];
   /**
@@ -104,6 +114,36 @@ type PlanStep = 'planned' | 'progress' | 'idle' | 'blocked';
 /** Records changed state under the planner (a cancel): plan again. */
 class PlanRace extends Error {}
 
+/**
+ * The Base's write lane, seen from beside it. Lark takes one write call at a time per Base, so
+ * from an answer until the next call leaves, the Base waits for larksync: the sender closes the
+ * lane then, and what can wait (committing an answer, the read-back) does, instead of taking the
+ * event loop and the database from the call about to leave.
+ */
+class Lane {
+  private gate: Promise<void> = Promise.resolve();
+  private release: (() => void) | undefined;
+
+  close(): void {
+    if (this.release) return;
+    this.gate = new Promise((resolve) => {
+      this.release = resolve;
+    });
+  }
+
+  open(): void {
+    const release = this.release;
+    this.release = undefined;
+    this.gate = Promise.resolve();
+    release?.();
+  }
+
+  /** Resolves once the lane is open. */
+  clear(): Promise<void> {
+    return this.gate;
+  }
+}
+
 /** What one job knows about the Base it works for. */
 class BaseContext {
   readonly schemas = new Map<string, Map<string, TableField>>();
@@ -116,6 +156,8 @@ class BaseContext {
   readonly planned = new Map<string, Planned>();
   /** The reader failed: the sender stops. */
   failure: unknown;
+  /** Closed from an answer until the next call leaves: work beside the calls waits for it. */
+  readonly lane = new Lane();
   /** Planning and unplanning one at a time (the planner runs while a call is in flight). */
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -173,6 +215,7 @@ export class WriteApplier {
     const reader = new ReadBack<StreamRow[]>(
       (item) => this.readRows(ctx, item),
       (item, rows) => this.commitRead(ctx, item, rows),
+      () => ctx.lane.clear(),
     );
     for (const item of await this.writtenCalls(ctx)) reader.push(item);
     await this.loadPlanned(ctx);
@@ -196,7 +239,13 @@ export class WriteApplier {
     return sent === 'more' || reader.left > 0 ? 'more' : 'done';
   }
 
-  /** The sender: the planned calls in order, one in flight, planning the next meanwhile. */
+  /**
+   * The sender: the planned calls in order, one in flight. From an answer to the next call's
+   * departure the Base waits on larksync alone, so that stretch does nothing else: the next call
+   * was planned (converted, stored, serialized) while the last one was in flight, the answer is
+   * committed and the call after next planned only once the next one has left, and the reader
+   * holds back meanwhile (ctx.lane).
+   */
   private async sendAll(ctx: BaseContext, deadline: number, reader: ReadBack<StreamRow[]>): Promise<'done' | 'more'> {
     let after = '0';
     let commits: Promise<void> = Promise.resolve();
@@ -208,6 +257,7 @@ export class WriteApplier {
         if (Date.now() > deadline) return 'more';
         const next = ctx.firstPlanned(after);
         if (!next) {
+          ctx.lane.open();
           const step = await ctx.exclusive(() => this.planStep(ctx));
           if (step === 'idle') return 'done';
           if (step === 'blocked') throw new Error('planning waits for an answer, but no call is in flight');
@@ -215,32 +265,46 @@ export class WriteApplier {
         }
         // Planned ahead and not full: records that arrived since may join it (it was never sent).
         if (next.ahead && next.members.length < MAX_BATCH[next.batch.op] && (await this.morePending(ctx))) {
+          ctx.lane.open();
           await ctx.exclusive(() => this.unplanAfter(ctx, (BigInt(next.batch.id) - 1n).toString()));
           next.ahead = false;
           continue;
         }
-        const ahead = this.planAhead(ctx, next.batch.id);
+        let ahead: Promise<void> | undefined;
         let outcome: Exclude<Outcome, { kind: 'retry' }>;
         try {
-          outcome = await this.transmit(ctx, next);
+          trace('send', next.batch.id);
+          outcome = await this.transmit(ctx, next, () => {
+            // The call has left: what waited for it may run while it is in flight.
+            ctx.lane.open();
+            ahead = this.planAhead(ctx, next.batch.id);
+          });
+          trace('answer', next.batch.id);
         } catch (err) {
-          await ahead.catch(() => undefined);
+          ctx.lane.open();
+          await ahead?.catch(() => undefined);
           throw err;
         }
         if (outcome.kind === 'ok') {
           const ids = this.answered(ctx, next, outcome.data);
+          // The Base is idle from now until the next call leaves: the answer is committed after.
+          ctx.lane.close();
           commits = commits
+            .then(() => ctx.lane.clear())
             .then(() => (commitFailure === undefined ? this.commitAnswer(next, ids, reader) : undefined))
             .catch((err: unknown) => {
               commitFailure ??= err;
             });
           after = next.batch.id;
+          // Planned while this call was in flight (it started when the call left).
           await ahead;
+          trace('aheadAwaited', next.batch.id);
           continue;
         }
         // Refused as a whole: whatever was planned behind it goes back to pending, and it is
         // replaced by smaller calls (or its records fail) in its place.
-        await ahead.catch(() => undefined);
+        ctx.lane.open();
+        await ahead?.catch(() => undefined);
         await commits;
         if (commitFailure !== undefined) throw commitFailure;
         await ctx.exclusive(async () => {
@@ -252,6 +316,7 @@ export class WriteApplier {
         });
       }
     } finally {
+      ctx.lane.open();
       await commits;
     }
   }
@@ -259,10 +324,11 @@ export class WriteApplier {
   /** Plans one call ahead of `afterId` while it is in flight, unless one is planned already. */
   private planAhead(ctx: BaseContext, afterId: string): Promise<void> {
     return ctx.exclusive(async () => {
+      trace('planStart', afterId);
       for (;;) {
-        if (ctx.firstPlanned(afterId)) return;
+        if (ctx.firstPlanned(afterId)) { trace('planEnd', afterId); return; }
         const step = await this.planStep(ctx, true);
-        if (step !== 'progress') return;
+        if (step !== 'progress') { trace('planEnd', afterId); return; }
       }
     });
   }
@@ -299,7 +365,7 @@ export class WriteApplier {
         await this.deps.db.updateTable('base_write_batches').set({ status: 'failed', finished_at: sql<Date>`now()` }).where('id', '=', batch.id).execute();
         continue;
       }
-      ctx.planned.set(batch.id, { batch, tenantKey, members: members.map((m) => ({ write_id: m.write_id, idx: m.idx })) });
+      ctx.planned.set(batch.id, { batch, json: JSON.stringify(batch.body), tenantKey, members: members.map((m) => ({ write_id: m.write_id, idx: m.idx })) });
     }
   }
 
@@ -443,7 +509,8 @@ export class WriteApplier {
     const failed: Array<{ write_id: string; idx: number; error: WriteRecordError }> = [];
     const warnings = new Map<string, Set<string>>();
     const seenIds = new Set<string>();
-    for (const r of rows.rows) {
+    for (const [i, r] of rows.rows.entries()) {
+      if (i > 0 && i % CONVERT_SLICE === 0) await yieldToIo();
       if (op === 'delete') {
         planned.push({ write_id: r.write_id, idx: r.idx, body: String(r.input.recordId) });
         continue;
@@ -533,7 +600,8 @@ export class WriteApplier {
     const creates: Array<{ write_id: string; idx: number; body: Record<string, unknown> }> = [];
     const updates: Array<{ write_id: string; idx: number; body: Record<string, unknown> }> = [];
     const warnings = new Map<string, Set<string>>();
-    for (const c of chunk) {
+    for (const [i, c] of chunk.entries()) {
+      if (i > 0 && i % CONVERT_SLICE === 0) await yieldToIo();
       const ids = index.lookup(c.value, found.get(c.value));
       if (ids.length > 1) {
         failed.push({ write_id: write.id, idx: c.idx, error: { code: 'ambiguous_match', message: `${ids.length} records have ${field} = "${c.value.slice(0, 100)}": make it unique or update by recordId`, field } });
@@ -682,6 +750,7 @@ export class WriteApplier {
     records: Array<{ write_id: string; idx: number; body: Record<string, unknown> | string }>,
   ): Promise<Planned> {
     const body = { records: records.map((r) => r.body) };
+    const json = JSON.stringify(body);
     const batch = await trx
       .insertInto('base_write_batches')
       .values({
@@ -691,7 +760,7 @@ export class WriteApplier {
         op,
         identity_user: write.identity_user,
         client_token: randomUUID(),
-        body: JSON.stringify(body),
+        body: json,
         status: 'planned',
       })
       .returningAll()
@@ -701,36 +770,51 @@ export class WriteApplier {
         from jsonb_to_recordset(${JSON.stringify(records.map((x) => ({ w: x.write_id, i: x.idx })))}::jsonb) as p(w bigint, i int)
        where r.write_id = p.w and r.idx = p.i and r.state = 'pending'`.execute(trx);
     if (Number(moved.numAffectedRows ?? 0) !== records.length) throw new PlanRace('records changed state while being planned');
-    return { batch: { ...batch, body }, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })) };
+    return { batch: { ...batch, body }, json, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })) };
   }
 
-  /** Sends a planned call (again, with its own client_token, after a timeout or a 5xx) until Lark gives an answer that is not "later". */
-  private async transmit(ctx: BaseContext, p: Planned): Promise<Exclude<Outcome, { kind: 'retry' }>> {
+  /**
+   * Sends a planned call (again, with its own client_token, after a timeout or a 5xx) until Lark
+   * gives an answer that is not "later". `onSent` runs once, when the call first leaves.
+   */
+  private async transmit(ctx: BaseContext, p: Planned, onSent: () => void = () => undefined): Promise<Exclude<Outcome, { kind: 'retry' }>> {
     const { batch } = p;
     const path = `${TABLE(ctx.appToken, batch.table_id)}/records/batch_${batch.op}`;
+    let sent = false;
     for (let attempt = 0; ; attempt += 1) {
       let outcome: Outcome;
       try {
         const tokens = await this.tokens(ctx, p.tenantKey, batch.identity_user);
         // Counted before it leaves (a call with attempts = 0 was never sent: unplanAfter relies
-        // on it), while the rate limit's token is taken: two round trips at once.
-        await Promise.all([
+        // on it), while the rate limit's token is taken and the access token read: three round
+        // trips at once, the only ones between an answer and the next call.
+        const ready = Promise.all([
           sql`
             with b as (update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint returning id)
             update base_writes set upstream_calls = upstream_calls + 1 where id = ${p.members[0]!.write_id}::bigint`.execute(this.deps.db),
           this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']),
         ]);
-        const res = await tokens.withToken((token, baseUrl) =>
-          this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
+        // Awaited in the call below; a token lookup that fails first must not leave it unhandled.
+        ready.catch(() => undefined);
+        const res = await tokens.withToken(async (token, baseUrl) => {
+          // (Run again with a fresh token after Lark refused the first: the same attempt.)
+          await ready;
+          trace('http', batch.id);
+          const answer = this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
             method: 'POST',
             path,
             endpoint: `/open-apis/bitable/v1/apps/:app_token/tables/:table_id/records/batch_${batch.op}`,
             query: { client_token: batch.client_token, user_id_type: 'open_id' },
-            body: batch.body,
+            json: p.json,
             bearer: token,
             timeoutMs: this.options.callTimeoutMs,
-          }),
-        );
+          });
+          if (!sent) {
+            sent = true;
+            onSent();
+          }
+          return answer;
+        });
         outcome = { kind: 'ok', data: res.body.data ?? {} };
       } catch (err) {
         outcome = classify(err);
@@ -773,6 +857,7 @@ export class WriteApplier {
 
   /** The answer, committed (records ok with their ids, the call 'written'), then handed to the reader. */
   private async commitAnswer(p: Planned, ids: Array<string | null>, reader: ReadBack<StreamRow[]>): Promise<void> {
+    trace('commitAnswerStart', p.batch.id);
     await this.deps.db.transaction().execute(async (trx) => {
       await sql`
         update base_write_records r set state = 'ok', record_id = p.id
@@ -782,6 +867,7 @@ export class WriteApplier {
       // Lark holds these records: their writes may end now (the read-back follows).
       await settleWrites(trx, [...new Set(p.members.map((m) => m.write_id))]);
     });
+    trace('commitAnswerEnd', p.batch.id);
     reader.push({
       batchId: p.batch.id,
       tableId: p.batch.table_id,
@@ -795,6 +881,7 @@ export class WriteApplier {
 
   /** The written records as Lark holds them now (batch_get, 100 at a time); a failure only delays them to the next sync. */
   private async readRows(ctx: BaseContext, item: ReadBackItem): Promise<StreamRow[]> {
+    trace('readStart', item.batchId);
     if (item.op === 'delete' || item.recordIds.length === 0) return [];
     try {
       const tokens = await this.tokens(ctx, item.tenantKey, item.identityUser);
@@ -813,11 +900,13 @@ export class WriteApplier {
       );
       const out: StreamRow[] = [];
       for (const data of answers) {
+        await yieldToIo();
         for (const r of data.records ?? []) {
           const row = recordRow(ctx.appToken, item.tableId, r);
           if (row) out.push(row);
         }
       }
+      trace('readEnd', item.batchId);
       return out;
     } catch (err) {
       // Only Lark may turn a read-back down. Anything else (the database refusing a connection, a
@@ -831,6 +920,7 @@ export class WriteApplier {
 
   /** The read-back rows (or, for a delete, the rows marked deleted), the call done, its writes settled: one transaction. */
   private async commitRead(ctx: BaseContext, item: ReadBackItem, rows: StreamRow[]): Promise<void> {
+    trace('commitReadStart', item.batchId);
     await this.deps.db.transaction().execute(async (trx) => {
       // What was written shows in base_records (and the records feed) at once, not at the next sync.
       if (rows.length > 0) await writeRows(trx, item.tenantKey, null, await prepareRows(BASE_RECORDS, rows), { recordSeen: false });
@@ -843,6 +933,7 @@ export class WriteApplier {
       await settleWrites(trx, item.writeIds);
       await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: item.tenantKey, data: { streams: [BASE_RECORDS.name] } });
     });
+    trace('commitReadEnd', item.batchId);
   }
 
   /**
@@ -897,6 +988,7 @@ export class WriteApplier {
       for (let i = 0; i < members.length; i += size) {
         const part = members.slice(i, i + size);
         const body = { records: sent.slice(i, i + size) };
+        const json = JSON.stringify(body);
         const created = await trx
           .insertInto('base_write_batches')
           .values({
@@ -906,7 +998,7 @@ export class WriteApplier {
             op: batch.op,
             identity_user: batch.identity_user,
             client_token: randomUUID(),
-            body: JSON.stringify(body),
+            body: json,
             status: 'planned',
           })
           .returningAll()
@@ -915,7 +1007,7 @@ export class WriteApplier {
           update base_write_records r set batch_id = ${created.id}::bigint
             from jsonb_to_recordset(${JSON.stringify(part.map((m) => ({ w: m.write_id, i: m.idx })))}::jsonb) as p(w bigint, i int)
            where r.write_id = p.w and r.idx = p.i`.execute(trx);
-        made.push({ batch: { ...created, body }, tenantKey: p.tenantKey, members: part });
+        made.push({ batch: { ...created, body }, json, tenantKey: p.tenantKey, members: part });
       }
     });
     for (const m of made) ctx.planned.set(m.batch.id, m);
