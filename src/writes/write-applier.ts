@@ -90,8 +90,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
 /** Records converted between two yieldToIo(). */
 const CONVERT_SLICE = 100;
-/** The read-back starts a step at most this long after a write call left (see Lane). */
-const LANE_WINDOW_MS = 40;
+/** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
+const LANE_WINDOW_MS = 80;
 
 type BatchOp = 'create' | 'update' | 'delete';
 type Member = { write_id: string; idx: number };
@@ -118,13 +118,15 @@ class PlanRace extends Error {}
 
 /**
  * The Base's write lane, seen from beside it. Lark takes one write call at a time per Base, so
- * from an answer until the next call leaves the Base waits for larksync: the lane is closed then,
- * and what can wait does. Committing an answer only needs the lane not closed; the read-back's
- * steps (a commit of 1,000 rows costs tens of milliseconds of CPU) start right after a call left,
- * so they are done before its answer is due instead of delaying the one after it.
+ * from an answer until the next call leaves the Base waits for larksync, and what is done while a
+ * call is in flight goes in the order the lane needs it: first the call after it is planned
+ * (converted, stored, serialized: it must be ready when the answer comes), then the answer before
+ * it is committed and the read-back goes on. A read-back step (a commit of 1,000 rows costs tens
+ * of milliseconds of CPU) starts only early in a call's flight, so it is done before the answer is
+ * due instead of delaying the call after it.
  */
 class Lane {
-  private state: 'idle' | 'closed' | 'flight' = 'idle';
+  private state: 'idle' | 'closed' | 'planning' | 'flight' = 'idle';
   private leftAt = 0;
   private wake: Promise<void>;
   private woken!: () => void;
@@ -142,9 +144,8 @@ class Lane {
     });
   }
 
-  private change(state: 'idle' | 'closed' | 'flight'): void {
+  private change(state: Lane['state']): void {
     this.state = state;
-    if (state === 'closed') return;
     const woken = this.woken;
     this.wake = this.nextWake();
     woken();
@@ -155,10 +156,15 @@ class Lane {
     this.change('closed');
   }
 
-  /** A call left. */
-  departed(): void {
+  /** A call left; `planning`: the call after it is being planned. */
+  departed(planning: boolean): void {
     this.leftAt = Date.now();
-    this.change('flight');
+    this.change(planning ? 'planning' : 'flight');
+  }
+
+  /** The call after the one in flight is planned. */
+  planned(): void {
+    if (this.state === 'planning') this.change('flight');
   }
 
   /** No call in flight or about to leave (planning, waiting to retry, stopped). */
@@ -166,14 +172,14 @@ class Lane {
     this.change('idle');
   }
 
-  /** Resolves once the lane is not closed. */
+  /** Resolves once nothing the lane needs first is being done (for committing answers). */
   async clear(): Promise<void> {
-    while (this.state === 'closed') await this.wake;
+    while (this.state === 'closed' || this.state === 'planning') await this.wake;
   }
 
-  /** Resolves right after a call left, or while none is in flight. */
+  /** Resolves while no call is in flight, or early in a call's flight once the next one is planned. */
   async fresh(): Promise<void> {
-    while (this.state === 'closed' || (this.state === 'flight' && Date.now() - this.leftAt > this.windowMs)) await this.wake;
+    while (this.state === 'closed' || this.state === 'planning' || (this.state === 'flight' && Date.now() - this.leftAt > this.windowMs)) await this.wake;
   }
 }
 
@@ -309,7 +315,8 @@ export class WriteApplier {
           trace('send', next.batch.id);
           outcome = await this.transmit(ctx, next, () => {
             // Planned while this call is in flight.
-            ahead = this.planAhead(ctx, next.batch.id);
+            ahead = this.planAhead(ctx, next.batch.id).finally(() => ctx.lane.planned());
+            return true;
           });
           trace('answer', next.batch.id);
         } catch (err) {
@@ -807,9 +814,10 @@ export class WriteApplier {
 
   /**
    * Sends a planned call (again, with its own client_token, after a timeout or a 5xx) until Lark
-   * gives an answer that is not "later". `onSent` runs once, when the call first leaves.
+   * gives an answer that is not "later". `onSent` runs once, when the call first leaves, and says
+   * whether it started planning the next call (see Lane).
    */
-  private async transmit(ctx: BaseContext, p: Planned, onSent: () => void = () => undefined): Promise<Exclude<Outcome, { kind: 'retry' }>> {
+  private async transmit(ctx: BaseContext, p: Planned, onSent: () => boolean = () => false): Promise<Exclude<Outcome, { kind: 'retry' }>> {
     const { batch } = p;
     const path = `${TABLE(ctx.appToken, batch.table_id)}/records/batch_${batch.op}`;
     let sent = false;
@@ -841,11 +849,9 @@ export class WriteApplier {
             bearer: token,
             timeoutMs: this.options.callTimeoutMs,
           });
-          ctx.lane.departed();
-          if (!sent) {
-            sent = true;
-            onSent();
-          }
+          const planning = !sent && onSent();
+          sent = true;
+          ctx.lane.departed(planning);
           return answer;
         });
         outcome = { kind: 'ok', data: res.body.data ?? {} };
