@@ -91,7 +91,7 @@ const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
 /** Records converted between two yieldToIo(). */
 const CONVERT_SLICE = 100;
 /** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
-const LANE_WINDOW_MS = 80;
+const LANE_WINDOW_MS = 100;
 
 type BatchOp = 'create' | 'update' | 'delete';
 type Member = { write_id: string; idx: number };
@@ -288,6 +288,8 @@ export class WriteApplier {
   private async sendAll(ctx: BaseContext, deadline: number, reader: ReadBack<StreamRow[]>): Promise<'done' | 'more'> {
     let after = '0';
     let commits: Promise<void> = Promise.resolve();
+    /** Answered calls whose answer is not committed yet, in order. */
+    const uncommitted: Array<{ p: Planned; ids: Array<string | null> }> = [];
     let commitFailure: unknown;
     try {
       for (;;) {
@@ -328,9 +330,11 @@ export class WriteApplier {
           const ids = this.answered(ctx, next, outcome.data);
           // The Base is idle from now until the next call leaves: the answer is committed after.
           ctx.lane.close();
+          uncommitted.push({ p: next, ids });
           commits = commits
             .then(() => ctx.lane.clear())
-            .then(() => (commitFailure === undefined ? this.commitAnswer(next, ids, reader) : undefined))
+            // Everything answered by now goes in (later links of the chain may find nothing).
+            .then(() => (commitFailure === undefined ? this.commitAnswers(uncommitted.splice(0), reader) : undefined))
             .catch((err: unknown) => {
               commitFailure ??= err;
             });
@@ -895,28 +899,45 @@ export class WriteApplier {
     return ids;
   }
 
-  /** The answer, committed (records ok with their ids, the call 'written'), then handed to the reader. */
-  private async commitAnswer(p: Planned, ids: Array<string | null>, reader: ReadBack<StreamRow[]>): Promise<void> {
-    trace('commitAnswerStart', p.batch.id);
+  /**
+   * Answers, committed (records ok with their ids, the calls 'written') in one transaction, then
+   * handed to the reader in order. Answers that came while an earlier commit ran are committed
+   * together: one commit per answer, each waiting for the lane, could fall behind the calls.
+   */
+  private async commitAnswers(answers: Array<{ p: Planned; ids: Array<string | null> }>, reader: ReadBack<StreamRow[]>): Promise<void> {
+    if (answers.length === 0) return;
+    trace('commitAnswerStart', answers.map((a) => a.p.batch.id).join(','));
+    const writeIds = [...new Set(answers.flatMap((a) => a.p.members.map((m) => m.write_id)))];
     await this.deps.db.transaction().execute(async (trx) => {
+      const rows = answers.flatMap(({ p, ids }) => p.members.map((m, i) => ({ w: m.write_id, i: m.idx, id: ids[i] })));
       await sql`
         update base_write_records r set state = 'ok', record_id = p.id
-          from jsonb_to_recordset(${JSON.stringify(p.members.map((m, i) => ({ w: m.write_id, i: m.idx, id: ids[i] })))}::jsonb) as p(w bigint, i int, id text)
+          from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as p(w bigint, i int, id text)
          where r.write_id = p.w and r.idx = p.i`.execute(trx);
-      await trx.updateTable('base_write_batches').set({ status: 'written' }).where('id', '=', p.batch.id).execute();
+      await trx
+        .updateTable('base_write_batches')
+        .set({ status: 'written' })
+        .where(
+          'id',
+          'in',
+          answers.map((a) => a.p.batch.id),
+        )
+        .execute();
       // Lark holds these records: their writes may end now (the read-back follows).
-      await settleWrites(trx, [...new Set(p.members.map((m) => m.write_id))]);
+      await settleWrites(trx, writeIds);
     });
-    trace('commitAnswerEnd', p.batch.id);
-    reader.push({
-      batchId: p.batch.id,
-      tableId: p.batch.table_id,
-      op: p.batch.op,
-      identityUser: p.batch.identity_user,
-      tenantKey: p.tenantKey,
-      recordIds: ids.filter((x): x is string => x !== null),
-      writeIds: [...new Set(p.members.map((m) => m.write_id))],
-    });
+    trace('commitAnswerEnd', answers.map((a) => a.p.batch.id).join(','));
+    for (const { p, ids } of answers) {
+      reader.push({
+        batchId: p.batch.id,
+        tableId: p.batch.table_id,
+        op: p.batch.op,
+        identityUser: p.batch.identity_user,
+        tenantKey: p.tenantKey,
+        recordIds: ids.filter((x): x is string => x !== null),
+        writeIds: [...new Set(p.members.map((m) => m.write_id))],
+      });
+    }
   }
 
   /** The written records as Lark holds them now (batch_get, 100 at a time); a failure only delays them to the next sync. */
