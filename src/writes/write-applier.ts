@@ -103,6 +103,8 @@ interface Planned {
   json: string;
   tenantKey: string;
   members: Member[];
+  /** Times sent by this job and not yet added to its write's upstream_calls (see countSends). */
+  sends?: number;
   /**
    * Planned ahead, while another call was in flight, from the records pending then: if it is not
    * full by the time it is due, it is planned again with what arrived meanwhile (coalescing).
@@ -324,6 +326,7 @@ export class WriteApplier {
         } catch (err) {
           ctx.lane.idle();
           await ahead?.catch(() => undefined);
+          await this.countSends(this.deps.db, [next]).catch(() => undefined);
           throw err;
         }
         if (outcome.kind === 'ok') {
@@ -351,6 +354,7 @@ export class WriteApplier {
         await commits;
         if (commitFailure !== undefined) throw commitFailure;
         await ctx.exclusive(async () => {
+          await this.countSends(this.deps.db, [next]);
           await this.unplanAfter(ctx, next.batch.id);
           ctx.planned.delete(next.batch.id);
           if (outcome.kind === 'split') await this.split(ctx, next);
@@ -831,11 +835,12 @@ export class WriteApplier {
         const tokens = await this.tokens(ctx, p.tenantKey, batch.identity_user);
         // Counted before it leaves (a call with attempts = 0 was never sent: unplanAfter relies
         // on it), while the rate limit's token is taken and the access token read: three round
-        // trips at once, the only ones between an answer and the next call.
+        // trips at once, the only ones between an answer and the next call. The call's row alone:
+        // its write's row is locked by the commit of the answer before it (settleWrites), so the
+        // write's upstream_calls is counted with the answer instead (countSends).
+        p.sends = (p.sends ?? 0) + 1;
         const ready = Promise.all([
-          sql`
-            with b as (update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint returning id)
-            update base_writes set upstream_calls = upstream_calls + 1 where id = ${p.members[0]!.write_id}::bigint`.execute(this.deps.db),
+          sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
           this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']),
         ]);
         // Awaited in the call below; a token lookup that fails first must not leave it unhandled.
@@ -914,6 +919,7 @@ export class WriteApplier {
         update base_write_records r set state = 'ok', record_id = p.id
           from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as p(w bigint, i int, id text)
          where r.write_id = p.w and r.idx = p.i`.execute(trx);
+      await this.countSends(trx, answers.map((a) => a.p));
       await trx
         .updateTable('base_write_batches')
         .set({ status: 'written' })
@@ -938,6 +944,25 @@ export class WriteApplier {
         writeIds: [...new Set(p.members.map((m) => m.write_id))],
       });
     }
+  }
+
+  /**
+   * Adds the calls this job sent to their writes' upstream_calls (each call to its first
+   * record's write, as it was counted before). Counted when the call's outcome is committed
+   * rather than before it left, so a call in flight when the process died goes uncounted.
+   */
+  private async countSends(db: Kysely<Database>, calls: Planned[]): Promise<void> {
+    const byWrite = new Map<string, number>();
+    for (const p of calls) {
+      if (!p.sends) continue;
+      byWrite.set(p.members[0]!.write_id, (byWrite.get(p.members[0]!.write_id) ?? 0) + p.sends);
+      p.sends = 0;
+    }
+    if (byWrite.size === 0) return;
+    await sql`
+      update base_writes w set upstream_calls = w.upstream_calls + c.n
+        from jsonb_to_recordset(${JSON.stringify([...byWrite].map(([w, n]) => ({ w, n })))}::jsonb) as c(w bigint, n int)
+       where w.id = c.w`.execute(db);
   }
 
   /** The written records as Lark holds them now (batch_get, 100 at a time); a failure only delays them to the next sync. */
