@@ -121,11 +121,11 @@ class PlanRace extends Error {}
 /**
  * The Base's write lane, seen from beside it. Lark takes one write call at a time per Base, so
  * from an answer until the next call leaves the Base waits for larksync, and what is done while a
- * call is in flight goes in the order the lane needs it: first the call after it is planned
- * (converted, stored, serialized: it must be ready when the answer comes), then the answer before
- * it is committed and the read-back goes on. A read-back step (a commit of 1,000 rows costs tens
- * of milliseconds of CPU) starts only early in a call's flight, so it is done before the answer is
- * due instead of delaying the call after it.
+ * call is in flight goes in the order the lane needs it: the call after it is planned (converted,
+ * stored, serialized: it must be ready when the answer comes) and the answer before it committed
+ * (what a write's progress shows), then the read-back goes on. A read-back step (a commit of
+ * 1,000 rows costs tens of milliseconds of CPU) starts only early in a call's flight, so it is
+ * done before the answer is due instead of delaying the call after it.
  */
 class Lane {
   private state: 'idle' | 'closed' | 'planning' | 'flight' = 'idle';
@@ -174,9 +174,9 @@ class Lane {
     this.change('idle');
   }
 
-  /** Resolves once nothing the lane needs first is being done (for committing answers). */
+  /** Resolves once the lane is not closed (committing answers goes beside the planning: it is what progress shows). */
   async clear(): Promise<void> {
-    while (this.state === 'closed' || this.state === 'planning') await this.wake;
+    while (this.state === 'closed') await this.wake;
   }
 
   /** Resolves while no call is in flight, or early in a call's flight once the next one is planned. */
