@@ -277,7 +277,6 @@ export async function benchWrites(env: BenchEnv): Promise<BenchResult> {
     BENCH_SIM_TENANT: TENANT,
     BENCH_SIM_ENFORCE_LIMITS: enforceLimits ? '1' : '0',
     BENCH_SIM_WRITE_LATENCY_MS: String(latencyMs),
-    ...(process.env.WRITE_TRACE ? { WRITE_TRACE: process.env.WRITE_TRACE } : {}),
   });
   const dbUrl = await freshDatabase(env.admin);
   let larksync: BenchChild | undefined;
@@ -296,7 +295,6 @@ export async function benchWrites(env: BenchEnv): Promise<BenchResult> {
         // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
         ALLOW_PRIVATE_LARK_DOMAINS: '1',
         BENCH_RATE_LIMIT_SCALE: '1',
-        ...(process.env.WRITE_TRACE ? { WRITE_TRACE: process.env.WRITE_TRACE } : {}),
         ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
       },
       (process.env.BENCH_LARKSYNC_NODE_ARGS ?? '').split(' ').filter(Boolean),

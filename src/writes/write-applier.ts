@@ -19,7 +19,6 @@ import { settleWrites } from './settle.js';
 import { KeyIndex, cellText, writtenKey } from './upsert-keys.js';
 import type { BaseWriteBatchRow, BaseWriteRow, WriteRecordError } from './writes.table.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
-import { trace } from './trace.js';
 
 const TABLE = (appToken: string, tableId: string) => `/open-apis/bitable/v1/apps/${encodeURIComponent(appToken)}/tables/${encodeURIComponent(tableId)}`;
 
@@ -316,13 +315,11 @@ export class WriteApplier {
         let ahead: Promise<void> | undefined;
         let outcome: Exclude<Outcome, { kind: 'retry' }>;
         try {
-          trace('send', next.batch.id);
           outcome = await this.transmit(ctx, next, () => {
             // Planned while this call is in flight.
             ahead = this.planAhead(ctx, next.batch.id).finally(() => ctx.lane.planned());
             return true;
           });
-          trace('answer', next.batch.id);
         } catch (err) {
           ctx.lane.idle();
           await ahead?.catch(() => undefined);
@@ -344,7 +341,6 @@ export class WriteApplier {
           after = next.batch.id;
           // Planned while this call was in flight (it started when the call left).
           await ahead;
-          trace('aheadAwaited', next.batch.id);
           continue;
         }
         // Refused as a whole: whatever was planned behind it goes back to pending, and it is
@@ -371,11 +367,10 @@ export class WriteApplier {
   /** Plans one call ahead of `afterId` while it is in flight, unless one is planned already. */
   private planAhead(ctx: BaseContext, afterId: string): Promise<void> {
     return ctx.exclusive(async () => {
-      trace('planStart', afterId);
       for (;;) {
-        if (ctx.firstPlanned(afterId)) { trace('planEnd', afterId); return; }
+        if (ctx.firstPlanned(afterId)) return;
         const step = await this.planStep(ctx, true);
-        if (step !== 'progress') { trace('planEnd', afterId); return; }
+        if (step !== 'progress') return;
       }
     });
   }
@@ -848,7 +843,6 @@ export class WriteApplier {
         const res = await tokens.withToken(async (token, baseUrl) => {
           // (Run again with a fresh token after Lark refused the first: the same attempt.)
           await ready;
-          trace('http', batch.id);
           const answer = this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
             method: 'POST',
             path,
@@ -911,7 +905,6 @@ export class WriteApplier {
    */
   private async commitAnswers(answers: Array<{ p: Planned; ids: Array<string | null> }>, reader: ReadBack<StreamRow[]>): Promise<void> {
     if (answers.length === 0) return;
-    trace('commitAnswerStart', answers.map((a) => a.p.batch.id).join(','));
     const writeIds = [...new Set(answers.flatMap((a) => a.p.members.map((m) => m.write_id)))];
     await this.deps.db.transaction().execute(async (trx) => {
       const rows = answers.flatMap(({ p, ids }) => p.members.map((m, i) => ({ w: m.write_id, i: m.idx, id: ids[i] })));
@@ -932,7 +925,6 @@ export class WriteApplier {
       // Lark holds these records: their writes may end now (the read-back follows).
       await settleWrites(trx, writeIds);
     });
-    trace('commitAnswerEnd', answers.map((a) => a.p.batch.id).join(','));
     for (const { p, ids } of answers) {
       reader.push({
         batchId: p.batch.id,
@@ -967,7 +959,6 @@ export class WriteApplier {
 
   /** The written records as Lark holds them now (batch_get, 100 at a time); a failure only delays them to the next sync. */
   private async readRows(ctx: BaseContext, item: ReadBackItem): Promise<StreamRow[]> {
-    trace('readStart', item.batchId);
     if (item.op === 'delete' || item.recordIds.length === 0) return [];
     try {
       const tokens = await this.tokens(ctx, item.tenantKey, item.identityUser);
@@ -992,7 +983,6 @@ export class WriteApplier {
           if (row) out.push(row);
         }
       }
-      trace('readEnd', item.batchId);
       return out;
     } catch (err) {
       // Only Lark may turn a read-back down. Anything else (the database refusing a connection, a
@@ -1006,7 +996,6 @@ export class WriteApplier {
 
   /** The read-back rows (or, for a delete, the rows marked deleted), the call done, its writes settled: one transaction. */
   private async commitRead(ctx: BaseContext, item: ReadBackItem, rows: StreamRow[]): Promise<void> {
-    trace('commitReadStart', item.batchId);
     await this.deps.db.transaction().execute(async (trx) => {
       // What was written shows in base_records (and the records feed) at once, not at the next sync.
       if (rows.length > 0) await writeRows(trx, item.tenantKey, null, await prepareRows(BASE_RECORDS, rows), { recordSeen: false });
@@ -1019,7 +1008,6 @@ export class WriteApplier {
       await settleWrites(trx, item.writeIds);
       await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: item.tenantKey, data: { streams: [BASE_RECORDS.name] } });
     });
-    trace('commitReadEnd', item.batchId);
   }
 
   /**

@@ -5,7 +5,6 @@ import { locateTable } from './routes.js';
 import type { BitableTenant } from './seed.js';
 import type { SimBitablePerson, SimTable } from './table.js';
 import { PendingOptions, WriteError, convertFields, type ValueContext } from './values.js';
-import { trace } from '../../../src/writes/trace.js';
 import type { BitableWriteOptions, InFlightCall, WriteApi, WriteFault } from './writes.js';
 
 /**
@@ -54,7 +53,8 @@ import type { BitableWriteOptions, InFlightCall, WriteApi, WriteFault } from './
  *    1254074, read-only field 1254015 (HTTP 400), foreign attachment 1254303, record ids that do
  *    not exist (update, delete) 1254043, a table past options.maxTableRecords 1254103. All or
  *    nothing: one bad value fails the whole call and nothing is written, options included.
- * Injected faults (BitableTenant.injectWriteFault) are answered after the latency as well; 1255040 after the write.
+ * Injected faults (BitableTenant.injectWriteFault) are answered after the latency as well;
+ * 1255040 after the write.
  *
  * Records are created and modified by the caller: a user token's user, or for a tenant token the
  * app, shown as `{id: <app_id>, name: <app_id>, en_name: <app_id>, email: ""}` (how Lark shows an
@@ -213,7 +213,6 @@ export function registerBitableWriteRoutes(
   };
 
   const handle = async (api: WriteApi, req: FastifyRequest<Route>, reply: FastifyReply) => {
-    trace('simHandle', api);
     const who = admitCall(ctx, req, reply, `bitable.records.${api}`, { perSecond: 50 });
     if (!who) return reply;
     const data = tenant(who.tenantKey);
@@ -284,7 +283,6 @@ export function registerBitableWriteRoutes(
     };
     const call: InFlightCall = { api, clientToken };
     data.writes.enter(appToken, call);
-    trace('simEnter', api);
 
     let answer: { status: number; body: Record<string, unknown> };
     let fault: WriteFault | undefined;
@@ -298,19 +296,15 @@ export function registerBitableWriteRoutes(
       }
       stats.batchSizes.push(items.length);
       fault = data.writes.takeFault(appToken, api);
-      trace('simApply', api);
       answer = decide(fault, items);
-      trace('simApplied', api);
       // Answered once the latency has passed since the request arrived: the simulator's own work
       // (parsing, validating and applying a 1,000-record body costs it 20-50 ms of CPU on a busy
       // machine) is part of the time Lark takes, as Lark's own is, not added to it. The records
       // are applied when the call enters the Base, so readers may see them before the answer.
       const arrived = arrivals.get(req.raw) ?? performance.now();
       await sleep(opts.latencyMs + opts.perRecordLatencyMs * items.length - (performance.now() - arrived));
-      trace('simSlept', api);
     } finally {
       data.writes.leave(appToken, call);
-      trace('simLeave', api);
     }
 
     if (fault?.code === 1255040) {
@@ -319,9 +313,7 @@ export function registerBitableWriteRoutes(
       await sleep(fault.holdMs ?? 0);
       return fail(reply, 1255040, fault.msg ?? MSG_OF[1255040]!, fault.status ?? 504);
     }
-    const r = answer.body.code === 0 ? ok(reply, answer.body.data) : larkReply(reply, answer.status, answer.body);
-    trace('simReplied', api);
-    return r;
+    return answer.body.code === 0 ? ok(reply, answer.body.data) : larkReply(reply, answer.status, answer.body);
   };
 
   // In their own scope, with a JSON parser that takes an empty body (a DELETE sent with a JSON
