@@ -10,6 +10,11 @@ export interface LarkRequest {
   endpoint?: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
+  /**
+   * The JSON body already serialized, instead of `body`: a large body (a 1,000-record write call)
+   * serialized ahead of time, so sending it spends no CPU on it.
+   */
+  json?: string;
   /** A multipart body (a media upload) instead of JSON; fetch sets its boundary. */
   form?: FormData;
   bearer?: string;
@@ -93,7 +98,7 @@ export class LarkHttp {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
     const headers: Record<string, string> = {};
-    if (req.body !== undefined) headers['content-type'] = 'application/json; charset=utf-8';
+    if (req.body !== undefined || req.json !== undefined) headers['content-type'] = 'application/json; charset=utf-8';
     if (req.bearer !== undefined) headers.authorization = `Bearer ${req.bearer}`;
 
     const stop = this.metrics.upstreamLatency.startTimer({ endpoint });
@@ -106,7 +111,7 @@ export class LarkHttp {
       res = await fetch(url, {
         method: req.method,
         headers,
-        body: req.form ?? (req.body === undefined ? undefined : JSON.stringify(req.body)),
+        body: req.form ?? req.json ?? (req.body === undefined ? undefined : JSON.stringify(req.body)),
         // (unconfirmed) Lark's Open API is not documented to redirect; an answer that does is
         // treated as a failed call rather than followed.
         redirect: 'manual',

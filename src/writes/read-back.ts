@@ -29,6 +29,8 @@ export class ReadBack<Rows> {
     private readonly read: (item: ReadBackItem) => Promise<Rows>,
     /** Commits them with the call's end; throws only for database failures. */
     private readonly commit: (item: ReadBackItem, rows: Rows) => Promise<void>,
+    /** Awaited before each read and each commit: the write calls go first (the applier's lane). */
+    private readonly gate: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
   /** Calls not read back yet (their writes stay open for the next job). */
@@ -80,9 +82,11 @@ export class ReadBack<Rows> {
       if (!current) {
         const item = await this.next(deadline);
         if (!item) return;
+        await this.gate();
         current = { item, rows: this.read(item) };
       }
       const rows = await current.rows;
+      await this.gate();
       // The next call's rows are read while this one's are committed.
       const after = !this.stopped && Date.now() <= deadline ? this.queue.shift() : undefined;
       const next = after ? { item: after, rows: this.read(after) } : undefined;

@@ -17,8 +17,17 @@ import type { BaseWriteRow } from './writes.table.js';
  */
 export async function settleWrites(db: Transaction<Database>, writeIds: string[]): Promise<void> {
   if (writeIds.length === 0) return;
-  await sql`select id from base_writes where id = any(${writeIds}::bigint[]) and status in ('queued', 'running') order by id for update`.execute(db);
+  const locked = await sql<{ id: string }>`select id::text as id from base_writes where id = any(${writeIds}::bigint[]) and status in ('queued', 'running') order by id for update`.execute(db);
+  // Writes that ended already (a read-back's commit) have nothing to count.
+  if (locked.rows.length === 0) return;
+  // A write with a record still pending cannot end: one index probe (base_write_records_pending_idx)
+  // spares counting its 10,000 records at every call it answers. Checked after the lock, as the
+  // counting is, so it sees what a transaction that settled the same write before committed.
   const done = await sql<BaseWriteRow & { total: number; ok: number; failed: number }>`
+    with candidates as (
+      select c.id from unnest(${locked.rows.map((r) => r.id)}::bigint[]) as c(id)
+       where not exists (select 1 from base_write_records p where p.write_id = c.id and p.state = 'pending')
+    )
     update base_writes w set finished_at = now(), status = case
         when c.ok = c.total then 'succeeded'
         when c.ok = 0 and c.failed = 0 then 'cancelled'
@@ -27,7 +36,7 @@ export async function settleWrites(db: Transaction<Database>, writeIds: string[]
       from (select r.write_id, count(*) as total, count(*) filter (where r.state = 'ok') as ok, count(*) filter (where r.state = 'failed') as failed,
                    count(*) filter (where r.state in ('pending', 'batched') or b.status = 'planned') as open
               from base_write_records r left join base_write_batches b on b.id = r.batch_id
-             where r.write_id = any(${writeIds}::bigint[]) group by r.write_id) c
+             where r.write_id in (select id from candidates) group by r.write_id) c
      where w.id = c.write_id and c.open = 0 and w.status in ('queued', 'running')
     returning w.*, c.total::int as total, c.ok::int as ok, c.failed::int as failed`.execute(db);
   // Told in the transaction that ended the write (an outbox row; nothing when no webhook wants it).

@@ -89,6 +89,15 @@ type Outcome =
   | { kind: 'fatal'; errorClass: string; message: string };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Lets I/O in between long stretches of work (converting 1,000 records), so the answer of the call
+ * in flight is taken, and the next call sent, without waiting for them.
+ */
+const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
+/** Records converted between two yieldToIo(). */
+const CONVERT_SLICE = 100;
+/** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
+const LANE_WINDOW_MS = 100;
 
 type BatchOp = 'create' | 'update' | 'delete';
 type Member = { write_id: string; idx: number };
@@ -96,8 +105,12 @@ type Member = { write_id: string; idx: number };
 /** A planned call, with what sending it needs: its tenant and its records in body order. */
 interface Planned {
   batch: BaseWriteBatchRow;
+  /** its body as sent, serialized when it was planned (not while the Base waits for it) */
+  json: string;
   tenantKey: string;
   members: Member[];
+  /** Times sent by this job and not yet added to its write's upstream_calls (see countSends). */
+  sends?: number;
   /**
    * Planned ahead, while another call was in flight, from the records pending then: if it is not
    * full by the time it is due, it is planned again with what arrived meanwhile (coalescing).
@@ -111,6 +124,73 @@ type PlanStep = 'planned' | 'progress' | 'idle' | 'blocked';
 /** Records changed state under the planner (a cancel): plan again. */
 class PlanRace extends Error {}
 
+/**
+ * The Base's write lane, seen from beside it. Lark takes one write call at a time per Base, so
+ * from an answer until the next call leaves the Base waits for larksync, and what is done while a
+ * call is in flight goes in the order the lane needs it: the call after it is planned (converted,
+ * stored, serialized: it must be ready when the answer comes) and the answer before it committed
+ * (what a write's progress shows), then the read-back goes on. A read-back step (a commit of
+ * 1,000 rows costs tens of milliseconds of CPU) starts only early in a call's flight, so it is
+ * done before the answer is due instead of delaying the call after it.
+ */
+class Lane {
+  private state: 'idle' | 'closed' | 'planning' | 'flight' = 'idle';
+  private leftAt = 0;
+  private wake: Promise<void>;
+  private woken!: () => void;
+
+  constructor(
+    /** how long after a call left the read-back may still start a step */
+    private readonly windowMs = LANE_WINDOW_MS,
+  ) {
+    this.wake = this.nextWake();
+  }
+
+  private nextWake(): Promise<void> {
+    return new Promise((resolve) => {
+      this.woken = resolve;
+    });
+  }
+
+  private change(state: Lane['state']): void {
+    this.state = state;
+    const woken = this.woken;
+    this.wake = this.nextWake();
+    woken();
+  }
+
+  /** An answer came: the next call is being readied. */
+  close(): void {
+    this.change('closed');
+  }
+
+  /** A call left; `planning`: the call after it is being planned. */
+  departed(planning: boolean): void {
+    this.leftAt = Date.now();
+    this.change(planning ? 'planning' : 'flight');
+  }
+
+  /** The call after the one in flight is planned. */
+  planned(): void {
+    if (this.state === 'planning') this.change('flight');
+  }
+
+  /** No call in flight or about to leave (planning, waiting to retry, stopped). */
+  idle(): void {
+    this.change('idle');
+  }
+
+  /** Resolves once the lane is not closed (committing answers goes beside the planning: it is what progress shows). */
+  async clear(): Promise<void> {
+    while (this.state === 'closed') await this.wake;
+  }
+
+  /** Resolves while no call is in flight, or early in a call's flight once the next one is planned. */
+  async fresh(): Promise<void> {
+    while (this.state === 'closed' || this.state === 'planning' || (this.state === 'flight' && Date.now() - this.leftAt > this.windowMs)) await this.wake;
+  }
+}
+
 /** What one job knows about the Base it works for. */
 class BaseContext {
   readonly schemas = new Map<string, Map<string, TableField>>();
@@ -123,6 +203,8 @@ class BaseContext {
   readonly planned = new Map<string, Planned>();
   /** The reader failed: the sender stops. */
   failure: unknown;
+  /** Closed from an answer until the next call leaves: work beside the calls waits for it. */
+  readonly lane = new Lane();
   /** Planning and unplanning one at a time (the planner runs while a call is in flight). */
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -180,6 +262,7 @@ export class WriteApplier {
     const reader = new ReadBack<ReadRows>(
       (item) => this.readRows(ctx, item),
       (item, read) => this.commitRead(ctx, item, read.rows, read.readSeq),
+      () => ctx.lane.fresh(),
     );
     for (const item of await this.writtenCalls(ctx)) reader.push(item);
     await this.loadPlanned(ctx);
@@ -203,10 +286,18 @@ export class WriteApplier {
     return sent === 'more' || reader.left > 0 ? 'more' : 'done';
   }
 
-  /** The sender: the planned calls in order, one in flight, planning the next meanwhile. */
+  /**
+   * The sender: the planned calls in order, one in flight. From an answer to the next call's
+   * departure the Base waits on larksync alone, so that stretch does nothing else: the next call
+   * was planned (converted, stored, serialized) while the last one was in flight, the answer is
+   * committed and the call after next planned only once the next one has left, and the reader
+   * holds back meanwhile (ctx.lane).
+   */
   private async sendAll(ctx: BaseContext, deadline: number, reader: ReadBack<ReadRows>): Promise<'done' | 'more'> {
     let after = '0';
     let commits: Promise<void> = Promise.resolve();
+    /** Answered calls whose answer is not committed yet, in order. */
+    const uncommitted: Array<{ p: Planned; ids: Array<string | null> }> = [];
     let commitFailure: unknown;
     try {
       for (;;) {
@@ -215,6 +306,7 @@ export class WriteApplier {
         if (Date.now() > deadline) return 'more';
         const next = ctx.firstPlanned(after);
         if (!next) {
+          ctx.lane.idle();
           const step = await ctx.exclusive(() => this.planStep(ctx));
           if (step === 'idle') return 'done';
           if (step === 'blocked') throw new Error('planning waits for an answer, but no call is in flight');
@@ -222,35 +314,50 @@ export class WriteApplier {
         }
         // Planned ahead and not full: records that arrived since may join it (it was never sent).
         if (next.ahead && next.members.length < MAX_BATCH[next.batch.op] && (await this.morePending(ctx))) {
+          ctx.lane.idle();
           await ctx.exclusive(() => this.unplanAfter(ctx, (BigInt(next.batch.id) - 1n).toString()));
           next.ahead = false;
           continue;
         }
-        const ahead = this.planAhead(ctx, next.batch.id);
+        let ahead: Promise<void> | undefined;
         let outcome: Exclude<Outcome, { kind: 'retry' }>;
         try {
-          outcome = await this.transmit(ctx, next);
+          outcome = await this.transmit(ctx, next, () => {
+            // Planned while this call is in flight.
+            ahead = this.planAhead(ctx, next.batch.id).finally(() => ctx.lane.planned());
+            return true;
+          });
         } catch (err) {
-          await ahead.catch(() => undefined);
+          ctx.lane.idle();
+          await ahead?.catch(() => undefined);
+          await this.countSends(this.deps.db, [next]).catch(() => undefined);
           throw err;
         }
         if (outcome.kind === 'ok') {
           const ids = this.answered(ctx, next, outcome.data);
+          // The Base is idle from now until the next call leaves: the answer is committed after.
+          ctx.lane.close();
+          uncommitted.push({ p: next, ids });
           commits = commits
-            .then(() => (commitFailure === undefined ? this.commitAnswer(next, ids, reader) : undefined))
+            .then(() => ctx.lane.clear())
+            // Everything answered by now goes in (later links of the chain may find nothing).
+            .then(() => (commitFailure === undefined ? this.commitAnswers(uncommitted.splice(0), reader) : undefined))
             .catch((err: unknown) => {
               commitFailure ??= err;
             });
           after = next.batch.id;
+          // Planned while this call was in flight (it started when the call left).
           await ahead;
           continue;
         }
         // Refused as a whole: whatever was planned behind it goes back to pending, and it is
         // replaced by smaller calls (or its records fail) in its place.
-        await ahead.catch(() => undefined);
+        ctx.lane.idle();
+        await ahead?.catch(() => undefined);
         await commits;
         if (commitFailure !== undefined) throw commitFailure;
         await ctx.exclusive(async () => {
+          await this.countSends(this.deps.db, [next]);
           await this.unplanAfter(ctx, next.batch.id);
           ctx.planned.delete(next.batch.id);
           if (outcome.kind === 'split') await this.split(ctx, next);
@@ -259,6 +366,7 @@ export class WriteApplier {
         });
       }
     } finally {
+      ctx.lane.idle();
       await commits;
     }
   }
@@ -306,7 +414,7 @@ export class WriteApplier {
         await this.deps.db.updateTable('base_write_batches').set({ status: 'failed', finished_at: sql<Date>`now()` }).where('id', '=', batch.id).execute();
         continue;
       }
-      ctx.planned.set(batch.id, { batch, tenantKey, members: members.map((m) => ({ write_id: m.write_id, idx: m.idx })) });
+      ctx.planned.set(batch.id, { batch, json: JSON.stringify(batch.body), tenantKey, members: members.map((m) => ({ write_id: m.write_id, idx: m.idx })) });
     }
   }
 
@@ -450,7 +558,8 @@ export class WriteApplier {
     const failed: Array<{ write_id: string; idx: number; error: WriteRecordError }> = [];
     const warnings = new Map<string, Set<string>>();
     const seenIds = new Set<string>();
-    for (const r of rows.rows) {
+    for (const [i, r] of rows.rows.entries()) {
+      if (i > 0 && i % CONVERT_SLICE === 0) await yieldToIo();
       if (op === 'delete') {
         planned.push({ write_id: r.write_id, idx: r.idx, body: String(r.input.recordId) });
         continue;
@@ -540,7 +649,8 @@ export class WriteApplier {
     const creates: Array<{ write_id: string; idx: number; body: Record<string, unknown> }> = [];
     const updates: Array<{ write_id: string; idx: number; body: Record<string, unknown> }> = [];
     const warnings = new Map<string, Set<string>>();
-    for (const c of chunk) {
+    for (const [i, c] of chunk.entries()) {
+      if (i > 0 && i % CONVERT_SLICE === 0) await yieldToIo();
       const ids = index.lookup(c.value, found.get(c.value));
       if (ids.length > 1) {
         failed.push({ write_id: write.id, idx: c.idx, error: { code: 'ambiguous_match', message: `${ids.length} records have ${field} = "${c.value.slice(0, 100)}": make it unique or update by recordId`, field } });
@@ -689,6 +799,7 @@ export class WriteApplier {
     records: Array<{ write_id: string; idx: number; body: Record<string, unknown> | string }>,
   ): Promise<Planned> {
     const body = { records: records.map((r) => r.body) };
+    const json = JSON.stringify(body);
     const batch = await trx
       .insertInto('base_write_batches')
       .values({
@@ -698,7 +809,7 @@ export class WriteApplier {
         op,
         identity_user: write.identity_user,
         client_token: randomUUID(),
-        body: JSON.stringify(body),
+        body: json,
         status: 'planned',
       })
       .returningAll()
@@ -708,42 +819,58 @@ export class WriteApplier {
         from jsonb_to_recordset(${JSON.stringify(records.map((x) => ({ w: x.write_id, i: x.idx })))}::jsonb) as p(w bigint, i int)
        where r.write_id = p.w and r.idx = p.i and r.state = 'pending'`.execute(trx);
     if (Number(moved.numAffectedRows ?? 0) !== records.length) throw new PlanRace('records changed state while being planned');
-    return { batch: { ...batch, body }, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })) };
+    return { batch: { ...batch, body }, json, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })) };
   }
 
-  /** Sends a planned call (again, with its own client_token, after a timeout or a 5xx) until Lark gives an answer that is not "later". */
-  private async transmit(ctx: BaseContext, p: Planned): Promise<Exclude<Outcome, { kind: 'retry' }>> {
+  /**
+   * Sends a planned call (again, with its own client_token, after a timeout or a 5xx) until Lark
+   * gives an answer that is not "later". `onSent` runs once, when the call first leaves, and says
+   * whether it started planning the next call (see Lane).
+   */
+  private async transmit(ctx: BaseContext, p: Planned, onSent: () => boolean = () => false): Promise<Exclude<Outcome, { kind: 'retry' }>> {
     const { batch } = p;
     const path = `${TABLE(ctx.appToken, batch.table_id)}/records/batch_${batch.op}`;
+    let sent = false;
     for (let attempt = 0; ; attempt += 1) {
       let outcome: Outcome;
       try {
         const tokens = await this.tokens(ctx, p.tenantKey, batch.identity_user);
         // Counted before it leaves (a call with attempts = 0 was never sent: unplanAfter relies
-        // on it), while the rate limit's token is taken: two round trips at once.
-        await Promise.all([
-          sql`
-            with b as (update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint returning id)
-            update base_writes set upstream_calls = upstream_calls + 1 where id = ${p.members[0]!.write_id}::bigint`.execute(this.deps.db),
+        // on it), while the rate limit's token is taken and the access token read: three round
+        // trips at once, the only ones between an answer and the next call. The call's row alone:
+        // its write's row is locked by the commit of the answer before it (settleWrites), so the
+        // write's upstream_calls is counted with the answer instead (countSends).
+        p.sends = (p.sends ?? 0) + 1;
+        const ready = Promise.all([
+          sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
           this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']),
         ]);
-        const res = await tokens.withToken((token, baseUrl) =>
-          this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
+        // Awaited in the call below; a token lookup that fails first must not leave it unhandled.
+        ready.catch(() => undefined);
+        const res = await tokens.withToken(async (token, baseUrl) => {
+          // (Run again with a fresh token after Lark refused the first: the same attempt.)
+          await ready;
+          const answer = this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
             method: 'POST',
             path,
             endpoint: `/open-apis/bitable/v1/apps/:app_token/tables/:table_id/records/batch_${batch.op}`,
             query: { client_token: batch.client_token, user_id_type: 'open_id' },
-            body: batch.body,
+            json: p.json,
             bearer: token,
             timeoutMs: this.options.callTimeoutMs,
-          }),
-        );
+          });
+          const planning = !sent && onSent();
+          sent = true;
+          ctx.lane.departed(planning);
+          return answer;
+        });
         outcome = { kind: 'ok', data: res.body.data ?? {} };
       } catch (err) {
         outcome = classify(err);
       }
       if (outcome.kind !== 'retry') return outcome;
       if (attempt + 1 >= this.options.attemptsPerJob) throw new RetryLater(outcome.waitMs, `batch ${batch.id}: ${outcome.why}`);
+      ctx.lane.idle();
       await sleep(outcome.waitMs + Math.random() * 200);
     }
   }
@@ -778,26 +905,63 @@ export class WriteApplier {
     return ids;
   }
 
-  /** The answer, committed (records ok with their ids, the call 'written'), then handed to the reader. */
-  private async commitAnswer(p: Planned, ids: Array<string | null>, reader: ReadBack<ReadRows>): Promise<void> {
+  /**
+   * Answers, committed (records ok with their ids, the calls 'written') in one transaction, then
+   * handed to the reader in order. Answers that came while an earlier commit ran are committed
+   * together: one commit per answer, each waiting for the lane, could fall behind the calls.
+   */
+  private async commitAnswers(answers: Array<{ p: Planned; ids: Array<string | null> }>, reader: ReadBack<ReadRows>): Promise<void> {
+    if (answers.length === 0) return;
+    const writeIds = [...new Set(answers.flatMap((a) => a.p.members.map((m) => m.write_id)))];
     await this.deps.db.transaction().execute(async (trx) => {
+      const rows = answers.flatMap(({ p, ids }) => p.members.map((m, i) => ({ w: m.write_id, i: m.idx, id: ids[i] })));
       await sql`
         update base_write_records r set state = 'ok', record_id = p.id
-          from jsonb_to_recordset(${JSON.stringify(p.members.map((m, i) => ({ w: m.write_id, i: m.idx, id: ids[i] })))}::jsonb) as p(w bigint, i int, id text)
+          from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as p(w bigint, i int, id text)
          where r.write_id = p.w and r.idx = p.i`.execute(trx);
-      await trx.updateTable('base_write_batches').set({ status: 'written' }).where('id', '=', p.batch.id).execute();
+      await this.countSends(trx, answers.map((a) => a.p));
+      await trx
+        .updateTable('base_write_batches')
+        .set({ status: 'written' })
+        .where(
+          'id',
+          'in',
+          answers.map((a) => a.p.batch.id),
+        )
+        .execute();
       // Lark holds these records: their writes may end now (the read-back follows).
-      await settleWrites(trx, [...new Set(p.members.map((m) => m.write_id))]);
+      await settleWrites(trx, writeIds);
     });
-    reader.push({
-      batchId: p.batch.id,
-      tableId: p.batch.table_id,
-      op: p.batch.op,
-      identityUser: p.batch.identity_user,
-      tenantKey: p.tenantKey,
-      recordIds: ids.filter((x): x is string => x !== null),
-      writeIds: [...new Set(p.members.map((m) => m.write_id))],
-    });
+    for (const { p, ids } of answers) {
+      reader.push({
+        batchId: p.batch.id,
+        tableId: p.batch.table_id,
+        op: p.batch.op,
+        identityUser: p.batch.identity_user,
+        tenantKey: p.tenantKey,
+        recordIds: ids.filter((x): x is string => x !== null),
+        writeIds: [...new Set(p.members.map((m) => m.write_id))],
+      });
+    }
+  }
+
+  /**
+   * Adds the calls this job sent to their writes' upstream_calls (each call to its first
+   * record's write, as it was counted before). Counted when the call's outcome is committed
+   * rather than before it left, so a call in flight when the process died goes uncounted.
+   */
+  private async countSends(db: Kysely<Database>, calls: Planned[]): Promise<void> {
+    const byWrite = new Map<string, number>();
+    for (const p of calls) {
+      if (!p.sends) continue;
+      byWrite.set(p.members[0]!.write_id, (byWrite.get(p.members[0]!.write_id) ?? 0) + p.sends);
+      p.sends = 0;
+    }
+    if (byWrite.size === 0) return;
+    await sql`
+      update base_writes w set upstream_calls = w.upstream_calls + c.n
+        from jsonb_to_recordset(${JSON.stringify([...byWrite].map(([w, n]) => ({ w, n })))}::jsonb) as c(w bigint, n int)
+       where w.id = c.w`.execute(db);
   }
 
   /** The written records as Lark holds them now (batch_get, 100 at a time); a failure only delays them to the next sync. */
@@ -823,6 +987,7 @@ export class WriteApplier {
       );
       const out: StreamRow[] = [];
       for (const data of answers) {
+        await yieldToIo();
         for (const r of data.records ?? []) {
           const row = recordRow(ctx.appToken, item.tableId, r);
           if (row) out.push(row);
@@ -907,6 +1072,7 @@ export class WriteApplier {
       for (let i = 0; i < members.length; i += size) {
         const part = members.slice(i, i + size);
         const body = { records: sent.slice(i, i + size) };
+        const json = JSON.stringify(body);
         const created = await trx
           .insertInto('base_write_batches')
           .values({
@@ -916,7 +1082,7 @@ export class WriteApplier {
             op: batch.op,
             identity_user: batch.identity_user,
             client_token: randomUUID(),
-            body: JSON.stringify(body),
+            body: json,
             status: 'planned',
           })
           .returningAll()
@@ -925,7 +1091,7 @@ export class WriteApplier {
           update base_write_records r set batch_id = ${created.id}::bigint
             from jsonb_to_recordset(${JSON.stringify(part.map((m) => ({ w: m.write_id, i: m.idx })))}::jsonb) as p(w bigint, i int)
            where r.write_id = p.w and r.idx = p.i`.execute(trx);
-        made.push({ batch: { ...created, body }, tenantKey: p.tenantKey, members: part });
+        made.push({ batch: { ...created, body }, json, tenantKey: p.tenantKey, members: part });
       }
     });
     for (const m of made) ctx.planned.set(m.batch.id, m);

@@ -13,8 +13,9 @@ export const WRITE_APIS: readonly WriteApi[] = ['create', 'update', 'delete', 'b
 /** Simulator-wide write behaviour (SimData's `bitableWrites`; change it at any time). */
 export interface BitableWriteOptions {
   /**
-   * How long a write call holds its Base before it is applied and answered (ms). Lark answers a
-   * small batch in roughly 100–300 ms; 150 is the default. Real time, not the simulated clock.
+   * How long a write call takes, from its arrival to its answer, holding its Base (ms): the
+   * simulator's own work on the call is part of it, not added. Lark answers a small batch in
+   * roughly 100–300 ms; 150 is the default. Real time, not the simulated clock.
    */
   latencyMs: number;
   /** Added to `latencyMs` per record in the call (default 0). */
