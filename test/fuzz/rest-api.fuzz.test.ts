@@ -32,7 +32,8 @@ const TENANTS = { active: 'tenant-fuzz-active', paused: 'tenant-fuzz-paused', go
  * uninstalled tenants here never have runs, so every 4xx must leave every table as it was.)
  */
 const WRITES: Record<string, string[]> = {
-  'PUT /api/v1/tenants/:tenantKey/connectors/:module': ['public.connectors'],
+  // A saved connector queues its change-event subscriptions (a job, and their rows).
+  'PUT /api/v1/tenants/:tenantKey/connectors/:module': ['public.connectors', 'graphile_worker._private_job_queues', 'graphile_worker._private_jobs', 'public.lark_subscriptions'],
   'POST /api/v1/tenants/:tenantKey/syncs': ['graphile_worker._private_job_queues', 'graphile_worker._private_jobs', 'public.sync_runs'],
   'POST /api/v1/syncs/:id/cancel': ['public.sync_runs'],
   'POST /api/v1/apps': ['public.access_tokens', 'public.apps', 'public.tenant_audit', 'public.tenants'],

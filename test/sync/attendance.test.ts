@@ -99,6 +99,8 @@ describe('attendance module', () => {
       return outcome;
     };
     await whenReady(stack);
+    // Polling is what this file tests; change events (test/events-in/) would apply changes between runs.
+    stack.sim.events.pause();
   });
   afterAll(async () => {
     await stack?.stop();

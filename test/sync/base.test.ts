@@ -9,6 +9,7 @@ import type { SyncModuleDef } from '../../src/sync/sync-module.js';
 import type { SyncModuleName, SyncRunRow } from '../../src/sync/sync.tables.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { runToEnd as runShared } from '../helpers/runs.js';
+import { waitFor } from '../helpers/wait.js';
 
 const DAY = 86_400_000;
 const MAIN = 'tenant-base-main';
@@ -92,6 +93,9 @@ describe('base module', () => {
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false } });
     await whenReady(stack);
+    // This file tests what polling reads. Lark's change events (pushed by the simulator once
+    // larksync subscribes) would apply the same changes between runs: test/events-in/ covers them.
+    stack.sim.events.pause();
     // Ledger (no ModifiedTime field) is re-read whole by every run: one page keeps the file fast.
     main = stack.data.bitable(MAIN, { ledger: 150 });
     stack.data.bitable(URLS, { projects: 300 });
@@ -335,6 +339,12 @@ describe('base module', () => {
       ],
     };
     await stack.larksync.services.connectors.put(URLS, 'base', { enabled: true, config }, 'store');
+    // The save queued the change-event subscriptions, which resolve the wiki node once too.
+    await waitFor(
+      async () => (await sql<{ n: number }>`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'manage_subscriptions'`.execute(stack.db.db)).rows[0]!.n === 0,
+      15_000,
+      'subscriptions made',
+    );
     const wikiCalls = stack.sim.count('/open-apis/wiki/v2/spaces/get_node');
     const from = data.requests.length;
     data.injectThrottle(1);

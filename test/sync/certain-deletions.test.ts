@@ -17,6 +17,8 @@ describe('deletions are marked only when certain', () => {
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false } });
     await whenReady(stack);
+    // Polling is what this file tests; change events (test/events-in/) would apply changes between runs.
+    stack.sim.events.pause();
     stack.data.bitable(BASE, { projects: 1600, ledger: 0 });
     stack.data.bitable(SILENT, { projects: 120, ledger: 0 });
     stack.data.approval(APPROVAL, { definitions: 1, instancesPerDay: 4, days: 3 });
