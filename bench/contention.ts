@@ -185,12 +185,14 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
       { figure: 'POST /lark/events p50 under sync load', unit: 'ms', larksync: pushes.latency.p50, baseline: quiet.latency.p50 },
       { figure: 'POST /lark/events max under sync load', unit: 'ms', larksync: pushes.latency.max, baseline: quiet.latency.max },
       {
-        figure: 'pushes acknowledged under sync load (baseline: pushes sent)',
+        // autocannon's requests.sent over-counts by a fixed amount at `amount` (168 here with
+        // nothing syncing as well): the pushes asked for are what must all be acknowledged.
+        figure: 'pushes acknowledged under sync load (baseline: pushes asked for)',
         unit: 'pushes',
         larksync: pushes.ok,
-        baseline: pushes.sent,
+        baseline: Math.round(rate * seconds),
         goal: 'all',
-        met: pushes.ok === pushes.sent && pushes.errors === 0 && pushes.timeouts === 0,
+        met: pushes.ok === Math.round(rate * seconds) && pushes.non2xx === 0 && pushes.errors === 0 && pushes.timeouts === 0,
       },
       {
         figure: 'longest time from due to refreshed, every token (syncing and idle tenants)',
