@@ -86,8 +86,9 @@ describe('the event endpoint and heartbeats keep their own connections', () => {
     const max = (pool as unknown as { options: { max: number } }).options.max;
     // Every connection the main pool may open is held by someone else (busy slices, say).
     while (pool.totalCount < max || pool.idleCount > 0) held.push(await pool.connect());
-    // Queued ahead of the probe: a connection the worker releases goes to these, not to the probe.
-    const queued = Array.from({ length: 3 }, () => pool.connect().then((c) => held.push(c), () => undefined));
+    // Queued ahead of the probe, as many as the pool has connections: whatever the worker releases
+    // goes to these (and stays held), never to the probe.
+    const queued = Array.from({ length: max }, () => pool.connect().then((c) => held.push(c), () => undefined));
     let probeDone = false;
     // Only a probe that got a connection counts: one that timed out waiting (5 s, on a busy
     // machine) still says the pool was dry.
