@@ -13,6 +13,8 @@ describe('docs module: incremental runs, moves, deletions, large documents', () 
   beforeAll(async () => {
     stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false } });
     await whenReady(stack);
+    // Polling is what this file tests; docs change events (test/events-in/docs) would re-read edits between runs.
+    stack.sim.events.pause();
     data = stack.data.docs(TENANT, { wikiDocuments: 60, wikiDepth: 4, largePages: 1, oversizePages: 0, teamFolders: 3, driveDepth: 2, driveDocuments: 10, archiveDocuments: 210, personalDocuments: 1 });
     stack.data.docs(BIG, { wikiDocuments: 12, wikiDepth: 3, largePages: 0, oversizePages: 1, teamFolders: 1, driveDepth: 1, driveDocuments: 2, archiveDocuments: 2 });
     for (const t of [TENANT, BIG]) await openTenant(stack, t);
