@@ -1,3 +1,4 @@
+import { BodyTooLarge, readCapped } from '../http/read-capped.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { LarkApiError, LarkResponseRefusedError, LarkTransportError } from './errors.js';
 import { codeLabel } from './known-codes.js';
@@ -46,32 +47,6 @@ export const MAX_LARK_BODY_BYTES = 32 * 1024 * 1024;
 
 export interface LarkHttpOptions {
   maxBodyBytes?: number;
-}
-
-class BodyTooLarge extends Error {}
-
-/** Reads a body as UTF-8, giving up (and dropping the connection) once it passes `cap` bytes. */
-async function readCapped(res: Response, cap: number): Promise<Buffer> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > cap) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new BodyTooLarge();
-  }
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > cap) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 /**

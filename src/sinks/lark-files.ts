@@ -1,3 +1,4 @@
+import { BodyTooLarge, readCapped } from '../http/read-capped.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { LarkApiError, RATE_LIMIT_CODES } from '../lark/errors.js';
 import { codeLabel } from '../lark/known-codes.js';
@@ -14,26 +15,12 @@ export const MAX_SINK_FILE_BYTES = 200 * 1024 * 1024;
 const ENDPOINT = '/open-apis/drive/v1/files/:file_token/download';
 
 async function readAll(res: Response, cap: number): Promise<Buffer> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > cap) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new LarkFileError(`the file is larger than ${cap} bytes`, true);
+  try {
+    return await readCapped(res, cap);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new LarkFileError(`the file is larger than ${cap} bytes`, true);
+    throw err;
   }
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > cap) {
-      await reader.cancel().catch(() => undefined);
-      throw new LarkFileError(`the file is larger than ${cap} bytes`, true);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 /**

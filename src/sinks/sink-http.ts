@@ -1,3 +1,4 @@
+import { BodyTooLarge, readCapped } from '../http/read-capped.js';
 import { SinkRefusedError, SinkUnavailableError } from './sink-errors.js';
 
 export interface SinkHttpOptions {
@@ -32,30 +33,6 @@ export interface SinkAnswer {
 /** Called after every call: the op and `ok`, `http_<status>`, `transport_error`, … (metrics, health). */
 export type CallObserver = (op: string, outcome: string) => void;
 
-class BodyTooLarge extends Error {}
-
-async function readCapped(res: Response, cap: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > cap) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new BodyTooLarge();
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > cap) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total).toString('utf8');
-}
 
 function causeOf(err: unknown): string {
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'timeout';
@@ -103,7 +80,7 @@ export class SinkHttp {
         this.observe(call.op, 'redirect');
         throw new SinkRefusedError(`the sink answered ${call.op} with a redirect (HTTP ${res.status}); give the URL it redirects to (e.g. https:// instead of http://)`);
       }
-      text = await readCapped(res, this.opts.maxBodyBytes);
+      text = (await readCapped(res, this.opts.maxBodyBytes)).toString('utf8');
     } catch (err) {
       if (err instanceof SinkRefusedError) throw err;
       if (err instanceof BodyTooLarge) {
