@@ -6,6 +6,7 @@ import { handleAppStatusChange } from './handlers/app-status-change.js';
 import { handleAppUninstalled } from './handlers/app-uninstalled.js';
 import { handleUserTokenRevoked } from './handlers/user-token-revoked.js';
 import { MODULES } from '../connectors/index.js';
+import type { EventMerger } from '../sync/sync-module.js';
 import { moduleEventTable, runModuleHandler, type ModuleEventEntry } from './module-events.js';
 
 /**
@@ -21,9 +22,14 @@ function moduleHandler(entries: ModuleEventEntry[]): EventHandler {
         eventId: ctx.eventId,
         tenantKey: ctx.tenantKey,
         pushedAt: ctx.pushedAt,
-        markHandled: async (trx) => {
-          await sql`update lark_events set status = 'processed', processed_at = now(), last_error = null where id = ${ctx.rowId}::bigint`.execute(trx);
-        },
+        // In a drain's group, the group's commit marks the events it applied.
+        ...(ctx.group
+          ? { group: ctx.group }
+          : {
+              markHandled: async (trx) => {
+                await sql`update lark_events set status = 'processed', processed_at = now(), last_error = null where id = ${ctx.rowId}::bigint`.execute(trx);
+              },
+            }),
       });
       if (done === 'processed') outcome = 'processed';
     }
@@ -35,6 +41,17 @@ const MODULE_EVENTS = moduleEventTable(Object.values(MODULES));
 
 /** Change events (the types modules handle): a drain runs different tenants' at once. */
 export const CHANGE_EVENT_TYPES: ReadonlySet<string> = new Set(MODULE_EVENTS.keys());
+
+/**
+ * Change event type -> how two consecutive events of a tenant fold into one: only for a type one
+ * module handles and declares a merger for.
+ */
+export const eventMergers: ReadonlyMap<string, EventMerger> = new Map(
+  [...MODULE_EVENTS].flatMap(([type, entries]) => {
+    const merge = entries.length === 1 ? entries[0]?.module.mergeEvents?.[type] : undefined;
+    return merge ? [[type, merge] as const] : [];
+  }),
+);
 
 /** Event type -> handler: lifecycle events here, change events from the modules. Types not listed are stored and marked `ignored`. */
 export const eventHandlers: Readonly<Record<string, EventHandler>> = {

@@ -23,8 +23,9 @@ import {
   type NewStoredEvent,
 } from './events.repository.js';
 import type { LarkEventRow } from './events.table.js';
-import { CHANGE_EVENT_TYPES, eventHandlers } from './dispatch.js';
-import type { HandlerDeps } from './handlers/types.js';
+import { CHANGE_EVENT_TYPES, eventHandlers, eventMergers } from './dispatch.js';
+import { EventGroup } from './event-group.js';
+import type { EventHandler, HandlerDeps } from './handlers/types.js';
 
 type ParsedEvent = Extract<ParsedPush, { kind: 'event' }>;
 
@@ -174,29 +175,105 @@ export class EventsService {
    * retry finds the unhandled events still pending.
    */
   async processBatch(services: HandlerDeps, ids: string[]): Promise<void> {
-    const tenants = await changeEventTenants(this.db, ids);
+    const rows = await eventRows(this.db, ids);
     // Change events of different tenants go at once; each tenant's stay in order (a stale one
-    // still finds the newer one applied and makes no call). Any other event (lifecycle, tickets)
-    // waits for what came before it and holds back what comes after it, as it always did.
-    let run = new Map<string, string[]>();
+    // still finds the newer one applied and makes no call) and are committed as one group. Any
+    // other event (lifecycle, tickets) waits for what came before it and holds back what comes
+    // after it, as it always did.
+    let run = new Map<string, LarkEventRow[]>();
     const flush = async () => {
-      await eachLimit([...run.values()], TENANTS_AT_ONCE, async (list) => {
-        for (const id of list) await this.process(services, id, { scheduleRetry: true });
-      });
+      await eachLimit([...run], TENANTS_AT_ONCE, ([tenant, list]) => this.processGroup(services, tenant, list));
       run = new Map();
     };
     for (const id of ids) {
-      const tenant = tenants.get(id);
-      if (tenant) {
-        const list = run.get(tenant) ?? [];
-        list.push(id);
-        run.set(tenant, list);
+      const row = rows.get(id);
+      if (row?.tenant_key && CHANGE_EVENT_TYPES.has(row.event_type)) {
+        const list = run.get(row.tenant_key) ?? [];
+        list.push(row);
+        run.set(row.tenant_key, list);
         continue;
       }
       await flush();
       await this.process(services, id, { scheduleRetry: true });
     }
     await flush();
+  }
+
+  /**
+   * One tenant's change events of a drain, in order, committed together (event-group.ts).
+   * Consecutive events a module can fold (Base record changes of one table) are applied as one.
+   * An event whose handler throws is failed and retried on its own; the others still commit.
+   */
+  private async processGroup(services: HandlerDeps, tenantKey: string, rows: LarkEventRow[]): Promise<void> {
+    let group = new EventGroup(tenantKey);
+    const settled: Array<{ type: string; outcome: 'processed' | 'ignored'; n: number }> = [];
+    const queue = rows.filter((r) => r.status === 'pending');
+    while (queue.length > 0) {
+      const first = queue.shift() as LarkEventRow;
+      let opened: OpenedEvent;
+      try {
+        opened = this.open(services, first);
+      } catch (err) {
+        await this.failForRetry(services, first, err);
+        continue;
+      }
+      // Later events of the tenant that fold into this one are applied with it. Moving them ahead
+      // of events of other types is safe: those name other objects (a user, a table's fields),
+      // and every object keeps its own marks and read order.
+      const members = [first];
+      const merge = eventMergers.get(first.event_type);
+      for (let j = 0; merge && opened.handler && j < queue.length && members.length < MAX_FOLDED; ) {
+        const next = queue[j] as LarkEventRow;
+        let folded: Record<string, unknown> | undefined;
+        let nextOpened: OpenedEvent | undefined;
+        if (next.event_type === first.event_type) {
+          try {
+            nextOpened = this.open(services, next);
+            folded = nextOpened.handler ? merge(opened.event, nextOpened.event) : undefined;
+          } catch {
+            folded = undefined; // it fails on its own turn
+          }
+        }
+        if (!folded || !nextOpened) {
+          j += 1;
+          continue;
+        }
+        opened = { ...nextOpened, event: folded };
+        members.push(next);
+        queue.splice(j, 1);
+      }
+      try {
+        const outcome = await this.run(services, opened, first, group);
+        group.settle(
+          members.map((m) => m.id),
+          outcome,
+        );
+        settled.push({ type: typeLabel(first.event_type), outcome, n: members.length });
+      } catch (err) {
+        for (const m of members) await this.failForRetry(services, m, err);
+      }
+      // A long run of one tenant's events is committed in parts: the first of them must not wait
+      // for the last one's re-read to become visible.
+      if (group.size >= GROUP_COMMIT_EVENTS || performance.now() - group.startedAt >= GROUP_COMMIT_MS) {
+        await group.commit(this.db);
+        this.countSettled(settled.splice(0));
+        group = group.next();
+      }
+    }
+    await group.commit(this.db);
+    this.countSettled(settled);
+  }
+
+  private countSettled(settled: Array<{ type: string; outcome: 'processed' | 'ignored'; n: number }>): void {
+    for (const s of settled) this.metrics.eventsProcessed.inc({ type: s.type, outcome: s.outcome }, s.n);
+  }
+
+  /** A drain's event whose handling threw: marked failed, its own retry job queued (backoff). */
+  private async failForRetry(services: HandlerDeps, row: LarkEventRow, err: unknown): Promise<void> {
+    const reason = (err as Error).message.slice(0, 500);
+    this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome: 'failed' });
+    await failAndScheduleRetry(this.db, row.id, reason, queueFor({ eventType: row.event_type, tenantKey: row.tenant_key, appId: row.app_id }), RETRY_AFTER_SECONDS);
+    services.log.warn({ eventId: row.event_id, eventType: typeLabel(row.event_type), errMessage: reason }, 'lark event failed: retrying it on its own');
   }
 
   /**
@@ -245,37 +322,66 @@ export class EventsService {
 
   /** Opens a stored push and runs its handler; throws what the handler throws. */
   private async apply(services: HandlerDeps, row: LarkEventRow): Promise<'processed' | 'ignored'> {
+    return this.run(services, this.open(services, row), row);
+  }
+
+  /**
+   * A stored push opened: its handler (none: not applied) and its event. A row that no longer
+   * opens (e.g. its sealing key was dropped) throws here, so it is marked failed with a reason
+   * rather than sitting pending while its job retries.
+   */
+  private open(services: HandlerDeps, row: LarkEventRow): OpenedEvent {
     // Own keys only: a pushed type named like an Object.prototype member must not find a "handler".
     const handler = Object.hasOwn(eventHandlers, row.event_type) ? eventHandlers[row.event_type] : undefined;
     const storeAppId = services.config.storeApp?.appId;
-    // A row that no longer opens (e.g. its sealing key was dropped) throws here, so it is marked
-    // failed with a reason rather than sitting pending while its job retries.
     const body = JSON.parse(this.sealer.open(row.payload_sealed, eventContext(row.event_id))) as Record<string, unknown>;
     const envelope = row.schema_version === 'v2' ? ((body.header ?? {}) as Record<string, unknown>) : body;
     const event = (body.event ?? {}) as Record<string, unknown>;
     // Pushes for another app id (a misrouted console setting) are kept but not applied.
-    if (!handler || (row.app_id && storeAppId && row.app_id !== storeAppId)) return 'ignored';
-    return handler(event, {
+    const applies = handler && !(row.app_id && storeAppId && row.app_id !== storeAppId);
+    return { handler: applies ? handler : undefined, event, pushedAt: pushTime(row.schema_version, envelope) ?? row.received_at };
+  }
+
+  private async run(services: HandlerDeps, opened: OpenedEvent, row: LarkEventRow, group?: EventGroup): Promise<'processed' | 'ignored'> {
+    if (!opened.handler) return 'ignored';
+    return opened.handler(opened.event, {
       services,
       eventId: row.event_id,
       rowId: row.id,
       appId: row.app_id,
       tenantKey: row.tenant_key,
-      pushedAt: pushTime(row.schema_version, envelope) ?? row.received_at,
+      pushedAt: opened.pushedAt,
+      ...(group ? { group } : {}),
     });
   }
 }
+
+interface OpenedEvent {
+  handler: EventHandler | undefined;
+  event: Record<string, unknown>;
+  pushedAt: Date;
+}
+
+/**
+ * A tenant's group is committed once it holds this many events or is this old: a commit per event
+ * costs a transaction each, one per drain would hold the first event back until the last is read.
+ */
+const GROUP_COMMIT_EVENTS = 25;
+const GROUP_COMMIT_MS = 250;
+
+/** Consecutive events folded into one at most (a Base table's: up to 50 record changes). */
+const MAX_FOLDED = 50;
 
 function pushTime(version: 'v1' | 'v2', envelope: Record<string, unknown>): Date | undefined {
   const raw = version === 'v1' ? Number(envelope.ts) * 1000 : Number(envelope.create_time);
   return Number.isFinite(raw) && raw > 0 ? new Date(raw) : undefined;
 }
 
-/** The tenant of each change event (a type some module handles) that names one. */
-async function changeEventTenants(db: Kysely<Database>, ids: string[]): Promise<Map<string, string>> {
+/** The stored rows of a drain's events, by id. */
+async function eventRows(db: Kysely<Database>, ids: string[]): Promise<Map<string, LarkEventRow>> {
   if (ids.length === 0) return new Map();
-  const rows = await db.selectFrom('lark_events').select(['id', 'tenant_key', 'event_type']).where('id', 'in', ids).execute();
-  return new Map(rows.flatMap((r) => (r.tenant_key && CHANGE_EVENT_TYPES.has(r.event_type) ? [[r.id, r.tenant_key] as const] : [])));
+  const rows = await db.selectFrom('lark_events').selectAll().where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r]));
 }
 
 /** Runs `fn` over `items`, at most `limit` at once; waits for all, then throws the first error. */

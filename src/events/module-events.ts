@@ -5,7 +5,8 @@ import type { LarkHttp } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { AppError } from '../errors.js';
 import { UserAuthorizationRequiredError } from '../grants/grant-errors.js';
-import { applyEventChange, freshObjects } from '../sync/event-apply.js';
+import { applyEventChange, freshObjects, prepareEventChange } from '../sync/event-apply.js';
+import type { EventGroup } from './event-group.js';
 import { identityUserOf } from '../sync/identity.js';
 import type { Pacer } from '../sync/pacer.js';
 import { nextReadSeq } from '../sync/read-seq.js';
@@ -39,6 +40,17 @@ export interface ModuleEventInput {
   pushedAt: Date;
   /** In the transaction that applies the event's rows: marks the stored event handled. */
   markHandled?: (trx: Transaction<Database>) => Promise<void>;
+  /**
+   * A drain's group of this tenant's events: lookups shared, the change written at the group's
+   * commit (with the events' marks) rather than in a transaction of its own.
+   */
+  group?: EventGroup;
+}
+
+/** What a handler runs with: the tenant's validated config and the tokens to read as. */
+interface Resolved {
+  config: Record<string, unknown>;
+  tokens: TenantTokens;
 }
 
 /**
@@ -56,30 +68,10 @@ export async function runModuleHandler(
 ): Promise<'processed' | 'ignored'> {
   const tenantKey = input.tenantKey ?? (typeof event.tenant_key === 'string' ? event.tenant_key : null);
   if (!tenantKey) return 'ignored';
-  const tenant = await deps.tenants.get(tenantKey);
-  if (tenant?.status !== 'active') return 'ignored';
-  const connector = await deps.db
-    .selectFrom('connectors')
-    .select(['config', 'enabled'])
-    .where('tenant_key', '=', tenantKey)
-    .where('module', '=', module.name)
-    .executeTakeFirst();
-  if (!connector?.enabled) return 'ignored';
-  let config: Record<string, unknown>;
-  try {
-    config = deps.connectors.validate(module.name as SyncModuleName, connector.config ?? {});
-  } catch (err) {
-    // A stored config a newer schema refuses: the next sync reports it; the event changes nothing.
-    if (err instanceof AppError) return 'ignored';
-    throw err;
-  }
-  const appTokens = await deps.tokens.forTenant(tenantKey);
-  const asUser = identityUserOf(config);
-  const tokens = asUser
-    ? await deps.grants.forUser({ appId: appTokens.app.appId, tenantKey, openId: asUser }).catch((err: unknown) => {
-        throw err instanceof UserAuthorizationRequiredError ? new SyncError('user_authorization_required', err.message) : err;
-      })
-    : appTokens;
+  const resolve = () => resolveHandler(deps, module, tenantKey);
+  const resolved = await (input.group ? input.group.once(`${module.name}:${tenantKey}`, resolve) : resolve());
+  if (!resolved) return 'ignored';
+  const { config, tokens } = resolved;
   const counters = { upstreamCalls: 0, throttledWaits: 0 };
   const ctx: ModuleEventContext = {
     tenantKey,
@@ -93,19 +85,59 @@ export async function runModuleHandler(
     moduleReads: module.reads?.(deps.db, tenantKey),
     db: deps.db,
     startRead: () => nextReadSeq(deps.db),
-    fresh: (keys, mark) => freshObjects(deps.db, tenantKey, keys, mark),
-    apply: (change) => applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled),
+    fresh: async (keys, mark) => {
+      const fresh = await freshObjects(deps.db, tenantKey, keys, mark);
+      return input.group ? input.group.fresh(fresh, mark) : fresh;
+    },
+    apply: async (change) => {
+      if (!input.group) return applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled);
+      input.group.add(await prepareEventChange(tenantKey, module.streams, change), change.marks);
+      return 0;
+    },
     triggerSync: async (mode) => {
       await deps.sync.trigger(tenantKey, module.name as SyncModuleName, mode, 'api');
     },
     defer: (name, payload, opts) => deferHandler(deps.db, { module: module.name, name, tenantKey, payload }, opts),
     changed: async () => {
-      await deps.sinks.queueDue();
+      if (input.group) input.group.afterCommit(() => deps.sinks.queueDue());
+      else await deps.sinks.queueDue();
     },
   };
   const outcome = await handler(event, ctx);
   deps.log.debug({ eventId: input.eventId, module: module.name, tenantKey, upstreamCalls: counters.upstreamCalls, outcome }, 'change event applied');
   return outcome;
+}
+
+/**
+ * The tenant's config and tokens for a module's handler, or undefined when the event is not for
+ * it: the tenant is not active or has the module disabled.
+ */
+async function resolveHandler(deps: ModuleEventDeps, module: SyncModuleDef, tenantKey: string): Promise<Resolved | undefined> {
+  const tenant = await deps.tenants.get(tenantKey);
+  if (tenant?.status !== 'active') return undefined;
+  const connector = await deps.db
+    .selectFrom('connectors')
+    .select(['config', 'enabled'])
+    .where('tenant_key', '=', tenantKey)
+    .where('module', '=', module.name)
+    .executeTakeFirst();
+  if (!connector?.enabled) return undefined;
+  let config: Record<string, unknown>;
+  try {
+    config = deps.connectors.validate(module.name as SyncModuleName, connector.config ?? {});
+  } catch (err) {
+    // A stored config a newer schema refuses: the next sync reports it; the event changes nothing.
+    if (err instanceof AppError) return undefined;
+    throw err;
+  }
+  const appTokens = await deps.tokens.forTenant(tenantKey);
+  const asUser = identityUserOf(config);
+  const tokens = asUser
+    ? await deps.grants.forUser({ appId: appTokens.app.appId, tenantKey, openId: asUser }).catch((err: unknown) => {
+        throw err instanceof UserAuthorizationRequiredError ? new SyncError('user_authorization_required', err.message) : err;
+      })
+    : appTokens;
+  return { config, tokens };
 }
 
 export interface DeferredPayload {

@@ -6,21 +6,23 @@ import type { EventChange } from './sync-module.js';
 import { newerRead } from './read-seq.js';
 import { prepareRows, replaceChildren, storableText, writeRows, type PreparedRows } from './write-page.js';
 
+/** A change event's re-read, prepared outside any transaction: what it touches, and its writes. */
+export interface PreparedEventChange {
+  /** the streams whose rows it may change (for `records.changed`) */
+  touched: ReadonlySet<string>;
+  /** Writes the rows, deletions and event marks in `trx`; returns the rows inserted, changed or marked deleted. */
+  write(trx: Transaction<Database>): Promise<number>;
+}
+
 /**
- * A change event's re-read, written through the page writer a sync page goes through (upsert by
- * key, content hash, change position, certain deletions), in ONE transaction with the objects'
- * event marks, the `records.changed` outbox row, and `inTransaction` (the event's own "processed"
- * mark). A crash before the commit leaves nothing; a crash after it leaves the event to run again,
- * whose re-read then finds the rows as they are and writes nothing (same content hash).
- * Returns the rows inserted, changed or marked deleted.
+ * Checks a handler's change against its module's streams and prepares its rows (hashing, text
+ * cleaning) before any transaction opens, so the transaction that writes it stays short.
  */
-export async function applyEventChange(
-  db: Kysely<Database>,
+export async function prepareEventChange(
   tenantKey: string,
   streams: Readonly<Record<string, StreamDef>>,
   change: EventChange,
-  inTransaction?: (trx: Transaction<Database>) => Promise<void>,
-): Promise<number> {
+): Promise<PreparedEventChange> {
   const prepared: PreparedRows[] = [];
   for (const [stream, rows] of Object.entries(change.rows ?? {})) {
     const def = streams[stream];
@@ -33,23 +35,49 @@ export async function applyEventChange(
     ...(change.deleted ?? []).map((d) => d.stream),
   ]);
   for (const s of touched) if (!streams[s]) throw new Error(`an event handler touched ${s}, which its module does not declare`);
+  return {
+    touched,
+    async write(trx) {
+      let n = 0;
+      for (const p of prepared) n += await writeRows(trx, tenantKey, null, p, { recordSeen: false, readSeq: change.readSeq });
+      if (change.replaceChildren?.length) n += await replaceChildren(trx, tenantKey, change.replaceChildren, change.readSeq);
+      for (const d of change.deleted ?? []) {
+        if (d.keys.length === 0) continue;
+        const res = await sql`
+          update ${sql.table(d.stream)} t
+             set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(),
+                 read_seq = greatest(t.read_seq, ${change.readSeq}::bigint)
+           where t.tenant_key = ${tenantKey} and t.record_key = any(${d.keys.map(storableText)}::text[]) and t.deleted_at is null
+             and ${newerRead(sql.table('t'), sql`${change.readSeq}::bigint`)}`.execute(trx);
+        n += Number(res.numAffectedRows ?? 0n);
+      }
+      if (change.marks && change.marks.keys.length > 0) await advanceMarks(trx, tenantKey, change.marks.keys, change.marks.mark);
+      return n;
+    },
+  };
+}
+
+/**
+ * A change event's re-read, written through the page writer a sync page goes through (upsert by
+ * key, content hash, change position, certain deletions), in ONE transaction with the objects'
+ * event marks, the `records.changed` outbox row, and `inTransaction` (the event's own "processed"
+ * mark). A crash before the commit leaves nothing; a crash after it leaves the event to run again,
+ * whose re-read then finds the rows as they are and writes nothing (same content hash).
+ * Returns the rows inserted, changed or marked deleted. (A drain applies a tenant's events in one
+ * transaction instead: event-group.ts.)
+ */
+export async function applyEventChange(
+  db: Kysely<Database>,
+  tenantKey: string,
+  streams: Readonly<Record<string, StreamDef>>,
+  change: EventChange,
+  inTransaction?: (trx: Transaction<Database>) => Promise<void>,
+): Promise<number> {
+  const prepared = await prepareEventChange(tenantKey, streams, change);
   return db.transaction().execute(async (trx) => {
-    let n = 0;
-    for (const p of prepared) n += await writeRows(trx, tenantKey, null, p, { recordSeen: false, readSeq: change.readSeq });
-    if (change.replaceChildren?.length) n += await replaceChildren(trx, tenantKey, change.replaceChildren, change.readSeq);
-    for (const d of change.deleted ?? []) {
-      if (d.keys.length === 0) continue;
-      const res = await sql`
-        update ${sql.table(d.stream)} t
-           set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(),
-               read_seq = greatest(t.read_seq, ${change.readSeq}::bigint)
-         where t.tenant_key = ${tenantKey} and t.record_key = any(${d.keys.map(storableText)}::text[]) and t.deleted_at is null
-           and ${newerRead(sql.table('t'), sql`${change.readSeq}::bigint`)}`.execute(trx);
-      n += Number(res.numAffectedRows ?? 0n);
-    }
-    if (change.marks && change.marks.keys.length > 0) await advanceMarks(trx, tenantKey, change.marks.keys, change.marks.mark);
+    const n = await prepared.write(trx);
     await inTransaction?.(trx);
-    if (touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...touched] } });
+    if (prepared.touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } });
     return n;
   });
 }

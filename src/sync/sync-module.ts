@@ -140,7 +140,16 @@ export interface SyncModuleDef<C = unknown, R = unknown> {
   events?: Readonly<Record<string, ModuleEventHandler<C, R>>>;
   /** Handlers run later through ctx.defer (e.g. a debounced re-read), by name. */
   deferred?: Readonly<Record<string, ModuleEventHandler<C, R>>>;
+  /**
+   * Folds two consecutive events of one type and tenant into one the handler can apply at once
+   * (e.g. Base record changes of one table: one batch_get for up to 100 records), or undefined when
+   * they don't fold. Used only for a type no other module handles.
+   */
+  mergeEvents?: Readonly<Record<string, EventMerger>>;
 }
+
+/** See SyncModuleDef.mergeEvents: `later` came after `earlier`; the result stands for both. */
+export type EventMerger = (earlier: Record<string, unknown>, later: Record<string, unknown>) => Record<string, unknown> | undefined;
 
 export type PhaseState = Record<string, unknown>;
 

@@ -138,6 +138,31 @@ export const onFieldChanged: ModuleEventHandler<BaseConfigType> = async (event, 
   return 'processed';
 };
 
+/**
+ * Two record-change events of one table fold into one: their actions together, at the later
+ * revision (or update time). The fold is read once, after both happened, so the later mark is
+ * right for every record it names; a record whose applied mark is newer still is not read. Events
+ * that order their changes differently (one with a revision, one without) don't fold.
+ */
+export const foldRecordChanges = (earlier: Record<string, unknown>, later: Record<string, unknown>): Record<string, unknown> | undefined => {
+  if (str(earlier.file_token) === undefined || earlier.file_token !== later.file_token || str(earlier.table_id) === undefined || earlier.table_id !== later.table_id) return undefined;
+  const rev = (e: Record<string, unknown>) => (typeof e.revision === 'number' && Number.isSafeInteger(e.revision) ? e.revision : undefined);
+  const time = (e: Record<string, unknown>) => (typeof e.update_time === 'number' && Number.isFinite(e.update_time) ? e.update_time : undefined);
+  const [r1, r2] = [rev(earlier), rev(later)];
+  if ((r1 === undefined) !== (r2 === undefined)) return undefined;
+  const [t1, t2] = [time(earlier), time(later)];
+  if (r1 === undefined && (t1 === undefined) !== (t2 === undefined)) return undefined;
+  const actions = (e: Record<string, unknown>) => (Array.isArray(e.action_list) ? (e.action_list as unknown[]) : []);
+  return {
+    ...later,
+    action_list: [...actions(earlier), ...actions(later)],
+    ...(r1 !== undefined && r2 !== undefined ? { revision: Math.max(r1, r2) } : {}),
+    ...(t1 !== undefined && t2 !== undefined ? { update_time: Math.max(t1, t2) } : {}),
+  };
+};
+
+export const BASE_MERGERS = { 'drive.file.bitable_record_changed_v1': foldRecordChanges };
+
 export const BASE_EVENTS = {
   'drive.file.bitable_record_changed_v1': onRecordChanged,
   'drive.file.bitable_field_changed_v1': onFieldChanged,

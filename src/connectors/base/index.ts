@@ -4,7 +4,7 @@ import type { StreamDef } from '../../sync/streams.js';
 import { BaseConfig, tableRef, type BaseConfigType } from './config.js';
 import { tablesPhase } from './tables.phase.js';
 import { baseForm } from './form.js';
-import { BASE_EVENTS } from './events.js';
+import { BASE_EVENTS, BASE_MERGERS } from './events.js';
 
 /**
  * Base (Bitable) tables: each configured table's field schema (always listed whole and swept),
@@ -53,4 +53,5 @@ export const baseModule = defineModule<BaseConfigType>({
       : [],
   phases: [tablesPhase],
   events: BASE_EVENTS,
+  mergeEvents: BASE_MERGERS,
 });

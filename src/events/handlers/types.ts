@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { EventGroup } from '../event-group.js';
 import type { Config } from '../../config/env.js';
 import type { GrantsService } from '../../grants/grants.service.js';
 import type { SyncService } from '../../sync/sync.service.js';
@@ -45,6 +46,8 @@ export interface EventContext {
   tenantKey: string | null;
   /** Push time from the envelope (v1 `ts`, v2 `header.create_time`), or now. */
   pushedAt: Date;
+  /** A drain's group of the tenant's change events (event-group.ts), committed together. */
+  group?: EventGroup;
 }
 
 /** Returns 'processed' when it changed something, 'ignored' when there was nothing to do. */
