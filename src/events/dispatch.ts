@@ -20,6 +20,7 @@ function moduleHandler(entries: ModuleEventEntry[]): EventHandler {
       const done = await runModuleHandler(ctx.services, module, handler, event, {
         eventId: ctx.eventId,
         tenantKey: ctx.tenantKey,
+        appId: ctx.appId,
         pushedAt: ctx.pushedAt,
         markHandled: async (trx) => {
           await sql`update lark_events set status = 'processed', processed_at = now(), last_error = null where id = ${ctx.rowId}::bigint`.execute(trx);

@@ -25,6 +25,7 @@ import {
 import type { LarkEventRow } from './events.table.js';
 import { CHANGE_EVENT_TYPES, eventHandlers } from './dispatch.js';
 import type { HandlerDeps } from './handlers/types.js';
+import { appliesFor, pushAppOf } from './push-apps.js';
 
 type ParsedEvent = Extract<ParsedPush, { kind: 'event' }>;
 
@@ -253,8 +254,11 @@ export class EventsService {
     const body = JSON.parse(this.sealer.open(row.payload_sealed, eventContext(row.event_id))) as Record<string, unknown>;
     const envelope = row.schema_version === 'v2' ? ((body.header ?? {}) as Record<string, unknown>) : body;
     const event = (body.event ?? {}) as Record<string, unknown>;
-    // Pushes for another app id (a misrouted console setting) are kept but not applied.
-    if (!handler || (row.app_id && storeAppId && row.app_id !== storeAppId)) return 'ignored';
+    if (!handler) return 'ignored';
+    // Pushes of the store app, and of a registered custom app for its own tenant, are applied;
+    // those for another app id (a misrouted console setting) are kept but not applied.
+    const app = await pushAppOf(this.db, row.app_id, storeAppId);
+    if (!appliesFor(app, { eventType: row.event_type, tenantKey: row.tenant_key }, CHANGE_EVENT_TYPES)) return 'ignored';
     return handler(event, {
       services,
       eventId: row.event_id,

@@ -36,6 +36,8 @@ export interface ModuleEventDeps {
 export interface ModuleEventInput {
   eventId: string;
   tenantKey: string | null;
+  /** The app that pushed it (null: not known, e.g. a deferred handler): only the tenant's app's events apply. */
+  appId: string | null;
   pushedAt: Date;
   /** In the transaction that applies the event's rows: marks the stored event handled. */
   markHandled?: (trx: Transaction<Database>) => Promise<void>;
@@ -58,6 +60,10 @@ export async function runModuleHandler(
   if (!tenantKey) return 'ignored';
   const tenant = await deps.tenants.get(tenantKey);
   if (tenant?.status !== 'active') return 'ignored';
+  // Another app's push for this tenant (the store app's, while the company is served by its own
+  // custom app, or the reverse) changes nothing: the re-read below uses the tenant's app's
+  // tokens, so only that app's events are taken, and each change is read once, not once per app.
+  if (input.appId && tenant.app_id !== input.appId) return 'ignored';
   const connector = await deps.db
     .selectFrom('connectors')
     .select(['config', 'enabled'])
