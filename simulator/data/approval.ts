@@ -254,13 +254,22 @@ export class ApprovalTenant {
       out.push(seed.code);
     }
     list.sort((a, b) => a.startMs - b.startMs);
-    // Each instance was created (PENDING) and, unless still pending, decided since: the events
-    // a subscriber would have received, at those times.
+    // Each instance was created (PENDING), its tasks opened and closed, maybe someone cc'd, and,
+    // unless still pending, decided since: the events a subscriber would have received, in the
+    // order of their times (the decision last).
     if (this.onStatus && this.wantsEvents?.(approvalCode)) {
       for (const code of out) {
         const inst = this.instance(code);
-        this.onStatus(inst, 'PENDING', Number(inst.start_time));
-        if (inst.status !== 'PENDING') this.onStatus(inst, inst.status, Number(inst.end_time));
+        const onStatus = this.onStatus;
+        const happened: Array<{ at: number; emit: () => void }> = [{ at: Number(inst.start_time), emit: () => onStatus(inst, 'PENDING', Number(inst.start_time)) }];
+        for (const t of inst.task_list) {
+          happened.push({ at: Number(t.start_time), emit: () => this.onTask?.(inst, t, 'PENDING', Number(t.start_time)) });
+          if (t.status !== 'PENDING') happened.push({ at: Number(t.end_time), emit: () => this.onTask?.(inst, t, t.status, Number(t.end_time)) });
+        }
+        for (const { cc, at } of ccsOf(inst)) happened.push({ at, emit: () => this.onCc?.(inst, cc, 'CREATE', at) });
+        happened.sort((a, b) => a.at - b.at);
+        for (const h of happened) h.emit();
+        if (inst.status !== 'PENDING') onStatus(inst, inst.status, Number(inst.end_time));
       }
     }
     return out;
@@ -283,7 +292,7 @@ export class ApprovalTenant {
     this.onStatus?.(inst, 'PENDING', atMs);
     // Its first approver's task is created with it; a cc made at submission is reported too.
     for (const t of inst.task_list) if (t.status === 'PENDING') this.onTask?.(inst, t, 'PENDING', atMs);
-    for (const cc of ccsOf(inst)) this.onCc?.(inst, cc, 'CREATE', atMs);
+    for (const { cc } of ccsOf(inst)) this.onCc?.(inst, cc, 'CREATE', atMs);
     return seed.code;
   }
 
@@ -425,13 +434,14 @@ function ccId(instanceCode: string, at: string, openId: string): string {
   return createHash('md5').update(`cc:${instanceCode}:${at}:${openId}`).digest('hex').slice(0, 16);
 }
 
-/** The ccs of an instance's CC timeline entries (recipients from `cc_user_list`, else from `ext`). */
-function ccsOf(inst: SimInstance): SimCc[] {
+/** The ccs of an instance's CC timeline entries, with their times (recipients from `cc_user_list`, else from `ext`). */
+function ccsOf(inst: SimInstance): Array<{ cc: SimCc; at: number }> {
   return inst.timeline.flatMap((e) => {
     if (e.type !== 'CC') return [];
-    if (e.cc_user_list) return e.cc_user_list.map((c) => ({ id: c.cc_id, user_id: c.user_id, open_id: c.open_id, from_user_id: e.user_id ?? '' }));
+    const at = Number(e.create_time);
+    if (e.cc_user_list) return e.cc_user_list.map((c) => ({ cc: { id: c.cc_id, user_id: c.user_id, open_id: c.open_id, from_user_id: e.user_id ?? '' }, at }));
     const to = JSON.parse(e.ext || '{}') as { user_id?: string; open_id?: string };
-    return [{ id: ccId(inst.instance_code, e.create_time, to.open_id ?? ''), user_id: to.user_id ?? '', open_id: to.open_id ?? '', from_user_id: e.user_id ?? '' }];
+    return [{ cc: { id: ccId(inst.instance_code, e.create_time, to.open_id ?? ''), user_id: to.user_id ?? '', open_id: to.open_id ?? '', from_user_id: e.user_id ?? '' }, at }];
   });
 }
 

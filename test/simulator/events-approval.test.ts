@@ -134,6 +134,10 @@ describe('simulator approval change events', () => {
       const mine = events().filter((p) => p.event.instance_code === c).map((p) => p.event.status);
       const status = approval.instance(c).status;
       expect(mine).toEqual(status === 'PENDING' ? ['PENDING'] : ['PENDING', status]);
+      // Its tasks too: each opened (PENDING), and each closed one with its status, before the decision.
+      const tasks = s.receiver.acked('approval_task').filter((p) => p.event.instance_code === c).map((p) => `${p.event.task_id}:${p.event.status}`);
+      const expected = approval.instance(c).task_list.flatMap((t) => (t.status === 'PENDING' ? [`${t.id}:PENDING`] : [`${t.id}:PENDING`, `${t.id}:${t.status}`]));
+      expect(tasks.sort()).toEqual(expected.sort());
     }
   });
 
