@@ -26,7 +26,11 @@ export interface PushKeys {
   appId: string;
   verificationToken: string;
   encryptKey: string | undefined;
+  /** How answers name them (parse-push.ts). */
+  names: { token: string; key: string };
 }
+
+const CUSTOM_NAMES = { token: "the app's registered verificationToken", key: "the app's registered encryptKey" };
 
 /** How long a custom app's push keys (or their absence) are kept in memory: a re-registration shows within this. */
 const PUSH_KEYS_TTL_MS = 30_000;
@@ -162,6 +166,7 @@ export class AppsService {
             appId,
             verificationToken: this.sealer.open(row.verification_token_sealed, verificationTokenContext(appId)),
             encryptKey: row.encrypt_key_sealed ? this.sealer.open(row.encrypt_key_sealed, encryptKeyContext(appId)) : undefined,
+            names: CUSTOM_NAMES,
           }
         : undefined;
     if (this.pushKeyCache.size >= PUSH_KEYS_MAX) this.pushKeyCache.clear();

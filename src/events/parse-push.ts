@@ -40,8 +40,14 @@ export class PushRejectedError extends Error {
   }
 }
 
-/** What checks a push: the app's Verification Token and (optional) Encrypt Key (the store app's, or a custom app's). */
-export type PushKeys = Pick<StoreAppConfig, 'verificationToken' | 'encryptKey'>;
+/**
+ * What checks a push: the app's Verification Token and (optional) Encrypt Key (the store app's, or
+ * a custom app's). `names` says where they were set, for the answers (default: the store app's
+ * environment variables).
+ */
+export type PushKeys = Pick<StoreAppConfig, 'verificationToken' | 'encryptKey'> & { names?: { token: string; key: string } };
+
+const STORE_NAMES = { token: 'LARK_VERIFICATION_TOKEN', key: 'LARK_ENCRYPT_KEY' };
 
 export type ParsedPush =
   | { kind: 'challenge'; challenge: string }
@@ -116,7 +122,7 @@ export function parsePush(raw: Buffer, headers: PushHeaders, app: PushKeys, nowS
 
   if (typeof outer.encrypt === 'string') {
     if (!app.encryptKey) {
-      throw reject('encrypt_key_not_configured', 400, 'push is encrypted but LARK_ENCRYPT_KEY is not set');
+      throw reject('encrypt_key_not_configured', 400, `push is encrypted but ${(app.names ?? STORE_NAMES).key} is not set`);
     }
     // Signed: the signature is checked before anything is decrypted, so what follows only ever
     // tells Lark (the key's other holder) why its own push was refused.
@@ -125,7 +131,7 @@ export function parsePush(raw: Buffer, headers: PushHeaders, app: PushKeys, nowS
     try {
       plaintext = decryptPush(app.encryptKey, outer.encrypt);
     } catch {
-      throw reject('undecryptable', 400, 'encrypted payload could not be decrypted with LARK_ENCRYPT_KEY');
+      throw reject('undecryptable', 400, `encrypted payload could not be decrypted with ${(app.names ?? STORE_NAMES).key}`);
     }
     const body = parseJson(plaintext, 'decrypted payload');
     if (body.type === 'url_verification') return challenge(body, app);
@@ -133,10 +139,10 @@ export function parsePush(raw: Buffer, headers: PushHeaders, app: PushKeys, nowS
   }
 
   if (outer.type === 'url_verification') {
-    if (app.encryptKey) throw reject('not_encrypted', 400, 'LARK_ENCRYPT_KEY is set, so pushes must be encrypted');
+    if (app.encryptKey) throw reject('not_encrypted', 400, `${(app.names ?? STORE_NAMES).key} is set, so pushes must be encrypted`);
     return challenge(outer, app);
   }
-  if (app.encryptKey) throw reject('not_encrypted', 400, 'LARK_ENCRYPT_KEY is set, so pushes must be encrypted');
+  if (app.encryptKey) throw reject('not_encrypted', 400, `${(app.names ?? STORE_NAMES).key} is set, so pushes must be encrypted`);
   return event(outer, raw.toString('utf8'), app);
 }
 
@@ -198,7 +204,7 @@ function verifySignature(raw: Buffer, h: PushHeaders, encryptKey: string, nowSec
 
 function checkToken(token: unknown, app: PushKeys): void {
   if (typeof token !== 'string' || !safeEqual(token, app.verificationToken)) {
-    throw reject('invalid_token', 401, 'verification token does not match LARK_VERIFICATION_TOKEN');
+    throw reject('invalid_token', 401, `verification token does not match ${(app.names ?? STORE_NAMES).token}`);
   }
 }
 

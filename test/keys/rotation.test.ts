@@ -114,7 +114,7 @@ describe('encryption keys: canary and re-seal', () => {
     const after = await start({ ENCRYPTION_KEY: K2 });
     const row = await db.db.selectFrom('apps').selectAll().where('app_id', '=', CUSTOM.appId).executeTakeFirstOrThrow();
     expect(toCredentials(row, after.services.sealer).secret()).toBe(CUSTOM.appSecret);
-    expect(await after.services.apps.pushKeys(CUSTOM.appId)).toEqual({ appId: CUSTOM.appId, verificationToken: 'vt-keys', encryptKey: 'ek-keys' });
+    expect(await after.services.apps.pushKeys(CUSTOM.appId)).toMatchObject({ appId: CUSTOM.appId, verificationToken: 'vt-keys', encryptKey: 'ek-keys' });
     const mints = stack.sim.count('/open-apis/auth/v3/tenant_access_token');
     // The stored token opens (no new mint).
     expect(await after.services.tokens.getTenantAccessToken('tenant-keys-1')).toMatch(/^t-/);
