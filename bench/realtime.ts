@@ -126,7 +126,6 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
       // One consumer reads 300 feeds (1,200 requests/min per client by default).
       API_RATE_LIMIT: '1000000',
       ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
-      ...(process.env.DEBUG_POOL ? { DEBUG_POOL: '1' } : {}),
     }, process.env.BENCH_REALTIME_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_REALTIME_CPU_PROF}`] : []);
     const url = await larksync.call<string>('url');
     await sim.call('setEventUrl', `${url}/lark/events`);

@@ -291,6 +291,8 @@ export class LarkSimulator {
   uninstallTenant(appId: string, tenantKey: string): void {
     this.installs.get(appId)?.delete(tenantKey);
     for (const t of this.tokens.get(`tenant:${appId}:${tenantKey}`) ?? []) t.revoked = true;
+    // The install's change-event subscriptions end with it (unconfirmed: see SubscriptionBook.dropTenant).
+    this.events.subscriptions.dropTenant(appId, tenantKey);
   }
 
   /** Issues a new ticket; the previous one stays accepted as a grace (auth.md §3.1). */

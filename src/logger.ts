@@ -10,6 +10,7 @@ const SECRET_KEYS = [
   'app_access_token',
   'encryptKey',
   'encryptionKey',
+  'verificationToken',
   'apiToken',
   'apiKey',
   'api_key',

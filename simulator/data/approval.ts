@@ -11,6 +11,17 @@ export type SimInstanceStatus = 'PENDING' | 'APPROVED' | 'REJECTED' | 'CANCELED'
  */
 export type ApprovalEventStatus = SimInstanceStatus | 'REVERTED' | 'OVERTIME_CLOSE' | 'OVERTIME_RECOVER';
 
+/** Every status an `approval_task` event reports (change-events.md §2.1). */
+export type TaskEventStatus = 'PENDING' | 'APPROVED' | 'REJECTED' | 'TRANSFERRED' | 'ROLLBACK' | 'DONE' | 'REVERTED' | 'OVERTIME_CLOSE' | 'OVERTIME_RECOVER';
+
+/** A cc of an instance, as `approval_cc` reports it: its id, the recipient, and who cc'd (user ids). */
+export interface SimCc {
+  id: string;
+  user_id: string;
+  open_id: string;
+  from_user_id: string;
+}
+
 export interface SimWidget {
   id: string;
   custom_id?: string;
@@ -42,6 +53,8 @@ export interface SimTimelineEntry {
   comment?: string;
   ext: string;
   node_key?: string;
+  /** On a CC entry: the recipients with their cc ids (approval.md §2.2). */
+  cc_user_list?: Array<{ user_id: string; cc_id: string; open_id: string }>;
 }
 
 export interface SimComment {
@@ -142,6 +155,10 @@ export class ApprovalTenant {
   private added = 0;
   /** Told of each status change (SimData turns it into approval_instance events). */
   onStatus: ((inst: SimInstance, status: ApprovalEventStatus, atMs: number) => void) | undefined = undefined;
+  /** Told of each task that changed (SimData turns it into approval_task events). */
+  onTask: ((inst: SimInstance, task: SimTask, status: TaskEventStatus, atMs: number) => void) | undefined = undefined;
+  /** Told of each cc made or read (SimData turns it into approval_cc events). */
+  onCc: ((inst: SimInstance, cc: SimCc, operate: 'CREATE' | 'READ', atMs: number) => void) | undefined = undefined;
   /** Whether anyone listens to a definition's events (so addInstances builds details only then). */
   wantsEvents: ((approvalCode: string) => boolean) | undefined = undefined;
   /** The clock of advance() and createInstance() (SimData sets the simulator's). */
@@ -237,13 +254,22 @@ export class ApprovalTenant {
       out.push(seed.code);
     }
     list.sort((a, b) => a.startMs - b.startMs);
-    // Each instance was created (PENDING) and, unless still pending, decided since: the events
-    // a subscriber would have received, at those times.
+    // Each instance was created (PENDING), its tasks opened and closed, maybe someone cc'd, and,
+    // unless still pending, decided since: the events a subscriber would have received, in the
+    // order of their times (the decision last).
     if (this.onStatus && this.wantsEvents?.(approvalCode)) {
       for (const code of out) {
         const inst = this.instance(code);
-        this.onStatus(inst, 'PENDING', Number(inst.start_time));
-        if (inst.status !== 'PENDING') this.onStatus(inst, inst.status, Number(inst.end_time));
+        const onStatus = this.onStatus;
+        const happened: Array<{ at: number; emit: () => void }> = [{ at: Number(inst.start_time), emit: () => onStatus(inst, 'PENDING', Number(inst.start_time)) }];
+        for (const t of inst.task_list) {
+          happened.push({ at: Number(t.start_time), emit: () => this.onTask?.(inst, t, 'PENDING', Number(t.start_time)) });
+          if (t.status !== 'PENDING') happened.push({ at: Number(t.end_time), emit: () => this.onTask?.(inst, t, t.status, Number(t.end_time)) });
+        }
+        for (const { cc, at } of ccsOf(inst)) happened.push({ at, emit: () => this.onCc?.(inst, cc, 'CREATE', at) });
+        happened.sort((a, b) => a.at - b.at);
+        for (const h of happened) h.emit();
+        if (inst.status !== 'PENDING') onStatus(inst, inst.status, Number(inst.end_time));
       }
     }
     return out;
@@ -262,8 +288,56 @@ export class ApprovalTenant {
     list.push(seed);
     if (list.length > 1 && list[list.length - 2]!.startMs > atMs) list.sort((a, b) => a.startMs - b.startMs);
     this.byCode.set(seed.code, seed);
-    this.onStatus?.(this.instance(seed.code), 'PENDING', atMs);
+    const inst = this.instance(seed.code);
+    this.onStatus?.(inst, 'PENDING', atMs);
+    // Its first approver's task is created with it; a cc made at submission is reported too.
+    for (const t of inst.task_list) if (t.status === 'PENDING') this.onTask?.(inst, t, 'PENDING', atMs);
+    for (const { cc } of ccsOf(inst)) this.onCc?.(inst, cc, 'CREATE', atMs);
     return seed.code;
+  }
+
+  /**
+   * The open task is approved (`approval_task` APPROVED). When a node follows, the instance stays
+   * PENDING and its next approver's task is created (`approval_task` PENDING): no
+   * `approval_instance` event. After the last node, the instance is APPROVED (its event too).
+   */
+  passTask(instanceCode: string, atMs: number = this.now()): SimInstance {
+    const inst = this.instance(instanceCode);
+    const open = inst.task_list.find((t) => t.status === 'PENDING');
+    if (inst.status !== 'PENDING' || !open) throw new Error(`simulator: instance ${instanceCode} has no open task`);
+    const next = NODES[NODES.findIndex((n) => n.node_id === open.node_id) + 1];
+    if (!next) return this.setStatus(instanceCode, 'APPROVED', atMs);
+    const at = String(atMs);
+    open.status = 'APPROVED';
+    open.end_time = at;
+    inst.timeline.push({ type: 'PASS', create_time: at, open_id: open.open_id, user_id: open.user_id, task_id: open.id, ext: '{}', node_key: open.node_id });
+    const approver = person(this.tenantKey, seededRandom(`approval:${this.tenantKey}:${instanceCode}:${next.node_id}`));
+    const task: SimTask = { id: String(7_000_000_000 + inst.task_list.length), ...approver, status: 'PENDING', ...next, start_time: at, end_time: '0' };
+    inst.task_list.push(task);
+    this.onTask?.(inst, open, 'APPROVED', atMs);
+    this.onTask?.(inst, task, 'PENDING', atMs);
+    return inst;
+  }
+
+  /** Someone cc's a person on the instance: a CC timeline entry and `approval_cc` CREATE. Returns the cc. */
+  addCc(instanceCode: string, to: { open_id: string; user_id: string }, atMs: number = this.now()): SimCc {
+    const inst = this.instance(instanceCode);
+    const cc: SimCc = { id: ccId(inst.instance_code, String(atMs), to.open_id), user_id: to.user_id, open_id: to.open_id, from_user_id: inst.user_id };
+    inst.timeline.push({
+      type: 'CC',
+      create_time: String(atMs),
+      open_id: inst.open_id,
+      user_id: inst.user_id,
+      ext: JSON.stringify({ user_id: to.user_id, open_id: to.open_id }),
+      cc_user_list: [{ user_id: to.user_id, cc_id: cc.id, open_id: to.open_id }],
+    });
+    this.onCc?.(inst, cc, 'CREATE', atMs);
+    return cc;
+  }
+
+  /** The cc'd person reads it: `approval_cc` READ (the detail does not change). */
+  readCc(instanceCode: string, cc: SimCc, atMs: number = this.now()): void {
+    this.onCc?.(this.instance(instanceCode), cc, 'READ', atMs);
   }
 
   /**
@@ -307,6 +381,8 @@ export class ApprovalTenant {
         t.status = taskStatus;
         if (taskStatus !== 'PENDING') t.end_time = at;
       }
+      // Each task this closed is reported before the instance's own event (setStatus).
+      if (taskStatus !== 'PENDING') for (const t of open) this.onTask?.(inst, t, taskStatus, atMs);
       const actor = open[0];
       const entry: Record<SimInstanceStatus, string | undefined> = {
         PENDING: undefined,
@@ -345,6 +421,28 @@ export class ApprovalTenant {
   isKnownDefinition(approvalCode: string): boolean {
     return this.definitions.has(approvalCode);
   }
+}
+
+/** The approval flow every generated definition has: a manager, then finance. */
+const NODES = [
+  { node_id: 'node_manager', node_name: 'Manager', type: 'OR' as const },
+  { node_id: 'node_finance', node_name: 'Finance', type: 'AND' as const },
+];
+
+/** A stable cc id (the generated CC entries carry none; Lark's are opaque strings). */
+function ccId(instanceCode: string, at: string, openId: string): string {
+  return createHash('md5').update(`cc:${instanceCode}:${at}:${openId}`).digest('hex').slice(0, 16);
+}
+
+/** The ccs of an instance's CC timeline entries, with their times (recipients from `cc_user_list`, else from `ext`). */
+function ccsOf(inst: SimInstance): Array<{ cc: SimCc; at: number }> {
+  return inst.timeline.flatMap((e) => {
+    if (e.type !== 'CC') return [];
+    const at = Number(e.create_time);
+    if (e.cc_user_list) return e.cc_user_list.map((c) => ({ cc: { id: c.cc_id, user_id: c.user_id, open_id: c.open_id, from_user_id: e.user_id ?? '' }, at }));
+    const to = JSON.parse(e.ext || '{}') as { user_id?: string; open_id?: string };
+    return [{ cc: { id: ccId(inst.instance_code, e.create_time, to.open_id ?? ''), user_id: to.user_id ?? '', open_id: to.open_id ?? '', from_user_id: e.user_id ?? '' }, at }];
+  });
 }
 
 function person(tenantKey: string, rnd: () => number): { open_id: string; user_id: string } {
@@ -433,10 +531,7 @@ function buildInstance(
   const drawn = pickStatus(rnd, anchorMs - startMs);
   const status = forced ?? drawn;
   const endMs = status === 'PENDING' ? 0 : Math.min(anchorMs, startMs + Math.floor((0.5 + rnd() * 47) * HOUR));
-  const nodes = [
-    { node_id: 'node_manager', node_name: 'Manager', type: 'OR' as const },
-    { node_id: 'node_finance', node_name: 'Finance', type: 'AND' as const },
-  ];
+  const nodes = NODES;
   // How many nodes ran; the last one reached holds the decision (or is still open).
   const reached = status === 'APPROVED' ? nodes.length : 1 + Math.floor(rnd() * nodes.length);
   const tasks: SimTask[] = [];
@@ -520,7 +615,7 @@ function view(inst: SimInstance, withUserIds: boolean): Record<string, unknown> 
     form: JSON.stringify(inst.form),
     task_list: inst.task_list.map(hide),
     comment_list: inst.comment_list.map(hide),
-    timeline: inst.timeline.map(hide),
+    timeline: inst.timeline.map((e) => (e.cc_user_list ? { ...hide(e), cc_user_list: e.cc_user_list.map(hide) } : hide(e))),
   };
 }
 

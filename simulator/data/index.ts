@@ -145,6 +145,8 @@ export class SimData {
       data = ApprovalTenant.generate(tenantKey, shape);
       data.now = () => this.sim.now();
       data.onStatus = (inst, status, atMs) => this.feed.approval(tenantKey, inst, status, atMs);
+      data.onTask = (inst, task, status, atMs) => this.feed.approvalTask(tenantKey, inst, task, status, atMs);
+      data.onCc = (inst, cc, operate, atMs) => this.feed.approvalCc(tenantKey, inst, cc, operate, atMs);
       data.wantsEvents = (code) => this.feed.wantsApproval(tenantKey, code);
       this.approvals.set(tenantKey, data);
     }

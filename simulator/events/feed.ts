@@ -1,11 +1,13 @@
 import type { LarkSimulator } from '../lark-simulator.js';
-import type { ApprovalEventStatus, SimInstance } from '../data/approval.js';
+import type { ApprovalEventStatus, SimCc, SimInstance, SimTask, TaskEventStatus } from '../data/approval.js';
 import type { ContactChange, ContactDirectory, SimUser } from '../data/contact.js';
 import type { SimBitablePerson, SimTable, TableChangeSet } from '../data/bitable/table.js';
 import { appPrincipal, type DocChange, type DocsTenant, type SimDocObject } from '../data/docs/store.js';
 import { APP_SUBSCRIBER, type FileSubscription } from './subscriptions.js';
 import {
+  approvalCcEvent,
   approvalInstanceEvent,
+  approvalTaskEvent,
   departmentObject,
   fieldActions,
   idsOf,
@@ -20,8 +22,9 @@ import {
  * (../shared/lark/change-events.md):
  * - contact: every app installed in the tenant with the changed user or department inside its
  *   contact scope (no subscribe call);
- * - approval: apps that subscribed the instance's approval code for the tenant, in order per
- *   instance (held until the previous event of the instance is acknowledged);
+ * - approval: apps that subscribed the instance's approval code for the tenant get
+ *   `approval_instance`, `approval_task` and `approval_cc`, in order per instance (held until the
+ *   previous event of the instance is acknowledged; one order across the three types, unconfirmed);
  * - Base: apps with a file subscription on the Base: record and field events plus
  *   `drive.file.edit_v1`;
  * - Docs: apps with a file subscription on the object: `drive.file.edit_v1` to owners and
@@ -121,6 +124,22 @@ export class ChangeFeed {
     for (const app of this.receiving(tenantKey, this.events.subscriptions.approvalApps(tenantKey, inst.approval_code))) {
       const numberForm = this.events.random() < this.events.options.operateTimeNumberShare;
       this.events.emitV1(app.appId, tenantKey, approvalInstanceEvent(app.appId, tenantKey, inst, status, atMs, numberForm), {
+        orderKey: `approval:${app.appId}:${tenantKey}:${inst.instance_code}`,
+      });
+    }
+  }
+
+  approvalTask(tenantKey: string, inst: SimInstance, task: SimTask, status: TaskEventStatus, atMs: number): void {
+    for (const app of this.receiving(tenantKey, this.events.subscriptions.approvalApps(tenantKey, inst.approval_code))) {
+      this.events.emitV1(app.appId, tenantKey, approvalTaskEvent(app.appId, tenantKey, inst, task, status, atMs, app.custom), {
+        orderKey: `approval:${app.appId}:${tenantKey}:${inst.instance_code}`,
+      });
+    }
+  }
+
+  approvalCc(tenantKey: string, inst: SimInstance, cc: SimCc, operate: 'CREATE' | 'READ', atMs: number): void {
+    for (const app of this.receiving(tenantKey, this.events.subscriptions.approvalApps(tenantKey, inst.approval_code))) {
+      this.events.emitV1(app.appId, tenantKey, approvalCcEvent(app.appId, tenantKey, inst, cc, operate, atMs, app.custom), {
         orderKey: `approval:${app.appId}:${tenantKey}:${inst.instance_code}`,
       });
     }

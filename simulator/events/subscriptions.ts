@@ -89,6 +89,19 @@ export class SubscriptionBook {
     return [...(this.fileIndex.get(tenantKey)?.get(fileToken) ?? [])];
   }
 
+  /**
+   * Drops every subscription an app holds in a tenant: an uninstall ends them with the install
+   * (the notes do not say; unconfirmed, taken as Lark ending every grant the install gave).
+   */
+  dropTenant(appId: string, tenantKey: string): void {
+    for (const [code, apps] of this.approvalIndex.get(tenantKey) ?? []) if (apps.has(appId)) this.unsubscribeApproval(appId, tenantKey, code);
+    for (const [token, apps] of this.fileIndex.get(tenantKey) ?? []) {
+      if (!apps.has(appId)) continue;
+      this.files.delete(key(appId, tenantKey, token));
+      indexDelete(this.fileIndex, tenantKey, token, appId);
+    }
+  }
+
   /** Forgets every subscription (tests). */
   clear(): void {
     this.approvals.clear();

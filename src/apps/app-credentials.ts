@@ -12,6 +12,8 @@ export interface AppCredentials {
 }
 
 export const appSecretContext = (appId: string) => `apps.secret:${appId}`;
+export const verificationTokenContext = (appId: string) => `apps.verification_token:${appId}`;
+export const encryptKeyContext = (appId: string) => `apps.encrypt_key:${appId}`;
 
 export function toCredentials(row: AppRow, sealer: Sealer): AppCredentials {
   return {

@@ -8,7 +8,7 @@ export async function findApp(db: Kysely<Database>, appId: string): Promise<AppR
 
 export async function upsertApp(
   db: Kysely<Database>,
-  row: { app_id: string; kind: AppKind; domain: string; secret_sealed: Buffer },
+  row: { app_id: string; kind: AppKind; domain: string; secret_sealed: Buffer; verification_token_sealed?: Buffer | null; encrypt_key_sealed?: Buffer | null },
 ): Promise<void> {
   await db
     .insertInto('apps')
@@ -17,6 +17,9 @@ export async function upsertApp(
       oc.column('app_id').doUpdateSet({
         domain: (eb) => eb.ref('excluded.domain'),
         secret_sealed: (eb) => eb.ref('excluded.secret_sealed'),
+        // Registered again without push credentials (a new secret only): the ones it had stay.
+        verification_token_sealed: sql<Buffer | null>`coalesce(excluded.verification_token_sealed, apps.verification_token_sealed)`,
+        encrypt_key_sealed: sql<Buffer | null>`coalesce(excluded.encrypt_key_sealed, apps.encrypt_key_sealed)`,
         updated_at: sql<Date>`now()`,
       }),
     )

@@ -10,16 +10,39 @@ import { mintInternalTenantToken, queryTenant } from '../lark/auth-api.js';
 import { lockTenantLifecycle } from '../tenants/tenant-lock.js';
 import type { TenantsService } from '../tenants/tenants.service.js';
 import type { TokenService } from '../tokens/tokens.service.js';
-import { appSecretContext } from './app-credentials.js';
+import { appSecretContext, encryptKeyContext, verificationTokenContext } from './app-credentials.js';
 import { findApp, upsertApp } from './apps.repository.js';
 
 export interface RegisteredCustomApp {
   appId: string;
   tenantKey: string;
   type: 'custom';
+  /** Where the app's console sends its pushes, once its push credentials are registered. */
+  eventsPath?: string;
 }
 
+/** What checks a custom app's pushes: its console's Verification Token and (optional) Encrypt Key. */
+export interface PushKeys {
+  appId: string;
+  verificationToken: string;
+  encryptKey: string | undefined;
+  /** How answers name them (parse-push.ts). */
+  names: { token: string; key: string };
+}
+
+const CUSTOM_NAMES = { token: "the app's registered verificationToken", key: "the app's registered encryptKey" };
+
+/** How long a custom app's push keys (or their absence) are kept in memory: a re-registration shows within this. */
+const PUSH_KEYS_TTL_MS = 30_000;
+/** Entries kept at most: unknown app ids in push URLs are cached too, so anyone can add them. */
+const PUSH_KEYS_MAX = 1_000;
+
+/** The request path of a custom app's pushes (routes/lark/events.ts). */
+export const customAppEventsPath = (appId: string) => `/lark/events/${appId}`;
+
 export class AppsService {
+  private readonly pushKeyCache = new Map<string, { at: number; keys: PushKeys | undefined }>();
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly sealer: Sealer,
@@ -62,7 +85,13 @@ export class AppsService {
    * the token. So a refused registration changes nothing (not even a re-registered app's secret),
    * and of two registrations racing for one tenant the second sees the first and gets a 409.
    */
-  async registerCustomApp(input: { appId: string; appSecret: string; domain?: string }): Promise<RegisteredCustomApp> {
+  async registerCustomApp(input: {
+    appId: string;
+    appSecret: string;
+    domain?: string;
+    verificationToken?: string;
+    encryptKey?: string;
+  }): Promise<RegisteredCustomApp> {
     const domain = await this.checkDomain(input.domain ?? this.config.larkDomain);
     if (this.config.storeApp?.appId === input.appId) {
       throw new AppError(409, 'app_conflict', `app ${input.appId} is the store app configured by LARK_APP_ID`);
@@ -80,7 +109,7 @@ export class AppsService {
 
     const conflict = (servedBy: string) =>
       new AppError(409, 'tenant_conflict', `tenant ${tenant.tenantKey} is already served by app ${servedBy}; uninstall it there first`);
-    await this.db.transaction().execute(async (trx) => {
+    const pushesConfigured = await this.db.transaction().execute(async (trx) => {
       // The lock every lifecycle transaction of this tenant takes first (installIn takes it again,
       // which is harmless), so between the checks below and the writes after them nobody else acts.
       await lockTenantLifecycle(trx, tenant.tenantKey);
@@ -98,6 +127,8 @@ export class AppsService {
         kind: 'custom',
         domain,
         secret_sealed: this.sealer.seal(input.appSecret, appSecretContext(input.appId)),
+        verification_token_sealed: input.verificationToken ? this.sealer.seal(input.verificationToken, verificationTokenContext(input.appId)) : null,
+        encrypt_key_sealed: input.encryptKey ? this.sealer.seal(input.encryptKey, encryptKeyContext(input.appId)) : null,
       });
       const installed = await this.tenants.installIn(
         trx,
@@ -109,8 +140,38 @@ export class AppsService {
       // 201 for a tenant left as it was would be a lie, and the rollback keeps the old secret.
       if (!installed) throw conflict(current?.app_id ?? 'another app');
       await this.tokens.adopt({ kind: 'tenant', appId: input.appId, tenantKey: tenant.tenantKey }, token, expire, trx);
+      const stored = await trx.selectFrom('apps').select('verification_token_sealed').where('app_id', '=', input.appId).executeTakeFirst();
+      return stored?.verification_token_sealed != null;
     });
-    return { appId: input.appId, tenantKey: tenant.tenantKey, type: 'custom' };
+    this.pushKeyCache.delete(input.appId);
+    return {
+      appId: input.appId,
+      tenantKey: tenant.tenantKey,
+      type: 'custom',
+      ...(pushesConfigured ? { eventsPath: customAppEventsPath(input.appId) } : {}),
+    };
+  }
+
+  /**
+   * The push keys of a registered custom app, or undefined (no such custom app, or none
+   * registered): read on the request path of its pushes, so kept briefly in memory, absences too.
+   */
+  async pushKeys(appId: string): Promise<PushKeys | undefined> {
+    const cached = this.pushKeyCache.get(appId);
+    if (cached && performance.now() - cached.at < PUSH_KEYS_TTL_MS) return cached.keys;
+    const row = await findApp(this.db, appId);
+    const keys =
+      row?.kind === 'custom' && row.verification_token_sealed
+        ? {
+            appId,
+            verificationToken: this.sealer.open(row.verification_token_sealed, verificationTokenContext(appId)),
+            encryptKey: row.encrypt_key_sealed ? this.sealer.open(row.encrypt_key_sealed, encryptKeyContext(appId)) : undefined,
+            names: CUSTOM_NAMES,
+          }
+        : undefined;
+    if (this.pushKeyCache.size >= PUSH_KEYS_MAX) this.pushKeyCache.clear();
+    this.pushKeyCache.set(appId, { at: performance.now(), keys });
+    return keys;
   }
 
   /** The domain's canonical form (brand or origin), or a 400 saying what to fix; never echoes the value. */

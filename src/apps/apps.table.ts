@@ -7,6 +7,9 @@ export interface AppsTable {
   kind: AppKind;
   domain: string;
   secret_sealed: Buffer;
+  /** A custom app's push credentials (its console's Verification Token and Encrypt Key), sealed; null: none registered. */
+  verification_token_sealed: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+  encrypt_key_sealed: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
   created_at: ColumnType<Date, never, never>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }

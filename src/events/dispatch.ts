@@ -21,6 +21,7 @@ function moduleHandler(entries: ModuleEventEntry[]): EventHandler {
       const done = await runModuleHandler(ctx.services, module, handler, event, {
         eventId: ctx.eventId,
         tenantKey: ctx.tenantKey,
+        appId: ctx.appId,
         pushedAt: ctx.pushedAt,
         // In a drain's group, the group's commit marks the events it applied.
         ...(ctx.group

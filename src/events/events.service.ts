@@ -26,6 +26,7 @@ import type { LarkEventRow } from './events.table.js';
 import { CHANGE_EVENT_TYPES, eventHandlers, eventMergers } from './dispatch.js';
 import { EventGroup } from './event-group.js';
 import type { EventHandler, HandlerDeps } from './handlers/types.js';
+import { appliesFor, pushAppOf } from './push-apps.js';
 
 type ParsedEvent = Extract<ParsedPush, { kind: 'event' }>;
 
@@ -212,7 +213,7 @@ export class EventsService {
       const first = queue.shift() as LarkEventRow;
       let opened: OpenedEvent;
       try {
-        opened = this.open(services, first);
+        opened = this.open(first);
       } catch (err) {
         await this.failForRetry(services, first, err);
         continue;
@@ -226,9 +227,9 @@ export class EventsService {
         const next = queue[j] as LarkEventRow;
         let folded: Record<string, unknown> | undefined;
         let nextOpened: OpenedEvent | undefined;
-        if (next.event_type === first.event_type) {
+        if (next.event_type === first.event_type && next.app_id === first.app_id) {
           try {
-            nextOpened = this.open(services, next);
+            nextOpened = this.open(next);
             folded = nextOpened.handler ? merge(opened.event, nextOpened.event) : undefined;
           } catch {
             folded = undefined; // it fails on its own turn
@@ -322,7 +323,7 @@ export class EventsService {
 
   /** Opens a stored push and runs its handler; throws what the handler throws. */
   private async apply(services: HandlerDeps, row: LarkEventRow): Promise<'processed' | 'ignored'> {
-    return this.run(services, this.open(services, row), row);
+    return this.run(services, this.open(row), row);
   }
 
   /**
@@ -330,20 +331,21 @@ export class EventsService {
    * opens (e.g. its sealing key was dropped) throws here, so it is marked failed with a reason
    * rather than sitting pending while its job retries.
    */
-  private open(services: HandlerDeps, row: LarkEventRow): OpenedEvent {
+  private open(row: LarkEventRow): OpenedEvent {
     // Own keys only: a pushed type named like an Object.prototype member must not find a "handler".
     const handler = Object.hasOwn(eventHandlers, row.event_type) ? eventHandlers[row.event_type] : undefined;
-    const storeAppId = services.config.storeApp?.appId;
     const body = JSON.parse(this.sealer.open(row.payload_sealed, eventContext(row.event_id))) as Record<string, unknown>;
     const envelope = row.schema_version === 'v2' ? ((body.header ?? {}) as Record<string, unknown>) : body;
     const event = (body.event ?? {}) as Record<string, unknown>;
-    // Pushes for another app id (a misrouted console setting) are kept but not applied.
-    const applies = handler && !(row.app_id && storeAppId && row.app_id !== storeAppId);
-    return { handler: applies ? handler : undefined, event, pushedAt: pushTime(row.schema_version, envelope) ?? row.received_at };
+    return { handler, event, pushedAt: pushTime(row.schema_version, envelope) ?? row.received_at };
   }
 
   private async run(services: HandlerDeps, opened: OpenedEvent, row: LarkEventRow, group?: EventGroup): Promise<'processed' | 'ignored'> {
     if (!opened.handler) return 'ignored';
+    // Pushes of the store app, and of a registered custom app for its own tenant, are applied;
+    // those for another app id (a misrouted console setting) are kept but not applied.
+    const app = await pushAppOf(this.db, row.app_id, services.config.storeApp?.appId);
+    if (!appliesFor(app, { eventType: row.event_type, tenantKey: row.tenant_key }, CHANGE_EVENT_TYPES)) return 'ignored';
     return opened.handler(opened.event, {
       services,
       eventId: row.event_id,

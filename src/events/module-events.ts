@@ -37,6 +37,8 @@ export interface ModuleEventDeps {
 export interface ModuleEventInput {
   eventId: string;
   tenantKey: string | null;
+  /** The app that pushed it (null: not known, e.g. a deferred handler): only the tenant's app's events apply. */
+  appId: string | null;
   pushedAt: Date;
   /** In the transaction that applies the event's rows: marks the stored event handled. */
   markHandled?: (trx: Transaction<Database>) => Promise<void>;
@@ -49,6 +51,8 @@ export interface ModuleEventInput {
 
 /** What a handler runs with: the tenant's validated config and the tokens to read as. */
 interface Resolved {
+  /** the app serving the tenant */
+  appId: string;
   config: Record<string, unknown>;
   tokens: TenantTokens;
 }
@@ -71,6 +75,10 @@ export async function runModuleHandler(
   const resolve = () => resolveHandler(deps, module, tenantKey);
   const resolved = await (input.group ? input.group.once(`${module.name}:${tenantKey}`, resolve) : resolve());
   if (!resolved) return 'ignored';
+  // Another app's push for this tenant (the store app's, while the company is served by its own
+  // custom app, or the reverse) changes nothing: the re-read below uses the tenant's app's
+  // tokens, so only that app's events are taken, and each change is read once, not once per app.
+  if (input.appId && resolved.appId !== input.appId) return 'ignored';
   const { config, tokens } = resolved;
   const counters = { upstreamCalls: 0, throttledWaits: 0 };
   const ctx: ModuleEventContext = {
@@ -137,7 +145,7 @@ async function resolveHandler(deps: ModuleEventDeps, module: SyncModuleDef, tena
         throw err instanceof UserAuthorizationRequiredError ? new SyncError('user_authorization_required', err.message) : err;
       })
     : appTokens;
-  return { config, tokens };
+  return { appId: tenant.app_id, config, tokens };
 }
 
 export interface DeferredPayload {

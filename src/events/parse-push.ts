@@ -22,6 +22,8 @@ export type PushRejection =
   | 'missing_event_id'
   | 'invalid_event_field'
   | 'unverified_push'
+  /** a custom app's request URL got a push naming another app */
+  | 'app_mismatch'
   /** log detail only: an unsigned body over UNSIGNED_BODY_LIMIT */
   | 'unsigned_body_too_large';
 
@@ -37,6 +39,15 @@ export class PushRejectedError extends Error {
     this.name = 'PushRejectedError';
   }
 }
+
+/**
+ * What checks a push: the app's Verification Token and (optional) Encrypt Key (the store app's, or
+ * a custom app's). `names` says where they were set, for the answers (default: the store app's
+ * environment variables).
+ */
+export type PushKeys = Pick<StoreAppConfig, 'verificationToken' | 'encryptKey'> & { names?: { token: string; key: string } };
+
+const STORE_NAMES = { token: 'LARK_VERIFICATION_TOKEN', key: 'LARK_ENCRYPT_KEY' };
 
 export type ParsedPush =
   | { kind: 'challenge'; challenge: string }
@@ -105,13 +116,13 @@ function storable(value: string | undefined, field: string): string | undefined 
  * be a URL-verification challenge (those are unsigned) and is handled by unverifiedPush. Nothing
  * here logs; callers log the rejection reason (and detail).
  */
-export function parsePush(raw: Buffer, headers: PushHeaders, app: StoreAppConfig, nowSeconds = Date.now() / 1000): ParsedPush {
+export function parsePush(raw: Buffer, headers: PushHeaders, app: PushKeys, nowSeconds = Date.now() / 1000): ParsedPush {
   if (app.encryptKey && headers.signature === undefined) return unverifiedPush(raw, app.encryptKey, app);
   const outer = parseJson(raw.toString('utf8'), 'request body');
 
   if (typeof outer.encrypt === 'string') {
     if (!app.encryptKey) {
-      throw reject('encrypt_key_not_configured', 400, 'push is encrypted but LARK_ENCRYPT_KEY is not set');
+      throw reject('encrypt_key_not_configured', 400, `push is encrypted but ${(app.names ?? STORE_NAMES).key} is not set`);
     }
     // Signed: the signature is checked before anything is decrypted, so what follows only ever
     // tells Lark (the key's other holder) why its own push was refused.
@@ -120,7 +131,7 @@ export function parsePush(raw: Buffer, headers: PushHeaders, app: StoreAppConfig
     try {
       plaintext = decryptPush(app.encryptKey, outer.encrypt);
     } catch {
-      throw reject('undecryptable', 400, 'encrypted payload could not be decrypted with LARK_ENCRYPT_KEY');
+      throw reject('undecryptable', 400, `encrypted payload could not be decrypted with ${(app.names ?? STORE_NAMES).key}`);
     }
     const body = parseJson(plaintext, 'decrypted payload');
     if (body.type === 'url_verification') return challenge(body, app);
@@ -128,10 +139,10 @@ export function parsePush(raw: Buffer, headers: PushHeaders, app: StoreAppConfig
   }
 
   if (outer.type === 'url_verification') {
-    if (app.encryptKey) throw reject('not_encrypted', 400, 'LARK_ENCRYPT_KEY is set, so pushes must be encrypted');
+    if (app.encryptKey) throw reject('not_encrypted', 400, `${(app.names ?? STORE_NAMES).key} is set, so pushes must be encrypted`);
     return challenge(outer, app);
   }
-  if (app.encryptKey) throw reject('not_encrypted', 400, 'LARK_ENCRYPT_KEY is set, so pushes must be encrypted');
+  if (app.encryptKey) throw reject('not_encrypted', 400, `${(app.names ?? STORE_NAMES).key} is set, so pushes must be encrypted`);
   return event(outer, raw.toString('utf8'), app);
 }
 
@@ -147,7 +158,7 @@ const UNVERIFIED_MESSAGE =
  * and the same metric label; only the log line says which check failed. Bodies over
  * UNSIGNED_BODY_LIMIT are refused before any parsing or decryption.
  */
-function unverifiedPush(raw: Buffer, encryptKey: string, app: StoreAppConfig): ParsedPush {
+function unverifiedPush(raw: Buffer, encryptKey: string, app: PushKeys): ParsedPush {
   const fail = (detail: PushRejection): never => {
     throw new PushRejectedError('unverified_push', 401, UNVERIFIED_MESSAGE, detail);
   };
@@ -191,20 +202,20 @@ function verifySignature(raw: Buffer, h: PushHeaders, encryptKey: string, nowSec
   }
 }
 
-function checkToken(token: unknown, app: StoreAppConfig): void {
+function checkToken(token: unknown, app: PushKeys): void {
   if (typeof token !== 'string' || !safeEqual(token, app.verificationToken)) {
-    throw reject('invalid_token', 401, 'verification token does not match LARK_VERIFICATION_TOKEN');
+    throw reject('invalid_token', 401, `verification token does not match ${(app.names ?? STORE_NAMES).token}`);
   }
 }
 
-function challenge(body: Record<string, unknown>, app: StoreAppConfig): ParsedPush {
+function challenge(body: Record<string, unknown>, app: PushKeys): ParsedPush {
   checkToken(body.token, app);
   const value = str(body.challenge);
   if (!value) throw reject('unknown_schema', 400, 'url_verification without a challenge');
   return { kind: 'challenge', challenge: value };
 }
 
-function event(body: Record<string, unknown>, plaintext: string, app: StoreAppConfig): ParsedPush {
+function event(body: Record<string, unknown>, plaintext: string, app: PushKeys): ParsedPush {
   if (body.schema === '2.0') {
     const header = (body.header ?? {}) as Record<string, unknown>;
     checkToken(header.token, app);

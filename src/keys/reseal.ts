@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Sealer } from '../crypto/sealer.js';
-import { appSecretContext } from '../apps/app-credentials.js';
+import { appSecretContext, encryptKeyContext, verificationTokenContext } from '../apps/app-credentials.js';
 import { ticketContext } from '../tokens/app-tickets.service.js';
 import { tokenContext } from '../tokens/tokens.repository.js';
 import type { TokenKind } from '../tokens/tokens.table.js';
@@ -24,6 +24,8 @@ interface SealedColumn {
  */
 export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { table: 'apps', column: 'secret_sealed', keys: ['app_id'], context: (r) => appSecretContext(String(r.app_id)) },
+  { table: 'apps', column: 'verification_token_sealed', keys: ['app_id'], context: (r) => verificationTokenContext(String(r.app_id)) },
+  { table: 'apps', column: 'encrypt_key_sealed', keys: ['app_id'], context: (r) => encryptKeyContext(String(r.app_id)) },
   { table: 'app_tickets', column: 'ticket_sealed', keys: ['app_id'], context: (r) => ticketContext(String(r.app_id)) },
   {
     table: 'access_tokens',

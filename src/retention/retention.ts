@@ -75,6 +75,9 @@ export async function purgeUninstalledTenants(
       // Knowledge-base sinks hold the tenant's API keys for them: they go with the data.
       await trx.deleteFrom('sink_documents').where('tenant_key', '=', tenantKey).execute();
       await trx.deleteFrom('sinks').where('tenant_key', '=', tenantKey).execute();
+      // Normally gone at the uninstall already (app_uninstalled); this catches tenants uninstalled
+      // before that was so. Lark dropped them with the install; no job may retry them.
+      await trx.deleteFrom('lark_subscriptions').where('tenant_key', '=', tenantKey).execute();
       const tokens = await trx.deleteFrom('access_tokens').where('tenant_key', '=', tenantKey).where('kind', '=', 'tenant').executeTakeFirst();
       const purge: TenantPurge = { tenantKey, rows, tokens: Number(tokens.numDeletedRows) };
       await trx

@@ -46,6 +46,20 @@ export async function queueSubscriptionJob(db: Kysely<Database>, tenantKey: stri
   )`.execute(db);
 }
 
+/**
+ * The tenant uninstalled the app: its subscription rows go, and so does its queued job. Lark
+ * drops an app's subscriptions with its install (the notes do not say so outright: unconfirmed),
+ * and the tenant's token is dead, so nothing could be undone with it anyway; a reinstall queues
+ * `installed`, whose plan makes the rows again from the connectors. A job already running finds
+ * the tenant not active and stops (SubscriptionManager.run). Safe to run again.
+ */
+export async function forgetTenantSubscriptions(db: Kysely<Database>, tenantKey: string): Promise<number> {
+  const res = await db.deleteFrom('lark_subscriptions').where('tenant_key', '=', tenantKey).executeTakeFirst();
+  // remove_job leaves a job that is running (locked) alone; that one stops by itself.
+  await sql`select graphile_worker.remove_job(${'subscriptions:' + tenantKey})`.execute(db);
+  return Number(res.numDeletedRows);
+}
+
 /** Tenants with subscription work due and no job due for it (the minute sweep queues one each, or brings one forward). */
 export async function queueDueSubscriptionJobs(db: Kysely<Database>): Promise<number> {
   const due = await sql<{ tenant_key: string }>`

@@ -6,7 +6,7 @@ import type { ConnectorView } from '../sync/connectors.service.js';
 import { annotateConnector } from './connector-events.js';
 import { defaultHealthOptions, lagByModule, refreshConnectorHealth, scanEventMarks, type HealthOptions } from './event-health.js';
 import { EVENT_MODULES, needsSubscribeCalls } from './event-modules.js';
-import { queueDueSubscriptionJobs, queueSubscriptionJob, type SubscriptionReason } from './queue.js';
+import { forgetTenantSubscriptions, queueDueSubscriptionJobs, queueSubscriptionJob, type SubscriptionReason } from './queue.js';
 import { SubscriptionManager, defaultSubscriptionOptions, type JobResult, type SubscriptionDeps, type SubscriptionOptions } from './subscription-manager.js';
 
 export interface SubscriptionsConfig {
@@ -32,6 +32,12 @@ export class SubscriptionsService {
   /** Queues the tenant's subscription job (in the caller's transaction when given one). */
   queue(tenantKey: string, reason: SubscriptionReason, db: Kysely<Database> = this.db): Promise<void> {
     return queueSubscriptionJob(db, tenantKey, reason);
+  }
+
+  /** The tenant uninstalled the app: its subscription rows and queued job go (see forgetTenantSubscriptions). */
+  async tenantUninstalled(tenantKey: string): Promise<void> {
+    const n = await forgetTenantSubscriptions(this.db, tenantKey);
+    if (n > 0) this.log.info({ tenantKey, subscriptions: n }, 'tenant uninstalled: its change-event subscriptions forgotten');
   }
 
   /** A connector was stored: a module that subscribes gets its job, in the same transaction. */

@@ -93,7 +93,7 @@ export function createTaskList(services: Services): TaskList {
       const module = Object.hasOwn(MODULES, job.module) ? MODULES[job.module] : undefined;
       const handler = module?.deferred && Object.hasOwn(module.deferred, job.name) ? module.deferred[job.name] : undefined;
       if (!module || !handler) return;
-      await runModuleHandler(services, module, handler, job.payload, { eventId: `deferred:${helpers.job.id}`, tenantKey: job.tenantKey, pushedAt: new Date() });
+      await runModuleHandler(services, module, handler, job.payload, { eventId: `deferred:${helpers.job.id}`, tenantKey: job.tenantKey, appId: null, pushedAt: new Date() });
     },
     sync_run: async (payload) => {
       const { runId, lease } = sliceOf(payload);

@@ -6,10 +6,11 @@ import { finishedRun, runToEnd } from '../helpers/runs.js';
 import { waitFor } from '../helpers/wait.js';
 import { countCalls, eventStatuses, eventsSettled, row } from './helpers.js';
 
-// approval_instance events in (issue 14): v1 envelope, operate_time a string or a number; each
-// re-reads the instance's detail with its children (one call), only for configured approval
-// codes; and the overlap with a running sync: an event applied between a sync page's read and its
-// commit is not overwritten by that (older) page.
+// approval_instance, approval_task and approval_cc events in (issue 14): v1 envelope,
+// operate_time a string or a number (create_time, a number, for a cc); each re-reads the
+// instance's detail with its children (one call), only for configured approval codes, and one
+// older than what the instance has applied changes nothing; and the overlap with a running sync:
+// an event applied between a sync page's read and its commit is not overwritten by that (older) page.
 
 const TENANT = 'tenant-ev-approval';
 
@@ -39,20 +40,91 @@ describe('approval change events in', () => {
     calls = countCalls(stack, TENANT);
   });
 
-  it('a new instance and its decision: each event re-reads the detail once, children follow', async () => {
+  /** The simulator's approval events of an instance, by type (what Lark pushed for it). */
+  const pushed = (inst: string) => {
+    const byType: Record<string, number> = {};
+    for (const e of stack.sim.events.list()) {
+      const ev = e.body.event as Record<string, unknown> | undefined;
+      if (ev?.instance_code === inst) byType[String(ev.type)] = (byType[String(ev.type)] ?? 0) + 1;
+    }
+    return byType;
+  };
+  const allProcessed = async () =>
+    (await Promise.all(['approval_instance', 'approval_task', 'approval_cc'].map((t) => eventStatuses(stack, t)))).flat().every((x) => x === 'processed');
+
+  it('a new instance and its decision: each event (instance, task, cc) re-reads the detail once, children follow', async () => {
     stack.sim.events.setOptions({ operateTimeNumberShare: 0.5 });
     const inst = approval.createInstance(code);
     await waitFor(async () => (await row(stack, 'approval_instances', TENANT, inst))?.status === 'PENDING', 10_000, 'pending instance');
     approval.setStatus(inst, 'APPROVED');
     await waitFor(async () => (await row(stack, 'approval_instances', TENANT, inst))?.status === 'APPROVED', 10_000, 'approved instance');
     await eventsSettled(stack);
-    expect(calls).toEqual({ 'approval.instances.get': 2 });
+    // PENDING and APPROVED for the instance, and its open task's PENDING and APPROVED at least.
+    const events = pushed(inst);
+    expect(events.approval_instance).toBe(2);
+    expect(events.approval_task).toBeGreaterThanOrEqual(2);
+    expect(calls).toEqual({ 'approval.instances.get': Object.values(events).reduce((a, b) => a + b, 0) });
+    expect(await allProcessed()).toBe(true);
     const tasks = await sql<{ status: string }>`select status from approval_tasks where tenant_key = ${TENANT} and instance_code = ${inst} and deleted_at is null`.execute(stack.db.db);
     expect(tasks.rows.length).toBeGreaterThan(0);
     expect(tasks.rows.every((t) => t.status !== 'PENDING')).toBe(true);
     const timeline = await sql<{ n: number }>`select count(*)::int as n from approval_timeline where tenant_key = ${TENANT} and instance_code = ${inst}`.execute(stack.db.db);
     expect(timeline.rows[0]!.n).toBeGreaterThan(1);
-    expect(await eventStatuses(stack, 'approval_instance')).toEqual(['processed', 'processed']);
+  });
+
+  it('approval_task alone (a node passed, the instance still PENDING): the re-read brings the passed task and the next one', async () => {
+    // An instance waiting on its first node (the manager), so passing it opens the next one.
+    let inst = approval.createInstance(code);
+    while (approval.instance(inst).task_list.find((t) => t.status === 'PENDING')?.node_id !== 'node_manager') inst = approval.createInstance(code);
+    await eventsSettled(stack);
+    const manager = approval.instance(inst).task_list.find((t) => t.status === 'PENDING')!;
+    calls = countCalls(stack, TENANT);
+    const tasksBefore = pushed(inst).approval_task ?? 0;
+    approval.passTask(inst);
+    const finance = approval.instance(inst).task_list.at(-1)!;
+    expect(finance).toMatchObject({ node_id: 'node_finance', status: 'PENDING' });
+    await waitFor(async () => (await row(stack, 'approval_tasks', TENANT, `${inst}:${finance.id}`)) !== undefined, 10_000, 'the next task');
+    await eventsSettled(stack);
+    // Two approval_task events (APPROVED, then the next PENDING), no approval_instance: two re-reads.
+    expect(pushed(inst)).toMatchObject({ approval_instance: 1, approval_task: tasksBefore + 2 });
+    expect(calls).toEqual({ 'approval.instances.get': 2 });
+    const tasks = await sql<{ task_id: string; status: string }>`
+      select task_id, status from approval_tasks where tenant_key = ${TENANT} and instance_code = ${inst} and deleted_at is null order by task_id`.execute(stack.db.db);
+    expect(tasks.rows).toEqual(expect.arrayContaining([{ task_id: manager.id, status: 'APPROVED' }, { task_id: finance.id, status: 'PENDING' }]));
+    expect((await row(stack, 'approval_instances', TENANT, inst))!.status).toBe('PENDING');
+    expect((await eventStatuses(stack, 'approval_task')).slice(-2)).toEqual(['processed', 'processed']);
+  });
+
+  it('approval_cc: a cc (CREATE) re-reads the instance and its timeline gains the CC entry; its reading (READ) re-reads once more', async () => {
+    const inst = approval.createInstance(code);
+    await eventsSettled(stack);
+    const timeline = async () =>
+      (await sql<{ type: string }>`select type from approval_timeline where tenant_key = ${TENANT} and instance_code = ${inst} and deleted_at is null order by position`.execute(stack.db.db)).rows.map((r) => r.type);
+    const before = await timeline();
+    calls = countCalls(stack, TENANT);
+    const cc = approval.addCc(inst, { open_id: `ou_${TENANT}-4`, user_id: 'uid4' });
+    await waitFor(async () => (await timeline()).length === before.length + 1, 10_000, 'the CC entry');
+    expect((await timeline()).at(-1)).toBe('CC');
+    approval.readCc(inst, cc);
+    await eventsSettled(stack);
+    expect(calls).toEqual({ 'approval.instances.get': 2 });
+    expect((await eventStatuses(stack, 'approval_cc')).slice(-2)).toEqual(['processed', 'processed']);
+  });
+
+  it('ordering: an approval_task or approval_cc older than what the instance has applied is ignored without a call', async () => {
+    const inst = approval.createInstance(code);
+    await eventsSettled(stack);
+    const applied = await sql<{ mark: string }>`select mark from event_marks where tenant_key = ${TENANT} and object_key = ${`approval_instances:${inst}`}`.execute(stack.db.db);
+    const mark = Number(applied.rows[0]!.mark);
+    calls = countCalls(stack, TENANT);
+    const common = { app_id: STORE_APP.appId, tenant_key: TENANT, approval_code: code, instance_code: inst };
+    const late = await stack.sim.pushV1(STORE_APP.appId, { ...common, type: 'approval_task', task_id: '1', status: 'PENDING', open_id: '', user_id: '', operate_time: String(mark - 60_000) });
+    const lateCc = await stack.sim.pushV1(STORE_APP.appId, { ...common, type: 'approval_cc', id: 'cc1', user_id: '', create_time: mark - 60_000, operate: 'READ', from: '' });
+    expect([late.status, lateCc.status]).toEqual([200, 200]);
+    await eventsSettled(stack);
+    expect(calls).toEqual({});
+    expect((await eventStatuses(stack, 'approval_task')).at(-1)).toBe('ignored');
+    expect((await eventStatuses(stack, 'approval_cc')).at(-1)).toBe('ignored');
   });
 
   it('an approval code outside the config: stored, ignored, no call', async () => {

@@ -65,7 +65,9 @@ describe('encryption keys: canary and re-seal', () => {
     await openTenant(stack, 'tenant-keys-1');
     await stack.larksync.services.tokens.getTenantAccessToken('tenant-keys-1');
     stack.sim.addApp({ ...CUSTOM, kind: 'custom', verificationToken: 'vt-keys' });
-    expect((await stack.api('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: CUSTOM.appSecret })).status).toBe(201);
+    // With its push keys: two more sealed values of the app.
+    const registered = await stack.api('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: CUSTOM.appSecret, verificationToken: 'vt-keys', encryptKey: 'ek-keys' });
+    expect(registered.status).toBe(201);
     await stack.larksync.stop();
   });
   afterAll(async () => {
@@ -112,6 +114,7 @@ describe('encryption keys: canary and re-seal', () => {
     const after = await start({ ENCRYPTION_KEY: K2 });
     const row = await db.db.selectFrom('apps').selectAll().where('app_id', '=', CUSTOM.appId).executeTakeFirstOrThrow();
     expect(toCredentials(row, after.services.sealer).secret()).toBe(CUSTOM.appSecret);
+    expect(await after.services.apps.pushKeys(CUSTOM.appId)).toMatchObject({ appId: CUSTOM.appId, verificationToken: 'vt-keys', encryptKey: 'ek-keys' });
     const mints = stack.sim.count('/open-apis/auth/v3/tenant_access_token');
     // The stored token opens (no new mint).
     expect(await after.services.tokens.getTenantAccessToken('tenant-keys-1')).toMatch(/^t-/);
@@ -125,6 +128,8 @@ describe('encryption keys: canary and re-seal', () => {
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(/^apps: 2 re-sealed, 0 unreadable$/m);
+    // The custom app's Verification Token and Encrypt Key (a line per sealed column).
+    expect(res.stdout.match(/^apps: 1 re-sealed, 0 unreadable$/gm)).toHaveLength(2);
     expect(res.stdout).toContain('every sealed value is under the current ENCRYPTION_KEY');
     expect(await sealedUnder(db, { K2, K3 })).toMatchObject({ K2: 0, other: 0 });
 

@@ -72,6 +72,8 @@ describe('uninstalled tenants (UNINSTALL_PURGE_DAYS)', () => {
     await sql`insert into stream_states (tenant_key, module, stream, state) values (${key}, 'contact', 'contact_users', '{"cursor":1}')`.execute(t.db);
     await sql`insert into access_tokens (app_id, kind, tenant_key, token_sealed) values ('cli_r', 'tenant', ${key}, '\\x00')`.execute(t.db);
     await sql`insert into connectors (tenant_key, module, enabled, interval_minutes, config) values (${key}, 'contact', true, 60, '{}')`.execute(t.db);
+    // A subscription row left from before app_uninstalled forgot them (the purge is the safety net).
+    await sql`insert into lark_subscriptions (tenant_key, module, object_token, object_type, status) values (${key}, 'approval', 'CODE-1', 'approval', 'failed')`.execute(t.db);
   }
   const count = async (table: string, key: string) =>
     (await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)} where tenant_key = ${key}`.execute(t.db)).rows[0]!.n;
@@ -87,13 +89,14 @@ describe('uninstalled tenants (UNINSTALL_PURGE_DAYS)', () => {
       { tenantKey: 't-gone', tokens: 1, rows: expect.objectContaining({ contact_users: 2, base_records: 1, approval_instances: 0 }) },
     ]);
     expect(Object.keys(purged[0]!.rows).sort()).toEqual(STREAM_CATALOG.names().sort());
-    for (const table of ['contact_users', 'base_records', 'stream_states', 'access_tokens']) expect(await count(table, 't-gone'), table).toBe(0);
+    for (const table of ['contact_users', 'base_records', 'stream_states', 'access_tokens', 'lark_subscriptions']) expect(await count(table, 't-gone'), table).toBe(0);
     // Settings and the tenant row stay; others are untouched; the app token stays.
     expect(await count('connectors', 't-gone')).toBe(1);
     expect(await count('tenants', 't-gone')).toBe(1);
     for (const key of ['t-recent', 't-active']) {
       expect(await count('contact_users', key)).toBe(2);
       expect(await count('access_tokens', key)).toBe(1);
+      expect(await count('lark_subscriptions', key)).toBe(1);
     }
     expect(await count('access_tokens', '')).toBe(1);
     const audit = await t.db.selectFrom('tenant_audit').selectAll().where('tenant_key', '=', 't-gone').execute();

@@ -103,17 +103,27 @@ describe('simulator approval change events', () => {
     await s.sim.events.idle();
     s.receiver.clear();
     s.sim.events.resetCounters();
-    // x's first event fails twice before it is acknowledged.
-    s.receiver.answer = (p, n) => (p.event.instance_code === x && p.event.status === 'APPROVED' && n < 2 ? 500 : 200);
+    // x's approval_instance APPROVED fails twice before it is acknowledged. A decision also
+    // reports the task it closed (approval_task), first: one order per instance across the types.
+    const isInstance = (e: Record<string, unknown>) => e.type === 'approval_instance';
+    s.receiver.answer = (p, n) => (isInstance(p.event) && p.event.instance_code === x && p.event.status === 'APPROVED' && n < 2 ? 500 : 200);
     approval.advance(x, 'APPROVED');
     approval.advance(x, 'REVERTED');
     approval.advance(y, 'REJECTED');
-    expect(s.sim.events.heldEvents().map((e) => (e.body.event as { status: string }).status)).toEqual(['REVERTED']);
+    const label = (e: Record<string, unknown>) => `${e.instance_code === x ? 'x' : 'y'}:${String(e.type).slice(9)}:${e.status}`;
+    // Each instance's first event (its task's) goes out; the rest wait behind it.
+    expect(s.sim.events.heldEvents().map((e) => label(e.body.event as Record<string, unknown>))).toEqual(['x:instance:APPROVED', 'x:instance:REVERTED', 'y:instance:REJECTED']);
     await s.sim.events.idle();
-    const seen = s.receiver.requests.map((r) => `${r.event.instance_code === x ? 'x' : 'y'}:${r.event.status}:${r.status}`);
-    expect(seen.filter((e) => e.startsWith('x'))).toEqual(['x:APPROVED:500', 'x:APPROVED:500', 'x:APPROVED:200', 'x:REVERTED:200']);
-    expect(seen.indexOf('y:REJECTED:200')).toBeLessThan(seen.indexOf('x:APPROVED:200'));
-    expect(s.sim.events.counters).toMatchObject({ emitted: 3, delivered: 3, held: 1, retried: 2, failed: 0 });
+    const seen = s.receiver.requests.map((r) => `${label(r.event)}:${r.status}`);
+    expect(seen.filter((e) => e.startsWith('x'))).toEqual([
+      'x:task:APPROVED:200',
+      'x:instance:APPROVED:500',
+      'x:instance:APPROVED:500',
+      'x:instance:APPROVED:200',
+      'x:instance:REVERTED:200',
+    ]);
+    expect(seen.indexOf('y:instance:REJECTED:200')).toBeLessThan(seen.indexOf('x:instance:APPROVED:200'));
+    expect(s.sim.events.counters).toMatchObject({ emitted: 5, delivered: 5, held: 3, retried: 2, failed: 0 });
   });
 
   it('addInstances while subscribed: each instance reports PENDING, then its decision, in order', async () => {
@@ -124,7 +134,44 @@ describe('simulator approval change events', () => {
       const mine = events().filter((p) => p.event.instance_code === c).map((p) => p.event.status);
       const status = approval.instance(c).status;
       expect(mine).toEqual(status === 'PENDING' ? ['PENDING'] : ['PENDING', status]);
+      // Its tasks too: each opened (PENDING), and each closed one with its status, before the decision.
+      const tasks = s.receiver.acked('approval_task').filter((p) => p.event.instance_code === c).map((p) => `${p.event.task_id}:${p.event.status}`);
+      const expected = approval.instance(c).task_list.flatMap((t) => (t.status === 'PENDING' ? [`${t.id}:PENDING`] : [`${t.id}:PENDING`, `${t.id}:${t.status}`]));
+      expect(tasks.sort()).toEqual(expected.sort());
     }
+  });
+
+  it('approval_task and approval_cc as documented: a node passed reports its task and the next one, no instance event; a cc and its reading', async () => {
+    const tasks = () => s.receiver.acked('approval_task').map((p) => p.event);
+    const ccs = () => s.receiver.acked('approval_cc').map((p) => p.event);
+    const inst = approval.createInstance(code, 1_718_000_000_000);
+    await s.sim.events.idle();
+    const first = approval.instance(inst).task_list.find((t) => t.status === 'PENDING')!;
+    expect(tasks()).toEqual([
+      expect.objectContaining({ app_id: APP.appId, tenant_key: TENANT, type: 'approval_task', approval_code: code, instance_code: inst, task_id: first.id, status: 'PENDING', operate_time: '1718000000000', open_id: first.open_id, user_id: '', custom_key: first.node_id }),
+    ]);
+    expect(typeof tasks()[0]!.def_key).toBe('string');
+
+    // Walk the flow to its end: every node's task reports APPROVED (the next one PENDING); only
+    // the last decision is an instance event.
+    while (approval.instance(inst).status === 'PENDING') approval.passTask(inst);
+    await s.sim.events.idle();
+    const idsWith = (status: string) => tasks().filter((e) => e.status === status).map((e) => e.task_id);
+    expect(idsWith('APPROVED')).toEqual(idsWith('PENDING'));
+    expect(idsWith('APPROVED').length).toBeGreaterThan(0);
+    expect(events().filter((p) => p.event.instance_code === inst).map((p) => p.event.status)).toEqual(['PENDING', 'APPROVED']);
+    const ids = s.receiver.acked('approval_task').concat(s.receiver.acked('approval_instance')).map((p) => p.event.type);
+    expect(ids.at(-1)).toBe('approval_instance');
+
+    s.receiver.clear();
+    const cc = approval.addCc(inst, { open_id: `ou_${TENANT}-3`, user_id: 'uid3' }, 1_718_000_100_000);
+    approval.readCc(inst, cc, 1_718_000_200_000);
+    await s.sim.events.idle();
+    expect(ccs()).toEqual([
+      { app_id: APP.appId, tenant_key: TENANT, type: 'approval_cc', approval_code: code, instance_code: inst, id: cc.id, user_id: '', create_time: 1_718_000_100_000, operate: 'CREATE', from: '' },
+      { app_id: APP.appId, tenant_key: TENANT, type: 'approval_cc', approval_code: code, instance_code: inst, id: cc.id, user_id: '', create_time: 1_718_000_200_000, operate: 'READ', from: '' },
+    ]);
+    expect(approval.instance(inst).timeline.at(-1)).toMatchObject({ type: 'CC', cc_user_list: [{ cc_id: cc.id, open_id: `ou_${TENANT}-3`, user_id: 'uid3' }] });
   });
 
   it('unsubscribe stops the events', async () => {

@@ -49,7 +49,7 @@ describe('simulator change generator', () => {
     expect(got).toHaveLength(c.emitted);
     expect(got.every((p) => p.signatureOk)).toBe(true);
     const types = new Set(got.map((p) => p.type));
-    for (const t of ['contact.user.updated_v3', 'approval_instance', 'drive.file.bitable_record_changed_v1', 'drive.file.edit_v1']) expect(types).toContain(t);
+    for (const t of ['contact.user.updated_v3', 'approval_instance', 'approval_task', 'drive.file.bitable_record_changed_v1', 'drive.file.edit_v1']) expect(types).toContain(t);
     expect(new Set(got.map((p) => (p.schema === '2.0' ? p.body.header.tenant_key : p.event.tenant_key))).size).toBeGreaterThanOrEqual(4);
   });
 

@@ -1,5 +1,5 @@
 import { SyncError } from '../../sync/sync-errors.js';
-import type { ChildScope, ModuleEventHandler } from '../../sync/sync-module.js';
+import type { ChildScope, ModuleEventContext, ModuleEventHandler } from '../../sync/sync-module.js';
 import type { ApprovalConfigType } from './config.js';
 import type { LarkInstance } from './lark-types.js';
 import { instanceRows } from './rows.js';
@@ -22,11 +22,36 @@ export function operateTime(v: unknown): number | undefined {
  * acknowledged, but a retried push can still come late); without an operate_time, the push time
  * stands in. An instance Lark no longer knows (1390003) is marked deleted with its children.
  */
-export const onApprovalInstance: ModuleEventHandler<ApprovalConfigType> = async (event, ctx) => {
+export const onApprovalInstance: ModuleEventHandler<ApprovalConfigType> = (event, ctx) => reReadInstance(event, ctx, operateTime(event.operate_time));
+
+/**
+ * `approval_task` (v1 envelope, change-events.md §2.1): a task of the instance changed (approved,
+ * transferred, rolled back...), often with no `approval_instance` event at all (the instance stays
+ * PENDING while its nodes advance). The payload names the task but not the instance as it now is,
+ * so the whole instance is read again, as for `approval_instance`: one call, same mark (the
+ * instance's), so an older task event after a newer instance event changes nothing.
+ */
+export const onApprovalTask: ModuleEventHandler<ApprovalConfigType> = (event, ctx) => reReadInstance(event, ctx, operateTime(event.operate_time));
+
+/**
+ * `approval_cc` (v1 envelope): someone was cc'd (`operate: CREATE`, a CC entry in the timeline) or
+ * read it (`READ`). Its time is `create_time` (a ms number; a string is read too). Whether a READ
+ * carries the read time or the cc's creation time is not stated (unconfirmed): if the latter, an
+ * old READ is judged stale and ignored, which loses nothing, since the detail larksync stores
+ * shows no read state.
+ */
+export const onApprovalCc: ModuleEventHandler<ApprovalConfigType> = (event, ctx) => reReadInstance(event, ctx, operateTime(event.create_time));
+
+/** One re-read of the instance an approval event names, ordered by the instance's mark. */
+async function reReadInstance(
+  event: Record<string, unknown>,
+  ctx: ModuleEventContext<ApprovalConfigType>,
+  eventTime: number | undefined,
+): Promise<'processed' | 'ignored'> {
   const approvalCode = str(event.approval_code);
   const instanceCode = str(event.instance_code);
   if (!approvalCode || !instanceCode || !ctx.config.approvalCodes.includes(approvalCode)) return 'ignored';
-  const mark = { keys: [`approval_instances:${instanceCode}`], mark: operateTime(event.operate_time) ?? ctx.pushedAt.getTime() };
+  const mark = { keys: [`approval_instances:${instanceCode}`], mark: eventTime ?? ctx.pushedAt.getTime() };
   if ((await ctx.fresh(mark.keys, mark.mark)).length === 0) return 'ignored';
   const readSeq = await ctx.startRead();
   let detail: LarkInstance | undefined;
@@ -60,4 +85,4 @@ export const onApprovalInstance: ModuleEventHandler<ApprovalConfigType> = async 
     marks: mark,
   });
   return 'processed';
-};
+}

@@ -3,7 +3,7 @@ import { defineModule } from '../../sync/sync-module.js';
 import { ApprovalConfig, type ApprovalConfigType } from './config.js';
 import { instancesPhase } from './instances.phase.js';
 import { approvalForm } from './form.js';
-import { onApprovalInstance } from './events.js';
+import { onApprovalCc, onApprovalInstance, onApprovalTask } from './events.js';
 
 /**
  * Approval instances with their form fields, tasks and timeline. Incremental by creation time with
@@ -42,5 +42,5 @@ export const approvalModule = defineModule<ApprovalConfigType>({
       ? [`lookbackDays (${config.lookbackDays}) exceeds backfillDays (${config.backfillDays}); incremental runs re-read at most backfillDays`]
       : [],
   phases: [instancesPhase],
-  events: { approval_instance: onApprovalInstance },
+  events: { approval_instance: onApprovalInstance, approval_task: onApprovalTask, approval_cc: onApprovalCc },
 });

@@ -12,6 +12,8 @@ export const handleAppUninstalled: EventHandler = async (event, ctx) => {
   if (tenant?.status === 'uninstalled' && tenant.app_id === appId) {
     await ctx.services.tokens.purgeTenant(tenantKey, appId);
     await ctx.services.sync.cancelTenantRuns(tenantKey, 'tenant uninstalled the app');
+    // Lark dropped the subscriptions with the install; rows left behind would claim otherwise.
+    await ctx.services.subscriptions.tenantUninstalled(tenantKey);
   }
   return changed ? 'processed' : 'ignored';
 };

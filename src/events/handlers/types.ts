@@ -26,8 +26,8 @@ export interface HandlerDeps {
   sync: SyncService;
   grants: GrantsService;
   log: Logger;
-  /** Change-event subscriptions (subscriptions/): an install makes them again. */
-  subscriptions: { queue(tenantKey: string, reason: 'installed'): Promise<void> };
+  /** Change-event subscriptions (subscriptions/): an install makes them again, an uninstall forgets them. */
+  subscriptions: { queue(tenantKey: string, reason: 'installed'): Promise<void>; tenantUninstalled(tenantKey: string): Promise<void> };
   /** Change events of the modules (module-events.ts): re-reads paced like syncs, written like pages. */
   db: Kysely<Database>;
   http: LarkHttp;
