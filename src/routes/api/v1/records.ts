@@ -30,14 +30,27 @@ export const recordRoutes =
           throw request.validationError;
         }
         const { tenantKey, stream } = request.params;
-        if (!(await services.tenants.get(tenantKey))) throw new AppError(404, 'tenant_not_found', `tenant ${tenantKey} is not known`);
+        const unknownTenant = async () => !(await services.tenants.get(tenantKey));
+        const notFound = () => new AppError(404, 'tenant_not_found', `tenant ${tenantKey} is not known`);
         const { limit = 100, cursor, updatedSince } = request.query;
         const since = updatedSince === undefined ? undefined : new Date(updatedSince);
         // RFC 3339 allows what Date cannot hold (a leap second, :60).
         if (since && Number.isNaN(since.getTime())) {
+          if (await unknownTenant()) throw notFound();
           throw new AppError(400, 'invalid_request', 'querystring.updatedSince: is not a representable instant');
         }
-        return services.records.list(tenantKey, stream, { limit, cursor, updatedSince: since });
+        // Rows exist only for a known tenant: the tenant is looked up only when the page is empty
+        // (or the read failed), which spares a query on every page of a busy feed. An unknown
+        // tenant is a 404 before any other error, as before.
+        let page: Awaited<ReturnType<typeof services.records.list>>;
+        try {
+          page = await services.records.list(tenantKey, stream, { limit, cursor, updatedSince: since });
+        } catch (err) {
+          if (await unknownTenant()) throw notFound();
+          throw err;
+        }
+        if (page.records.length === 0 && (await unknownTenant())) throw notFound();
+        return page;
       },
     );
   };
