@@ -1,3 +1,4 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../../errors.js';
 import { errorResponses } from '../../../schemas/common.js';
@@ -21,7 +22,7 @@ export const recordRoutes =
         // The stream enum stays in the spec, yet an unknown stream is a missing collection (404), not a bad request.
         attachValidation: true,
       },
-      async (request) => {
+      async (request, reply) => {
         if (request.validationError) {
           const stream = (request.params as { stream?: unknown }).stream;
           if (typeof stream !== 'string' || !STREAM_CATALOG.has(stream)) {
@@ -37,7 +38,10 @@ export const recordRoutes =
         if (since && Number.isNaN(since.getTime())) {
           throw new AppError(400, 'invalid_request', 'querystring.updatedSince: is not a representable instant');
         }
-        return services.records.list(tenantKey, stream, { limit, cursor, updatedSince: since });
+        // The page comes as JSON text (written by Postgres): Fastify sends a JSON-typed string as it
+        // is, without its serializer; the type provider only knows the page as an object, hence the cast.
+        const page = await services.records.listJson(tenantKey, stream, { limit, cursor, updatedSince: since });
+        return reply.type('application/json; charset=utf-8').send(page as unknown as Static<typeof RecordPage>);
       },
     );
   };
