@@ -41,7 +41,7 @@ export interface FeedResult {
   loop: FeedWalk;
   slices: number;
   seedSeconds: number;
-  /** sync runs started for the other tenant while the walks ran, and rows they stored meanwhile */
+  /** sync runs of the other tenant started in this mode (the last one cancelled at the end), and rows written during the walks */
   syncRuns: number;
   syncRowsDuringWalks: number;
 }
@@ -49,7 +49,7 @@ export interface FeedResult {
 interface Walker {
   walk: FeedWalk;
   done: boolean;
-  /** reads up to `pages` pages; returns the seconds spent */
+  /** reads up to `pages` more pages, adding the time they took to `walk.seconds` */
   step(pages: number): Promise<void>;
 }
 
