@@ -10,14 +10,17 @@
  *      same table; then (BENCH_BASE_REREAD=1, the default) the same table read again unchanged:
  *      a full pass whose content hashes skip every write and whose sweep marks nothing;
  *  (b) paced at Lark's documented search tier (20 req/s x 500 records = 10 000 records/s), as a
- *      fraction of that ceiling.
+ *      fraction of that ceiling;
+ *  (c) the cost of the feed guarantee (bench/base-feed.ts): a consumer walking
+ *      BENCH_BASE_FEED_ROWS rows (default 1 000 000) through the records API against a plain
+ *      keyset loop over the same rows, both while a paced Base sync of another tenant writes.
  *
  * larksync, the simulator and the baseline each run as their own OS process, compiled to
  * JavaScript first as for production (bench/*-child.ts), so larksync's peak RSS (VmHWM) and CPU
  * time are its own and it shares no event loop. Every larksync run is checked to leave exactly
  * the table's records in base_records.
  *
- * Knobs: BENCH_BASE_MODES (unthrottled,paced), BENCH_READ_AHEAD and BENCH_SLICE_MS (engine
+ * Knobs: BENCH_BASE_MODES (unthrottled,paced,feed), BENCH_BASE_FEED_ROWS, BENCH_READ_AHEAD and BENCH_SLICE_MS (engine
  * options), BENCH_LARKSYNC_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
  * BENCH_LOG_LEVEL (larksync's log, printed after each run), BENCH_KEEP_DB=1 (keep the databases).
  */
@@ -31,13 +34,17 @@ import { cpuSeconds, peakRssMiB, postgresCpuSeconds, reproduce, type BenchResult
 import type { SimInfo, SimStats } from './simulator-child.js';
 import type { RunResult } from './larksync-child.js';
 import type { BaselineArgs, BaselineResult } from './base-baseline-child.js';
+import { FEED_PAGE, feedWalks, type FeedResult } from './base-feed.js';
 
 const APP = { appId: 'cli_bench_sync', appSecret: 'bench-secret', verificationToken: 'vtok-bench' };
 const TENANT = 'tenant-bench-base';
+/** the tenant whose rows the feed walks read (the sync writes TENANT's meanwhile) */
+const FEED_TENANT = 'tenant-bench-feed';
+const API_TOKEN = 'bench-api-token-base-feed';
 const PAGE = 500;
 /** Lark's documented tier for records/search: 20 requests per second, 500 records each. */
 const CEILING = 20 * PAGE;
-const KNOBS = ['BENCH_BASE_RECORDS', 'BENCH_BASE_BASELINE_RECORDS', 'BENCH_BASE_REREAD', 'BENCH_BASE_MODES', 'BENCH_SLICE_MS', 'BENCH_READ_AHEAD', 'BENCH_LARKSYNC_NODE_ARGS', 'BENCH_KEEP_DB', 'BENCH_DATABASE_URL'];
+const KNOBS = ['BENCH_BASE_RECORDS', 'BENCH_BASE_BASELINE_RECORDS', 'BENCH_BASE_REREAD', 'BENCH_BASE_MODES', 'BENCH_BASE_FEED_ROWS', 'BENCH_SLICE_MS', 'BENCH_READ_AHEAD', 'BENCH_LARKSYNC_NODE_ARGS', 'BENCH_KEEP_DB', 'BENCH_DATABASE_URL'];
 
 async function startSimulator(records: number, enforceLimits: boolean): Promise<{ child: BenchChild; info: SimInfo }> {
   const child = await forkChild('bench/simulator-child.ts', {
@@ -103,6 +110,25 @@ interface ModeResult {
   pgCpuSec: number;
 }
 
+function larksyncEnv(url: string, sim: SimInfo, rateLimitScale: number): Record<string, string> {
+  return {
+    DATABASE_URL: url,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    LARK_APP_ID: APP.appId,
+    LARK_APP_SECRET: APP.appSecret,
+    LARK_VERIFICATION_TOKEN: APP.verificationToken,
+    LARK_DOMAIN: sim.url,
+    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
+    ALLOW_PRIVATE_LARK_DOMAINS: '1',
+    BENCH_RATE_LIMIT_SCALE: String(rateLimitScale),
+    ...(process.env.BENCH_SLICE_MS ? { BENCH_SLICE_MS: process.env.BENCH_SLICE_MS } : {}),
+    ...(process.env.BENCH_READ_AHEAD ? { BENCH_READ_AHEAD: process.env.BENCH_READ_AHEAD } : {}),
+    ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
+  };
+}
+
+const larksyncNodeArgs = () => (process.env.BENCH_LARKSYNC_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 /** One larksync process on a fresh database syncs the table (and optionally reads it again). */
 async function larksyncMode(
   env: BenchEnv,
@@ -112,20 +138,7 @@ async function larksyncMode(
   reread: boolean,
 ): Promise<ModeResult> {
   const url = await freshDatabase(env.admin);
-  const child = await forkChild('bench/larksync-child.ts', {
-    DATABASE_URL: url,
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    LARK_APP_ID: APP.appId,
-    LARK_APP_SECRET: APP.appSecret,
-    LARK_VERIFICATION_TOKEN: APP.verificationToken,
-    LARK_DOMAIN: sim.info.url,
-    // The simulator runs on 127.0.0.1 over http, which production (DATABASE_URL set) refuses by default.
-    ALLOW_PRIVATE_LARK_DOMAINS: '1',
-    BENCH_RATE_LIMIT_SCALE: String(rateLimitScale),
-    ...(process.env.BENCH_SLICE_MS ? { BENCH_SLICE_MS: process.env.BENCH_SLICE_MS } : {}),
-    ...(process.env.BENCH_READ_AHEAD ? { BENCH_READ_AHEAD: process.env.BENCH_READ_AHEAD } : {}),
-    ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
-  }, (process.env.BENCH_LARKSYNC_NODE_ARGS ?? '').split(' ').filter(Boolean));
+  const child = await forkChild('bench/larksync-child.ts', larksyncEnv(url, sim.info, rateLimitScale), larksyncNodeArgs());
   try {
     const ticket = await sim.child.call<string>('ticket');
     await child.call('setup', { appId: APP.appId, ticket, tenant: TENANT, appToken: sim.info.appToken, tableId: sim.info.tableId });
@@ -179,6 +192,33 @@ async function verifyRows(url: string, label: string, info: SimInfo, run: RunRes
   }
 }
 
+/**
+ * (c) One larksync process serving the API and running its worker, as `npm start` does: its
+ * paced sync of TENANT writes while FEED_TENANT's rows are walked (bench/base-feed.ts).
+ */
+async function feedMode(env: BenchEnv, sim: { child: BenchChild; info: SimInfo }, rows: number): Promise<FeedResult & { cpuSec: number | null }> {
+  const url = await freshDatabase(env.admin);
+  const child = await forkChild(
+    'bench/larksync-child.ts',
+    { ...larksyncEnv(url, sim.info, 1), BENCH_LISTEN: '1', API_TOKEN },
+    larksyncNodeArgs(),
+  );
+  try {
+    const ticket = await sim.child.call<string>('ticket');
+    await child.call('setup', { appId: APP.appId, ticket, tenant: TENANT, appToken: sim.info.appToken, tableId: sim.info.tableId });
+    await child.call('install', { appId: APP.appId, tenant: FEED_TENANT });
+    const apiUrl = await child.call<string>('url');
+    const cpu0 = cpuSeconds(child.pid);
+    const result = await feedWalks({ dbUrl: url, child, apiUrl, apiToken: API_TOKEN, syncTenant: TENANT, walkTenant: FEED_TENANT, rows });
+    const cpu1 = cpuSeconds(child.pid);
+    return { ...result, cpuSec: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0 };
+  } finally {
+    await child.stop();
+    if (process.env.BENCH_LOG_LEVEL) process.stderr.write(child.output.join(''));
+    await dropDatabase(env.admin, url);
+  }
+}
+
 async function baseline(env: BenchEnv, sim: { child: BenchChild; info: SimInfo }, limit: number) {
   const url = await freshDatabase(env.admin);
   const child = await forkChild('bench/base-baseline-child.ts', { DATABASE_URL: url });
@@ -213,7 +253,8 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
   const records = Number(process.env.BENCH_BASE_RECORDS ?? 1_000_000);
   const baselineRecords = Math.min(records, Number(process.env.BENCH_BASE_BASELINE_RECORDS ?? 100_000));
   const reread = process.env.BENCH_BASE_REREAD !== '0';
-  const modes = (process.env.BENCH_BASE_MODES ?? 'unthrottled,paced').split(',').map((m) => m.trim());
+  const feedRows = Number(process.env.BENCH_BASE_FEED_ROWS ?? 1_000_000);
+  const modes = (process.env.BENCH_BASE_MODES ?? 'unthrottled,paced,feed').split(',').map((m) => m.trim());
   const loadBefore = os.loadavg();
   const wallStart = performance.now();
   console.error('base: compiling the benchmark processes (as npm run build does for production)');
@@ -222,6 +263,7 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
   let unthrottled: ModeResult | undefined;
   let hand: Awaited<ReturnType<typeof baseline>> | undefined;
   let paced: ModeResult | undefined;
+  let feed: Awaited<ReturnType<typeof feedMode>> | undefined;
   if (modes.includes('unthrottled')) {
     const sim = await startSimulator(records, false);
     try {
@@ -244,12 +286,23 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
       await sim.child.stop();
     }
   }
+  if (modes.includes('feed')) {
+    const sim = await startSimulator(records, true);
+    try {
+      console.error(`base: (c) feed walks of ${feedRows.toLocaleString('en-US')} rows while a paced sync writes`);
+      feed = await feedMode(env, sim, feedRows);
+    } finally {
+      await sim.child.stop();
+    }
+  }
   const loadAfter = os.loadavg();
 
   const unthrottledRate = unthrottled ? perSec(records, unthrottled.first.seconds) : null;
   const rereadRate = unthrottled?.reread ? perSec(records, unthrottled.reread.seconds) : null;
   const pacedRate = paced ? perSec(records, paced.first.seconds) : null;
   const handRate = hand ? perSec(hand.records, hand.seconds) : null;
+  const feedApiRate = feed ? perSec(feed.api.rows, feed.api.seconds) : null;
+  const feedLoopRate = feed ? perSec(feed.loop.rows, feed.loop.seconds) : null;
   const rss = [unthrottled?.rssMiB, paced?.rssMiB].filter((r): r is number => typeof r === 'number');
   const peakRss = rss.length > 0 ? Math.max(...rss) : null;
   const calls = unthrottled ?? paced;
@@ -280,6 +333,14 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
       unit: 'records/s',
       larksync: round(rereadRate),
       baseline: round(handRate),
+    },
+    {
+      figure: `feed walk of ${feedRows.toLocaleString('en-US')} rows through the records API, limit=${FEED_PAGE}, while a sync writes (baseline = plain keyset select loop)`,
+      unit: 'records/s',
+      larksync: round(feedApiRate),
+      baseline: round(feedLoopRate),
+      goal: '>= 0.8x baseline',
+      ...(feedApiRate !== null && feedLoopRate !== null ? { met: feedApiRate >= 0.8 * feedLoopRate } : {}),
     },
     {
       figure: 'peak RSS of the syncing process',
@@ -316,6 +377,11 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
           `paced: ${paced.first.seconds.toFixed(1)} s = ${(((pacedRate ?? 0) / CEILING) * 100).toFixed(1)}% of the ${fmt(CEILING)} records/s ceiling (larksync paces searches at 19/s, so that no one-second window holds more than 20); ${fmt(paced.first.upstreamCalls)} upstream calls, ${paced.first.throttledWaits} throttled waits in larksync, ${paced.sim.throttled} requests refused by the simulator`,
         ]
       : []),
+    ...(feed
+      ? [
+          `feed: ${fmt(feed.rows)} rows of another tenant (copies of synced records) walked ${FEED_PAGE} at a time by each side in ${feed.slices} alternating slices: API ${feed.api.seconds.toFixed(1)} s over ${fmt(feed.api.pages)} requests following nextCursor, loop ${feed.loop.seconds.toFixed(1)} s over ${fmt(feed.loop.pages)} selects (same columns, no horizon); meanwhile the larksync process serving the API ran ${feed.syncRuns} paced sync run(s) of ${fmt(records)} records and wrote ${fmt(feed.syncRowsDuringWalks)} rows; larksync CPU ${feed.cpuSec?.toFixed(1) ?? '?'} s; seeding took ${feed.seedSeconds.toFixed(1)} s`,
+        ]
+      : []),
     `rows verified after each larksync run: exactly ${fmt(records)} live rows in base_records`,
     `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')} (the machine may be shared: compare ratios, which are measured in the same run); wall time ${((performance.now() - wallStart) / 1000).toFixed(0)} s`,
   ];
@@ -333,6 +399,7 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
       unthrottled: unthrottled ?? null,
       paced: paced ?? null,
       baseline: hand ?? null,
+      feed: feed ?? null,
       loadBefore,
       loadAfter,
     },

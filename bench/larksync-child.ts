@@ -3,7 +3,9 @@
  * graphile-worker, sync engine) with the configuration in environment variables, plus
  * BENCH_RATE_LIMIT_SCALE (multiplies larksync's pacing limits; 1 = Lark's documented tiers) and
  * BENCH_SLICE_MS / BENCH_READ_AHEAD (engine options). The parent sets up one tenant and triggers runs over IPC; the runs themselves go
- * through the job queue and the engine exactly as in production. Started by bench/base-sync.ts.
+ * through the job queue and the engine exactly as in production. BENCH_LISTEN=1 also serves the
+ * HTTP API (API_TOKEN) as `npm start` does, for the feed walk of bench/base-feed.ts. Started by
+ * bench/base-sync.ts.
  */
 import { pino } from 'pino';
 import { startLarksync } from '../src/bootstrap.js';
@@ -14,7 +16,7 @@ import { serveParent } from './child-ipc.js';
 const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1' });
 const larksync = await startLarksync(config, {
   log: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
-  listen: false,
+  listen: process.env.BENCH_LISTEN === '1',
   // Crons would add scheduled runs between the measured ones.
   workerOptions: { cron: false },
   rateLimitScale: Number(process.env.BENCH_RATE_LIMIT_SCALE ?? 1),
@@ -55,6 +57,13 @@ async function finished(id: string): Promise<SyncRunRow> {
 
 serveParent(
   {
+    url: async () => larksync.url,
+    /** A tenant with no connector: the feed walk's rows are seeded into it directly. */
+    install: async (a: { appId: string; tenant: string }) => {
+      await s.tenants.install({ tenantKey: a.tenant, appId: a.appId }, null);
+    },
+    /** Cancels the tenant's runs (the feed walk's concurrent sync, once the walks are over). */
+    cancel: async (a: { tenant: string }) => s.sync.cancelTenantRuns(a.tenant, 'the benchmark is over'),
     setup: async (a: SetupArgs) => {
       await s.tickets.save(a.appId, a.ticket, new Date(), null);
       await s.tenants.install({ tenantKey: a.tenant, appId: a.appId }, null);
