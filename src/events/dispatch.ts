@@ -23,6 +23,7 @@ function moduleHandler(entries: ModuleEventEntry[]): EventHandler {
         tenantKey: ctx.tenantKey,
         appId: ctx.appId,
         pushedAt: ctx.pushedAt,
+        ...(ctx.receivedAt ? { receivedAt: ctx.receivedAt } : {}),
         // In a drain's group, the group's commit marks the events it applied.
         ...(ctx.group
           ? { group: ctx.group }

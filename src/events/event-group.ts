@@ -20,8 +20,8 @@ export class EventGroup {
   private readonly changes: PreparedEventChange[] = [];
   private readonly after: Array<() => Promise<unknown>> = [];
   private readonly outcomes = new Map<string, GroupOutcome>();
-  /** object key -> the newest event mark of a change waiting for the commit */
-  private readonly marks = new Map<string, number>();
+  /** object key -> the newest event mark, and the latest read start, of a change waiting for the commit */
+  private readonly marks = new Map<string, { mark: number; readAt: number }>();
   readonly startedAt = performance.now();
 
   constructor(
@@ -52,17 +52,26 @@ export class EventGroup {
   }
 
   /** A handler's change, written at the commit in the order handlers produced them. */
-  add(change: PreparedEventChange, marks?: { keys: string[]; mark: number }): void {
+  add(change: PreparedEventChange, marks?: { keys: string[]; mark: number }, readAt?: Date): void {
     this.changes.push(change);
-    for (const key of marks?.keys ?? []) this.marks.set(key, Math.max(this.marks.get(key) ?? Number.NEGATIVE_INFINITY, marks!.mark));
+    for (const key of marks?.keys ?? []) {
+      const had = this.marks.get(key);
+      this.marks.set(key, {
+        mark: Math.max(had?.mark ?? Number.NEGATIVE_INFINITY, marks!.mark),
+        readAt: Math.max(had?.readAt ?? Number.NEGATIVE_INFINITY, readAt?.getTime() ?? Number.NEGATIVE_INFINITY),
+      });
+    }
   }
 
   /**
    * `keys` less those a change waiting in this group already applied at a newer mark: what the
    * database says is fresh may be stale against an event earlier in the group (see freshObjects).
    */
-  fresh(keys: string[], mark: number): string[] {
-    return keys.filter((k) => !((this.marks.get(k) ?? Number.NEGATIVE_INFINITY) > mark));
+  fresh(keys: string[], mark: number, receivedAt?: Date): string[] {
+    return keys.filter((k) => {
+      const had = this.marks.get(k);
+      return !had || !(had.mark > mark || (receivedAt !== undefined && had.readAt > receivedAt.getTime()));
+    });
   }
 
   /** Runs after the commit (telling sinks that rows changed must not beat the rows). */

@@ -244,7 +244,9 @@ export class EventsService {
         queue.splice(j, 1);
       }
       try {
-        const outcome = await this.run(services, opened, first, group);
+        // A fold is as new as its newest member: a read must have started after that one arrived.
+        const receivedAt = new Date(Math.max(...members.map((m) => m.received_at.getTime())));
+        const outcome = await this.run(services, opened, { ...first, received_at: receivedAt }, group);
         group.settle(
           members.map((m) => m.id),
           outcome,
@@ -353,6 +355,7 @@ export class EventsService {
       appId: row.app_id,
       tenantKey: row.tenant_key,
       pushedAt: opened.pushedAt,
+      receivedAt: row.received_at,
       ...(group ? { group } : {}),
     });
   }

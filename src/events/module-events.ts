@@ -9,7 +9,7 @@ import { applyEventChange, freshObjects, prepareEventChange } from '../sync/even
 import type { EventGroup } from './event-group.js';
 import { identityUserOf } from '../sync/identity.js';
 import type { Pacer } from '../sync/pacer.js';
-import { nextReadSeq } from '../sync/read-seq.js';
+import { nextReadSeqAt } from '../sync/read-seq.js';
 import { SyncLarkClient, defaultRetryPolicy } from '../sync/sync-lark-client.js';
 import { SyncError } from '../sync/sync-errors.js';
 import type { ModuleEventContext, ModuleEventHandler, SyncModuleDef } from '../sync/sync-module.js';
@@ -40,6 +40,8 @@ export interface ModuleEventInput {
   /** The app that pushed it (null: not known, e.g. a deferred handler): only the tenant's app's events apply. */
   appId: string | null;
   pushedAt: Date;
+  /** When larksync stored the push (the database's clock): reads started later reflect it. */
+  receivedAt?: Date;
   /** In the transaction that applies the event's rows: marks the stored event handled. */
   markHandled?: (trx: Transaction<Database>) => Promise<void>;
   /**
@@ -81,6 +83,8 @@ export async function runModuleHandler(
   if (input.appId && resolved.appId !== input.appId) return 'ignored';
   const { config, tokens } = resolved;
   const counters = { upstreamCalls: 0, throttledWaits: 0 };
+  /** when the handler's first re-read started: what its marks record (freshObjects) */
+  let readAt: Date | undefined;
   const ctx: ModuleEventContext = {
     tenantKey,
     appKind: tokens.app.kind,
@@ -92,14 +96,18 @@ export async function runModuleHandler(
     pushedAt: input.pushedAt,
     moduleReads: module.reads?.(deps.db, tenantKey),
     db: deps.db,
-    startRead: () => nextReadSeq(deps.db),
+    startRead: async () => {
+      const read = await nextReadSeqAt(deps.db);
+      readAt ??= read.at;
+      return read.seq;
+    },
     fresh: async (keys, mark) => {
-      const fresh = await freshObjects(deps.db, tenantKey, keys, mark);
-      return input.group ? input.group.fresh(fresh, mark) : fresh;
+      const fresh = await freshObjects(deps.db, tenantKey, keys, mark, input.receivedAt);
+      return input.group ? input.group.fresh(fresh, mark, input.receivedAt) : fresh;
     },
     apply: async (change) => {
-      if (!input.group) return applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled);
-      input.group.add(await prepareEventChange(tenantKey, module.streams, change), change.marks);
+      if (!input.group) return applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled, readAt);
+      input.group.add(await prepareEventChange(tenantKey, module.streams, change, readAt), change.marks, readAt);
       return 0;
     },
     triggerSync: async (mode) => {

@@ -22,6 +22,8 @@ export async function prepareEventChange(
   tenantKey: string,
   streams: Readonly<Record<string, StreamDef>>,
   change: EventChange,
+  /** when the re-read started (see freshObjects) */
+  readAt?: Date,
 ): Promise<PreparedEventChange> {
   const prepared: PreparedRows[] = [];
   for (const [stream, rows] of Object.entries(change.rows ?? {})) {
@@ -51,7 +53,7 @@ export async function prepareEventChange(
              and ${newerRead(sql.table('t'), sql`${change.readSeq}::bigint`)}`.execute(trx);
         n += Number(res.numAffectedRows ?? 0n);
       }
-      if (change.marks && change.marks.keys.length > 0) await advanceMarks(trx, tenantKey, change.marks.keys, change.marks.mark);
+      if (change.marks && change.marks.keys.length > 0) await advanceMarks(trx, tenantKey, change.marks.keys, change.marks.mark, readAt);
       return n;
     },
   };
@@ -72,8 +74,9 @@ export async function applyEventChange(
   streams: Readonly<Record<string, StreamDef>>,
   change: EventChange,
   inTransaction?: (trx: Transaction<Database>) => Promise<void>,
+  readAt?: Date,
 ): Promise<number> {
-  const prepared = await prepareEventChange(tenantKey, streams, change);
+  const prepared = await prepareEventChange(tenantKey, streams, change, readAt);
   return db.transaction().execute(async (trx) => {
     const n = await prepared.write(trx);
     await inTransaction?.(trx);
@@ -82,12 +85,20 @@ export async function applyEventChange(
   });
 }
 
-/** The objects (of `keys`) whose applied mark is older than `mark`, or that have none. */
-export async function freshObjects(db: Kysely<Database>, tenantKey: string, keys: string[], mark: number): Promise<string[]> {
+/**
+ * The objects (of `keys`) an event with Lark time `mark`, received at `receivedAt`, still has to
+ * read: not those with a newer applied mark, nor those whose applied re-read started after the
+ * event was received (the change it reports happened before Lark pushed it, so that read already
+ * shows it: an approval's task event after its instance event, a user saved twice in a second).
+ * Both times are the database's, to the millisecond: a read in the same millisecond as the
+ * receipt does not count as later.
+ */
+export async function freshObjects(db: Kysely<Database>, tenantKey: string, keys: string[], mark: number, receivedAt?: Date): Promise<string[]> {
   if (keys.length === 0) return [];
   const res = await sql<{ object_key: string }>`
     select object_key from event_marks
-     where tenant_key = ${tenantKey} and object_key = any(${keys}::text[]) and mark > ${mark}::bigint`.execute(db);
+     where tenant_key = ${tenantKey} and object_key = any(${keys}::text[])
+       and (mark > ${mark}::bigint or date_trunc('milliseconds', read_at) > ${receivedAt ?? null}::timestamptz)`.execute(db);
   const stale = new Set(res.rows.map((r) => r.object_key));
   return keys.filter((k) => !stale.has(k));
 }
@@ -96,9 +107,10 @@ export async function freshObjects(db: Kysely<Database>, tenantKey: string, keys
  * Marks move forward only. An event with the same mark as the applied one is not stale: it may be
  * the same event run again after a crash, or a second change within Lark's time resolution.
  */
-async function advanceMarks(trx: Transaction<Database>, tenantKey: string, keys: string[], mark: number): Promise<void> {
+async function advanceMarks(trx: Transaction<Database>, tenantKey: string, keys: string[], mark: number, readAt?: Date): Promise<void> {
   await sql`
-    insert into event_marks as m (tenant_key, object_key, mark)
-    select ${tenantKey}, k, ${mark}::bigint from unnest(${[...new Set(keys)]}::text[]) as k
-    on conflict (tenant_key, object_key) do update set mark = greatest(m.mark, excluded.mark), updated_at = now()`.execute(trx);
+    insert into event_marks as m (tenant_key, object_key, mark, read_at)
+    select ${tenantKey}, k, ${mark}::bigint, ${readAt ?? null}::timestamptz from unnest(${[...new Set(keys)]}::text[]) as k
+    on conflict (tenant_key, object_key) do update
+      set mark = greatest(m.mark, excluded.mark), read_at = greatest(m.read_at, excluded.read_at), updated_at = now()`.execute(trx);
 }

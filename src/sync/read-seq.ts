@@ -14,6 +14,15 @@ export async function nextReadSeq(db: Kysely<Database> | Transaction<Database>):
 }
 
 /**
+ * A read's number (as nextReadSeq) and when it started, by the database's clock (as event receipt
+ * times are), to the millisecond: a change event received before then is reflected in this read.
+ */
+export async function nextReadSeqAt(db: Kysely<Database> | Transaction<Database>): Promise<{ seq: string; at: Date }> {
+  const res = await sql<{ s: string; at: Date }>`select nextval('sync_read_seq')::text as s, date_trunc('milliseconds', clock_timestamp()) as at`.execute(db);
+  return { seq: res.rows[0]!.s, at: res.rows[0]!.at };
+}
+
+/**
  * Whether a read numbered `incoming` may change a stored row of `table`: it is not older than the
  * read that wrote the row. An unnumbered read (null) and an unnumbered row (written before reads
  * were numbered) always may.

@@ -49,10 +49,11 @@ describe('approval change events in', () => {
     }
     return byType;
   };
-  const allProcessed = async () =>
-    (await Promise.all(['approval_instance', 'approval_task', 'approval_cc'].map((t) => eventStatuses(stack, t)))).flat().every((x) => x === 'processed');
+  // Handled: re-read, or found already shown by a re-read that started after it arrived (ignored).
+  const allHandled = async () =>
+    (await Promise.all(['approval_instance', 'approval_task', 'approval_cc'].map((t) => eventStatuses(stack, t)))).flat().every((x) => x === 'processed' || x === 'ignored');
 
-  it('a new instance and its decision: each event (instance, task, cc) re-reads the detail once, children follow', async () => {
+  it('a new instance and its decision: at most one re-read of the detail per event (instance, task, cc), children follow', async () => {
     stack.sim.events.setOptions({ operateTimeNumberShare: 0.5 });
     const inst = approval.createInstance(code);
     await waitFor(async () => (await row(stack, 'approval_instances', TENANT, inst))?.status === 'PENDING', 10_000, 'pending instance');
@@ -63,8 +64,11 @@ describe('approval change events in', () => {
     const events = pushed(inst);
     expect(events.approval_instance).toBe(2);
     expect(events.approval_task).toBeGreaterThanOrEqual(2);
-    expect(calls).toEqual({ 'approval.instances.get': Object.values(events).reduce((a, b) => a + b, 0) });
-    expect(await allProcessed()).toBe(true);
+    // An event that arrived before a re-read of its instance started needs none of its own.
+    expect(Object.keys(calls)).toEqual(['approval.instances.get']);
+    expect(calls['approval.instances.get']).toBeGreaterThanOrEqual(2);
+    expect(calls['approval.instances.get']).toBeLessThanOrEqual(Object.values(events).reduce((a, b) => a + b, 0));
+    expect(await allHandled()).toBe(true);
     const tasks = await sql<{ status: string }>`select status from approval_tasks where tenant_key = ${TENANT} and instance_code = ${inst} and deleted_at is null`.execute(stack.db.db);
     expect(tasks.rows.length).toBeGreaterThan(0);
     expect(tasks.rows.every((t) => t.status !== 'PENDING')).toBe(true);
@@ -85,14 +89,16 @@ describe('approval change events in', () => {
     expect(finance).toMatchObject({ node_id: 'node_finance', status: 'PENDING' });
     await waitFor(async () => (await row(stack, 'approval_tasks', TENANT, `${inst}:${finance.id}`)) !== undefined, 10_000, 'the next task');
     await eventsSettled(stack);
-    // Two approval_task events (APPROVED, then the next PENDING), no approval_instance: two re-reads.
+    // Two approval_task events (APPROVED, then the next PENDING), no approval_instance: at most two
+    // re-reads (one, when the second arrived before the first's re-read started).
     expect(pushed(inst)).toMatchObject({ approval_instance: 1, approval_task: tasksBefore + 2 });
-    expect(calls).toEqual({ 'approval.instances.get': 2 });
+    expect(Object.keys(calls)).toEqual(['approval.instances.get']);
+    expect(calls['approval.instances.get']).toBeLessThanOrEqual(2);
     const tasks = await sql<{ task_id: string; status: string }>`
       select task_id, status from approval_tasks where tenant_key = ${TENANT} and instance_code = ${inst} and deleted_at is null order by task_id`.execute(stack.db.db);
     expect(tasks.rows).toEqual(expect.arrayContaining([{ task_id: manager.id, status: 'APPROVED' }, { task_id: finance.id, status: 'PENDING' }]));
     expect((await row(stack, 'approval_instances', TENANT, inst))!.status).toBe('PENDING');
-    expect((await eventStatuses(stack, 'approval_task')).slice(-2)).toEqual(['processed', 'processed']);
+    expect((await eventStatuses(stack, 'approval_task')).slice(-2)[0]).toBe('processed');
   });
 
   it('approval_cc: a cc (CREATE) re-reads the instance and its timeline gains the CC entry; its reading (READ) re-reads once more', async () => {

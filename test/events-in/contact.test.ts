@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openTenant, startStack, whenReady, type Stack } from '../helpers/stack.js';
 import { runToEnd } from '../helpers/runs.js';
+import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { waitFor } from '../helpers/wait.js';
 import { countCalls, eventStatuses, eventsSettled, row } from './helpers.js';
 
@@ -13,6 +14,7 @@ const TENANT = 'tenant-ev-contact';
 describe('contact change events in', () => {
   let stack: Stack;
   let calls: Record<string, number>;
+  let worker: WorkerHandle | undefined;
   beforeAll(async () => {
     stack = await startStack();
     await whenReady(stack);
@@ -21,6 +23,7 @@ describe('contact change events in', () => {
     expect((await runToEnd(stack, TENANT, 'contact', 'full')).status).toBe('succeeded');
   });
   afterAll(async () => {
+    await worker?.stop();
     await stack?.stop();
   });
   beforeEach(async () => {
@@ -100,6 +103,26 @@ describe('contact change events in', () => {
     expect(calls).toEqual({ 'contact.users.get': 1 });
     const statuses = await eventStatuses(stack, 'contact.user.updated_v3');
     expect(statuses.slice(-2)).toEqual(['processed', 'ignored']);
+  });
+
+  it('an event that arrived before a re-read of its user started needs no read of its own', async () => {
+    const dir = stack.data.contact(TENANT);
+    const user = [...dir.users.values()][7]!;
+    // Both edits' events are stored before anything applies them (a busy worker): the first one's
+    // re-read starts after the second arrived, so it already shows the second edit.
+    await stack.larksync.worker?.stop();
+    dir.updateUser(user.open_id, { name: 'Edit one' });
+    await new Promise((r) => setTimeout(r, 20));
+    dir.updateUser(user.open_id, { name: 'Edit two', job_title: 'Second' });
+    await stack.sim.events.idle({ timeoutMs: 10_000 });
+    // This worker stays for the tests that follow (stopped with the stack).
+    worker = await startWorker(stack.larksync.services, { pollInterval: 100 });
+    await eventsSettled(stack);
+    const after = await row(stack, 'contact_users', TENANT, user.open_id);
+    expect(after).toMatchObject({ name: 'Edit two' });
+    expect(after!.raw.job_title).toBe('Second');
+    expect(calls).toEqual({ 'contact.users.get': 1 });
+    expect((await eventStatuses(stack, 'contact.user.updated_v3')).slice(-2)).toEqual(['processed', 'ignored']);
   });
 
   it('a tenant without the module enabled: events are stored and ignored, no call', async () => {

@@ -80,9 +80,12 @@ describe('change events of a custom app', () => {
       .where('event_type', 'in', ['approval_instance', 'approval_task'])
       .execute();
     expect(stored.length).toBeGreaterThanOrEqual(4);
-    expect(stored.every((e) => e.app_id === CUSTOM.appId && e.tenant_key === CUSTOM.tenantKey && e.status === 'processed')).toBe(true);
+    // Each handled: re-read, or already shown by a re-read that started after it arrived.
+    expect(stored.every((e) => e.app_id === CUSTOM.appId && e.tenant_key === CUSTOM.tenantKey && ['processed', 'ignored'].includes(e.status))).toBe(true);
+    const processed = stored.filter((e) => e.status === 'processed').length;
+    expect(processed).toBeGreaterThanOrEqual(2);
     // Every re-read went out with the custom app's token; the store app read nothing.
-    expect(reads).toEqual({ [CUSTOM.appId]: stored.length });
+    expect(reads).toEqual({ [CUSTOM.appId]: processed });
   });
 
   it("its app_status_change acts on its own tenant (the lifecycle that applies to a custom app); app_open is not taken from it", async () => {

@@ -46,6 +46,8 @@ export interface EventContext {
   tenantKey: string | null;
   /** Push time from the envelope (v1 `ts`, v2 `header.create_time`), or now. */
   pushedAt: Date;
+  /** When the push was stored (lark_events.received_at). */
+  receivedAt?: Date;
   /** A drain's group of the tenant's change events (event-group.ts), committed together. */
   group?: EventGroup;
 }
