@@ -52,8 +52,9 @@ export class EventGroup {
   }
 
   /** A handler's change, written at the commit in the order handlers produced them. */
-  add(change: PreparedEventChange, marks?: { keys: string[]; mark: number }, readAt?: Date): void {
+  add(change: PreparedEventChange): void {
     this.changes.push(change);
+    const { marks, readAt } = change;
     for (const key of marks?.keys ?? []) {
       const had = this.marks.get(key);
       this.marks.set(key, {

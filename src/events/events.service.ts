@@ -23,6 +23,7 @@ import {
   type NewStoredEvent,
 } from './events.repository.js';
 import type { LarkEventRow } from './events.table.js';
+import type { EventMerger } from '../sync/sync-module.js';
 import { CHANGE_EVENT_TYPES, eventHandlers, eventMergers } from './dispatch.js';
 import { EventGroup } from './event-group.js';
 import type { EventHandler, HandlerDeps } from './handlers/types.js';
@@ -225,21 +226,12 @@ export class EventsService {
       const merge = eventMergers.get(first.event_type);
       for (let j = 0; merge && opened.handler && j < queue.length && members.length < MAX_FOLDED; ) {
         const next = queue[j] as LarkEventRow;
-        let folded: Record<string, unknown> | undefined;
-        let nextOpened: OpenedEvent | undefined;
-        if (next.event_type === first.event_type && next.app_id === first.app_id) {
-          try {
-            nextOpened = this.open(next);
-            folded = nextOpened.handler ? merge(opened.event, nextOpened.event) : undefined;
-          } catch {
-            folded = undefined; // it fails on its own turn
-          }
-        }
-        if (!folded || !nextOpened) {
+        const fold = next.event_type === first.event_type && next.app_id === first.app_id ? this.tryFold(merge, opened, next) : undefined;
+        if (!fold) {
           j += 1;
           continue;
         }
-        opened = { ...nextOpened, event: folded };
+        opened = fold;
         members.push(next);
         queue.splice(j, 1);
       }
@@ -267,13 +259,25 @@ export class EventsService {
     this.countSettled(settled);
   }
 
+  /** `opened` with `next` folded in, or undefined when they don't fold (or `next` does not open: it fails on its own turn). */
+  private tryFold(merge: EventMerger, opened: OpenedEvent, next: LarkEventRow): OpenedEvent | undefined {
+    let nextOpened: OpenedEvent;
+    try {
+      nextOpened = this.open(next);
+    } catch {
+      return undefined;
+    }
+    const folded = nextOpened.handler ? merge(opened.event, nextOpened.event) : undefined;
+    return folded ? { ...nextOpened, event: folded } : undefined;
+  }
+
   private countSettled(settled: Array<{ type: string; outcome: 'processed' | 'ignored'; n: number }>): void {
     for (const s of settled) this.metrics.eventsProcessed.inc({ type: s.type, outcome: s.outcome }, s.n);
   }
 
   /** A drain's event whose handling threw: marked failed, its own retry job queued (backoff). */
   private async failForRetry(services: HandlerDeps, row: LarkEventRow, err: unknown): Promise<void> {
-    const reason = (err as Error).message.slice(0, 500);
+    const reason = failureReason(err);
     this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome: 'failed' });
     await failAndScheduleRetry(this.db, row.id, reason, queueFor({ eventType: row.event_type, tenantKey: row.tenant_key, appId: row.app_id }), RETRY_AFTER_SECONDS);
     services.log.warn({ eventId: row.event_id, eventType: typeLabel(row.event_type), errMessage: reason }, 'lark event failed: retrying it on its own');
@@ -296,15 +300,13 @@ export class EventsService {
     try {
       outcome = await this.apply(services, row);
     } catch (err) {
-      const reason = (err as Error).message.slice(0, 500);
-      this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome: 'failed' });
-      if (!opts.scheduleRetry) {
-        await markEvent(this.db, id, 'failed', reason);
-        throw err;
+      if (opts.scheduleRetry) {
+        await this.failForRetry(services, row, err);
+        return 'failed';
       }
-      await failAndScheduleRetry(this.db, id, reason, queueFor({ eventType: row.event_type, tenantKey: row.tenant_key, appId: row.app_id }), RETRY_AFTER_SECONDS);
-      services.log.warn({ eventId: row.event_id, eventType: typeLabel(row.event_type), errMessage: reason }, 'lark event failed: retrying it on its own');
-      return 'failed';
+      this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome: 'failed' });
+      await markEvent(this.db, id, 'failed', failureReason(err));
+      throw err;
     }
     await markEvent(this.db, id, outcome, null);
     this.metrics.eventsProcessed.inc({ type: typeLabel(row.event_type), outcome });
@@ -345,8 +347,10 @@ export class EventsService {
   private async run(services: HandlerDeps, opened: OpenedEvent, row: LarkEventRow, group?: EventGroup): Promise<'processed' | 'ignored'> {
     if (!opened.handler) return 'ignored';
     // Pushes of the store app, and of a registered custom app for its own tenant, are applied;
-    // those for another app id (a misrouted console setting) are kept but not applied.
-    const app = await pushAppOf(this.db, row.app_id, services.config.storeApp?.appId);
+    // those for another app id (a misrouted console setting) are kept but not applied. A custom
+    // app costs two lookups: once per drain group, not per event.
+    const lookup = () => pushAppOf(this.db, row.app_id, services.config.storeApp?.appId);
+    const app = await (group ? group.once(`push-app:${row.app_id ?? ''}`, lookup) : lookup());
     if (!appliesFor(app, { eventType: row.event_type, tenantKey: row.tenant_key }, CHANGE_EVENT_TYPES)) return 'ignored';
     return opened.handler(opened.event, {
       services,
@@ -376,6 +380,9 @@ const GROUP_COMMIT_MS = 250;
 
 /** Consecutive events folded into one at most (a Base table's: up to 50 record changes). */
 const MAX_FOLDED = 50;
+
+/** What a failed event's row keeps of the error. */
+const failureReason = (err: unknown) => (err as Error).message.slice(0, 500);
 
 function pushTime(version: 'v1' | 'v2', envelope: Record<string, unknown>): Date | undefined {
   const raw = version === 'v1' ? Number(envelope.ts) * 1000 : Number(envelope.create_time);

@@ -107,7 +107,7 @@ export async function runModuleHandler(
     },
     apply: async (change) => {
       if (!input.group) return applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled, readAt);
-      input.group.add(await prepareEventChange(tenantKey, module.streams, change, readAt), change.marks, readAt);
+      input.group.add(await prepareEventChange(tenantKey, module.streams, change, readAt));
       return 0;
     },
     triggerSync: async (mode) => {

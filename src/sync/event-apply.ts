@@ -10,6 +10,9 @@ import { prepareRows, replaceChildren, storableText, writeRows, type PreparedRow
 export interface PreparedEventChange {
   /** the streams whose rows it may change (for `records.changed`) */
   touched: ReadonlySet<string>;
+  /** the objects' event marks it advances, and when its re-read started (see freshObjects) */
+  marks: EventChange['marks'];
+  readAt: Date | undefined;
   /** Writes the rows, deletions and event marks in `trx`; returns the rows inserted, changed or marked deleted. */
   write(trx: Transaction<Database>): Promise<number>;
 }
@@ -39,6 +42,8 @@ export async function prepareEventChange(
   for (const s of touched) if (!streams[s]) throw new Error(`an event handler touched ${s}, which its module does not declare`);
   return {
     touched,
+    marks: change.marks,
+    readAt,
     async write(trx) {
       let n = 0;
       for (const p of prepared) n += await writeRows(trx, tenantKey, null, p, { recordSeen: false, readSeq: change.readSeq });

@@ -86,6 +86,9 @@ interface PageText {
   next: string | null;
 }
 
+/** Whether a page of listJson holds no record (the text starts as readPage writes it). */
+export const pageIsEmpty = (json: string): boolean => json.startsWith('{"records":[]');
+
 /** Two requests get the same page exactly when they ask the same question. */
 const readAheadKey = (tenantKey: string, stream: StreamName, o: ListOptions) =>
   JSON.stringify([tenantKey, stream, o.limit, o.cursor ?? null, o.updatedSince?.toISOString() ?? null]);

@@ -21,7 +21,7 @@ describe('deletion sweep on a server with JIT', () => {
     db = await createTestDatabase();
   });
   afterAll(async () => {
-    await db?.close();
+    await db?.drop();
   });
 
   it('sweeps of small partitions take milliseconds, not a JIT compile per statement', async () => {

@@ -4,6 +4,7 @@ import { AppError } from '../../../errors.js';
 import { errorResponses } from '../../../schemas/common.js';
 import { RecordPage, RecordsParams, RecordsQuery, STREAM_NAMES } from '../../../schemas/records.js';
 import { STREAM_CATALOG } from '../../../connectors/index.js';
+import { pageIsEmpty } from '../../../sync/records.service.js';
 import type { Services } from '../../../services.js';
 
 export const recordRoutes =
@@ -51,7 +52,7 @@ export const recordRoutes =
           if (await unknownTenant()) throw notFound();
           throw err;
         }
-        if (page.startsWith('{"records":[]') && (await unknownTenant())) throw notFound();
+        if (pageIsEmpty(page) && (await unknownTenant())) throw notFound();
         // Fastify sends a JSON-typed string as it is, without its serializer; the type provider
         // only knows the page as an object, hence the cast.
         return reply.type('application/json; charset=utf-8').send(page as unknown as Static<typeof RecordPage>);
