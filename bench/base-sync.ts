@@ -246,6 +246,33 @@ async function baseline(env: BenchEnv, sim: { child: BenchChild; info: SimInfo }
   }
 }
 
+/**
+ * A paced run's time split by the simulator's arrival times of its calls: before the first call
+ * (queueing, the slice's start, tokens), the calls themselves (their mean interval against the
+ * pacer's, and the time lost in gaps longer than two intervals), and after the last one (the last
+ * pages' commits, the completeness check, the run's end).
+ */
+function callTimeline(run: RunResult, times: number[]): string {
+  if (times.length < 2) return 'no calls recorded';
+  const sorted = [...times].sort((a, b) => a - b);
+  const first = sorted[0]!;
+  const last = sorted[sorted.length - 1]!;
+  const paceMs = 1000 / 19;
+  let lost = 0;
+  let longGaps = 0;
+  const where: string[] = [];
+  for (let i = 1; i < sorted.length; i += 1) {
+    const gap = sorted[i]! - sorted[i - 1]!;
+    if (gap > 2 * paceMs) {
+      longGaps += 1;
+      lost += gap - paceMs;
+      where.push(`${gap} ms after call ${i} at ${((sorted[i - 1]! - first) / 1000).toFixed(1)} s`);
+    }
+  }
+  const mean = (last - first) / (sorted.length - 1);
+  return `created to first call ${first - run.createdAt} ms; ${sorted.length.toLocaleString("en-US")} calls over ${((last - first) / 1000).toFixed(2)} s, ${mean.toFixed(1)} ms apart on average (the pacer's interval ${paceMs.toFixed(1)} ms), ${longGaps} gaps over two intervals losing ${lost.toFixed(0)} ms (${where.slice(0, 8).join(', ')}${where.length > 8 ? ', ...' : ''}); last call to finished ${run.finishedAt - last} ms`;
+}
+
 const perSec = (n: number, sec: number) => (sec > 0 ? n / sec : null);
 const round = (n: number | null, digits = 0) => (n === null ? null : Number(n.toFixed(digits)));
 
@@ -376,6 +403,7 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
     ...(paced
       ? [
           `paced: ${paced.first.seconds.toFixed(1)} s = ${(((pacedRate ?? 0) / CEILING) * 100).toFixed(1)}% of the ${fmt(CEILING)} records/s ceiling (larksync paces searches at 19/s, so that no one-second window holds more than 20); ${fmt(paced.first.upstreamCalls)} upstream calls, ${paced.first.throttledWaits} throttled waits in larksync, ${paced.sim.throttled} requests refused by the simulator`,
+          `paced, where the time went: ${callTimeline(paced.first, paced.sim.callTimes)}`,
         ]
       : []),
     ...(feed

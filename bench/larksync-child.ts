@@ -41,6 +41,9 @@ export interface RunResult {
   error: string | null;
   /** created_at .. finished_at of the run row (the database's clock) */
   seconds: number;
+  /** created_at and finished_at (ms since the epoch, the database's clock) */
+  createdAt: number;
+  finishedAt: number;
   pages: number;
   upstreamCalls: number;
   throttledWaits: number;
@@ -77,6 +80,8 @@ serveParent(
         status: r.status,
         error: r.error_message,
         seconds: ((r.finished_at?.getTime() ?? Date.now()) - r.created_at.getTime()) / 1000,
+        createdAt: r.created_at.getTime(),
+        finishedAt: r.finished_at?.getTime() ?? Date.now(),
         pages: r.pages,
         upstreamCalls: r.upstream_calls,
         throttledWaits: r.throttled_waits,

@@ -34,13 +34,20 @@ export interface SimStats {
   fieldLists: number;
   /** requests the simulator answered with a frequency-limit error */
   throttled: number;
+  /** when each search and field listing arrived (Date.now() ms): where a paced run's time goes */
+  callTimes: number[];
 }
 
 serveParent(
   {
     info: async (): Promise<SimInfo> => ({ url, appToken, tableId: events, records: bitable.table(appToken, events).count }),
     ticket: async () => sim.issueTicket(appId),
-    stats: async (): Promise<SimStats> => ({ searches: sim.count(searchPath), fieldLists: sim.count(fieldsPath), throttled: data.limiter.throttled }),
+    stats: async (): Promise<SimStats> => ({
+      searches: sim.count(searchPath),
+      fieldLists: sim.count(fieldsPath),
+      throttled: data.limiter.throttled,
+      callTimes: bitable.requests.filter((r) => r.api === 'search' || r.api === 'fields').map((r) => r.at),
+    }),
     resetStats: async () => {
       sim.resetCounts();
       // The request log keeps every search's body: a benchmark has no use for it across runs.

@@ -14,6 +14,7 @@ import { DELIVER_TASK as DELIVER_SINK_TASK, QUEUE_DELIVERIES_TASK } from '../sin
 import { deliverSinkTask, queueSinkDeliveriesTask } from '../sinks/delivery.task.js';
 import { SUBSCRIPTIONS_TASK } from '../subscriptions/queue.js';
 import { subscriptionsTask } from '../subscriptions/subscriptions.task.js';
+import { otherJobsWaiting } from './slice-turns.js';
 import { DEFERRED_EVENT_TASK, deferredPayloadOf, runModuleHandler } from '../events/module-events.js';
 
 /** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
@@ -68,7 +69,11 @@ function sliceOf(payload: unknown): { runId: string; lease: string } {
   return { runId: p.runId, lease: p.lease };
 }
 
-export function createTaskList(services: Services): TaskList {
+/**
+ * `stopping`: true once this process has begun to stop its workers: a sync job then ends after
+ * its current slice (queuing the next) instead of running the run to its end.
+ */
+export function createTaskList(services: Services, stopping: () => boolean = () => false): TaskList {
   return {
     [DRAIN_TASK]: async (payload) => {
       await services.events.drainShard(services, shardOf(payload));
@@ -95,9 +100,14 @@ export function createTaskList(services: Services): TaskList {
       if (!module || !handler) return;
       await runModuleHandler(services, module, handler, job.payload, { eventId: `deferred:${helpers.job.id}`, tenantKey: job.tenantKey, appId: null, pushedAt: new Date() });
     },
-    sync_run: async (payload) => {
+    sync_run: async (payload, helpers) => {
       const { runId, lease } = sliceOf(payload);
-      const outcome = await services.engine.runSlice(runId, lease);
+      let outcome = await services.engine.runSlice(runId, lease);
+      // The slice's time is up: the next one goes on here unless another job wants the slot (or
+      // the worker is stopping), which saves the next slice a wait for the queue's poll.
+      while (outcome === 'continue' && !stopping() && !helpers.abortSignal.aborted && !(await otherJobsWaiting(services.db, SYNC_TASKS))) {
+        outcome = await services.engine.runSlice(runId, lease);
+      }
       if (outcome === 'continue') {
         // Back of the queue: other tenants' slices run before this run's next one.
         const run = await services.sync.get(runId);

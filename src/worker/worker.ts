@@ -65,7 +65,8 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   // the runner's task list): sync slices, which take up to 20 s each and come by the hundred after
   // a burst of installs, fill their own slots, and event drains, token refresh and the scheduler
   // never queue behind them. One shared runner ran them FIFO at one priority.
-  const tasks = createTaskList(services);
+  let stopping = false;
+  const tasks = createTaskList(services, () => stopping);
   const common = { pgPool: services.pool, pollInterval: opts.pollInterval ?? 2_000, noHandleSignals: true, logger: workerLogger(services), events };
   const syncRunner = await run({
     ...common,
@@ -133,6 +134,7 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     syncRunner,
     webhookRunner,
     async stop() {
+      stopping = true;
       clearInterval(timer);
       clearInterval(beatTimer);
       await Promise.all([runner.stop(), syncRunner.stop(), webhookRunner.stop()]);
