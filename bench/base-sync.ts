@@ -103,6 +103,8 @@ interface ModeResult {
   first: RunResult;
   reread: RunResult | undefined;
   sim: SimStats;
+  /** larksync's own samples: resident before the first run, and the memory at the highest sample */
+  memory: { startup: number; atPeak: Record<string, number> };
   rssMiB: number | null;
   cpuSec: number | null;
   simCpuSec: number | null;
@@ -160,10 +162,12 @@ async function larksyncMode(
       if (second.status !== 'succeeded') throw new Error(`${label} re-read: the run ${second.status}: ${second.error}`);
       await verifyRows(url, `${label} re-read`, sim.info, undefined);
     }
+    const memory = await child.call<{ startup: number; atPeak: Record<string, number> }>('memory');
     return {
       first,
       reread: second,
       sim: simStats,
+      memory,
       rssMiB: peakRssMiB(child.pid),
       cpuSec: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
       simCpuSec: simCpu0 === null || simCpu1 === null ? null : simCpu1 - simCpu0,
@@ -397,7 +401,7 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
       : 'baseline not run (BENCH_BASE_MODES without unthrottled)',
     ...(unthrottled
       ? [
-          `unthrottled: ${unthrottled.first.seconds.toFixed(1)} s, ${fmt(unthrottled.first.upstreamCalls)} upstream calls by larksync's count (the simulator served ${fmt(unthrottled.sim.searches)} searches and ${unthrottled.sim.fieldLists} field list), ${fmt(unthrottled.first.pages)} pages committed; simulator CPU ${unthrottled.simCpuSec?.toFixed(1) ?? '?'} s${unthrottled.reread ? `; re-read ${unthrottled.reread.seconds.toFixed(1)} s` : ''}`,
+          `unthrottled: ${unthrottled.first.seconds.toFixed(1)} s, ${fmt(unthrottled.first.upstreamCalls)} upstream calls by larksync's count (the simulator served ${fmt(unthrottled.sim.searches)} searches and ${unthrottled.sim.fieldLists} field list), ${fmt(unthrottled.first.pages)} pages committed; simulator CPU ${unthrottled.simCpuSec?.toFixed(1) ?? '?'} s${unthrottled.reread ? `; re-read ${unthrottled.reread.seconds.toFixed(1)} s` : ''}; larksync's memory (MiB, sampled every 100 ms): ${unthrottled.memory.startup} resident before the run, at the highest sample ${JSON.stringify(unthrottled.memory.atPeak)}`,
         ]
       : []),
     ...(paced
