@@ -19,7 +19,9 @@ export async function upsertApp(
         secret_sealed: (eb) => eb.ref('excluded.secret_sealed'),
         // Registered again without push credentials (a new secret only): the ones it had stay.
         verification_token_sealed: sql<Buffer | null>`coalesce(excluded.verification_token_sealed, apps.verification_token_sealed)`,
-        encrypt_key_sealed: sql<Buffer | null>`coalesce(excluded.encrypt_key_sealed, apps.encrypt_key_sealed)`,
+        // The Encrypt Key likewise, unless the caller said null (cleared in the app's console).
+        encrypt_key_sealed:
+          row.encrypt_key_sealed === undefined ? sql<Buffer | null>`apps.encrypt_key_sealed` : sql<Buffer | null>`excluded.encrypt_key_sealed`,
         updated_at: sql<Date>`now()`,
       }),
     )

@@ -90,7 +90,8 @@ export class AppsService {
     appSecret: string;
     domain?: string;
     verificationToken?: string;
-    encryptKey?: string;
+    /** undefined keeps the stored one, null removes it */
+    encryptKey?: string | null;
   }): Promise<RegisteredCustomApp> {
     const domain = await this.checkDomain(input.domain ?? this.config.larkDomain);
     if (this.config.storeApp?.appId === input.appId) {
@@ -128,7 +129,8 @@ export class AppsService {
         domain,
         secret_sealed: this.sealer.seal(input.appSecret, appSecretContext(input.appId)),
         verification_token_sealed: input.verificationToken ? this.sealer.seal(input.verificationToken, verificationTokenContext(input.appId)) : null,
-        encrypt_key_sealed: input.encryptKey ? this.sealer.seal(input.encryptKey, encryptKeyContext(input.appId)) : null,
+        encrypt_key_sealed:
+          input.encryptKey === undefined ? undefined : input.encryptKey === null ? null : this.sealer.seal(input.encryptKey, encryptKeyContext(input.appId)),
       });
       const installed = await this.tenants.installIn(
         trx,

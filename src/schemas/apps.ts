@@ -22,11 +22,16 @@ export const RegisterAppBody = Type.Object(
       }),
     ),
     encryptKey: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 256,
-        description: "The app console's Encrypt Key (recommended): its pushes must then be signed and encrypted with it. Stored sealed; never returned",
-      }),
+      Type.Union(
+        [
+          Type.String({ minLength: 1, maxLength: 256 }),
+          Type.Null(),
+        ],
+        {
+          description:
+            "The app console's Encrypt Key (recommended): its pushes must then be signed and encrypted with it. Stored sealed; never returned. Registering again without it keeps the one stored; null removes it (the console's Encrypt Key was cleared: pushes come plain, checked by the Verification Token)",
+        },
+      ),
     ),
   },
   { additionalProperties: false },

@@ -143,4 +143,23 @@ describe('change events of a custom app', () => {
     const logs = stack.logs.join('');
     for (const secret of [CUSTOM.verificationToken, CUSTOM.encryptKey, CUSTOM.appSecret]) expect(logs).not.toContain(secret);
   });
+
+  it("an Encrypt Key cleared in the app's console is removed by registering again with encryptKey: null", async () => {
+    // The console now sends plain pushes, checked by the Verification Token alone.
+    stack.sim.addApp({ ...stack.sim.getApp(CUSTOM.appId), encryptKey: undefined });
+    // larksync still holds the key, so it wants them signed and encrypted.
+    expect((await stack.sim.challenge(CUSTOM.appId)).status).toBe(401);
+    const kept = await stack.api('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: CUSTOM.appSecret, domain: stack.sim.url });
+    expect(kept.status).toBe(201);
+    expect((await stack.sim.challenge(CUSTOM.appId)).status).toBe(401);
+    const cleared = await stack.api('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: CUSTOM.appSecret, domain: stack.sim.url, encryptKey: null });
+    expect(cleared.status).toBe(201);
+    expect((await stack.sim.challenge(CUSTOM.appId)).status).toBe(200);
+    const stored = await stack.db.db.selectFrom('apps').select(['encrypt_key_sealed', 'verification_token_sealed']).where('app_id', '=', CUSTOM.appId).executeTakeFirstOrThrow();
+    expect(stored.encrypt_key_sealed).toBeNull();
+    expect(stored.verification_token_sealed).not.toBeNull();
+    // An empty string is not a way to say it: a clear 400.
+    const empty = await stack.api('POST', '/api/v1/apps', { appId: CUSTOM.appId, appSecret: CUSTOM.appSecret, domain: stack.sim.url, encryptKey: '' });
+    expect(empty.status).toBe(400);
+  });
 });

@@ -1,0 +1,16 @@
+import v8 from 'node:v8';
+const D = '/work/main/node_modules/.cache/larksync-bench-main/src';
+const mib = (n) => Math.round(n / 2 ** 20);
+const show = (label) => { const m = process.memoryUsage(); console.log(label, JSON.stringify({ rss: mib(m.rss), heapTotal: mib(m.heapTotal), heapUsed: mib(m.heapUsed), external: mib(m.external), ab: mib(m.arrayBuffers) })); };
+show('bare');
+const { startLarksync } = await import(D + '/bootstrap.js');
+const { loadConfig } = await import(D + '/config/env.js');
+const { pino } = await import('pino');
+show('imported');
+const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/memprobe', ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), LARK_APP_ID: 'cli_x', LARK_APP_SECRET: 's', LARK_VERIFICATION_TOKEN: 'v' });
+const l = await startLarksync(config, { log: pino({ level: 'warn' }), listen: false, workerOptions: { cron: false } });
+show('started');
+await new Promise((r) => setTimeout(r, 3000));
+global.gc?.(); show('after gc');
+if (process.env.SNAP) v8.writeHeapSnapshot(process.env.SNAP);
+await l.stop();
