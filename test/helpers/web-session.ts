@@ -51,12 +51,12 @@ export interface SignedIn {
 export async function signInAs(
   stack: Stack,
   user: { openId: string; tenantKey: string },
-  opts: { returnTo?: string; callbackHeaders?: Record<string, string> } = {},
+  opts: { returnTo?: string; callbackHeaders?: Record<string, string>; app?: string } = {},
 ): Promise<SignedIn> {
-  const start = await fetchPage(stack, `/auth/lark/login?returnTo=${encodeURIComponent(opts.returnTo ?? '/admin')}`);
+  const start = await fetchPage(stack, `/auth/lark/login?returnTo=${encodeURIComponent(opts.returnTo ?? '/admin')}${opts.app ? `&app=${opts.app}` : ''}`);
   expect(start.status).toBe(302);
   const q = Object.fromEntries(new URL(start.location!).searchParams) as Record<string, string>;
-  const callbackUrl = stack.sim.authorizeAs(STORE_APP.appId, user, {
+  const callbackUrl = stack.sim.authorizeAs(opts.app ?? STORE_APP.appId, user, {
     redirect_uri: q.redirect_uri!,
     scope: q.scope,
     state: q.state,

@@ -1,3 +1,4 @@
+import { customAppEventsPath } from '../../apps/apps.service.js';
 import { MODULE_NAMES } from '../../connectors/index.js';
 import type { GrantView } from '../../grants/grants.service.js';
 import type { Services } from '../../services.js';
@@ -53,6 +54,11 @@ export interface TenantPanel {
   status: string;
   statusReason: string | null;
   appKind: 'store' | 'custom';
+  /**
+   * A custom app's change events: the Request URL to set in its console (PUBLIC_URL and the path,
+   * or the path alone without PUBLIC_URL), or null while its Verification Token is not registered.
+   */
+  eventsUrl: string | null;
   installedAt: string;
   tokenStatus: string;
   tokenError: string | null;
@@ -133,13 +139,19 @@ function settingsOf(module: SyncModuleName, values: FormValues): ModuleCard['set
   }));
 }
 
-function tenantPanel(tenant: TenantRow, appKind: 'store' | 'custom', token: { status: string; lastError: { class: string } | null }): TenantPanel {
+function tenantPanel(
+  tenant: TenantRow,
+  appKind: 'store' | 'custom',
+  eventsUrl: string | null,
+  token: { status: string; lastError: { class: string } | null },
+): TenantPanel {
   return {
     tenantKey: tenant.tenant_key,
     name: tenant.name,
     status: tenant.status,
     statusReason: tenant.status_reason,
     appKind,
+    eventsUrl,
     installedAt: tenant.installed_at.toISOString(),
     tokenStatus: token.status,
     tokenError: token.lastError?.class ?? null,
@@ -170,6 +182,9 @@ export interface PageOptions {
 export async function adminPage(services: Services, user: WebUser, tenant: TenantRow, opts: PageOptions = {}): Promise<AdminPage> {
   const tenantKey = user.tenantKey;
   const appKind = (await services.apps.kindOf(tenant.app_id)) ?? 'store';
+  // The store app's pushes are the operator's business; a custom app's go where its admin sets them.
+  const pushKeys = appKind === 'custom' ? await services.apps.pushKeys(tenant.app_id) : undefined;
+  const eventsUrl = pushKeys ? `${services.config.publicUrl ?? ''}${customAppEventsPath(tenant.app_id)}` : null;
   const [token, grants, perModule] = await Promise.all([
     services.tokens.health('tenant', tenant.app_id, tenantKey),
     services.grants.list(tenantKey),
@@ -205,7 +220,7 @@ export async function adminPage(services: Services, user: WebUser, tenant: Tenan
   return {
     user,
     canConfigure: user.role === 'admin',
-    tenant: tenantPanel(tenant, appKind, token),
+    tenant: tenantPanel(tenant, appKind, eventsUrl, token),
     modules,
     grants: grants.map((g) => grantLine(g, user)),
     notice: opts.notice ?? null,
