@@ -1,3 +1,4 @@
+import { tuneHeap } from './runtime/heap.js';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -42,6 +43,7 @@ export interface StartOptions {
 /** Starts larksync: database (embedded when DATABASE_URL is unset), migrations, HTTP app, worker. */
 export async function startLarksync(config: Config, opts: StartOptions): Promise<Larksync> {
   const { log } = opts;
+  tuneHeap(config.heapGrowingPercent);
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {

@@ -114,6 +114,7 @@ const EnvSchema = z
     LOG_LEVEL: withDefault(z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
     WORKER_CONCURRENCY: integer('expected an integer between 1 and 100', 1, 100, 5),
     WEBHOOK_CONCURRENCY: integer('expected an integer between 1 and 200', 1, 200, 10),
+    HEAP_GROWING_PERCENT: integer('expected an integer between 0 and 400 (0: V8 decides)', 0, 400, 50),
   })
   .superRefine((env, ctx) => {
     const storeVars = [env.LARK_APP_ID, env.LARK_APP_SECRET, env.LARK_VERIFICATION_TOKEN];
@@ -190,6 +191,8 @@ export interface Config {
   workerConcurrency: number;
   /** Webhook lanes delivering at once per process (each lane is one (webhook, tenant), in order). */
   webhookConcurrency: number;
+  /** V8's old generation may grow this many percent past the live heap before a full collection (runtime/heap.ts). */
+  heapGrowingPercent: number;
 }
 
 export class ConfigError extends Error {
@@ -243,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     workerConcurrency: e.WORKER_CONCURRENCY,
     webhookConcurrency: e.WEBHOOK_CONCURRENCY,
+    heapGrowingPercent: e.HEAP_GROWING_PERCENT,
   };
 }
 

@@ -118,6 +118,7 @@ describe('loadConfig', () => {
       // The same for webhook receivers on this machine.
       allowPrivateWebhooks: true,
       webhookConcurrency: 10,
+      heapGrowingPercent: 50,
       allowPrivateSinks: true,
       metricsToken: undefined,
       apiDocs: true,
@@ -132,7 +133,7 @@ describe('loadConfig', () => {
       [
         'PORT', 'HOST', 'LARK_DOMAIN', 'API_RATE_LIMIT', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'API_TOKEN', 'DATABASE_URL', 'LARK_APP_ID',
         'ALLOW_PRIVATE_LARK_DOMAINS', 'METRICS_TOKEN', 'API_DOCS', 'TRUST_PROXY', 'RETENTION_DAYS', 'UNINSTALL_PURGE_DAYS',
-        'ALLOW_PRIVATE_WEBHOOKS', 'WEBHOOK_CONCURRENCY',
+        'ALLOW_PRIVATE_WEBHOOKS', 'WEBHOOK_CONCURRENCY', 'HEAP_GROWING_PERCENT',
       ].map(
         (k) => [k, ' '],
       ),
@@ -162,6 +163,7 @@ describe('loadConfig', () => {
       ALLOW_PRIVATE_LARK_DOMAINS: '1',
       ALLOW_PRIVATE_WEBHOOKS: '1',
       WEBHOOK_CONCURRENCY: '32',
+      HEAP_GROWING_PERCENT: '0',
       ALLOW_PRIVATE_SINKS: '1',
       METRICS_TOKEN: 'm'.repeat(16),
       API_DOCS: 'false',
@@ -186,6 +188,7 @@ describe('loadConfig', () => {
       allowPrivateLarkDomains: true,
       allowPrivateWebhooks: true,
       webhookConcurrency: 32,
+      heapGrowingPercent: 0,
       allowPrivateSinks: true,
       metricsToken: 'm'.repeat(16),
       apiDocs: false,
@@ -210,6 +213,7 @@ describe('loadConfig', () => {
     ['ALLOW_PRIVATE_LARK_DOMAINS', 'yes-please'],
     ['ALLOW_PRIVATE_WEBHOOKS', 'yes-please'],
     ['WEBHOOK_CONCURRENCY', 'many'],
+    ['HEAP_GROWING_PERCENT', '-5'],
     ['TRUST_PROXY', 'true'],
     ['TRUST_PROXY', '10.0.0.0/33'],
     ['TRUST_PROXY', '99'],
