@@ -394,7 +394,7 @@ export class SinkDelivery {
   private async content(job: Job, doc: DocState): Promise<Content> {
     if (doc.format === 'markdown') {
       const text = await readMarkdown(this.deps.db, job.sink.tenant_key, doc.token);
-      return { bytes: Buffer.from(text, 'utf8'), text, mime: 'text/markdown' };
+      return { text, mime: 'text/markdown' };
     }
     const file = await this.deps.download(job.sink.tenant_key, doc.file!.token);
     return { bytes: file.bytes, mime: doc.file?.mime ?? file.mime };

@@ -1,7 +1,7 @@
 import type { SinkRemoteState } from './sinks.table.js';
 import type { SinkAnswer, SinkCall, SinkHttp } from './sink-http.js';
 import { SinkBusyError, SinkDocumentError, SinkRefusedError, SinkUnavailableError } from './sink-errors.js';
-import { carriesShortToken, shortToken, type Content, type ProcessingStatus, type RemoteDoc, type SinkDriver, type SinkMeta } from './sink-driver.js';
+import { carriesShortToken, shortToken, uploadPart, type Content, type ProcessingStatus, type RemoteDoc, type SinkDriver, type SinkMeta } from './sink-driver.js';
 
 /**
  * Dify's Knowledge Service API (`{url}/datasets/…`, url ending in `/v1`; ../shared/kb/ragflow-dify.md §2).
@@ -126,7 +126,7 @@ export class DifyClient implements SinkDriver {
     } else {
       const form = new FormData();
       form.append('data', JSON.stringify(args));
-      form.append('file', new Blob([content.bytes], { type: content.mime }), name);
+      form.append('file', uploadPart(content), name);
       r = await this.call({ method: 'POST', path: `${this.ds}/document/create-by-file`, form, op: 'documents.createByFile' });
     }
     if (!r.ok) {
@@ -146,7 +146,7 @@ export class DifyClient implements SinkDriver {
     } else {
       const form = new FormData();
       form.append('data', JSON.stringify({}));
-      form.append('file', new Blob([content.bytes], { type: content.mime }), name);
+      form.append('file', uploadPart(content), name);
       // POST update-by-file: every version has it (PATCH /documents/{id} only the newest).
       r = await this.call({ method: 'POST', path: `${this.ds}/documents/${encodeURIComponent(id)}/update-by-file`, form, op: 'documents.updateByFile' });
     }

@@ -40,12 +40,15 @@ export interface RemoteDoc {
   size?: number;
 }
 
-export interface Content {
-  bytes: Buffer;
-  /** For the text route (Dify create-by-text) when the document is Markdown. */
-  text?: string;
-  mime: string;
-}
+/**
+ * A document's body: a file's bytes, or a Markdown page's text (uploaded as its UTF-8, which the
+ * Blob makes from the string: a 10 MB page is not held a second time as a Buffer), which the
+ * text route (Dify create-by-text) also takes.
+ */
+export type Content = { bytes: Buffer; text?: undefined; mime: string } | { text: string; bytes?: undefined; mime: string };
+
+/** The body as a Blob part for a multipart upload. */
+export const uploadPart = (content: Content): Blob => new Blob([content.text ?? content.bytes], { type: content.mime });
 
 export type SinkMeta = Record<string, string>;
 
