@@ -41,14 +41,14 @@ export interface RemoteDoc {
 }
 
 /**
- * A document's body: a file's bytes, or a Markdown page's text (uploaded as its UTF-8, which the
- * Blob makes from the string: a 10 MB page is not held a second time as a Buffer), which the
- * text route (Dify create-by-text) also takes.
+ * A document's body: a file's bytes, or a Markdown page's text in parts (as read back in parts,
+ * docs-source.ts), uploaded as their UTF-8, which the Blob makes from the strings: a 10 MB page is
+ * held neither whole as one string nor as a Buffer copy. The text routes (Dify create-by-text)
+ * take it joined.
  */
-export type Content = { bytes: Buffer; text?: undefined; mime: string } | { text: string; bytes?: undefined; mime: string };
+export type Content = { bytes: Buffer; parts?: undefined; mime: string } | { parts: string[]; bytes?: undefined; mime: string };
 
-/** The body as a Blob part for a multipart upload. */
-export const uploadPart = (content: Content): Blob => new Blob([content.text ?? content.bytes], { type: content.mime });
+export const uploadPart = (content: Content): Blob => new Blob(content.parts ?? [content.bytes], { type: content.mime });
 
 export type SinkMeta = Record<string, string>;
 

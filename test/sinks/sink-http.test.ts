@@ -104,9 +104,9 @@ describe('sink document names', () => {
 });
 
 describe('upload bodies', () => {
-  it('uploads a Markdown page from its text (no Buffer copy of it) and a file from its bytes', async () => {
+  it('uploads a Markdown page from its parts (no Buffer copy of it) and a file from its bytes', async () => {
     const text = 'Überblick — 概要\n'.repeat(3);
-    const page = uploadPart({ text, mime: 'text/markdown' });
+    const page = uploadPart({ parts: [text.slice(0, 5), text.slice(5)], mime: 'text/markdown' });
     expect(page.type).toBe('text/markdown');
     expect(Buffer.from(await page.arrayBuffer()).equals(Buffer.from(text, 'utf8'))).toBe(true);
     const bytes = Buffer.from([0x25, 0x50, 0x44, 0x46]);
