@@ -1,7 +1,7 @@
 import type { SinkRemoteState } from './sinks.table.js';
 import type { SinkAnswer, SinkCall, SinkHttp } from './sink-http.js';
 import { SinkBusyError, SinkDocumentError, SinkRefusedError, SinkUnavailableError } from './sink-errors.js';
-import { carriesShortToken, shortToken, type Content, type ProcessingStatus, type RemoteDoc, type SinkDriver, type SinkMeta } from './sink-driver.js';
+import { carriesShortToken, shortToken, uploadPart, type Content, type ProcessingStatus, type RemoteDoc, type SinkDriver, type SinkMeta } from './sink-driver.js';
 
 /**
  * Dify's Knowledge Service API (`{url}/datasets/…`, url ending in `/v1`; ../shared/kb/ragflow-dify.md §2).
@@ -121,12 +121,12 @@ export class DifyClient implements SinkDriver {
   async create(name: string, content: Content): Promise<{ id: string; name: string }> {
     const args = await this.createArgs();
     let r;
-    if (content.text !== undefined) {
-      r = await this.call({ method: 'POST', path: `${this.ds}/document/create-by-text`, json: { name, text: content.text, ...args }, op: 'documents.createByText' });
+    if (content.parts !== undefined) {
+      r = await this.call({ method: 'POST', path: `${this.ds}/document/create-by-text`, json: { name, text: content.parts.join(''), ...args }, op: 'documents.createByText' });
     } else {
       const form = new FormData();
       form.append('data', JSON.stringify(args));
-      form.append('file', new Blob([content.bytes], { type: content.mime }), name);
+      form.append('file', uploadPart(content), name);
       r = await this.call({ method: 'POST', path: `${this.ds}/document/create-by-file`, form, op: 'documents.createByFile' });
     }
     if (!r.ok) {
@@ -141,12 +141,12 @@ export class DifyClient implements SinkDriver {
 
   async update(id: string, name: string, content: Content): Promise<'ok' | 'not_available' | 'missing'> {
     let r;
-    if (content.text !== undefined) {
-      r = await this.call({ method: 'POST', path: `${this.ds}/documents/${encodeURIComponent(id)}/update-by-text`, json: { name, text: content.text }, op: 'documents.updateByText' });
+    if (content.parts !== undefined) {
+      r = await this.call({ method: 'POST', path: `${this.ds}/documents/${encodeURIComponent(id)}/update-by-text`, json: { name, text: content.parts.join('') }, op: 'documents.updateByText' });
     } else {
       const form = new FormData();
       form.append('data', JSON.stringify({}));
-      form.append('file', new Blob([content.bytes], { type: content.mime }), name);
+      form.append('file', uploadPart(content), name);
       // POST update-by-file: every version has it (PATCH /documents/{id} only the newest).
       r = await this.call({ method: 'POST', path: `${this.ds}/documents/${encodeURIComponent(id)}/update-by-file`, form, op: 'documents.updateByFile' });
     }

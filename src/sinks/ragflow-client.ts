@@ -1,7 +1,7 @@
 import type { SinkRemoteState } from './sinks.table.js';
 import type { SinkHttp, SinkCall } from './sink-http.js';
 import { SinkDocumentError, SinkRefusedError, SinkUnavailableError } from './sink-errors.js';
-import { carriesShortToken, shortToken, type Content, type ProcessingStatus, type RemoteDoc, type SinkDriver, type SinkMeta } from './sink-driver.js';
+import { carriesShortToken, shortToken, uploadPart, type Content, type ProcessingStatus, type RemoteDoc, type SinkDriver, type SinkMeta } from './sink-driver.js';
 
 /**
  * RAGFlow's HTTP API (`{url}/api/v1`, v0.13 … v0.27; ../shared/kb/ragflow-dify.md §1). Almost every
@@ -96,7 +96,7 @@ export class RagflowClient implements SinkDriver {
 
   async create(name: string, content: Content): Promise<{ id: string; name: string }> {
     const form = new FormData();
-    form.append('file', new Blob([content.bytes], { type: content.mime }), name);
+    form.append('file', uploadPart(content), name);
     const e = await this.call({ method: 'POST', path: `${this.ds}/documents`, form, op: 'documents.upload' });
     const docs = Array.isArray(e.data) ? (e.data as RagDoc[]).map(remoteDoc).filter((d): d is RemoteDoc => d !== undefined) : [];
     // One file per call: with code 500 (v0.25+ partial success) a listed document did upload.

@@ -40,12 +40,15 @@ export interface RemoteDoc {
   size?: number;
 }
 
-export interface Content {
-  bytes: Buffer;
-  /** For the text route (Dify create-by-text) when the document is Markdown. */
-  text?: string;
-  mime: string;
-}
+/**
+ * A document's body: a file's bytes, or a Markdown page's text in parts (as read back in parts,
+ * docs-source.ts), uploaded as their UTF-8, which the Blob makes from the strings: a 10 MB page is
+ * held neither whole as one string nor as a Buffer copy. The text routes (Dify create-by-text)
+ * take it joined.
+ */
+export type Content = { bytes: Buffer; parts?: undefined; mime: string } | { parts: string[]; bytes?: undefined; mime: string };
+
+export const uploadPart = (content: Content): Blob => new Blob(content.parts ?? [content.bytes], { type: content.mime });
 
 export type SinkMeta = Record<string, string>;
 

@@ -362,6 +362,18 @@ const ARRAY_TYPES = { text: 'text[]', integer: 'int4[]', boolean: 'bool[]', time
 const PG_EPOCH_MS = 946_684_800_000;
 const TWO_32 = 4_294_967_296;
 
+/**
+ * Room a string takes in UTF-8: at most 3 bytes per UTF-16 unit, measured exactly when that bound
+ * is large. Reserving three times a 10 MB Markdown body (docs_content), in its column's array and
+ * again for the row's text hashed in the raw array, held about 60 MB of Buffers per such page.
+ */
+const EXACT_ROOM_FROM = 64 * 1024;
+const utf8Room = (s: string) => (s.length < EXACT_ROOM_FROM ? 3 * s.length : Buffer.byteLength(s, 'utf8'));
+/** A finished array wasting more than this (doubling, or room for a hashed row text) is copied to its size. */
+const SHRINK_ABOVE = 1024 * 1024;
+/** Sizes remembered for the next page (lastSizes) are capped: one huge page must not size every page after it. */
+const MAX_SIZE_HINT = 4 * 1024 * 1024;
+
 /** A one-dimensional binary array being filled element by element. */
 class BinaryArray {
   private buf: Buffer;
@@ -390,7 +402,7 @@ class BinaryArray {
   }
 
   text(s: string): void {
-    this.room(4 + 3 * s.length);
+    this.room(4 + utf8Room(s));
     const len = this.buf.write(s, this.at + 4);
     this.buf.writeInt32BE(len, this.at);
     this.at += 4 + len;
@@ -399,7 +411,7 @@ class BinaryArray {
 
   /** A JSON text as jsonb's binary input: a version byte, then the text. */
   json(s: string): void {
-    this.room(5 + 3 * s.length);
+    this.room(5 + utf8Room(s));
     const len = this.buf.write(s, this.at + 5);
     this.buf.writeInt32BE(len + 1, this.at);
     this.buf[this.at + 4] = JSONB_VERSION;
@@ -413,7 +425,7 @@ class BinaryArray {
    * JSON) kept as the element.
    */
   jsonTailHashed(text: string, raw: string): string {
-    this.room(5 + 3 * text.length);
+    this.room(5 + utf8Room(text));
     const start = this.at + 5;
     const len = this.buf.write(text, start);
     const end = start + len;
@@ -467,6 +479,9 @@ class BinaryArray {
     this.buf.writeInt32BE(OIDS[this.type], 8);
     this.buf.writeInt32BE(this.count, 12);
     this.buf.writeInt32BE(1, 16);
+    // The array lives until its page commits (pages read ahead included): a large spare part
+    // would live as long, so it is given back now.
+    if (this.buf.length - this.at > SHRINK_ABOVE) return Buffer.from(this.buf.subarray(0, this.at));
     return this.buf.subarray(0, this.at);
   }
 }
@@ -662,9 +677,9 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[]): Promis
     maskArray?.int4(mask);
   }
   const arrays = [keyArray, hashArray, rawArray, ...columnArrays, ...(maskArray ? [maskArray] : [])].map((a) => a.finish());
-  lastSizes.set(`${stream.name}.record_key`, arrays[0]!.length + 64);
-  lastSizes.set(`${stream.name}.raw`, arrays[2]!.length + 1024);
-  perRow.forEach((p, n) => lastSizes.set(`${stream.name}.${p.column}`, arrays[3 + n]!.length + 64));
+  lastSizes.set(`${stream.name}.record_key`, Math.min(MAX_SIZE_HINT, arrays[0]!.length + 64));
+  lastSizes.set(`${stream.name}.raw`, Math.min(MAX_SIZE_HINT, arrays[2]!.length + 1024));
+  perRow.forEach((p, n) => lastSizes.set(`${stream.name}.${p.column}`, Math.min(MAX_SIZE_HINT, arrays[3 + n]!.length + 64)));
   return { stream, keys, plan, fromRaw, arrays, sanitized };
 }
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SinkRefusedError, SinkUnavailableError } from '../../src/sinks/sink-errors.js';
 import { SinkHttp } from '../../src/sinks/sink-http.js';
 import { checkSinkUrl } from '../../src/sinks/sink-url.js';
-import { carriesShortToken, sameUploadName, sinkDocumentName } from '../../src/sinks/sink-driver.js';
+import { carriesShortToken, sameUploadName, sinkDocumentName, uploadPart } from '../../src/sinks/sink-driver.js';
 
 // The sink HTTP client's limits against a server that misbehaves on purpose: no redirect is
 // followed (the key would travel with it), a call that hangs times out, an answer past the cap is
@@ -100,5 +100,17 @@ describe('sink document names', () => {
     expect(carriesShortToken('Plan (MnOpQrStUw).md', token)).toBe(false);
     expect(sameUploadName('Plan (MnOpQrStUv)(2).md', name)).toBe(true);
     expect(sameUploadName('Other (MnOpQrStUv).md', name)).toBe(false);
+  });
+});
+
+describe('upload bodies', () => {
+  it('uploads a Markdown page from its parts (no Buffer copy of it) and a file from its bytes', async () => {
+    const text = 'Überblick — 概要\n'.repeat(3);
+    const page = uploadPart({ parts: [text.slice(0, 5), text.slice(5)], mime: 'text/markdown' });
+    expect(page.type).toBe('text/markdown');
+    expect(Buffer.from(await page.arrayBuffer()).equals(Buffer.from(text, 'utf8'))).toBe(true);
+    const bytes = Buffer.from([0x25, 0x50, 0x44, 0x46]);
+    const file = uploadPart({ bytes, mime: 'application/pdf' });
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
   });
 });

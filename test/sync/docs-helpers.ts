@@ -25,9 +25,13 @@ export async function configureDocs(stack: Stack, tenantKey: string, config: Rec
   expect(res.status, JSON.stringify(res.body)).toBe(200);
 }
 
-/** Runs the docs module through the API and returns the finished run. */
-export async function runDocs(stack: Stack, tenantKey: string, timeoutMs = 60_000): Promise<RunJson> {
-  const started = await call<RunJson>(stack, 'POST', `/api/v1/tenants/${tenantKey}/syncs`, { module: 'docs', mode: 'incremental' });
+/**
+ * Runs the docs module through the API and returns the finished run. `full` lists every tree (the
+ * structure pass); `incremental` lists only trees not listed within treeRefreshMinutes and checks
+ * the known documents of the others.
+ */
+export async function runDocs(stack: Stack, tenantKey: string, timeoutMs = 60_000, mode: 'incremental' | 'full' = 'incremental'): Promise<RunJson> {
+  const started = await call<RunJson>(stack, 'POST', `/api/v1/tenants/${tenantKey}/syncs`, { module: 'docs', mode });
   expect(started.status, JSON.stringify(started.body)).toBe(202);
   return runWhere(stack, started.body.id, (r) => ['succeeded', 'partial', 'failed', 'cancelled'].includes(r.status), 'finished', timeoutMs);
 }

@@ -79,8 +79,10 @@ describe('docs module: incremental runs, moves, deletions, large documents', () 
     const moved = data.refs.spaceNodes.find((t) => data.node(t)!.parent !== '' && data.objTypeOf(data.node(t)!) === 'docx' && data.childrenOf(data.refs.space, t).length === 0 && t !== child)!;
     data.move(moved, { space: data.refs.space });
 
+    // A folder rename and a move are structural: only a listing of the tree (a full run, or the
+    // next one after treeRefreshMinutes) sees them.
     const calls = callCounter(data);
-    const run = await runDocs(stack, TENANT);
+    const run = await runDocs(stack, TENANT, 60_000, 'full');
     expect(run.status).toBe('succeeded');
     const rows = await content();
     for (const t of inSub) {
@@ -113,9 +115,9 @@ describe('docs module: incremental runs, moves, deletions, large documents', () 
     expect(nodes.get(wikiVictim)?.deletedAt).not.toBeNull();
     expect(nodes.get(driveVictim)?.deletedAt).not.toBeNull();
     expect(calls.content()).toBe(0);
-    // Restored from the trash: back, with its body fetched again.
+    // Restored from the trash: back (found by the next tree listing), with its body fetched again.
     data.restore(wikiVictim);
-    const again = await runDocs(stack, TENANT);
+    const again = await runDocs(stack, TENANT, 60_000, 'full');
     expect(again.status).toBe('succeeded');
     expect((await content()).get(wikiDoc)?.deletedAt).toBeNull();
   });

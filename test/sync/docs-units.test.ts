@@ -4,6 +4,8 @@ import { buildBlocks, renderMarkdown, type DocSpec } from '../../simulator/data/
 import { blocksToMarkdown } from '../../src/connectors/docs/blocks-markdown.js';
 import { DocsConfig, filterOf, inScope, patternError, sourceOf, sourcesOf } from '../../src/connectors/docs/config.js';
 import type { LarkBlock } from '../../src/connectors/docs/lark-types.js';
+import { refreshed } from '../../src/connectors/docs/known-check.js';
+import { structureDue } from '../../src/connectors/docs/tree-refresh.js';
 
 describe('docs config', () => {
   it('reads sources from ids and from URLs copied on either brand', () => {
@@ -48,5 +50,42 @@ describe('blocks to Markdown (the >10 MB fallback)', () => {
       // Mentions render by id here (a name lookup would be a call per user): compare with ids as names.
       expect(blocksToMarkdown(blocks as unknown as LarkBlock[])).toBe(renderMarkdown(blocks, (id) => id));
     }
+  });
+});
+
+describe('docs tree refresh and check pass', () => {
+  const sources = sourcesOf({ sources: [{ wikiSpaceId: '7001' }, { folderToken: 'fldcnAbc12' }] } as never);
+  const at = (minutesAgo: number) => Date.UTC(2026, 0, 1, 12) - minutesAgo * 60_000;
+  const now = at(0);
+  const due = (o: Partial<Parameters<typeof structureDue>[0]>) =>
+    structureDue({ sources, mode: 'incremental', refreshMinutes: 60, scopeChanged: false, listedAt: {}, now, ...o });
+
+  it('lists a tree never listed, or listed treeRefreshMinutes ago or more; a full run, 0 minutes or a scope change lists all', () => {
+    expect(due({})).toEqual(['wiki:7001', 'folder:fldcnAbc12']);
+    expect(due({ listedAt: { 'wiki:7001': at(59), 'folder:fldcnAbc12': at(60) } })).toEqual(['folder:fldcnAbc12']);
+    expect(due({ listedAt: { 'wiki:7001': at(5), 'folder:fldcnAbc12': at(5) } })).toEqual([]);
+    // A stamp from the future (a clock set back) is not trusted.
+    expect(due({ listedAt: { 'wiki:7001': at(-10), 'folder:fldcnAbc12': at(5) } })).toEqual(['wiki:7001']);
+    const fresh = { 'wiki:7001': at(1), 'folder:fldcnAbc12': at(1) };
+    expect(due({ listedAt: fresh, mode: 'full' })).toHaveLength(2);
+    expect(due({ listedAt: fresh, refreshMinutes: 0 })).toHaveLength(2);
+    expect(due({ listedAt: fresh, scopeChanged: true })).toHaveLength(2);
+  });
+
+  it('rewrites a known node with a newer edit time or a new title only; a shortcut keeps its own title', () => {
+    const node = {
+      key: 'wikcnA',
+      partition: 'wiki:7001',
+      raw: { node_token: 'wikcnA', title: 'Old', obj_edit_time: '1700000000', node_type: 'origin' },
+      columns: { token: 'wikcnA', obj_token: 'doxcnA', obj_type: 'docx', title: 'Old', path: 'Handbook / Team / Old', edited_time: new Date(1_700_000_000_000).toISOString() },
+    };
+    expect(refreshed(node, { doc_token: 'doxcnA', title: 'Old', latest_modify_time: '1700000000' })).toBeUndefined();
+    const edited = refreshed(node, { doc_token: 'doxcnA', title: 'Old', latest_modify_time: '1700000100' })!;
+    expect(edited.columns).toMatchObject({ edited_time: new Date(1_700_000_100_000).toISOString(), path: 'Handbook / Team / Old' });
+    expect(edited.raw).toMatchObject({ obj_edit_time: '1700000100' });
+    const renamed = refreshed(node, { doc_token: 'doxcnA', title: 'New', latest_modify_time: '1700000000' })!;
+    expect(renamed.columns).toMatchObject({ title: 'New', path: 'Handbook / Team / New', edited_time: node.columns.edited_time });
+    const shortcut = { ...node, raw: { ...node.raw, node_type: 'shortcut' } };
+    expect(refreshed(shortcut, { doc_token: 'doxcnA', title: 'Target title', latest_modify_time: '1700000000' })).toBeUndefined();
   });
 });

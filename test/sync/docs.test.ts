@@ -186,7 +186,7 @@ describe('docs module: sources, content, paths', () => {
       body: JSON.stringify({ enabled: true, config: { sources: [folder], sinks: ['kb-main'] } }),
     });
     expect(ok.status).toBe(200);
-    expect(((await ok.json()) as { config: unknown }).config).toEqual({ sources: [folder], types: ['docx', 'file'], sinks: ['kb-main'] });
+    expect(((await ok.json()) as { config: unknown }).config).toEqual({ sources: [folder], types: ['docx', 'file'], treeRefreshMinutes: 60, sinks: ['kb-main'] });
   });
 
   it('a source the app may not read: 403 from Lark, and the run says which folder, space or document and what to do', async () => {

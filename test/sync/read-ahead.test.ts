@@ -180,6 +180,44 @@ describe('reading ahead of commits (Base)', () => {
     expect(done.counts.contact_users).toBe(pages.length * 40);
   });
 
+  it('tells what follows a stream after each page that wrote rows has committed, with the streams it wrote', async () => {
+    const committed: Array<{ streams: string[]; rowsThen: number }> = [];
+    const checks: Array<Promise<void>> = [];
+    const user = (n: number): StreamRow => ({ recordKey: `ou_told_${n}`, raw: { open_id: `ou_told_${n}` }, columns: { open_id: `ou_told_${n}`, name: `told ${n}` } });
+    const phase = definePhase<{ page: number }, unknown>({
+      name: 'told_users',
+      stateSchema: Type.Object({ page: Type.Integer() }),
+      init: () => ({ page: 0 }),
+      canReadAhead: () => true,
+      async readPage(_ctx, state) {
+        // The second page writes nothing: it is not told.
+        const rows = state.page === 1 ? [] : [user(state.page * 2), user(state.page * 2 + 1)];
+        return { rows: { contact_users: rows }, state: { page: state.page + 1 }, done: state.page === 2 };
+      },
+    });
+    const modules = { ...SYNC_MODULES, contact: { ...SYNC_MODULES.contact, precheck: undefined, phases: [phase] } } as Readonly<Record<SyncModuleName, SyncModuleDef>>;
+    const services = stack.larksync.services;
+    const count = async () => (await sql<{ n: number }>`select count(*)::int as n from contact_users where tenant_key = ${OVERLAP} and record_key like 'ou_told_%'`.execute(stack.db.db)).rows[0]!.n;
+    const deps = {
+      ...services,
+      pageCommitted: (run: { id: string; module: string }, streams: string[]) => {
+        // Told after the commit: the page's rows are there for whoever reads them now.
+        checks.push(count().then((rowsThen) => void committed.push({ streams, rowsThen })));
+      },
+    };
+    const engine = new SyncEngine(deps, modules, new Pacer(services.db, 50), { ...defaultEngineOptions, readAhead: 2 });
+    const run = await services.db
+      .insertInto('sync_runs')
+      .values({ tenant_key: OVERLAP, module: 'contact', mode: 'full', trigger: 'api', status: 'queued', lease_id: sql<string>`gen_random_uuid()`, counts: '{}' })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    expect(await engine.runSlice(run.id, run.lease_id!)).toBe('succeeded');
+    await Promise.all(checks);
+    expect(committed.map((c) => c.streams)).toEqual([['contact_users'], ['contact_users']]);
+    expect(committed[0]!.rowsThen).toBeGreaterThanOrEqual(2);
+    expect(committed[1]!.rowsThen).toBe(4);
+  });
+
   it('a slice whose lease was taken over stops without committing its read-ahead; the new lease finishes the run', async () => {
     const t = tenants.lease;
     // Slices are driven by hand on a second engine; the stack's worker stays out of it (last test).

@@ -93,4 +93,22 @@ describe('page writes (binary arrays)', () => {
       rows.map((r) => ({ record_key: r.recordKey, fields: r.columns.fields, created_by: r.columns.created_by, content_hash: contentHash(r, STREAM_CATALOG.spec('base_records').volatile) })),
     );
   });
+
+  it('reserves what a large text takes rather than three times its length, and one huge page does not size the pages after it', async () => {
+    const spec = STREAM_CATALOG.spec('docs_content');
+    // About 11 MB of Markdown, as an oversize wiki page gives (docs-content.md §5.1: over 10 MB).
+    const big = 'Lorem ipsum dolor sit amet, consectetur. '.repeat(270_000);
+    const row = (key: string, markdown: string): StreamRow => ({
+      recordKey: key,
+      partition: 'wiki:7001',
+      raw: { node: { node_token: `wik${key}`, title: key } },
+      columns: { token: key, obj_type: 'docx', format: 'markdown', title: key, path: `Handbook / ${key}`, url: null, markdown, file: null, size: markdown.length, body_hash: key, edited_time: null, revision: 1 },
+    });
+    // What the page's arrays keep alive until it commits: their whole backing stores.
+    const held = (p: Awaited<ReturnType<typeof prepareRows>>) => p.arrays.reduce((n, a) => n + a.buffer.byteLength, 0);
+    const large = await prepareRows(spec, [row('doxcnLarge', big), row('doxcnSmall', 'A short page.')]);
+    expect(held(large)).toBeLessThan(big.length * 1.5);
+    const next = await prepareRows(spec, [row('doxcnNext1', 'One.'), row('doxcnNext2', 'Two.')]);
+    expect(held(next)).toBeLessThan(6 * 1024 * 1024);
+  });
 });

@@ -120,6 +120,16 @@ export const DocsConfig = Type.Object(
       errorMessage: `types must list one or more of ${DOC_TYPES.map((t) => `"${t}"`).join(', ')}, each once`,
     }),
     identity: Identity,
+    treeRefreshMinutes: Type.Integer({
+      minimum: 0,
+      maximum: 10_080,
+      default: 60,
+      description:
+        'How often a run lists the whole tree of each wiki or folder source (the structure pass); runs in between check the ' +
+        'documents already known with one metas call per 200, so new pages, moves and folder renames wait for the next structure ' +
+        'pass. 0 lists the tree every run. A full run always lists it.',
+      errorMessage: 'treeRefreshMinutes must be a whole number of minutes from 0 to 10080 (a week)',
+    }),
     sinks: Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
       maxItems: 20,
       uniqueItems: true,

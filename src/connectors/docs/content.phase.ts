@@ -7,9 +7,8 @@ import type { StreamRow } from '../../sync/streams.js';
 import type { ItemError } from '../../sync/sync.tables.js';
 import { filterOf, inScope, sourcesOf, type DocsConfigType, type DocsFilter } from './config.js';
 import type { StoredDocument, StoredNode } from './docs-reads.js';
-import { GONE_CODES, accessHint } from './errors.js';
+import { GONE_CODES, MAX_ITEM_ERRORS, accessHint } from './errors.js';
 import { fetchDocx, fetchExport, type Fetched } from './fetch.js';
-import { MAX_ITEM_ERRORS } from './listing.phase.js';
 
 type Ctx = SyncContext<DocsConfigType, DocsReads>;
 
@@ -65,7 +64,7 @@ export const chosenNode = (doc: StoredDocument, filter: DocsFilter): StoredNode 
  * nothing. The edit time is the listing's (wiki obj_edit_time, Drive modified_time, metas
  * latest_modify_time); a listing without one refetches only documents never stored.
  */
-function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'rewrite' | 'none' {
+export function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'rewrite' | 'none' {
   const stored = doc.content;
   if (!stored || stored.deleted) return 'fetch';
   if (node.editedTime && (!stored.editedTime || node.editedTime > stored.editedTime)) return 'fetch';

@@ -17,6 +17,18 @@ export interface DocsReads {
   contents(objTokens: string[]): Promise<Map<string, StoredContent>>;
   /** Partitions that still have live nodes. */
   nodePartitions(): Promise<string[]>;
+  /** Live nodes of these partitions after `afterKey` (by record_key), `limit` of them, as stored: the check pass's input. */
+  liveNodes(partitions: string[], afterKey: string | null, limit: number): Promise<KnownNode[]>;
+  /** `documents` for these documents only (the listing's read of what it just listed). */
+  documentsByToken(partitions: string[], objTokens: string[]): Promise<StoredDocument[]>;
+}
+
+/** A stored docs_nodes row: its key, columns (as the stream has them) and Lark's raw listing. */
+export interface KnownNode {
+  key: string;
+  partition: string;
+  columns: Record<string, unknown> & { obj_token: string | null; obj_type: string | null; title: string | null; path: string | null; edited_time: string | null };
+  raw: Record<string, unknown>;
 }
 
 export interface StoredNode {
@@ -55,6 +67,58 @@ export interface StoredContent {
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
 export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
+async function documentsWhere(partitions: string[], afterObj: string | null, limit: number, only: string[] | null): Promise<StoredDocument[]> {
+    if (partitions.length === 0) return [];
+    const res = await sql<{
+      obj_token: string;
+      token: string;
+      obj_type: string | null;
+      title: string | null;
+      path: string | null;
+      url: string | null;
+      edited_time: Date | null;
+      partition: string;
+      raw: Record<string, unknown>;
+      c_obj_type: string | null;
+      c_title: string | null;
+      c_path: string | null;
+      c_url: string | null;
+      c_edited_time: Date | null;
+      c_exists: boolean;
+      c_deleted: boolean;
+    }>`
+      with docs as (
+        select distinct obj_token from docs_nodes
+         where tenant_key = ${tenantKey} and deleted_at is null and partition = any(${partitions}::text[])
+           and obj_token is not null and obj_token > ${afterObj ?? ''}
+           and (${only}::text[] is null or obj_token = any(${only}::text[]))
+         order by obj_token limit ${limit})
+      select n.obj_token, n.token, n.obj_type, n.title, n.path, n.url, n.edited_time, n.partition, n.raw,
+             c.obj_type as c_obj_type, c.title as c_title, c.path as c_path, c.url as c_url, c.edited_time as c_edited_time,
+             c.record_key is not null as c_exists, c.deleted_at is not null as c_deleted
+        from docs d
+        join docs_nodes n on n.tenant_key = ${tenantKey} and n.obj_token = d.obj_token and n.deleted_at is null
+                         and n.partition = any(${partitions}::text[])
+        left join docs_content c on c.tenant_key = ${tenantKey} and c.record_key = d.obj_token
+       order by n.obj_token, n.path collate "C", n.token collate "C"`.execute(db);
+    const out: StoredDocument[] = [];
+    for (const r of res.rows) {
+      let doc = out.at(-1);
+      if (!doc || doc.objToken !== r.obj_token) {
+        doc = {
+          objToken: r.obj_token,
+          nodes: [],
+          content: r.c_exists
+            ? { objType: r.c_obj_type, title: r.c_title, path: r.c_path, url: r.c_url, editedTime: iso(r.c_edited_time), deleted: r.c_deleted }
+            : undefined,
+        };
+        out.push(doc);
+      }
+      doc.nodes.push({ token: r.token, objType: r.obj_type, title: r.title, path: r.path, url: r.url, editedTime: iso(r.edited_time), partition: r.partition, raw: r.raw });
+    }
+    return out;
+  }
+
   return {
     async nodes(keys) {
       const out = new Map<string, { objType: string | null; path: string | null; partition: string }>();
@@ -65,55 +129,21 @@ export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
       for (const r of res.rows) out.set(r.record_key, { objType: r.obj_type, path: r.path, partition: r.partition });
       return out;
     },
-    async documents(partitions, afterObj, limit) {
+    documents: (partitions, afterObj, limit) => documentsWhere(partitions, afterObj, limit, null),
+    documentsByToken: (partitions, objTokens) => (objTokens.length === 0 ? Promise.resolve([]) : documentsWhere(partitions, null, objTokens.length, objTokens)),
+    async liveNodes(partitions, afterKey, limit) {
       if (partitions.length === 0) return [];
-      const res = await sql<{
-        obj_token: string;
-        token: string;
-        obj_type: string | null;
-        title: string | null;
-        path: string | null;
-        url: string | null;
-        edited_time: Date | null;
-        partition: string;
-        raw: Record<string, unknown>;
-        c_obj_type: string | null;
-        c_title: string | null;
-        c_path: string | null;
-        c_url: string | null;
-        c_edited_time: Date | null;
-        c_exists: boolean;
-        c_deleted: boolean;
-      }>`
-        with docs as (
-          select distinct obj_token from docs_nodes
-           where tenant_key = ${tenantKey} and deleted_at is null and partition = any(${partitions}::text[])
-             and obj_token is not null and obj_token > ${afterObj ?? ''}
-           order by obj_token limit ${limit})
-        select n.obj_token, n.token, n.obj_type, n.title, n.path, n.url, n.edited_time, n.partition, n.raw,
-               c.obj_type as c_obj_type, c.title as c_title, c.path as c_path, c.url as c_url, c.edited_time as c_edited_time,
-               c.record_key is not null as c_exists, c.deleted_at is not null as c_deleted
-          from docs d
-          join docs_nodes n on n.tenant_key = ${tenantKey} and n.obj_token = d.obj_token and n.deleted_at is null
-                           and n.partition = any(${partitions}::text[])
-          left join docs_content c on c.tenant_key = ${tenantKey} and c.record_key = d.obj_token
-         order by n.obj_token, n.path collate "C", n.token collate "C"`.execute(db);
-      const out: StoredDocument[] = [];
-      for (const r of res.rows) {
-        let doc = out.at(-1);
-        if (!doc || doc.objToken !== r.obj_token) {
-          doc = {
-            objToken: r.obj_token,
-            nodes: [],
-            content: r.c_exists
-              ? { objType: r.c_obj_type, title: r.c_title, path: r.c_path, url: r.c_url, editedTime: iso(r.c_edited_time), deleted: r.c_deleted }
-              : undefined,
-          };
-          out.push(doc);
-        }
-        doc.nodes.push({ token: r.token, objType: r.obj_type, title: r.title, path: r.path, url: r.url, editedTime: iso(r.edited_time), partition: r.partition, raw: r.raw });
-      }
-      return out;
+      const res = await sql<{ record_key: string; partition: string; raw: Record<string, unknown> } & Record<string, unknown>>`
+        select record_key, partition, raw, token, obj_token, obj_type, title, path, url, parent_token, owner_id, created_time, edited_time, source
+          from docs_nodes
+         where tenant_key = ${tenantKey} and partition = any(${partitions}::text[]) and deleted_at is null and record_key > ${afterKey ?? ''}
+         order by record_key limit ${limit}`.execute(db);
+      return res.rows.map(({ record_key, partition, raw, ...columns }) => ({
+        key: record_key,
+        partition,
+        raw,
+        columns: { ...columns, created_time: iso(columns.created_time as Date | null), edited_time: iso(columns.edited_time as Date | null) } as unknown as KnownNode['columns'],
+      }));
     },
     async contents(objTokens) {
       const out = new Map<string, StoredContent>();

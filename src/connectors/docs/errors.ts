@@ -32,6 +32,9 @@ export function accessHint(what: 'space' | 'node' | 'folder' | 'doc', config: un
   }
 }
 
+/** Item errors recorded per run; later ones are counted in the log only. */
+export const MAX_ITEM_ERRORS = 50;
+
 /** Lark codes for "no such thing" in the Drive, wiki and docs families (docs-wiki.md §1, §2; docs-content.md §5). */
 export const GONE_CODES: ReadonlySet<number> = new Set([1061003, 1061007, 131005, 2889906, 2889914, 1770002, 1770003]);
 

@@ -31,6 +31,15 @@ export const docsForm: ModuleForm = {
     { kind: 'lines', name: 'include', label: 'Include paths', hint: 'Regular expressions on "Space / parent / title", one per line; empty keeps all.', optional: true },
     { kind: 'lines', name: 'exclude', label: 'Exclude paths', hint: 'Regular expressions, one per line; exclude wins over include.', optional: true },
     { kind: 'lines', name: 'types', label: 'Kinds', hint: 'One per line: docx, doc, sheet, bitable, file; empty means docx and file.', optional: true },
+    {
+      kind: 'integer',
+      name: 'treeRefreshMinutes',
+      label: 'Tree refresh (minutes)',
+      hint: 'How often a run lists every wiki and folder tree; runs between only check the known documents (new pages and moves wait for the next listing). 0: every run.',
+      min: 0,
+      max: 10080,
+      defaultValue: 60,
+    },
     { kind: 'lines', name: 'sinks', label: 'Knowledge bases', hint: 'Names of the sinks (RAGFlow or Dify) to feed, one per line.', optional: true },
   ],
 };

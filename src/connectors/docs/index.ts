@@ -11,11 +11,13 @@ export { DOCS_LIMITS, DOCS_STREAMS };
 
 /**
  * Docs, Wiki and Drive documents as Markdown for knowledge bases. The listing phase walks the
- * configured sources into docs_nodes (each node with its path and edit time); the content phase
- * fetches the Markdown of documents that are new or edited since stored (docs/v1/content, blocks
- * over 10 MB, export tasks for legacy docs, sheets and Bases), keeps uploaded files as metadata
- * for the sinks to download, and removes rows that went out of scope. Every run lists everything
- * (cheap) and fetches only what changed, so there is no separate full pass.
+ * configured sources into docs_nodes (each node with its path and edit time) at most every
+ * `treeRefreshMinutes`, reading the bodies of listed docx while its listing calls wait, and in
+ * the runs between checks the known documents through metas (tree-refresh.ts, known-check.ts);
+ * the content phase fetches the Markdown of documents that are new or edited since stored and not
+ * read yet (docs/v1/content, blocks over 10 MB, export tasks for legacy docs, sheets and Bases),
+ * keeps uploaded files as metadata for the sinks to download, and removes rows that went out of
+ * scope. A run fetches only what changed; a full run always lists every tree.
  */
 export const docsModule = defineModule<DocsConfigType, DocsReads>({
   name: 'docs',

@@ -5,7 +5,10 @@ import { definePhase, type ChildScope, type PageResult, type SyncContext } from 
 import type { StreamRow } from '../../sync/streams.js';
 import type { ItemError } from '../../sync/sync.tables.js';
 import { filterOf, inScope, rootTokenOf, sourcesOf, type DocsConfigType, type DocsFilter, type DocsSource } from './config.js';
-import { accessHint, describeSource, explain } from './errors.js';
+import { MAX_ITEM_ERRORS, accessHint, describeSource, explain } from './errors.js';
+import { PREFETCH_QUEUE, prefetchable, readWhileListing } from './content-prefetch.js';
+import { checkKnown } from './known-check.js';
+import { DEFAULT_TREE_REFRESH_MINUTES, scopeKeyOf, structureDue } from './tree-refresh.js';
 import {
   META_FORBIDDEN,
   META_GONE,
@@ -23,8 +26,6 @@ type Ctx = SyncContext<DocsConfigType, DocsReads>;
 const WIKI_PAGE = 50;
 const DRIVE_PAGE = 200;
 const METAS_BATCH = 200;
-/** Item errors recorded per run; later ones are counted in the log only. */
-export const MAX_ITEM_ERRORS = 50;
 
 /** A node or folder still to list: its token ('' = a space's top level), the path down to it, the page reached. */
 interface Frame {
@@ -47,11 +48,24 @@ interface Walk {
 }
 
 interface State {
-  v: 1;
+  v: 2;
   /** the sources as they were when the run started, so a resumed run walks the same list */
   sources: DocsSource[];
   /** single-document sources are read first, together, through metas: the next one to read */
   docIndex: number;
+  /** then the check pass over the known nodes of sources not listed this run (known-check.ts): over, and the last key read */
+  checked: boolean;
+  checkAfter: string | null;
+  /** partitions whose tree this run lists (tree-refresh.ts); the check pass may add some */
+  structure: string[];
+  /** partition -> when its last complete tree listing started (ms); carried from run to run */
+  listedAt: Record<string, number>;
+  /** what include, exclude, types and identity were at the last listings (tree-refresh.ts) */
+  scopeKey: string;
+  /** when this run started (ms): a source whose tree listing completes is stamped with it */
+  startedAt: number;
+  /** docx listed by earlier pages and not yet read: read while the next listing calls wait (content-prefetch.ts) */
+  prefetch: string[];
   /** the walked source (not a single document) being read */
   index: number;
   walk: Walk | null;
@@ -231,7 +245,7 @@ async function listPage(ctx: Ctx, state: State, source: DocsSource, walk: Walk, 
  */
 async function confirmPage(ctx: Ctx, state: State, source: DocsSource, walk: Walk, filter: DocsFilter): Promise<PageResult<State>> {
   const keys = await ctx.read.deleteCandidates('docs_nodes', source.partition, walk.confirmAfter, METAS_BATCH);
-  if (keys.length === 0) return finishSource(state);
+  if (keys.length === 0) return finishSource(state, true);
   const stored = await ctx.moduleReads.nodes(keys);
   const deleted: string[] = [];
   const ask: Array<{ doc_token: string; doc_type: string }> = [];
@@ -248,7 +262,7 @@ async function confirmPage(ctx: Ctx, state: State, source: DocsSource, walk: Wal
     }
   }
   const confirm = [{ stream: 'docs_nodes' as const, partition: source.partition, deleted, alive: [] }];
-  if (keys.length < METAS_BATCH) return { ...finishSource(state), confirm };
+  if (keys.length < METAS_BATCH) return { ...finishSource(state, true), confirm };
   return { rows: {}, confirm, state: { ...state, walk: { ...walk, confirmAfter: keys.at(-1) ?? null } }, done: false };
 }
 
@@ -256,15 +270,59 @@ function walkedSources(state: State): DocsSource[] {
   return state.sources.filter(walked);
 }
 
-function finishSource(state: State): PageResult<State> {
-  const index = state.index + 1;
-  const next: State = { ...state, index, walk: null, sourcesOk: state.sourcesOk + 1, lastUnavailable: false };
+/** Single-document sources read through metas this run (the others are in the check pass). */
+function listedDocs(state: State): Array<Extract<DocsSource, { kind: 'doc' }>> {
+  return state.sources.filter((s): s is Extract<DocsSource, { kind: 'doc' }> => s.kind === 'doc' && state.structure.includes(s.partition));
+}
+
+/**
+ * The next walked source after `from` whose tree this run lists (the others were checked), or the
+ * number of walked sources when none is left.
+ */
+function nextListed(state: State, from: number): number {
+  const sources = walkedSources(state);
+  let index = from;
+  while (index < sources.length && !state.structure.includes(sources[index]!.partition)) index += 1;
+  return index;
+}
+
+/** The source's walk is over; `listed`: its tree listing was complete, which stamps its time (tree-refresh.ts). */
+function finishSource(state: State, listed: boolean): PageResult<State> {
+  const source = walkedSources(state)[state.index];
+  const listedAt = listed && source ? { ...state.listedAt, [source.partition]: state.startedAt } : state.listedAt;
+  const index = nextListed(state, state.index + 1);
+  const next: State = { ...state, index, walk: null, listedAt, sourcesOk: state.sourcesOk + 1, lastUnavailable: false };
   return { rows: {}, state: next, done: index >= walkedSources(state).length };
+}
+
+/**
+ * One page of the check pass over the sources whose tree this run does not list. A source where
+ * the check found a document gone or unreadable, or a renamed page with children, joins the
+ * listed ones: its complete listing and read-back judge the deletion (the certain-deletion rule),
+ * and rebuild the paths.
+ */
+async function checkPage(ctx: Ctx, state: State, partitions: string[]): Promise<PageResult<State>> {
+  const page = await checkKnown(ctx, partitions, state.checkAfter);
+  const added = [...page.relist].filter((p) => !state.structure.includes(p));
+  if (added.length > 0) {
+    ctx.log.info({ runId: ctx.runId, sources: added }, 'docs check pass: a known document is gone, unreadable or a renamed parent: its source is listed this run');
+  }
+  const structure = [...state.structure, ...added];
+  let next: State = { ...state, structure, checkAfter: page.after, checked: page.after === null };
+  if (next.checked) {
+    const checkedOk = partitions.filter((p) => !structure.includes(p)).length;
+    next = { ...next, sourcesOk: next.sourcesOk + checkedOk, index: nextListed(next, 0) };
+    ctx.log.info(
+      { runId: ctx.runId, checked: checkedOk, listed: structure.length },
+      'docs check pass over: known documents checked through metas; new, moved or deleted pages of the checked sources are found by their next tree listing (treeRefreshMinutes)',
+    );
+  }
+  return { rows: { docs_nodes: page.rows }, state: next, done: next.checked && listedDocs(next).length === 0 && next.index >= walkedSources(next).length };
 }
 
 /** Single-document sources, up to 200 a call: one metas call is both their change check and their listing. */
 async function docsPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<PageResult<State>> {
-  const docs = state.sources.filter((s): s is Extract<DocsSource, { kind: 'doc' }> => s.kind === 'doc');
+  const docs = listedDocs(state);
   const batch = docs.slice(state.docIndex, state.docIndex + METAS_BATCH);
   const answer = await metas(ctx, batch.map((s) => ({ doc_token: s.token, doc_type: s.docType })));
   const rows: StreamRow[] = [];
@@ -299,8 +357,10 @@ async function docsPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<Pag
     }
   }
   const docIndex = state.docIndex + batch.length;
-  const next: State = { ...state, docIndex, sourcesOk: state.sourcesOk + ok, sourcesFailed: state.sourcesFailed + failed, itemErrors: state.itemErrors + itemErrors.length };
-  const done = docIndex >= docs.length && walkedSources(state).length === 0;
+  const listedAt = { ...state.listedAt };
+  for (const s of batch) if ((answer.metas ?? []).some((m) => m.doc_token === s.token)) listedAt[s.partition] = state.startedAt;
+  const next: State = { ...state, docIndex, listedAt, sourcesOk: state.sourcesOk + ok, sourcesFailed: state.sourcesFailed + failed, itemErrors: state.itemErrors + itemErrors.length };
+  const done = docIndex >= docs.length && state.index >= walkedSources(state).length;
   if (done && next.sourcesOk === 0 && itemErrors[0]) throw new SyncError(itemErrors[0].errorClass as 'permission_denied' | 'not_found', itemErrors[0].message);
   return { rows: { docs_nodes: rows }, state: next, done, replaceChildren: gone.length > 0 ? gone : undefined, itemErrors };
 }
@@ -311,7 +371,7 @@ async function docsPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<Pag
  * with this source's error, which names it and says what to do.
  */
 function skipSource(ctx: Ctx, state: State, source: DocsSource, err: SyncError): PageResult<State> {
-  const index = state.index + 1;
+  const index = nextListed(state, state.index + 1);
   const done = index >= walkedSources(state).length;
   const failed = state.sourcesFailed + 1;
   if (done && state.sourcesOk === 0) throw err;
@@ -335,9 +395,16 @@ function skipSource(ctx: Ctx, state: State, source: DocsSource, err: SyncError):
 export const listingPhase = definePhase<State, DocsConfigType, DocsReads>({
   name: 'docs_listing',
   stateSchema: Type.Object({
-    v: Type.Literal(1),
+    v: Type.Literal(2),
     sources: Type.Array(Type.Object({}, { additionalProperties: true })),
     docIndex: Type.Integer({ minimum: 0 }),
+    checked: Type.Boolean(),
+    checkAfter: Type.Union([Type.String(), Type.Null()]),
+    structure: Type.Array(Type.String()),
+    listedAt: Type.Record(Type.String(), Type.Number()),
+    scopeKey: Type.String(),
+    startedAt: Type.Number(),
+    prefetch: Type.Array(Type.String(), { maxItems: PREFETCH_QUEUE }),
     index: Type.Integer({ minimum: 0 }),
     walk: Type.Union([
       Type.Object({
@@ -356,22 +423,52 @@ export const listingPhase = definePhase<State, DocsConfigType, DocsReads>({
     lastUnavailable: Type.Boolean(),
   }),
   tracksDeletions: ['docs_nodes'],
-  init: (ctx) => ({
-    v: 1,
-    sources: sourcesOf(ctx.config),
-    docIndex: 0,
-    index: 0,
+  init: (ctx, previous) => {
+    const sources = sourcesOf(ctx.config);
+    const scopeKey = scopeKeyOf(ctx.config);
+    const startedAt = Date.now();
+    // Only sources still configured keep their stamp; a source added since is listed.
+    const listedAt = Object.fromEntries(Object.entries(previous?.listedAt ?? {}).filter(([p]) => sources.some((s) => s.partition === p)));
+    const structure = structureDue({
+      sources,
+      mode: ctx.mode,
+      refreshMinutes: ctx.config.treeRefreshMinutes ?? DEFAULT_TREE_REFRESH_MINUTES,
+      scopeChanged: previous !== undefined && previous.scopeKey !== scopeKey,
+      listedAt,
+      now: startedAt,
+    });
+    const state: State = {
+      v: 2,
+      sources,
+      docIndex: 0,
+      checked: false,
+      checkAfter: null,
+      structure,
+      listedAt,
+      scopeKey,
+      startedAt,
+      prefetch: [],
+      index: 0,
     walk: null,
     spaceNames: null,
     sourcesOk: 0,
     sourcesFailed: 0,
     itemErrors: 0,
-    lastUnavailable: false,
-  }),
-  async readPage(ctx, state) {
+      lastUnavailable: false,
+    };
+    return { ...state, index: nextListed(state, 0) };
+  },
+  async readPage(ctx, initial) {
+    let state = initial;
     const filter = filterOf(ctx.config);
-    const docCount = state.sources.filter((s) => s.kind === 'doc').length;
-    if (state.docIndex < docCount) return docsPage(ctx, state, filter);
+    // First the check pass over every source not listed this run (one metas call per 200 known
+    // documents, whichever sources they are in), then single documents, then the trees.
+    if (!state.checked) {
+      const checking = state.sources.map((s) => s.partition).filter((p) => !state.structure.includes(p));
+      if (checking.length > 0) return checkPage(ctx, state, checking);
+      state = { ...state, checked: true };
+    }
+    if (state.docIndex < listedDocs(state).length) return docsPage(ctx, state, filter);
     const sources = walkedSources(state);
     const source = sources[state.index];
     if (!source) return { rows: {}, state, done: true };
@@ -389,16 +486,23 @@ export const listingPhase = definePhase<State, DocsConfigType, DocsReads>({
         };
       }
       if (walk.step === 'list') {
-        const page = await listPage(ctx, state, source, walk, filter);
+        const listing = listPage(ctx, state, source, walk, filter);
+        // Documents earlier pages listed are read while this listing call waits on its 100/min.
+        const read = await readWhileListing(ctx, state.sources.map((s) => s.partition), state.prefetch, filter, listing);
+        const page = await listing;
+        const listed = page.rows.filter((r) => prefetchable(r.columns.obj_type) && typeof r.columns.obj_token === 'string').map((r) => String(r.columns.obj_token));
+        const prefetch = [...new Set([...state.prefetch.slice(read.taken), ...listed])].slice(0, PREFETCH_QUEUE);
+        const rows = { docs_nodes: page.rows, docs_content: read.rows };
+        state = { ...state, prefetch };
         const ended = page.walk.frames.length === 0;
-        if (!ended) return { rows: { docs_nodes: page.rows }, state: { ...state, walk: page.walk }, done: false };
+        if (!ended) return { rows, state: { ...state, walk: page.walk }, done: false };
         if (!page.walk.complete) {
           ctx.log.warn({ runId: ctx.runId, source: source.partition }, 'docs listing ended early (has_more without a page token): no deletions judged');
-          return { ...finishSource(state), rows: { docs_nodes: page.rows } };
+          return { ...finishSource(state, false), rows };
         }
         // The listing is complete: nodes it did not show are candidates, read back next page.
         return {
-          rows: { docs_nodes: page.rows },
+          rows,
           state: { ...state, walk: { ...page.walk, step: 'confirm', confirmAfter: null } },
           done: false,
           sweep: [{ stream: 'docs_nodes', partition: source.partition, confirmBy: 'relist' }],

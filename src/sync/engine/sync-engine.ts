@@ -54,6 +54,12 @@ export interface EngineDeps {
    * data elsewhere starts at once instead of at its next poll. Failures are logged, never the run's.
    */
   runFinished?(run: { id: string; tenant_key: string; module: string }): Promise<void>;
+  /**
+   * Told after a page that wrote rows has committed, with the streams it wrote: what follows a
+   * stream (knowledge-base sinks) can start while the run goes on. Called without waiting; it
+   * must not throw and should be cheap (throttle there).
+   */
+  pageCommitted?(run: { id: string; tenant_key: string; module: string }, streams: string[]): void;
 }
 
 /** `deferred`: Lark throttled for longer than the slice had left; the run is queued again for then. */
@@ -236,6 +242,14 @@ export class SyncEngine {
         if (!ready) continue;
         const previous = committing;
         const done = commitPage(this.deps, lease, phase.name, tracked, ready, previous);
+        const written = ready.writes.filter((w) => w.keys.length > 0).map((w) => w.stream.name);
+        if (written.length > 0 && this.deps.pageCommitted) {
+          const told = this.deps.pageCommitted;
+          done.then(
+            () => told(lease.run, written),
+            () => undefined,
+          );
+        }
         // Settled by whoever awaits it below; a failure is not lost, only reported once.
         done.catch(() => undefined);
         committing = { done, keys: keysOf(ready) };
