@@ -99,6 +99,14 @@ const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
 const CONVERT_SLICE = 100;
 /** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
 const LANE_WINDOW_MS = 100;
+/**
+ * The next call's rate-limit token is taken this long before the call in flight is due to answer
+ * (its predecessors' latency), so the token's round trip is not spent while the Base waits; and
+ * is used only if the call leaves within PACED_FRESH_MS of taking it, so a call never leaves
+ * more than that after its token (the bucket's spacing holds within that).
+ */
+const PACE_LEAD_MS = 25;
+const PACED_FRESH_MS = 60;
 
 type BatchOp = 'create' | 'update' | 'delete';
 type Member = { write_id: string; idx: number };
@@ -112,6 +120,16 @@ interface Planned {
   members: Member[];
   /** Times sent by this job and not yet added to its write's upstream_calls (see countSends). */
   sends?: number;
+  /**
+   * Stored by this job already counted as sent (attempts = 1, in the transaction that planned
+   * it), so its first send spends no round trip on counting; while `left` is false this job
+   * knows it never left, and may still plan its records again (unplanAfter).
+   */
+  marked?: boolean;
+  /** It left at least once in this job. */
+  left?: boolean;
+  /** Its rate-limit token, taken shortly before the call in flight was due to answer (see paceAhead). */
+  paced?: { at: number; taken: Promise<unknown> };
   /**
    * Planned ahead, while another call was in flight, from the records pending then: if it is not
    * full by the time it is due, it is planned again with what arrived meanwhile (coalescing).
@@ -206,6 +224,8 @@ class BaseContext {
   failure: unknown;
   /** Closed from an answer until the next call leaves: work beside the calls waits for it. */
   readonly lane = new Lane();
+  /** The shortest time a write call took to answer in this job (ms), for paceAhead. */
+  fastestAnswerMs: number | undefined;
   /** Planning and unplanning one at a time (the planner runs while a call is in flight). */
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -321,16 +341,20 @@ export class WriteApplier {
           continue;
         }
         let ahead: Promise<void> | undefined;
+        let pacing: Promise<void> | undefined;
         let outcome: Exclude<Outcome, { kind: 'retry' }>;
         try {
           outcome = await this.transmit(ctx, next, () => {
-            // Planned while this call is in flight.
+            // Planned while this call is in flight, and its rate-limit token taken shortly before the answer is due.
+            const leftAt = Date.now();
             ahead = this.planAhead(ctx, next.batch.id).finally(() => ctx.lane.planned());
+            pacing = ahead.then(() => this.paceAhead(ctx, next.batch.id, leftAt)).catch(() => undefined);
             return true;
           });
         } catch (err) {
           ctx.lane.idle();
           await ahead?.catch(() => undefined);
+          await pacing;
           await this.countSends(this.deps.db, [next]).catch(() => undefined);
           throw err;
         }
@@ -355,6 +379,7 @@ export class WriteApplier {
         // replaced by smaller calls (or its records fail) in its place.
         ctx.lane.idle();
         await ahead?.catch(() => undefined);
+        await pacing;
         await commits;
         if (commitFailure !== undefined) throw commitFailure;
         await ctx.exclusive(async () => {
@@ -381,6 +406,23 @@ export class WriteApplier {
         if (step !== 'progress') return;
       }
     });
+  }
+
+  /**
+   * Takes the rate-limit token of the call planned after `afterId` shortly before the call in
+   * flight (which left at `leftAt`) is due to answer, going by the fastest answer of this job.
+   */
+  private async paceAhead(ctx: BaseContext, afterId: string, leftAt: number): Promise<void> {
+    const next = ctx.firstPlanned(afterId);
+    if (!next || next.paced || ctx.fastestAnswerMs === undefined) return;
+    const wait = leftAt + ctx.fastestAnswerMs - PACE_LEAD_MS - Date.now();
+    if (wait > 0) await sleep(wait);
+    if (next.paced || !ctx.planned.has(next.batch.id)) return;
+    const tokens = await this.tokens(ctx, next.tenantKey, next.batch.identity_user);
+    const taken = this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
+    // Awaited when the call leaves; a failure there takes a fresh token instead.
+    taken.catch(() => undefined);
+    next.paced = { at: Date.now(), taken };
   }
 
   /** Whether any open write of the Base has records not planned yet. */
@@ -838,6 +880,8 @@ export class WriteApplier {
         client_token: randomUUID(),
         body: json,
         status: 'planned',
+        // Counted as sent from now (see Planned.marked): the call leaves without a round trip to count it.
+        attempts: 1,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -846,7 +890,7 @@ export class WriteApplier {
         from jsonb_to_recordset(${JSON.stringify(records.map((x) => ({ w: x.write_id, i: x.idx })))}::jsonb) as p(w bigint, i int)
        where r.write_id = p.w and r.idx = p.i and r.state = 'pending'`.execute(trx);
     if (Number(moved.numAffectedRows ?? 0) !== records.length) throw new PlanRace('records changed state while being planned');
-    return { batch: { ...batch, body }, json, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })) };
+    return { batch: { ...batch, body }, json, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })), marked: true };
   }
 
   /**
@@ -858,25 +902,35 @@ export class WriteApplier {
     const { batch } = p;
     const path = `${TABLE(ctx.appToken, batch.table_id)}/records/batch_${batch.op}`;
     let sent = false;
+    let sentAt = 0;
     for (let attempt = 0; ; attempt += 1) {
       let outcome: Outcome;
       try {
         const tokens = await this.tokens(ctx, p.tenantKey, batch.identity_user);
         // Counted before it leaves (a call with attempts = 0 was never sent: unplanAfter relies
-        // on it), while the rate limit's token is taken and the access token read: three round
-        // trips at once, the only ones between an answer and the next call. The call's row alone:
-        // its write's row is locked by the commit of the answer before it (settleWrites), so the
-        // write's upstream_calls is counted with the answer instead (countSends).
+        // on it), while the rate limit's token is taken: the only round trips between an answer
+        // and the next call, so a call this job stored as sent already (marked) is not counted
+        // again on its first send, and a token taken shortly before (paceAhead) is used if it is
+        // fresh. The call's row alone: its write's row is locked by the commit of the answer
+        // before it (settleWrites), so the write's upstream_calls is counted with the answer
+        // instead (countSends).
+        const counted = p.marked === true && !p.left;
         p.sends = (p.sends ?? 0) + 1;
+        p.left = true;
+        const paced = p.paced && Date.now() - p.paced.at <= PACED_FRESH_MS ? p.paced.taken : undefined;
+        p.paced = undefined;
+        const take = () =>
+          this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
         const ready = Promise.all([
-          sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
-          this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']),
+          counted ? undefined : sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
+          paced ? paced.then(() => undefined, take) : take(),
         ]);
         // Awaited in the call below; a token lookup that fails first must not leave it unhandled.
         ready.catch(() => undefined);
         const res = await tokens.withToken(async (token, baseUrl) => {
           // (Run again with a fresh token after Lark refused the first: the same attempt.)
           await ready;
+          sentAt = Date.now();
           const answer = this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
             method: 'POST',
             path,
@@ -892,6 +946,7 @@ export class WriteApplier {
           return answer;
         });
         outcome = { kind: 'ok', data: res.body.data ?? {} };
+        ctx.fastestAnswerMs = Math.min(ctx.fastestAnswerMs ?? Number.POSITIVE_INFINITY, Date.now() - sentAt);
       } catch (err) {
         outcome = classify(err);
       }
@@ -1052,12 +1107,14 @@ export class WriteApplier {
    * planned after the calls that replace the one refused.
    */
   private async unplanAfter(ctx: BaseContext, afterId: string): Promise<void> {
-    const later = [...ctx.planned.values()].filter((p) => BigInt(p.batch.id) > BigInt(afterId)).map((p) => p.batch.id);
+    const later = [...ctx.planned.values()].filter((p) => BigInt(p.batch.id) > BigInt(afterId));
     if (later.length === 0) return;
+    // Never sent: counted as sent by no one (attempts = 0), or marked by this job and never left.
+    const unsent = later.filter((p) => p.marked && !p.left).map((p) => p.batch.id);
     await this.deps.db.transaction().execute(async (trx) => {
       const dropped = await sql<{ id: string }>`
         update base_write_batches set status = 'failed', finished_at = now()
-         where id = any(${later}::bigint[]) and status = 'planned' and attempts = 0 returning id::text as id`.execute(trx);
+         where id = any(${later.map((p) => p.batch.id)}::bigint[]) and status = 'planned' and (attempts = 0 or id = any(${unsent}::bigint[])) returning id::text as id`.execute(trx);
       const ids = dropped.rows.map((r) => r.id);
       await sql`update base_write_records set state = 'pending', batch_id = null where batch_id = any(${ids}::bigint[]) and state = 'batched'`.execute(trx);
       for (const id of ids) ctx.planned.delete(id);
@@ -1111,6 +1168,8 @@ export class WriteApplier {
             client_token: randomUUID(),
             body: json,
             status: 'planned',
+            // Counted as sent from now (see Planned.marked): it is sent next, in its place.
+            attempts: 1,
           })
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -1118,7 +1177,7 @@ export class WriteApplier {
           update base_write_records r set batch_id = ${created.id}::bigint
             from jsonb_to_recordset(${JSON.stringify(part.map((m) => ({ w: m.write_id, i: m.idx })))}::jsonb) as p(w bigint, i int)
            where r.write_id = p.w and r.idx = p.i`.execute(trx);
-        made.push({ batch: { ...created, body }, json, tenantKey: p.tenantKey, members: part });
+        made.push({ batch: { ...created, body }, json, tenantKey: p.tenantKey, members: part, marked: true });
       }
     });
     for (const m of made) ctx.planned.set(m.batch.id, m);
