@@ -18,7 +18,7 @@ import { convertFields, type TableField } from './field-values.js';
 import { ReadBack, type ReadBackItem } from './read-back.js';
 import { settleWrites } from './settle.js';
 import { KeyIndex, cellText, writtenKey } from './upsert-keys.js';
-import { knownKeys } from './known-keys.js';
+import { knownKeys, type KnownKeys } from './known-keys.js';
 import type { BaseWriteBatchRow, BaseWriteRow, WriteRecordError } from './writes.table.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
 
@@ -95,6 +95,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * in flight is taken, and the next call sent, without waiting for them.
  */
 const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
+/**
+ * Calls kept planned behind the one in flight: two, so a call whose planning outlasts one flight
+ * (an upsert chunk of 2,000 records: its creates and its updates) is still ready in time.
+ */
+const AHEAD_CALLS = 2;
 /** Records converted between two yieldToIo(). */
 const CONVERT_SLICE = 100;
 /** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
@@ -240,6 +245,22 @@ class BaseContext {
     return run;
   }
 
+  /** Whether every call planned after `afterId` is as large as Lark (and the table's limit) allows. */
+  plannedFull(afterId: string): boolean {
+    for (const p of this.planned.values()) {
+      const most = Math.min(MAX_BATCH[p.batch.op], this.limits.get(`${p.batch.table_id}:${p.batch.op}`) ?? MAX_BATCH[p.batch.op]);
+      if (BigInt(p.batch.id) > BigInt(afterId) && p.members.length < most) return false;
+    }
+    return true;
+  }
+
+  /** How many calls are planned after `afterId`. */
+  plannedAfter(afterId: string): number {
+    let n = 0;
+    for (const p of this.planned.values()) if (BigInt(p.batch.id) > BigInt(afterId)) n += 1;
+    return n;
+  }
+
   /** The first planned call after `afterId` (ids are bigint strings). */
   firstPlanned(afterId: string): Planned | undefined {
     let best: Planned | undefined;
@@ -320,8 +341,12 @@ export class WriteApplier {
     /** Answered calls whose answer is not committed yet, in order. */
     const uncommitted: Array<{ p: Planned; ids: Array<string | null> }> = [];
     let commitFailure: unknown;
+    /** The planning started when the last call left, and how it failed. */
+    let planning: Promise<void> = Promise.resolve();
+    let planFailure: unknown;
     try {
       for (;;) {
+        if (planFailure !== undefined) throw planFailure;
         if (commitFailure !== undefined) throw commitFailure;
         if (ctx.failure !== undefined) throw ctx.failure;
         if (Date.now() > deadline) return 'more';
@@ -348,7 +373,10 @@ export class WriteApplier {
             // Planned while this call is in flight, and its rate-limit token taken shortly before the answer is due.
             const leftAt = Date.now();
             ahead = this.planAhead(ctx, next.batch.id).finally(() => ctx.lane.planned());
-            pacing = ahead.then(() => this.paceAhead(ctx, next.batch.id, leftAt)).catch(() => undefined);
+            planning = ahead.catch((err: unknown) => {
+              planFailure ??= err;
+            });
+            pacing = this.paceAhead(ctx, next.batch.id, leftAt).catch(() => undefined);
             return true;
           });
         } catch (err) {
@@ -371,8 +399,9 @@ export class WriteApplier {
               commitFailure ??= err;
             });
           after = next.batch.id;
-          // Planned while this call was in flight (it started when the call left).
-          await ahead;
+          // Planned while this call was in flight (it started when the call left). Only the next
+          // call must be ready: planning further ahead (a whole upsert chunk) goes on beside it.
+          if (!ctx.firstPlanned(after)) await planning;
           continue;
         }
         // Refused as a whole: whatever was planned behind it goes back to pending, and it is
@@ -393,17 +422,19 @@ export class WriteApplier {
       }
     } finally {
       ctx.lane.idle();
+      await planning;
       await commits;
     }
   }
 
-  /** Plans one call ahead of `afterId` while it is in flight, unless one is planned already. */
+  /** Plans calls behind `afterId` while it is in flight, until AHEAD_CALLS are planned (or nothing more can be). */
   private planAhead(ctx: BaseContext, afterId: string): Promise<void> {
     return ctx.exclusive(async () => {
-      for (;;) {
-        if (ctx.firstPlanned(afterId)) return;
+      // A call planned short had all there was: the next would only split what arrives meanwhile
+      // from it (the short one takes those in before it leaves, see sendAll).
+      while (ctx.plannedAfter(afterId) < AHEAD_CALLS && ctx.plannedFull(afterId)) {
         const step = await this.planStep(ctx, true);
-        if (step !== 'progress') return;
+        if (step === 'idle' || step === 'blocked') return;
       }
     });
   }
@@ -413,11 +444,12 @@ export class WriteApplier {
    * flight (which left at `leftAt`) is due to answer, going by the fastest answer of this job.
    */
   private async paceAhead(ctx: BaseContext, afterId: string, leftAt: number): Promise<void> {
-    const next = ctx.firstPlanned(afterId);
-    if (!next || next.paced || ctx.fastestAnswerMs === undefined) return;
+    if (ctx.fastestAnswerMs === undefined) return;
     const wait = leftAt + ctx.fastestAnswerMs - PACE_LEAD_MS - Date.now();
     if (wait > 0) await sleep(wait);
-    if (next.paced || !ctx.planned.has(next.batch.id)) return;
+    // The call after it, if it is planned by then.
+    const next = ctx.firstPlanned(afterId);
+    if (!next || next.paced) return;
     const tokens = await this.tokens(ctx, next.tenantKey, next.batch.identity_user);
     const taken = this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
     // Awaited when the call leaves; a failure there takes a fresh token instead.
@@ -634,8 +666,9 @@ export class WriteApplier {
   /**
    * Upserts: up to 1,000 updates and 1,000 creates planned at once, matched on the write's key
    * field through the job's key index (upsert-keys.ts). A match value twice in a row ends the
-   * chunk, so the second sees the record the first created. The creates are sent first: the next
-   * chunk may be planned as soon as they are answered, while the updates are in flight.
+   * chunk, so the second sees the record the first created, and so does a value that a create
+   * not answered yet writes (keysInFlight): the next chunk is planned while this one's calls are
+   * in flight.
    */
   private async planUpsert(ctx: BaseContext, write: BaseWriteRow, tokens: TenantTokens, schema: Map<string, TableField>): Promise<PlanStep> {
     const rows = await this.deps.db
@@ -662,7 +695,11 @@ export class WriteApplier {
     }
     // A call not answered yet may create, delete or re-key records of this table: wait for it.
     const existing = ctx.keys.get(`${write.table_id}\u0000${field}`);
-    if (this.keysInFlight(ctx, write.table_id, field, existing)) return 'blocked';
+    const creating = this.keysInFlight(ctx, write.table_id, field, existing);
+    if (creating === 'blocked') return 'blocked';
+    // The index is first read with no call on the table unanswered: one that creates records would
+    // land in it, or not, whatever its answer teaches an index that does not exist yet.
+    if (!existing && [...ctx.planned.values()].some((p) => p.batch.table_id === write.table_id && p.batch.op !== 'update')) return 'blocked';
     let index: KeyIndex;
     try {
       index = existing ?? (await this.keyIndex(ctx, tokens, write, field));
@@ -681,10 +718,12 @@ export class WriteApplier {
     const most = index.mode === 'search' ? MAX_BATCH.create : rows.length;
     for (const r of rows) {
       const m = matchOf(r.input);
-      if (m.field !== field || values.has(m.value) || chunk.length >= most) break;
+      // A value being created by a call not answered yet ends the chunk too: its record's id comes with the answer.
+      if (m.field !== field || values.has(m.value) || creating.has(m.value) || chunk.length >= most) break;
       values.add(m.value);
       chunk.push({ idx: r.idx, value: m.value, fields: (r.input.fields ?? {}) as Record<string, unknown> });
     }
+    if (chunk.length === 0) return 'blocked';
     const found = index.mode === 'search' ? await this.searchValues(ctx, tokens, write.table_id, field, [...values], index) : new Map<string, string[]>();
 
     const createLimit = Math.min(MAX_BATCH.create, ctx.limits.get(`${write.table_id}:create`) ?? MAX_BATCH.create);
@@ -722,21 +761,27 @@ export class WriteApplier {
   }
 
   /**
-   * Whether a call planned and not answered yet on this table may change which record holds a
-   * value of `field`: a create or a delete, or an update that writes the field (other than with
-   * the value the index already knows for that record).
+   * What the calls planned and not answered yet on this table may do to which record holds a
+   * value of `field`. 'blocked': more than the index can follow (a delete, a value with no text,
+   * an update that changes the value the index knows for its record); else the values their
+   * creates write. An upsert of such a value waits for the create's answer (the new record's id);
+   * upserts of other values may be planned meanwhile, so the Base's next calls are ready when the
+   * create answers (waiting for every create to answer left the Base idle ~140 ms a chunk).
    */
-  private keysInFlight(ctx: BaseContext, tableId: string, field: string, index: KeyIndex | undefined): boolean {
+  private keysInFlight(ctx: BaseContext, tableId: string, field: string, index: KeyIndex | undefined): 'blocked' | Set<string> {
+    const creating = new Set<string>();
     for (const p of ctx.planned.values()) {
       if (p.batch.table_id !== tableId) continue;
-      if (p.batch.op !== 'update') return true;
+      if (p.batch.op === 'delete') return 'blocked';
       for (const r of (p.batch.body.records ?? []) as Array<{ record_id?: string; fields?: Record<string, unknown> }>) {
         const key = writtenKey(r.fields, field);
         if (key === undefined) continue;
-        if (key === null || !index || index.valueHeldBy(String(r.record_id)) !== key) return true;
+        if (key === null) return 'blocked';
+        if (p.batch.op === 'create') creating.add(key);
+        else if (!index || index.valueHeldBy(String(r.record_id)) !== key) return 'blocked';
       }
     }
-    return false;
+    return creating;
   }
 
   /**
@@ -749,8 +794,11 @@ export class WriteApplier {
    * table before the first upsert could be sent.
    */
   private async keyIndex(ctx: BaseContext, tokens: TenantTokens, write: BaseWriteRow, field: string): Promise<KeyIndex> {
+    // Lark's count and first page, and what larksync holds, read at once.
+    const held = knownKeys(this.deps.db, { tenantKey: write.tenant_key, appId: ctx.appId, appToken: ctx.appToken, tableId: write.table_id, field });
+    held.catch(() => undefined);
     let page = await this.keyPage(ctx, tokens, write.table_id, field, undefined);
-    const known = await this.knownIndex(ctx, write, field, page);
+    const known = this.knownIndex(write, field, page, await held);
     if (known) {
       ctx.keys.set(`${write.table_id}\u0000${field}`, known);
       return known;
@@ -780,9 +828,8 @@ export class WriteApplier {
    * The index from what larksync holds, if it holds every record Lark lists (`first`: Lark's first
    * page of the field, with the table's total) and agrees with that page; undefined otherwise.
    */
-  private async knownIndex(ctx: BaseContext, write: BaseWriteRow, field: string, first: { items?: LarkBaseRecord[]; total?: number }): Promise<KeyIndex | undefined> {
+  private knownIndex(write: BaseWriteRow, field: string, first: { items?: LarkBaseRecord[]; total?: number }, known: KnownKeys): KeyIndex | undefined {
     if (typeof first.total !== 'number') return undefined;
-    const known = await knownKeys(this.deps.db, { tenantKey: write.tenant_key, appId: ctx.appId, appToken: ctx.appToken, tableId: write.table_id, field });
     if (known === 'unusable' || known.size !== first.total) return undefined;
     for (const item of first.items ?? []) {
       if (!item.record_id || !known.has(item.record_id) || known.get(item.record_id) !== cellText(item.fields?.[field])) return undefined;

@@ -68,6 +68,24 @@ describe('upserts matched from the rows larksync holds', () => {
     }
   });
 
+  it('a value whose create is still in flight ends the chunk planned meanwhile: its second upsert updates that record', async () => {
+    const count = table().count;
+    // D-5 comes again at 1,500: planned while the call creating D-0..D-999 is in flight (slow calls).
+    stack.data.bitableWrites.latencyMs = 600;
+    const up = await write(
+      'upsert',
+      Array.from({ length: 2_600 }, (_, i) => (i === 1_500 ? { match: { Order: 'D-5' }, fields: { Qty: 77_777 } } : { match: { Order: `D-${i}` }, fields: { Qty: i } })),
+    ).finally(() => {
+      stack.data.bitableWrites.latencyMs = 20;
+    });
+    expect(up.status).toBe('succeeded');
+    expect(table().count).toBe(count + 2_599);
+    const d5 = keysOf().filter((k) => k === 'D-5');
+    expect(d5).toHaveLength(1);
+    expect(up.records![1_500]!.recordId).toBe(up.records![5]!.recordId);
+    expect(table().get(up.records![5]!.recordId!)!.fields.Qty).toBe(77_777);
+  });
+
   it('a call answered but not read back yet counts: its records are matched, not created again', async () => {
     const made = await write('create', [{ fields: { Order: 'W-1' } }, { fields: { Order: 'W-2' } }]);
     const ids = made.records!.map((r) => r.recordId!);
