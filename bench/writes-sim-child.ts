@@ -41,7 +41,7 @@ export interface WritesSimInfo {
 }
 
 export interface WritesSimStats {
-  write: Omit<BaseWriteStats, 'batchSizes'> & { batchSizes: { n: number; min: number; median: number; max: number; total: number } };
+  write: Omit<BaseWriteStats, 'batchSizes' | 'idleGapsMs'> & { batchSizes: Summary; idleGapsMs: Summary };
   searches: number;
   batchGets: number;
   fieldLists: number;
@@ -62,9 +62,25 @@ export interface KeyCheck {
   prefixedWithQty: number;
 }
 
-function summarise(sizes: number[]) {
-  const s = [...sizes].sort((a, b) => a - b);
-  return { n: s.length, min: s[0] ?? 0, median: s[Math.floor(s.length / 2)] ?? 0, max: s[s.length - 1] ?? 0, total: s.reduce((a, b) => a + b, 0) };
+export interface Summary {
+  n: number;
+  min: number;
+  median: number;
+  p90: number;
+  max: number;
+  total: number;
+}
+
+function summarise(values: number[]): Summary {
+  const s = [...values].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    min: s[0] ?? 0,
+    median: s[Math.floor(s.length / 2)] ?? 0,
+    p90: s[Math.floor(s.length * 0.9)] ?? 0,
+    max: s[s.length - 1] ?? 0,
+    total: s.reduce((a, b) => a + b, 0),
+  };
 }
 
 serveParent(
@@ -74,7 +90,7 @@ serveParent(
     stats: async (): Promise<WritesSimStats> => {
       const w = bitable.writeStats(appToken);
       return {
-        write: { ...w, batchSizes: summarise(w.batchSizes) },
+        write: { ...w, batchSizes: summarise(w.batchSizes), idleGapsMs: summarise(w.idleGapsMs) },
         searches: sim.count(`${tablePath}/records/search`),
         batchGets: sim.count(`${tablePath}/records/batch_get`),
         fieldLists: sim.count(`${tablePath}/fields`),

@@ -61,6 +61,7 @@ const MAX_PER_CALL = 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (n: number | null, digits = 0) => (n === null || !Number.isFinite(n) ? null : Number(n.toFixed(digits)));
 const fmt = (n: number) => n.toLocaleString('en-US');
+const gap = (ms: number) => ms.toFixed(1);
 
 interface WriteSummary {
   id: string;
@@ -85,6 +86,8 @@ const createFields = (key: string, i: number) => ({
 });
 
 interface PhaseResult {
+  /** the first POST (epoch ms) */
+  startedAt: number;
   records: number;
   requests: number;
   /** first POST to the last write's finished_at */
@@ -211,6 +214,7 @@ async function phase(
   if (simStats.write.overlaps !== 0) throw new Error(`${label}: ${simStats.write.overlaps} write calls overlapped on the Base`);
   if (baseRecords !== expectedRows) throw new Error(`${label}: base_records holds ${baseRecords} live rows for a table of ${expectedRows}`);
   return {
+    startedAt: t0,
     records: count,
     requests: bodies.length,
     seconds: (lastFinish - t0) / 1000,
@@ -397,7 +401,9 @@ export async function benchWrites(env: BenchEnv): Promise<BenchResult> {
     const describe = (label: string, p: PhaseResult) =>
       `${label}: ${p.seconds.toFixed(1)} s from the first POST to the last write's finish (${p.requests} requests, sent in ${p.postSeconds.toFixed(1)} s; Lark held every record after ${p.larkSeconds?.toFixed(1) ?? '?'} s); ` +
       `${fmt(p.sim.write.calls)} write calls (batch sizes min ${p.sim.write.batchSizes.min}, median ${p.sim.write.batchSizes.median}, max ${p.sim.write.batchSizes.max}; ${fmt(p.sim.write.recordsCreated)} created, ${fmt(p.sim.write.recordsUpdated)} updated), ` +
-      `${p.sim.write.overlaps} overlaps, ${p.sim.write.conflicts} conflicts, ${p.sim.write.replays} replays; ${fmt(p.sim.batchGets)} batch_get and ${fmt(p.sim.searches)} search calls; ` +
+      `${p.sim.write.overlaps} overlaps, ${p.sim.write.conflicts} conflicts, ${p.sim.write.replays} replays; ` +
+      `the Base idle before the first call ${((p.sim.write.firstCallAt - p.startedAt) / 1000).toFixed(2)} s and between calls ${(p.sim.write.idleGapsMs.total / 1000).toFixed(2)} s (gap median ${gap(p.sim.write.idleGapsMs.median)}, p90 ${gap(p.sim.write.idleGapsMs.p90)}, max ${gap(p.sim.write.idleGapsMs.max)} ms); ` +
+      `${fmt(p.sim.batchGets)} batch_get and ${fmt(p.sim.searches)} search calls; ` +
       `${p.sim.throttled} requests refused for a frequency limit; larksync CPU ${p.cpuSec?.toFixed(1) ?? '?'} s, PostgreSQL CPU ${p.pgCpuSec.toFixed(1)} s; ` +
       `checked: ${fmt(p.keys.rows)} records, ${fmt(p.keys.distinct)} distinct keys, ${fmt(p.baseRecords)} rows in base_records`;
     const notes = [

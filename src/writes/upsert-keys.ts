@@ -2,7 +2,8 @@
  * Which records of a table hold a value in the field that upserts match on, as one job knows it.
  *
  * Two ways to know, chosen per job, table and field by what is cheaper upstream:
- * - `scan`: the whole field read once (records/search, 500 a page, field_names = the field), when
+ * - `scan`: the whole field known at once: from what larksync holds when that is complete
+ *   (known-keys.ts), else read once (records/search, 500 a page, field_names = the field) when
  *   that takes fewer calls than searching the values of the pending upserts 50 at a time
  *   (records/search takes at most 50 conditions);
  * - `search`: each value looked up when its upsert is planned (`is` conditions, `or`).

@@ -18,6 +18,7 @@ import { convertFields, type TableField } from './field-values.js';
 import { ReadBack, type ReadBackItem } from './read-back.js';
 import { settleWrites } from './settle.js';
 import { KeyIndex, cellText, writtenKey } from './upsert-keys.js';
+import { knownKeys, type KnownKeys } from './known-keys.js';
 import type { BaseWriteBatchRow, BaseWriteRow, WriteRecordError } from './writes.table.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
 
@@ -94,10 +95,23 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * in flight is taken, and the next call sent, without waiting for them.
  */
 const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
+/**
+ * Calls kept planned behind the one in flight: two, so a call whose planning outlasts one flight
+ * (an upsert chunk of 2,000 records: its creates and its updates) is still ready in time.
+ */
+const AHEAD_CALLS = 2;
 /** Records converted between two yieldToIo(). */
 const CONVERT_SLICE = 100;
 /** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
 const LANE_WINDOW_MS = 100;
+/**
+ * The next call's rate-limit token is taken this long before the call in flight is due to answer
+ * (its predecessors' latency), so the token's round trip is not spent while the Base waits; and
+ * is used only if the call leaves within PACED_FRESH_MS of taking it, so a call never leaves
+ * more than that after its token (the bucket's spacing holds within that).
+ */
+const PACE_LEAD_MS = 25;
+const PACED_FRESH_MS = 60;
 
 type BatchOp = 'create' | 'update' | 'delete';
 type Member = { write_id: string; idx: number };
@@ -111,6 +125,16 @@ interface Planned {
   members: Member[];
   /** Times sent by this job and not yet added to its write's upstream_calls (see countSends). */
   sends?: number;
+  /**
+   * Stored by this job already counted as sent (attempts = 1, in the transaction that planned
+   * it), so its first send spends no round trip on counting; while `left` is false this job
+   * knows it never left, and may still plan its records again (unplanAfter).
+   */
+  marked?: boolean;
+  /** It left at least once in this job. */
+  left?: boolean;
+  /** Its rate-limit token, taken shortly before the call in flight was due to answer (see paceAhead). */
+  paced?: { at: number; taken: Promise<unknown> };
   /**
    * Planned ahead, while another call was in flight, from the records pending then: if it is not
    * full by the time it is due, it is planned again with what arrived meanwhile (coalescing).
@@ -205,6 +229,8 @@ class BaseContext {
   failure: unknown;
   /** Closed from an answer until the next call leaves: work beside the calls waits for it. */
   readonly lane = new Lane();
+  /** The shortest time a write call took to answer in this job (ms), for paceAhead. */
+  fastestAnswerMs: number | undefined;
   /** Planning and unplanning one at a time (the planner runs while a call is in flight). */
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -217,6 +243,22 @@ class BaseContext {
     const run = this.lock.then(fn, fn);
     this.lock = run.catch(() => undefined);
     return run;
+  }
+
+  /** Whether every call planned after `afterId` is as large as Lark (and the table's limit) allows. */
+  plannedFull(afterId: string): boolean {
+    for (const p of this.planned.values()) {
+      const most = Math.min(MAX_BATCH[p.batch.op], this.limits.get(`${p.batch.table_id}:${p.batch.op}`) ?? MAX_BATCH[p.batch.op]);
+      if (BigInt(p.batch.id) > BigInt(afterId) && p.members.length < most) return false;
+    }
+    return true;
+  }
+
+  /** How many calls are planned after `afterId`. */
+  plannedAfter(afterId: string): number {
+    let n = 0;
+    for (const p of this.planned.values()) if (BigInt(p.batch.id) > BigInt(afterId)) n += 1;
+    return n;
   }
 
   /** The first planned call after `afterId` (ids are bigint strings). */
@@ -299,8 +341,12 @@ export class WriteApplier {
     /** Answered calls whose answer is not committed yet, in order. */
     const uncommitted: Array<{ p: Planned; ids: Array<string | null> }> = [];
     let commitFailure: unknown;
+    /** The planning started when the last call left, and how it failed. */
+    let planning: Promise<void> = Promise.resolve();
+    let planFailure: unknown;
     try {
       for (;;) {
+        if (planFailure !== undefined) throw planFailure;
         if (commitFailure !== undefined) throw commitFailure;
         if (ctx.failure !== undefined) throw ctx.failure;
         if (Date.now() > deadline) return 'more';
@@ -320,16 +366,23 @@ export class WriteApplier {
           continue;
         }
         let ahead: Promise<void> | undefined;
+        let pacing: Promise<void> | undefined;
         let outcome: Exclude<Outcome, { kind: 'retry' }>;
         try {
           outcome = await this.transmit(ctx, next, () => {
-            // Planned while this call is in flight.
+            // Planned while this call is in flight, and its rate-limit token taken shortly before the answer is due.
+            const leftAt = Date.now();
             ahead = this.planAhead(ctx, next.batch.id).finally(() => ctx.lane.planned());
+            planning = ahead.catch((err: unknown) => {
+              planFailure ??= err;
+            });
+            pacing = this.paceAhead(ctx, next.batch.id, leftAt).catch(() => undefined);
             return true;
           });
         } catch (err) {
           ctx.lane.idle();
           await ahead?.catch(() => undefined);
+          await pacing;
           await this.countSends(this.deps.db, [next]).catch(() => undefined);
           throw err;
         }
@@ -346,14 +399,16 @@ export class WriteApplier {
               commitFailure ??= err;
             });
           after = next.batch.id;
-          // Planned while this call was in flight (it started when the call left).
-          await ahead;
+          // Planned while this call was in flight (it started when the call left). Only the next
+          // call must be ready: planning further ahead (a whole upsert chunk) goes on beside it.
+          if (!ctx.firstPlanned(after)) await planning;
           continue;
         }
         // Refused as a whole: whatever was planned behind it goes back to pending, and it is
         // replaced by smaller calls (or its records fail) in its place.
         ctx.lane.idle();
         await ahead?.catch(() => undefined);
+        await pacing;
         await commits;
         if (commitFailure !== undefined) throw commitFailure;
         await ctx.exclusive(async () => {
@@ -367,19 +422,39 @@ export class WriteApplier {
       }
     } finally {
       ctx.lane.idle();
+      await planning;
       await commits;
     }
   }
 
-  /** Plans one call ahead of `afterId` while it is in flight, unless one is planned already. */
+  /** Plans calls behind `afterId` while it is in flight, until AHEAD_CALLS are planned (or nothing more can be). */
   private planAhead(ctx: BaseContext, afterId: string): Promise<void> {
     return ctx.exclusive(async () => {
-      for (;;) {
-        if (ctx.firstPlanned(afterId)) return;
+      // A call planned short had all there was: the next would only split what arrives meanwhile
+      // from it (the short one takes those in before it leaves, see sendAll).
+      while (ctx.plannedAfter(afterId) < AHEAD_CALLS && ctx.plannedFull(afterId)) {
         const step = await this.planStep(ctx, true);
-        if (step !== 'progress') return;
+        if (step === 'idle' || step === 'blocked') return;
       }
     });
+  }
+
+  /**
+   * Takes the rate-limit token of the call planned after `afterId` shortly before the call in
+   * flight (which left at `leftAt`) is due to answer, going by the fastest answer of this job.
+   */
+  private async paceAhead(ctx: BaseContext, afterId: string, leftAt: number): Promise<void> {
+    if (ctx.fastestAnswerMs === undefined) return;
+    const wait = leftAt + ctx.fastestAnswerMs - PACE_LEAD_MS - Date.now();
+    if (wait > 0) await sleep(wait);
+    // The call after it, if it is planned by then.
+    const next = ctx.firstPlanned(afterId);
+    if (!next || next.paced) return;
+    const tokens = await this.tokens(ctx, next.tenantKey, next.batch.identity_user);
+    const taken = this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
+    // Awaited when the call leaves; a failure there takes a fresh token instead.
+    taken.catch(() => undefined);
+    next.paced = { at: Date.now(), taken };
   }
 
   /** Whether any open write of the Base has records not planned yet. */
@@ -591,8 +666,9 @@ export class WriteApplier {
   /**
    * Upserts: up to 1,000 updates and 1,000 creates planned at once, matched on the write's key
    * field through the job's key index (upsert-keys.ts). A match value twice in a row ends the
-   * chunk, so the second sees the record the first created. The creates are sent first: the next
-   * chunk may be planned as soon as they are answered, while the updates are in flight.
+   * chunk, so the second sees the record the first created, and so does a value that a create
+   * not answered yet writes (keysInFlight): the next chunk is planned while this one's calls are
+   * in flight.
    */
   private async planUpsert(ctx: BaseContext, write: BaseWriteRow, tokens: TenantTokens, schema: Map<string, TableField>): Promise<PlanStep> {
     const rows = await this.deps.db
@@ -619,7 +695,11 @@ export class WriteApplier {
     }
     // A call not answered yet may create, delete or re-key records of this table: wait for it.
     const existing = ctx.keys.get(`${write.table_id}\u0000${field}`);
-    if (this.keysInFlight(ctx, write.table_id, field, existing)) return 'blocked';
+    const creating = this.keysInFlight(ctx, write.table_id, field, existing);
+    if (creating === 'blocked') return 'blocked';
+    // The index is first read with no call on the table unanswered: one that creates records would
+    // land in it, or not, whatever its answer teaches an index that does not exist yet.
+    if (!existing && [...ctx.planned.values()].some((p) => p.batch.table_id === write.table_id && p.batch.op !== 'update')) return 'blocked';
     let index: KeyIndex;
     try {
       index = existing ?? (await this.keyIndex(ctx, tokens, write, field));
@@ -638,10 +718,12 @@ export class WriteApplier {
     const most = index.mode === 'search' ? MAX_BATCH.create : rows.length;
     for (const r of rows) {
       const m = matchOf(r.input);
-      if (m.field !== field || values.has(m.value) || chunk.length >= most) break;
+      // A value being created by a call not answered yet ends the chunk too: its record's id comes with the answer.
+      if (m.field !== field || values.has(m.value) || creating.has(m.value) || chunk.length >= most) break;
       values.add(m.value);
       chunk.push({ idx: r.idx, value: m.value, fields: (r.input.fields ?? {}) as Record<string, unknown> });
     }
+    if (chunk.length === 0) return 'blocked';
     const found = index.mode === 'search' ? await this.searchValues(ctx, tokens, write.table_id, field, [...values], index) : new Map<string, string[]>();
 
     const createLimit = Math.min(MAX_BATCH.create, ctx.limits.get(`${write.table_id}:create`) ?? MAX_BATCH.create);
@@ -679,34 +761,53 @@ export class WriteApplier {
   }
 
   /**
-   * Whether a call planned and not answered yet on this table may change which record holds a
-   * value of `field`: a create or a delete, or an update that writes the field (other than with
-   * the value the index already knows for that record).
+   * What the calls planned and not answered yet on this table may do to which record holds a
+   * value of `field`. 'blocked': more than the index can follow (a delete, a value with no text,
+   * an update that changes the value the index knows for its record); else the values their
+   * creates write. An upsert of such a value waits for the create's answer (the new record's id);
+   * upserts of other values may be planned meanwhile, so the Base's next calls are ready when the
+   * create answers (waiting for every create to answer left the Base idle ~140 ms a chunk).
    */
-  private keysInFlight(ctx: BaseContext, tableId: string, field: string, index: KeyIndex | undefined): boolean {
+  private keysInFlight(ctx: BaseContext, tableId: string, field: string, index: KeyIndex | undefined): 'blocked' | Set<string> {
+    const creating = new Set<string>();
     for (const p of ctx.planned.values()) {
       if (p.batch.table_id !== tableId) continue;
-      if (p.batch.op !== 'update') return true;
+      if (p.batch.op === 'delete') return 'blocked';
       for (const r of (p.batch.body.records ?? []) as Array<{ record_id?: string; fields?: Record<string, unknown> }>) {
         const key = writtenKey(r.fields, field);
         if (key === undefined) continue;
-        if (key === null || !index || index.valueHeldBy(String(r.record_id)) !== key) return true;
+        if (key === null) return 'blocked';
+        if (p.batch.op === 'create') creating.add(key);
+        else if (!index || index.valueHeldBy(String(r.record_id)) !== key) return 'blocked';
       }
     }
-    return false;
+    return creating;
   }
 
   /**
-   * The job's key index for a table and field: the whole field read once when that takes fewer
-   * calls than searching the pending upserts' values (50 a call), else values searched as needed.
+   * The job's key index for a table and field, from the cheapest source that is complete:
+   * - what larksync holds (known-keys.ts: base_records and the calls not read back yet), when it
+   *   holds as many records as Lark lists and agrees with Lark's first page: no more calls;
+   * - else the whole field read once, when that takes fewer calls than searching the pending
+   *   upserts' values (50 a call), else values searched as needed.
+   * Reading the field took 200 search calls (10 s at 20/s, the Base idle) for a 100,000-record
+   * table before the first upsert could be sent.
    */
   private async keyIndex(ctx: BaseContext, tokens: TenantTokens, write: BaseWriteRow, field: string): Promise<KeyIndex> {
+    // Lark's count and first page, and what larksync holds, read at once.
+    const held = knownKeys(this.deps.db, { tenantKey: write.tenant_key, appId: ctx.appId, appToken: ctx.appToken, tableId: write.table_id, field });
+    held.catch(() => undefined);
+    let page = await this.keyPage(ctx, tokens, write.table_id, field, undefined);
+    const known = this.knownIndex(write, field, page, await held);
+    if (known) {
+      ctx.keys.set(`${write.table_id}\u0000${field}`, known);
+      return known;
+    }
     const pending = await sql<{ n: number }>`
       select count(*)::int as n from base_write_records r join base_writes w on w.id = r.write_id
        where w.app_id = ${ctx.appId} and w.app_token = ${ctx.appToken} and w.table_id = ${write.table_id} and w.op = 'upsert'
          and w.status in ('queued', 'running') and r.state = 'pending' and r.input->'match' ? ${field}`.execute(this.deps.db);
     const searches = Math.ceil((pending.rows[0]?.n ?? 0) / MATCH_CHUNK);
-    let page = await this.keyPage(ctx, tokens, write.table_id, field, undefined);
     const scan = Math.ceil((page.total ?? Number.POSITIVE_INFINITY) / SCAN_PAGE) <= searches;
     const index = new KeyIndex(write.table_id, field, scan ? 'scan' : 'search');
     if (scan) {
@@ -720,6 +821,21 @@ export class WriteApplier {
       }
     }
     ctx.keys.set(`${write.table_id}\u0000${field}`, index);
+    return index;
+  }
+
+  /**
+   * The index from what larksync holds, if it holds every record Lark lists (`first`: Lark's first
+   * page of the field, with the table's total) and agrees with that page; undefined otherwise.
+   */
+  private knownIndex(write: BaseWriteRow, field: string, first: { items?: LarkBaseRecord[]; total?: number }, known: KnownKeys): KeyIndex | undefined {
+    if (typeof first.total !== 'number') return undefined;
+    if (known === 'unusable' || known.size !== first.total) return undefined;
+    for (const item of first.items ?? []) {
+      if (!item.record_id || !known.has(item.record_id) || known.get(item.record_id) !== cellText(item.fields?.[field])) return undefined;
+    }
+    const index = new KeyIndex(write.table_id, field, 'scan');
+    for (const [id, text] of known) if (text !== undefined) index.learn(id, text);
     return index;
   }
 
@@ -811,6 +927,8 @@ export class WriteApplier {
         client_token: randomUUID(),
         body: json,
         status: 'planned',
+        // Counted as sent from now (see Planned.marked): the call leaves without a round trip to count it.
+        attempts: 1,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -819,7 +937,7 @@ export class WriteApplier {
         from jsonb_to_recordset(${JSON.stringify(records.map((x) => ({ w: x.write_id, i: x.idx })))}::jsonb) as p(w bigint, i int)
        where r.write_id = p.w and r.idx = p.i and r.state = 'pending'`.execute(trx);
     if (Number(moved.numAffectedRows ?? 0) !== records.length) throw new PlanRace('records changed state while being planned');
-    return { batch: { ...batch, body }, json, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })) };
+    return { batch: { ...batch, body }, json, tenantKey: write.tenant_key, members: records.map((r) => ({ write_id: r.write_id, idx: r.idx })), marked: true };
   }
 
   /**
@@ -831,25 +949,35 @@ export class WriteApplier {
     const { batch } = p;
     const path = `${TABLE(ctx.appToken, batch.table_id)}/records/batch_${batch.op}`;
     let sent = false;
+    let sentAt = 0;
     for (let attempt = 0; ; attempt += 1) {
       let outcome: Outcome;
       try {
         const tokens = await this.tokens(ctx, p.tenantKey, batch.identity_user);
         // Counted before it leaves (a call with attempts = 0 was never sent: unplanAfter relies
-        // on it), while the rate limit's token is taken and the access token read: three round
-        // trips at once, the only ones between an answer and the next call. The call's row alone:
-        // its write's row is locked by the commit of the answer before it (settleWrites), so the
-        // write's upstream_calls is counted with the answer instead (countSends).
+        // on it), while the rate limit's token is taken: the only round trips between an answer
+        // and the next call, so a call this job stored as sent already (marked) is not counted
+        // again on its first send, and a token taken shortly before (paceAhead) is used if it is
+        // fresh. The call's row alone: its write's row is locked by the commit of the answer
+        // before it (settleWrites), so the write's upstream_calls is counted with the answer
+        // instead (countSends).
+        const counted = p.marked === true && !p.left;
         p.sends = (p.sends ?? 0) + 1;
+        p.left = true;
+        const paced = p.paced && Date.now() - p.paced.at <= PACED_FRESH_MS ? p.paced.taken : undefined;
+        p.paced = undefined;
+        const take = () =>
+          this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
         const ready = Promise.all([
-          sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
-          this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']),
+          counted ? undefined : sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
+          paced ? paced.then(() => undefined, take) : take(),
         ]);
         // Awaited in the call below; a token lookup that fails first must not leave it unhandled.
         ready.catch(() => undefined);
         const res = await tokens.withToken(async (token, baseUrl) => {
           // (Run again with a fresh token after Lark refused the first: the same attempt.)
           await ready;
+          sentAt = Date.now();
           const answer = this.deps.http.call<{ data?: Record<string, unknown> }>(baseUrl, {
             method: 'POST',
             path,
@@ -865,6 +993,7 @@ export class WriteApplier {
           return answer;
         });
         outcome = { kind: 'ok', data: res.body.data ?? {} };
+        ctx.fastestAnswerMs = Math.min(ctx.fastestAnswerMs ?? Number.POSITIVE_INFINITY, Date.now() - sentAt);
       } catch (err) {
         outcome = classify(err);
       }
@@ -1025,12 +1154,14 @@ export class WriteApplier {
    * planned after the calls that replace the one refused.
    */
   private async unplanAfter(ctx: BaseContext, afterId: string): Promise<void> {
-    const later = [...ctx.planned.values()].filter((p) => BigInt(p.batch.id) > BigInt(afterId)).map((p) => p.batch.id);
+    const later = [...ctx.planned.values()].filter((p) => BigInt(p.batch.id) > BigInt(afterId));
     if (later.length === 0) return;
+    // Never sent: counted as sent by no one (attempts = 0), or marked by this job and never left.
+    const unsent = later.filter((p) => p.marked && !p.left).map((p) => p.batch.id);
     await this.deps.db.transaction().execute(async (trx) => {
       const dropped = await sql<{ id: string }>`
         update base_write_batches set status = 'failed', finished_at = now()
-         where id = any(${later}::bigint[]) and status = 'planned' and attempts = 0 returning id::text as id`.execute(trx);
+         where id = any(${later.map((p) => p.batch.id)}::bigint[]) and status = 'planned' and (attempts = 0 or id = any(${unsent}::bigint[])) returning id::text as id`.execute(trx);
       const ids = dropped.rows.map((r) => r.id);
       await sql`update base_write_records set state = 'pending', batch_id = null where batch_id = any(${ids}::bigint[]) and state = 'batched'`.execute(trx);
       for (const id of ids) ctx.planned.delete(id);
@@ -1084,6 +1215,8 @@ export class WriteApplier {
             client_token: randomUUID(),
             body: json,
             status: 'planned',
+            // Counted as sent from now (see Planned.marked): it is sent next, in its place.
+            attempts: 1,
           })
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -1091,7 +1224,7 @@ export class WriteApplier {
           update base_write_records r set batch_id = ${created.id}::bigint
             from jsonb_to_recordset(${JSON.stringify(part.map((m) => ({ w: m.write_id, i: m.idx })))}::jsonb) as p(w bigint, i int)
            where r.write_id = p.w and r.idx = p.i`.execute(trx);
-        made.push({ batch: { ...created, body }, json, tenantKey: p.tenantKey, members: part });
+        made.push({ batch: { ...created, body }, json, tenantKey: p.tenantKey, members: part, marked: true });
       }
     });
     for (const m of made) ctx.planned.set(m.batch.id, m);

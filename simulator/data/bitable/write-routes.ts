@@ -282,7 +282,7 @@ export function registerBitableWriteRoutes(
       }
     };
     const call: InFlightCall = { api, clientToken };
-    data.writes.enter(appToken, call);
+    data.writes.enter(appToken, call, arrivals.get(req.raw));
 
     let answer: { status: number; body: Record<string, unknown> };
     let fault: WriteFault | undefined;

@@ -83,6 +83,15 @@ export interface BaseWriteStats {
   notReady: number;
   /** Calls answered 1255040 (injected timeouts; the write was applied first). */
   timeouts: number;
+  /**
+   * For a call that found the Base free: how long the Base had been free since the previous
+   * call's answer (ms), in arrival order. What a client loses between its calls (the first call
+   * after a reset has none).
+   */
+  idleGapsMs: number[];
+  /** When the first call reached the Base and the last call left it (epoch ms; 0: none yet). */
+  firstCallAt: number;
+  lastAnswerAt: number;
 }
 
 export function emptyWriteStats(): BaseWriteStats {
@@ -102,6 +111,9 @@ export function emptyWriteStats(): BaseWriteStats {
     batchSizes: [],
     notReady: 0,
     timeouts: 0,
+    idleGapsMs: [],
+    firstCallAt: 0,
+    lastAnswerAt: 0,
   };
 }
 
@@ -110,8 +122,10 @@ export function sumWriteStats(all: Iterable<BaseWriteStats>): BaseWriteStats {
   const out = emptyWriteStats();
   for (const s of all) {
     for (const k of Object.keys(out) as Array<keyof BaseWriteStats>) {
-      if (k === 'batchSizes') out.batchSizes.push(...s.batchSizes);
+      if (k === 'batchSizes' || k === 'idleGapsMs') out[k].push(...s[k]);
       else if (k === 'maxInFlight') out.maxInFlight = Math.max(out.maxInFlight, s.maxInFlight);
+      else if (k === 'firstCallAt') out.firstCallAt = out.firstCallAt === 0 ? s.firstCallAt : Math.min(out.firstCallAt, s.firstCallAt || out.firstCallAt);
+      else if (k === 'lastAnswerAt') out.lastAnswerAt = Math.max(out.lastAnswerAt, s.lastAnswerAt);
       else out[k] += s[k];
     }
   }
@@ -155,6 +169,8 @@ export class BitableWriteState {
   private readonly inFlight = new Map<string, Set<InFlightCall>>();
   private readonly tokens = new Map<string, TokenEntry>();
   private readonly faults: Array<WriteFault & { remaining: number }> = [];
+  /** When each Base's last write call left it (performance.now()), for idleGapsMs. */
+  private readonly freedAt = new Map<string, number>();
 
   /** The counters of one Base (created at zero on first use). */
   statsOf(appToken: string): BaseWriteStats {
@@ -176,6 +192,7 @@ export class BitableWriteState {
       fresh.inFlight = s.inFlight;
       this.stats.set(k, fresh);
     }
+    this.freedAt.clear();
   }
 
   /** The write calls in progress on a Base. */
@@ -188,15 +205,23 @@ export class BitableWriteState {
     return set;
   }
 
-  enter(appToken: string, call: InFlightCall): void {
-    this.running(appToken).add(call);
+  /** A call enters its Base; `arrivedAt` (performance.now()): when its request arrived. */
+  enter(appToken: string, call: InFlightCall, arrivedAt = performance.now()): void {
     const s = this.statsOf(appToken);
+    const freed = this.freedAt.get(appToken);
+    if (this.running(appToken).size === 0 && freed !== undefined) s.idleGapsMs.push(Math.max(0, arrivedAt - freed));
+    if (s.firstCallAt === 0) s.firstCallAt = Date.now() - (performance.now() - arrivedAt);
+    this.running(appToken).add(call);
     s.inFlight += 1;
     s.maxInFlight = Math.max(s.maxInFlight, s.inFlight);
   }
 
   leave(appToken: string, call: InFlightCall): void {
-    if (this.running(appToken).delete(call)) this.statsOf(appToken).inFlight -= 1;
+    if (!this.running(appToken).delete(call)) return;
+    const s = this.statsOf(appToken);
+    s.inFlight -= 1;
+    s.lastAnswerAt = Date.now();
+    if (s.inFlight === 0) this.freedAt.set(appToken, performance.now());
   }
 
   token(key: string): TokenEntry | undefined {

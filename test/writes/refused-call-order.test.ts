@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
+import { textOf } from '../../simulator/data/bitable/table.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * A call Lark refuses as a whole (1254607, "data not ready") is replaced by smaller calls in its
+ * place; the call planned behind it while it was in flight (stored already counted as sent, so
+ * that it can leave without a round trip) was never sent, so its records are planned again after
+ * the replacements: the records reach the table in the order they were accepted, each once.
+ */
+const TENANT = 'tenant-refused-call-order';
+
+describe('a refused call and the call planned behind it', () => {
+  let stack: Stack;
+  let appToken: string;
+  let tableId: string;
+
+  beforeAll(async () => {
+    stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false, bitableWrites: { latencyMs: 60 } } });
+    await whenReady(stack);
+    const bitable = stack.data.bitable(TENANT, { projects: 5, ledger: 0, tasks: 0, events: 0, orders: 0 });
+    await openTenant(stack, TENANT);
+    ({ appToken, orders: tableId } = bitable.refs.main);
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('replaces the refused call in its place and plans the one behind it again after the replacements', async () => {
+    const tenant = stack.data.bitable(TENANT);
+    const table = tenant.table(appToken, tableId);
+    tenant.injectWriteFault({ code: 1254607, appToken, api: 'batch_create', count: 1 });
+    const res = await stack.api('POST', `/api/v1/tenants/${TENANT}/writes`, {
+      table: { appToken, tableId },
+      op: 'create',
+      records: Array.from({ length: 2_500 }, (_, i) => ({ fields: { Order: `S-${i}` } })),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const w = await waitFor(async () => {
+      const v = await stack.larksync.services.writes.get(id, { records: false });
+      return v && !['queued', 'running'].includes(v.status) ? v : undefined;
+    }, 30_000, 'the write');
+    expect(w.status).toBe('succeeded');
+    const stats = tenant.writeStats(appToken);
+    // 1,000 refused, then 500-record calls (the table's limit halved).
+    expect(stats.batchSizes).toEqual([1000, 500, 500, 500, 500, 500]);
+    expect(stats.notReady + stats.overlaps).toBe(0);
+    expect(Array.from({ length: table.count }, (_, i) => textOf(table.nth(i)?.fields.Order))).toEqual(Array.from({ length: 2_500 }, (_, i) => `S-${i}`));
+  });
+});
