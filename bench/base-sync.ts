@@ -44,7 +44,7 @@ const API_TOKEN = 'bench-api-token-base-feed';
 const PAGE = 500;
 /** Lark's documented tier for records/search: 20 requests per second, 500 records each. */
 const CEILING = 20 * PAGE;
-const KNOBS = ['BENCH_BASE_RECORDS', 'BENCH_BASE_BASELINE_RECORDS', 'BENCH_BASE_REREAD', 'BENCH_BASE_MODES', 'BENCH_BASE_FEED_ROWS', 'BENCH_SLICE_MS', 'BENCH_READ_AHEAD', 'BENCH_LARKSYNC_NODE_ARGS', 'BENCH_KEEP_DB', 'BENCH_DATABASE_URL'];
+const KNOBS = ['BENCH_BASE_RECORDS', 'BENCH_BASE_BASELINE_RECORDS', 'BENCH_BASE_REREAD', 'BENCH_BASE_MODES', 'BENCH_BASE_FEED_ROWS', 'BENCH_SLICE_MS', 'BENCH_READ_AHEAD', 'BENCH_LARKSYNC_NODE_ARGS', 'HEAP_GROWING_PERCENT', 'BENCH_KEEP_DB', 'BENCH_DATABASE_URL'];
 
 async function startSimulator(records: number, enforceLimits: boolean): Promise<{ child: BenchChild; info: SimInfo }> {
   const child = await forkChild('bench/simulator-child.ts', {
@@ -126,6 +126,8 @@ function larksyncEnv(url: string, sim: SimInfo, rateLimitScale: number): Record<
     ...(process.env.BENCH_SLICE_MS ? { BENCH_SLICE_MS: process.env.BENCH_SLICE_MS } : {}),
     ...(process.env.BENCH_READ_AHEAD ? { BENCH_READ_AHEAD: process.env.BENCH_READ_AHEAD } : {}),
     ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
+    // larksync's own setting, passed on to compare (0: V8's heap growth, as before it existed).
+    ...(process.env.HEAP_GROWING_PERCENT ? { HEAP_GROWING_PERCENT: process.env.HEAP_GROWING_PERCENT } : {}),
   };
 }
 
