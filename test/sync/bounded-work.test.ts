@@ -138,5 +138,5 @@ describe('sync work is bounded: long throttles leave the worker slot, dying slic
     expect((await stack.larksync.services.sync.get(run.id))?.status).toBe('failed');
     const seen = await sql<{ n: number }>`select count(*)::int as n from sync_seen_pages where run_id = ${run.id}`.execute(stack.db.db);
     expect(seen.rows[0]?.n).toBe(0);
-  }, 90_000);
+  }, 180_000);
 });
