@@ -173,7 +173,9 @@ export class SyncService {
            and not exists (
              select 1 from graphile_worker._private_jobs j
               join graphile_worker._private_tasks t on t.id = j.task_id
-              where t.identifier = 'sync_run' and j.locked_at is null
+              -- is_available: unlocked and with an attempt left. A job whose one attempt died with
+              -- its process never runs again, so its run is dead, not waiting.
+              where t.identifier = 'sync_run' and j.is_available
                 and j.payload->>'runId' = r.id::text and j.payload->>'lease' = r.lease_id::text)
          for update of r skip locked`.execute(trx);
       const failed = stale.rows.filter((r) => r.resumes >= maxResumes);
@@ -262,12 +264,19 @@ export class SyncService {
 }
 
 /** Queues one slice of a run, at once or at `runAt`; slices of one tenant run one at a time. */
+/**
+ * Queues a run's next slice. One attempt: a slice job whose process dies is never taken again by
+ * graphile-worker once the dead worker's lock is released. The stale-run sweep resumes the run
+ * instead, under a new lease, and counts the takeover toward `crashed_repeatedly`. A job runs
+ * slice after slice while no other job waits (worker/slice-turns.ts), so a job retaken after each
+ * death would let a run that keeps killing its process be handed on uncounted.
+ */
 export async function enqueueSlice(db: Kysely<Database>, runId: string, lease: string, tenantKey: string, runAt?: Date): Promise<void> {
   await sql`select graphile_worker.add_job(
     'sync_run',
     json_build_object('runId', ${runId}::text, 'lease', ${lease}::text),
     queue_name => ${'sync:' + tenantKey},
     run_at => ${runAt ?? null}::timestamptz,
-    max_attempts => 3
+    max_attempts => 1
   )`.execute(db);
 }
