@@ -196,6 +196,12 @@ export class SyncService {
          where id = any(${take}::bigint[])
         returning id, lease_id, tenant_key`.execute(trx);
       for (const r of resumed.rows) await enqueueSlice(trx, r.id, r.lease_id, r.tenant_key);
+      // Slice jobs whose one attempt died with their process never run again (enqueueSlice): their
+      // runs were judged above, so the jobs are only clutter in graphile-worker's table.
+      await sql`
+        delete from graphile_worker._private_jobs j
+         using graphile_worker._private_tasks t
+         where t.id = j.task_id and t.identifier = 'sync_run' and j.locked_at is null and j.attempts >= j.max_attempts`.execute(trx);
       return { resumed: resumed.rows.map((r) => r.id), failed: failed.map((r) => ({ id: r.id, module: r.module })) };
     });
   }
