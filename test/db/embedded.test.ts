@@ -144,5 +144,5 @@ describe('embedded PostgreSQL', () => {
     // The orphan is still there (reused servers are not stopped): stop it through its pid file.
     const pid = Number((await readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
     if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGINT');
-  });
+  }, 90_000);
 });
