@@ -32,8 +32,6 @@ import { larkFileDownloader } from './sinks/lark-files.js';
 import { SubscriptionsService } from './subscriptions/subscriptions.service.js';
 import { defaultSubscriptionOptions, type SubscriptionOptions } from './subscriptions/subscription-manager.js';
 
-/** How often a docs run's committed pages queue the sinks' deliveries at most. */
-const DELIVERY_POKE_MS = 5_000;
 import { defaultHealthOptions, type HealthOptions } from './subscriptions/event-health.js';
 
 /** Everything a route or a job needs, built once per process. */
@@ -168,17 +166,12 @@ export function createServices(deps: ServiceDeps): Services {
   services.connectors.hooks.annotate = (view) => services.subscriptions.annotate(view);
   tickets.applyPending = (appId) => services.events.applyPendingTickets(services, appId);
   // The engine calls back into the other services (tokens, tenants), so it is added last.
-  let deliveryPokedAt = 0;
   const engineDeps = {
     ...services,
     // Documents a docs run committed are delivered while it goes on (a first sync of a large wiki
-    // runs for minutes), at most one poke every DELIVERY_POKE_MS rather than at the next minute's poll.
-    pageCommitted: (run: { module: string }, streams: string[]) => {
-      if (run.module !== 'docs' || !streams.includes('docs_content')) return;
-      const now = Date.now();
-      if (now - deliveryPokedAt < DELIVERY_POKE_MS) return;
-      deliveryPokedAt = now;
-      services.sinks.queueDue().catch((err: unknown) => deps.log.warn({ errMessage: (err as Error).message }, 'queueing sink deliveries after a docs page failed'));
+    // runs for minutes), rather than at the next minute's poll.
+    pageCommitted: (_run: { module: string }, streams: string[]) => {
+      if (streams.includes('docs_content')) services.sinks.queueSoon();
     },
     // A docs run that changed documents: their knowledge-base sinks deliver now, not at the next minute's poll.
     runFinished: async (run: { module: string; tenant_key: string }) => {

@@ -190,6 +190,16 @@ export class AppsService {
     return (await findApp(this.db, appId))?.kind;
   }
 
+  /**
+   * An app's kind and, for a custom app whose Verification Token is registered, the path its
+   * pushes go to: one read, nothing unsealed (the admin page shows whether pushes are set up).
+   */
+  async pushSetup(appId: string): Promise<{ kind: 'store' | 'custom'; eventsPath: string | null } | undefined> {
+    const row = await findApp(this.db, appId);
+    if (!row) return undefined;
+    return { kind: row.kind, eventsPath: row.kind === 'custom' && row.verification_token_sealed ? customAppEventsPath(appId) : null };
+  }
+
   private async upstream<T>(call: () => Promise<T>): Promise<T> {
     try {
       return await call();

@@ -93,8 +93,12 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
  * Knowledge-base sinks of a tenant (REST) and their deliveries (worker). The API key is sealed at
  * rest under a context naming the tenant and the sink, and never returned or logged.
  */
+/** queueSoon queues deliveries at most this often. */
+const QUEUE_SOON_MS = 5_000;
+
 export class SinksService {
   readonly delivery: SinkDelivery;
+  private queuedSoonAt = 0;
 
   constructor(
     private readonly deps: DeliveryDeps,
@@ -306,6 +310,17 @@ export class SinksService {
       max_attempts => 10,
       job_key => ${jobKey(tenantKey, name)}
     )`.execute(this.db);
+  }
+
+  /**
+   * queueDue soon, without waiting: at most once every QUEUE_SOON_MS however often it is asked
+   * (every committed page of a docs run asks). A failure is logged; the minute cron queues again.
+   */
+  queueSoon(): void {
+    const now = Date.now();
+    if (now - this.queuedSoonAt < QUEUE_SOON_MS) return;
+    this.queuedSoonAt = now;
+    this.queueDue().catch((err: unknown) => this.deps.log.warn({ errMessage: (err as Error).message }, 'queueing sink deliveries after a docs page failed'));
   }
 
   /** The minute cron: a delivery for each enabled sink whose feed moved or whose documents are due. */

@@ -269,9 +269,8 @@ export class SyncService {
   }
 }
 
-/** Queues one slice of a run, at once or at `runAt`; slices of one tenant run one at a time. */
 /**
- * Queues a run's next slice. One attempt: a slice job whose process dies is never taken again by
+ * Queues one slice of a run, at once or at `runAt`; slices of one tenant run one at a time. One attempt: a slice job whose process dies is never taken again by
  * graphile-worker once the dead worker's lock is released. The stale-run sweep resumes the run
  * instead, under a new lease, and counts the takeover toward `crashed_repeatedly`. A job runs
  * slice after slice while no other job waits (worker/slice-turns.ts), so a job retaken after each

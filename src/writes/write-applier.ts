@@ -450,11 +450,16 @@ export class WriteApplier {
     // The call after it, if it is planned by then.
     const next = ctx.firstPlanned(afterId);
     if (!next || next.paced) return;
-    const tokens = await this.tokens(ctx, next.tenantKey, next.batch.identity_user);
-    const taken = this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
+    const taken = this.takeWriteToken(await this.tokens(ctx, next.tenantKey, next.batch.identity_user));
     // Awaited when the call leaves; a failure there takes a fresh token instead.
     taken.catch(() => undefined);
     next.paced = { at: Date.now(), taken };
+  }
+
+  /** A token of the tenant's write-call budget (Lark's limit per app and tenant). */
+  private takeWriteToken(tokens: TenantTokens): Promise<number> {
+    const limit = WRITE_LIMITS['bitable.records.write'];
+    return this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', limit), limit);
   }
 
   /** Whether any open write of the Base has records not planned yet. */
@@ -966,8 +971,7 @@ export class WriteApplier {
         p.left = true;
         const paced = p.paced && Date.now() - p.paced.at <= PACED_FRESH_MS ? p.paced.taken : undefined;
         p.paced = undefined;
-        const take = () =>
-          this.deps.pacer.take(bucketOf(tokens.app.appId, tokens.tenantKey, 'bitable.records.write', WRITE_LIMITS['bitable.records.write']), WRITE_LIMITS['bitable.records.write']);
+        const take = () => this.takeWriteToken(tokens);
         const ready = Promise.all([
           counted ? undefined : sql`update base_write_batches set attempts = attempts + 1 where id = ${batch.id}::bigint`.execute(this.deps.db),
           paced ? paced.then(() => undefined, take) : take(),

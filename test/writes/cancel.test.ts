@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
+import type { Stack } from '../helpers/stack.js';
+import { stackWithOrders } from './orders-table.js';
 import { waitFor } from '../helpers/wait.js';
 import type { WriteView } from '../../src/writes/writes.service.js';
 
@@ -18,11 +19,7 @@ describe('cancelling a write', () => {
 
   beforeAll(async () => {
     // Lark's tiers as documented (batch_get 20/s), so reading 3,000 rows back takes over a second.
-    stack = await startStack({ encrypt: false, start: { rateLimitScale: 1 }, data: { enforceRateLimits: false, bitableWrites: { latencyMs: 60 } } });
-    await whenReady(stack);
-    const bitable = stack.data.bitable(TENANT, { projects: 5, ledger: 0, tasks: 0, events: 0, orders: 0 });
-    await openTenant(stack, TENANT);
-    ({ appToken, orders: tableId } = bitable.refs.main);
+    ({ stack, appToken, tableId } = await stackWithOrders(TENANT, { rateLimitScale: 1, latencyMs: 60 }));
   }, 60_000);
   afterAll(async () => {
     await stack?.stop();

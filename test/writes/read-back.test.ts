@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
+import type { Stack } from '../helpers/stack.js';
+import { stackWithOrders } from './orders-table.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -19,11 +20,7 @@ describe('reading written rows back into base_records', () => {
   let admin: pg.Client;
 
   beforeAll(async () => {
-    stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false, bitableWrites: { latencyMs: 20 } } });
-    await whenReady(stack);
-    const bitable = stack.data.bitable(TENANT, { projects: 5, ledger: 0, tasks: 0, events: 0, orders: 0 });
-    await openTenant(stack, TENANT);
-    ({ appToken, orders: tableId } = bitable.refs.main);
+    ({ stack, appToken, tableId } = await stackWithOrders(TENANT, { rateLimitScale: 20, latencyMs: 20 }));
     admin = new pg.Client({ connectionString: stack.db.url });
     await admin.connect();
   }, 60_000);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
+import type { Stack } from '../helpers/stack.js';
+import { stackWithOrders } from './orders-table.js';
 import { textOf } from '../../simulator/data/bitable/table.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -25,11 +26,7 @@ describe('upserts matched from the rows larksync holds', () => {
   let tableId: string;
 
   beforeAll(async () => {
-    stack = await startStack({ encrypt: false, start: { rateLimitScale: 20 }, data: { enforceRateLimits: false, bitableWrites: { latencyMs: 20 } } });
-    await whenReady(stack);
-    const bitable = stack.data.bitable(TENANT, { projects: 5, ledger: 0, tasks: 0, events: 0, orders: 0 });
-    await openTenant(stack, TENANT);
-    ({ appToken, orders: tableId } = bitable.refs.main);
+    ({ stack, appToken, tableId } = await stackWithOrders(TENANT, { rateLimitScale: 20, latencyMs: 20 }));
   }, 60_000);
   afterAll(async () => {
     await stack?.stop();

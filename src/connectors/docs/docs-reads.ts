@@ -67,7 +67,7 @@ export interface StoredContent {
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
 export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
-async function documentsWhere(partitions: string[], afterObj: string | null, limit: number, only: string[] | null): Promise<StoredDocument[]> {
+  async function documentsWhere(partitions: string[], afterObj: string | null, limit: number, only: string[] | null): Promise<StoredDocument[]> {
     if (partitions.length === 0) return [];
     const res = await sql<{
       obj_token: string;

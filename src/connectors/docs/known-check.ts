@@ -2,13 +2,12 @@ import type { SyncContext } from '../../sync/sync-module.js';
 import type { StreamRow } from '../../sync/streams.js';
 import type { DocsConfigType } from './config.js';
 import type { DocsReads, KnownNode } from './docs-reads.js';
-import { META_FORBIDDEN, META_GONE, type LarkMeta, type LarkMetasAnswer } from './lark-types.js';
+import { META_FORBIDDEN, META_GONE, type LarkMeta } from './lark-types.js';
+import { METAS_BATCH, batchQueryMetas } from './metas.js';
 import { isoFromSeconds } from './rows.js';
 
 type Ctx = SyncContext<DocsConfigType, DocsReads>;
 
-/** metas/batch_query takes 1 to 200 documents a call (docs-content.md §5.4). */
-export const METAS_BATCH = 200;
 
 /** What one page of the check pass found. */
 export interface CheckPage {
@@ -43,11 +42,7 @@ export async function checkKnown(ctx: Ctx, partitions: string[], after: string |
   const metas = new Map<string, LarkMeta>();
   const failed = new Map<string, number>();
   if (ask.size > 0) {
-    const answer = await ctx.lark.call<LarkMetasAnswer>('drive.metas.batch_query', {
-      method: 'POST',
-      path: '/open-apis/drive/v1/metas/batch_query',
-      body: { request_docs: [...ask].map(([doc_token, doc_type]) => ({ doc_token, doc_type })) },
-    });
+    const answer = await batchQueryMetas(ctx, [...ask].map(([doc_token, doc_type]) => ({ doc_token, doc_type })));
     for (const m of answer.metas ?? []) if (m.doc_token) metas.set(m.doc_token, m);
     for (const f of answer.failed_list ?? []) if (f.token && typeof f.code === 'number') failed.set(f.token, f.code);
   }

@@ -8,12 +8,12 @@ import { filterOf, inScope, rootTokenOf, sourcesOf, type DocsConfigType, type Do
 import { MAX_ITEM_ERRORS, accessHint, describeSource, explain } from './errors.js';
 import { PREFETCH_QUEUE, prefetchable, readWhileListing } from './content-prefetch.js';
 import { checkKnown } from './known-check.js';
+import { METAS_BATCH, batchQueryMetas } from './metas.js';
 import { DEFAULT_TREE_REFRESH_MINUTES, scopeKeyOf, structureDue } from './tree-refresh.js';
 import {
   META_FORBIDDEN,
   META_GONE,
   type LarkDriveFilesPage,
-  type LarkMetasAnswer,
   type LarkWikiNode,
   type LarkWikiNodesPage,
   type LarkWikiSpacesPage,
@@ -25,7 +25,6 @@ type Ctx = SyncContext<DocsConfigType, DocsReads>;
 /** Lark's maxima: wiki nodes 50 a page (docs-wiki.md §2.2), Drive files 200 (§1), metas 200 documents (docs-content.md §5.4). */
 const WIKI_PAGE = 50;
 const DRIVE_PAGE = 200;
-const METAS_BATCH = 200;
 
 /** A node or folder still to list: its token ('' = a space's top level), the path down to it, the page reached. */
 interface Frame {
@@ -119,14 +118,6 @@ async function getNode(ctx: Ctx, token: string): Promise<LarkWikiNode> {
   return data.node;
 }
 
-async function metas(ctx: Ctx, docs: Array<{ doc_token: string; doc_type: string }>): Promise<LarkMetasAnswer> {
-  return ctx.lark.call<LarkMetasAnswer>('drive.metas.batch_query', {
-    method: 'POST',
-    path: '/open-apis/drive/v1/metas/batch_query',
-    body: { request_docs: docs, with_url: true },
-  });
-}
-
 /** Opens a walked source: its name and root for paths, and the first frame to list. */
 async function openWalk(ctx: Ctx, state: State, source: DocsSource, filter: DocsFilter): Promise<{ walk: Walk; rows: StreamRow[] }> {
   const where = describeSource(source);
@@ -158,7 +149,7 @@ async function openWalk(ctx: Ctx, state: State, source: DocsSource, filter: Docs
     return { walk: { step: 'list', spaceId, frames, complete: true, confirmAfter: null }, rows: row ? [row] : [] };
   }
   if (source.kind === 'folder') {
-    const answer = await metas(ctx, [{ doc_token: source.folderToken, doc_type: 'folder' }]);
+    const answer = await batchQueryMetas(ctx, [{ doc_token: source.folderToken, doc_type: 'folder' }], { withUrl: true });
     const meta = (answer.metas ?? []).find((m) => m.doc_token === source.folderToken);
     const failed = (answer.failed_list ?? []).find((f) => f.token === source.folderToken);
     if (!meta) {
@@ -255,7 +246,7 @@ async function confirmPage(ctx: Ctx, state: State, source: DocsSource, walk: Wal
     else ask.push({ doc_token: key, doc_type: source.kind === 'space' || source.kind === 'node' ? 'wiki' : (node.objType ?? 'docx') });
   }
   if (ask.length > 0) {
-    const answer = await metas(ctx, ask);
+    const answer = await batchQueryMetas(ctx, ask, { withUrl: true });
     for (const f of answer.failed_list ?? []) {
       // 970005: deleted (trash or for good), or no such token; 970003: this reader may no longer open it.
       if (f.token && (f.code === META_GONE || f.code === META_FORBIDDEN)) deleted.push(f.token);
@@ -324,7 +315,7 @@ async function checkPage(ctx: Ctx, state: State, partitions: string[]): Promise<
 async function docsPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<PageResult<State>> {
   const docs = listedDocs(state);
   const batch = docs.slice(state.docIndex, state.docIndex + METAS_BATCH);
-  const answer = await metas(ctx, batch.map((s) => ({ doc_token: s.token, doc_type: s.docType })));
+  const answer = await batchQueryMetas(ctx, batch.map((s) => ({ doc_token: s.token, doc_type: s.docType })), { withUrl: true });
   const rows: StreamRow[] = [];
   const itemErrors: ItemError[] = [];
   // A one-document source's stored row goes when Lark says the document is gone or no longer
@@ -449,11 +440,11 @@ export const listingPhase = definePhase<State, DocsConfigType, DocsReads>({
       startedAt,
       prefetch: [],
       index: 0,
-    walk: null,
-    spaceNames: null,
-    sourcesOk: 0,
-    sourcesFailed: 0,
-    itemErrors: 0,
+      walk: null,
+      spaceNames: null,
+      sourcesOk: 0,
+      sourcesFailed: 0,
+      itemErrors: 0,
       lastUnavailable: false,
     };
     return { ...state, index: nextListed(state, 0) };

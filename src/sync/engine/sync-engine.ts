@@ -242,9 +242,9 @@ export class SyncEngine {
         if (!ready) continue;
         const previous = committing;
         const done = commitPage(this.deps, lease, phase.name, tracked, ready, previous);
-        const written = ready.writes.filter((w) => w.keys.length > 0).map((w) => w.stream.name);
-        if (written.length > 0 && this.deps.pageCommitted) {
-          const told = this.deps.pageCommitted;
+        const told = this.deps.pageCommitted;
+        const written = told ? ready.writes.filter((w) => w.keys.length > 0).map((w) => w.stream.name) : [];
+        if (told && written.length > 0) {
           done.then(
             () => told(lease.run, written),
             () => undefined,

@@ -1,4 +1,3 @@
-import { customAppEventsPath } from '../../apps/apps.service.js';
 import { MODULE_NAMES } from '../../connectors/index.js';
 import type { GrantView } from '../../grants/grants.service.js';
 import type { Services } from '../../services.js';
@@ -181,10 +180,10 @@ export interface PageOptions {
 /** Reads everything the page shows for the user's tenant (and nothing of any other). */
 export async function adminPage(services: Services, user: WebUser, tenant: TenantRow, opts: PageOptions = {}): Promise<AdminPage> {
   const tenantKey = user.tenantKey;
-  const appKind = (await services.apps.kindOf(tenant.app_id)) ?? 'store';
+  const app = await services.apps.pushSetup(tenant.app_id);
+  const appKind = app?.kind ?? 'store';
   // The store app's pushes are the operator's business; a custom app's go where its admin sets them.
-  const pushKeys = appKind === 'custom' ? await services.apps.pushKeys(tenant.app_id) : undefined;
-  const eventsUrl = pushKeys ? `${services.config.publicUrl ?? ''}${customAppEventsPath(tenant.app_id)}` : null;
+  const eventsUrl = app?.eventsPath ? `${services.config.publicUrl ?? ''}${app.eventsPath}` : null;
   const [token, grants, perModule] = await Promise.all([
     services.tokens.health('tenant', tenant.app_id, tenantKey),
     services.grants.list(tenantKey),
