@@ -11,5 +11,16 @@ export function larkReply(reply: FastifyReply, status: number, body: Record<stri
   return reply.code(status).send(body);
 }
 
+/**
+ * larkReply with the envelope already serialized (`text` is JSON.stringify(body)): for an answer
+ * that must leave at a given moment (a write call's latency), serialized before that moment.
+ */
+export function larkReplyText(reply: FastifyReply, status: number, code: number, text: string) {
+  reply.header('x-tt-logid', `sim-${randomBytes(6).toString('hex')}`);
+  reply.header('content-type', 'application/json; charset=utf-8');
+  (reply.request as WithLarkCode).larkCode = code;
+  return reply.code(status).send(text);
+}
+
 /** The Lark code a request was answered with, if it went through larkReply. */
 export const larkCodeOf = (req: FastifyRequest): number | undefined => (req as WithLarkCode).larkCode;

@@ -576,9 +576,10 @@ function fitsTyped(type: ColumnType, values: unknown[]): boolean {
 /**
  * Done while earlier pages commit and the next one is fetched. It yields to the event loop every
  * ROWS_PER_TURN rows, so the fetch it overlaps with is not held up (a call due at its rate-limit
- * slot goes out on time).
+ * slot goes out on time). `turn` replaces that yield for a caller whose other work must go first
+ * (the Base write lane: no slice runs while an answer is due, see write-applier.ts).
  */
-export async function prepareRows(stream: StreamSpec, rows: StreamRow[]): Promise<PreparedRows> {
+export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: () => Promise<void> = nextTurn): Promise<PreparedRows> {
   // The same key twice in one statement would make ON CONFLICT fail; the last one wins.
   const byKey = new Map<string, StreamRow>();
   for (const r of rows) byKey.set(r.recordKey, r);
@@ -619,7 +620,7 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[]): Promis
   const volatile = stream.volatile;
   const keys: string[] = [];
   for (const [i, r] of unique.entries()) {
-    if (i > 0 && i % ROWS_PER_TURN === 0) await nextTurn();
+    if (i > 0 && i % ROWS_PER_TURN === 0) await turn();
     const texts = fastRow(r, volatile) ?? walkedRow(r, volatile);
     // Keys come from Lark ids (and approval widget ids): cleaned like any value, so the key
     // recorded for sweeps is the key stored.

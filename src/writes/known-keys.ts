@@ -29,11 +29,17 @@ export async function knownKeys(
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
-      const rows = await sql<{ record_id: string; v: unknown }>`
-        select record_id, fields -> ${q.field} as v from base_records
+      // A text value comes as text (s), anything else as JSON (v) for cellText: a whole table's
+      // keys are read at once (100,000 rows for a large one), and JSON.parse of each value was
+      // a good part of the time an upsert job waited before its first call.
+      const rows = await sql<{ record_id: string; s: string | null; v: unknown }>`
+        select record_id,
+               case when jsonb_typeof(fields -> ${q.field}) = 'string' then fields ->> ${q.field} end as s,
+               case when jsonb_typeof(fields -> ${q.field}) is distinct from 'string' then fields -> ${q.field} end as v
+          from base_records
          where tenant_key = ${q.tenantKey} and partition = ${`${q.appToken}:${q.tableId}`} and deleted_at is null`.execute(trx);
       const out = new Map<string, string | undefined>();
-      for (const r of rows.rows) out.set(r.record_id, cellText(r.v));
+      for (const r of rows.rows) out.set(r.record_id, r.s ?? cellText(r.v));
       const calls = await sql<{ op: 'create' | 'update' | 'delete'; body: { records?: unknown[] }; ids: Array<string | null> }>`
         select b.op, b.body, array_agg(r.record_id order by r.write_id, r.idx) as ids
           from base_write_batches b join base_write_records r on r.batch_id = b.id

@@ -2,7 +2,8 @@
  * The read-back of a Base's answered write calls into base_records, beside the write calls: while
  * the next call is in flight, the rows of the calls before it are read (batch_get, its own rate
  * limit) and committed, in the order the calls were answered. One call's rows are read while the
- * previous call's are being committed.
+ * previous call's are being committed. When each step may go is the applier's to say (the gate:
+ * write-applier.ts Lane).
  *
  * A write is reported finished once Lark holds its records; its rows reach base_records (and the
  * records feed) when its calls are read back, counted meanwhile as the write's readBackPending.
@@ -32,6 +33,31 @@ export class ReadBack<Rows> {
     /** Awaited before each read and each commit: the write calls go first (the applier's lane). */
     private readonly gate: () => Promise<void> = () => Promise.resolve(),
   ) {}
+
+  private inHand = 0;
+  private drainedWaiters: Array<() => void> = [];
+
+  /** Nothing queued and nothing being read or committed. */
+  get drained(): boolean {
+    return this.queue.length === 0 && this.inHand === 0;
+  }
+
+  /** Resolves once drained, or after `ms`, whichever comes first. */
+  whenDrained(ms: number): Promise<void> {
+    if (this.drained) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.drainedWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private settleDrained(): void {
+    if (!this.drained) return;
+    for (const w of this.drainedWaiters.splice(0)) w();
+  }
 
   /** Calls not read back yet (their writes stay open for the next job). */
   get left(): number {
@@ -77,11 +103,23 @@ export class ReadBack<Rows> {
 
   /** Reads and commits until closed and empty, stopped, or past `deadline`. */
   async run(deadline: number): Promise<void> {
+    try {
+      await this.loop(deadline);
+    } finally {
+      this.inHand = 0;
+      for (const w of this.drainedWaiters.splice(0)) w();
+    }
+  }
+
+  private async loop(deadline: number): Promise<void> {
     let current: { item: ReadBackItem; rows: Promise<Rows> } | undefined;
     for (;;) {
       if (!current) {
+        this.inHand = 0;
+        this.settleDrained();
         const item = await this.next(deadline);
         if (!item) return;
+        this.inHand = 1;
         await this.gate();
         current = { item, rows: this.read(item) };
       }

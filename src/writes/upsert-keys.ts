@@ -15,8 +15,12 @@
  * match value as given (`String(value)`).
  */
 export class KeyIndex {
-  /** value -> record ids known to hold it now */
-  private readonly byValue = new Map<string, Set<string>>();
+  /**
+   * value -> the record id known to hold it now, or the ids when more than one does: a key
+   * usually names one record, and a Set for each of a table's 100,000 values was most of the
+   * time an upsert job spent before its first call (the index is built whole, from base_records).
+   */
+  private readonly byValue = new Map<string, string | Set<string>>();
   /** record id -> its value now, for the records this index has seen or learnt */
   private readonly values = new Map<string, string>();
   /** records deleted by this job's calls */
@@ -31,15 +35,25 @@ export class KeyIndex {
   /** A record holds `value` (from the scan, or a create or update of this job). */
   learn(recordId: string, value: string): void {
     const before = this.values.get(recordId);
-    if (before !== undefined && before !== value) this.byValue.get(before)?.delete(recordId);
+    if (before !== undefined && before !== value) this.drop(before, recordId);
     this.values.set(recordId, value);
-    let set = this.byValue.get(value);
-    if (!set) {
-      set = new Set();
-      this.byValue.set(value, set);
-    }
-    set.add(recordId);
+    const held = this.byValue.get(value);
+    if (held === undefined) this.byValue.set(value, recordId);
+    else if (typeof held === 'string') {
+      if (held !== recordId) this.byValue.set(value, new Set([held, recordId]));
+    } else held.add(recordId);
     this.deleted.delete(recordId);
+  }
+
+  private drop(value: string, recordId: string): void {
+    const held = this.byValue.get(value);
+    if (held === recordId) this.byValue.delete(value);
+    else if (typeof held === 'object') held.delete(recordId);
+  }
+
+  private holders(value: string): string[] {
+    const held = this.byValue.get(value);
+    return held === undefined ? [] : typeof held === 'string' ? [held] : [...held];
   }
 
   /** The value a record holds as far as this index knows (undefined: not known). */
@@ -49,7 +63,7 @@ export class KeyIndex {
 
   forget(recordId: string): void {
     const before = this.values.get(recordId);
-    if (before !== undefined) this.byValue.get(before)?.delete(recordId);
+    if (before !== undefined) this.drop(before, recordId);
     this.values.delete(recordId);
     this.deleted.add(recordId);
   }
@@ -59,7 +73,7 @@ export class KeyIndex {
    * found, less records this job deleted or moved to another value, plus those it gave this value.
    */
   lookup(value: string, found: readonly string[] = []): string[] {
-    const out = new Set(this.byValue.get(value) ?? []);
+    const out = new Set(this.holders(value));
     if (this.mode === 'search') {
       for (const id of found) {
         const now = this.values.get(id);

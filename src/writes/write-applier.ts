@@ -100,6 +100,8 @@ const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
  * (an upsert chunk of 2,000 records: its creates and its updates) is still ready in time.
  */
 const AHEAD_CALLS = 2;
+/** How often a job whose calls are all answered looks for new writes while its read-back goes on. */
+const IDLE_RECHECK_MS = 250;
 /** Records converted between two yieldToIo(). */
 const CONVERT_SLICE = 100;
 /** The read-back starts a step at most this long after a write call left (see Lane); Lark answers in about 150 ms. */
@@ -154,8 +156,9 @@ class PlanRace extends Error {}
  * call is in flight goes in the order the lane needs it: the call after it is planned (converted,
  * stored, serialized: it must be ready when the answer comes) and the answer before it committed
  * (what a write's progress shows), then the read-back goes on. A read-back step (a commit of
- * 1,000 rows costs tens of milliseconds of CPU) starts only early in a call's flight, so it is
- * done before the answer is due instead of delaying the call after it.
+ * 1,000 rows costs tens of milliseconds of CPU) starts, and each slice of its rows is prepared,
+ * only early in a call's flight, so it is done before the answer is due instead of delaying the
+ * call after it.
  */
 class Lane {
   private state: 'idle' | 'closed' | 'planning' | 'flight' = 'idle';
@@ -218,6 +221,8 @@ class Lane {
 /** What one job knows about the Base it works for. */
 class BaseContext {
   readonly schemas = new Map<string, Map<string, TableField>>();
+  /** Schema reads in progress, by table. */
+  readonly schemaLoads = new Map<string, Promise<Map<string, TableField>>>();
   /** halved after each 1254607, per table and op */
   readonly limits = new Map<string, number>();
   readonly tokens = new Map<string, Promise<TenantTokens>>();
@@ -306,8 +311,13 @@ export class WriteApplier {
       (item, read) => this.commitRead(ctx, item, read.rows, read.readSeq),
       () => ctx.lane.fresh(),
     );
+    // The first call waits on the tenant's token and the table's fields (a Lark read): read them
+    // while the job loads what earlier jobs left, not after. A failure here is the planner's to
+    // meet again and report.
+    const warm = this.warmUp(ctx).catch(() => undefined);
     for (const item of await this.writtenCalls(ctx)) reader.push(item);
     await this.loadPlanned(ctx);
+    await warm;
     const reading = reader.run(deadline).catch((err: unknown) => {
       ctx.failure ??= err;
       throw err;
@@ -354,7 +364,14 @@ export class WriteApplier {
         if (!next) {
           ctx.lane.idle();
           const step = await ctx.exclusive(() => this.planStep(ctx));
-          if (step === 'idle') return 'done';
+          if (step === 'idle') {
+            // Nothing to send. While the read-back catches up (behind a bulk load it trails by up
+            // to a minute: batch_get reads 2,000 records/s at most), a write accepted meanwhile is
+            // sent at once instead of waiting for this job's end.
+            if (reader.drained || ctx.failure !== undefined) return 'done';
+            await reader.whenDrained(IDLE_RECHECK_MS);
+            continue;
+          }
           if (step === 'blocked') throw new Error('planning waits for an answer, but no call is in flight');
           continue;
         }
@@ -498,6 +515,13 @@ export class WriteApplier {
     }
   }
 
+  /** The token and the fields the oldest pending write's first call needs. */
+  private async warmUp(ctx: BaseContext): Promise<void> {
+    const write = await this.nextWrite(ctx.appId, ctx.appToken);
+    if (!write || write.op === 'delete') return;
+    await this.schema(ctx, await this.tokens(ctx, write.tenant_key, write.identity_user), write.table_id);
+  }
+
   /** Calls answered by an earlier job and not read back yet. */
   private async writtenCalls(ctx: BaseContext): Promise<ReadBackItem[]> {
     const res = await sql<{ id: string; table_id: string; op: BatchOp; identity_user: string | null; tenant_key: string | null; record_ids: Array<string | null> | null; write_ids: string[] | null }>`
@@ -569,6 +593,16 @@ export class WriteApplier {
   private async schema(ctx: BaseContext, tokens: TenantTokens, tableId: string): Promise<Map<string, TableField>> {
     const cached = ctx.schemas.get(tableId);
     if (cached) return cached;
+    // One read per table even when the warm-up (run) and the planner ask at once.
+    let loading = ctx.schemaLoads.get(tableId);
+    if (!loading) {
+      loading = this.readSchema(ctx, tokens, tableId).finally(() => ctx.schemaLoads.delete(tableId));
+      ctx.schemaLoads.set(tableId, loading);
+    }
+    return loading;
+  }
+
+  private async readSchema(ctx: BaseContext, tokens: TenantTokens, tableId: string): Promise<Map<string, TableField>> {
     const fields = new Map<string, TableField>();
     let pageToken: string | undefined;
     do {
@@ -1121,6 +1155,7 @@ export class WriteApplier {
       const out: StreamRow[] = [];
       for (const data of answers) {
         await yieldToIo();
+        await ctx.lane.fresh();
         for (const r of data.records ?? []) {
           const row = recordRow(ctx.appToken, item.tableId, r);
           if (row) out.push(row);
@@ -1139,9 +1174,14 @@ export class WriteApplier {
 
   /** The read-back rows (or, for a delete, the rows marked deleted), the call done, its writes settled: one transaction. */
   private async commitRead(ctx: BaseContext, item: ReadBackItem, rows: StreamRow[], readSeq?: string): Promise<void> {
+    // Hashed and encoded before the transaction opens, a slice of rows at a time, each slice only
+    // while no answer is due (ctx.lane.fresh): 1,000 rows take tens of milliseconds of CPU, and a
+    // step that began early in a call's flight used to run on past its answer, so the next call
+    // waited behind it.
+    const prepared = rows.length > 0 ? await prepareRows(BASE_RECORDS, rows, () => yieldToIo().then(() => ctx.lane.fresh())) : undefined;
     await this.deps.db.transaction().execute(async (trx) => {
       // What was written shows in base_records (and the records feed) at once, not at the next sync.
-      if (rows.length > 0) await writeRows(trx, item.tenantKey, null, await prepareRows(BASE_RECORDS, rows), { recordSeen: false, readSeq });
+      if (prepared) await writeRows(trx, item.tenantKey, null, prepared, { recordSeen: false, readSeq });
       if (item.op === 'delete' && item.recordIds.length > 0) {
         const keys = item.recordIds.map((id) => `${ctx.appToken}:${item.tableId}:${id}`);
         await sql`update base_records set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id()

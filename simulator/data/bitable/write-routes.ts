@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TenantIdentity } from '../../lark-simulator.js';
-import { admitCall, larkReply, ok, type DataApiContext } from '../support.js';
+import { admitCall, larkReply, type DataApiContext } from '../support.js';
+import { larkReplyText } from '../../lark-reply.js';
 import { locateTable } from './routes.js';
 import type { BitableTenant } from './seed.js';
 import type { SimBitablePerson, SimTable } from './table.js';
@@ -285,6 +286,7 @@ export function registerBitableWriteRoutes(
     data.writes.enter(appToken, call, arrivals.get(req.raw));
 
     let answer: { status: number; body: Record<string, unknown> };
+    let text: string;
     let fault: WriteFault | undefined;
     try {
       let items: WriteItem[];
@@ -301,6 +303,10 @@ export function registerBitableWriteRoutes(
       // (parsing, validating and applying a 1,000-record body costs it 20-50 ms of CPU on a busy
       // machine) is part of the time Lark takes, as Lark's own is, not added to it. The records
       // are applied when the call enters the Base, so readers may see them before the answer.
+      // The answer is serialized before the wait, so it leaves when the latency is up: serializing
+      // 1,000 records after it (a few ms, more on a busy machine) made every call slower than the
+      // latency set, and the Base looked idle meanwhile.
+      text = JSON.stringify(answer.body.code === 0 ? { code: 0, msg: 'success', data: answer.body.data } : answer.body);
       const arrived = arrivals.get(req.raw) ?? performance.now();
       await sleep(opts.latencyMs + opts.perRecordLatencyMs * items.length - (performance.now() - arrived));
     } finally {
@@ -313,7 +319,7 @@ export function registerBitableWriteRoutes(
       await sleep(fault.holdMs ?? 0);
       return fail(reply, 1255040, fault.msg ?? MSG_OF[1255040]!, fault.status ?? 504);
     }
-    return answer.body.code === 0 ? ok(reply, answer.body.data) : larkReply(reply, answer.status, answer.body);
+    return larkReplyText(reply, answer.status, answer.body.code as number, text);
   };
 
   // In their own scope, with a JSON parser that takes an empty body (a DELETE sent with a JSON
