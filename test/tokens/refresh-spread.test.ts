@@ -99,16 +99,21 @@ describe('token refreshes on a simulated clock', () => {
     return { perMinute, mintedAt, minLeftMs };
   }
 
-  it('500 tenants minted in one minute: refreshes spread over the window, settle on their own slots, and no token gets within 5 min of expiry', async () => {
+  it('300 tenants minted in one minute: refreshes spread over the window, settle on their own slots, and no token gets within 5 min of expiry', async () => {
     const clock = new SimulatedClock(T0);
-    const n = 500;
+    // 300 tenants (500 until 2026-12): the phases are hashes of the keys on a fixed clock, so the
+    // outcome is the same every run, and a fixed margin would still put all 300 in one minute,
+    // over ten times the first bound below. Not fewer: near 2 refreshes a minute, the settled
+    // check (at most 3 x the mean in a minute) is at the mercy of one crowded minute (200 gave 7
+    // against 5.9). Bursts of thousands of tenants are the benchmarks' business.
+    const n = 300;
     ({ f } = await burst(clock, n));
     const { perMinute, mintedAt, minLeftMs } = await runMinutes(f, clock, 12 * 60);
 
     // Safety: before every tick, every tenant's stored token had more than 5 minutes left.
     expect(minLeftMs).toBeGreaterThan(5 * MIN);
     // The first refreshes fall in the window [2 h - 29 min, 2 h - 7 min] after the burst, spread
-    // over it (a fixed margin puts all 500 in one minute): at most twice the 500 / 22 per minute
+    // over it (a fixed margin puts all n in one minute): at most twice the n / 22 per minute
     // a perfectly even spread would give.
     const firstGen = perMinute.slice(0, 120);
     expect(firstGen.reduce((a, b) => a + b, 0)).toBe(n);
