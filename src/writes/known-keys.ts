@@ -29,17 +29,19 @@ export async function knownKeys(
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
-      // A text value comes as text (s), anything else as JSON (v) for cellText: a whole table's
-      // keys are read at once (100,000 rows for a large one), and JSON.parse of each value was
-      // a good part of the time an upsert job waited before its first call.
-      const rows = await sql<{ record_id: string; s: string | null; v: unknown }>`
-        select record_id,
-               case when jsonb_typeof(fields -> ${q.field}) = 'string' then fields ->> ${q.field} end as s,
-               case when jsonb_typeof(fields -> ${q.field}) is distinct from 'string' then fields -> ${q.field} end as v
+      // The whole table's keys (100,000 rows for a large one) come back as two JSON arrays in one
+      // row: the record ids, and the field's values in the same order (the aggregates of one scan
+      // see its rows in one order). Read as rows, the driver's per-row parsing was most of the
+      // time an upsert job waited before its first call; the scan itself is the floor (every
+      // record's row is read from the heap).
+      const res = await sql<{ ids: string[] | null; vals: unknown[] | null }>`
+        select json_agg(record_id) as ids, json_agg(fields -> ${q.field}) as vals
           from base_records
          where tenant_key = ${q.tenantKey} and partition = ${`${q.appToken}:${q.tableId}`} and deleted_at is null`.execute(trx);
+      const ids = res.rows[0]?.ids ?? [];
+      const vals = res.rows[0]?.vals ?? [];
       const out = new Map<string, string | undefined>();
-      for (const r of rows.rows) out.set(r.record_id, r.s ?? cellText(r.v));
+      for (let i = 0; i < ids.length; i += 1) out.set(ids[i]!, cellText(vals[i]));
       const calls = await sql<{ op: 'create' | 'update' | 'delete'; body: { records?: unknown[] }; ids: Array<string | null> }>`
         select b.op, b.body, array_agg(r.record_id order by r.write_id, r.idx) as ids
           from base_write_batches b join base_write_records r on r.batch_id = b.id

@@ -32,6 +32,21 @@ export class KeyIndex {
     readonly mode: 'scan' | 'search',
   ) {}
 
+  /** A scan-mode index of what larksync holds (known-keys.ts): record id -> its text, undefined when it has none. */
+  static fromKnown(tableId: string, field: string, known: ReadonlyMap<string, string | undefined>): KeyIndex {
+    const index = new KeyIndex(tableId, field, 'scan');
+    // learn() without its checks: every record comes once, with nothing learnt before it.
+    for (const [recordId, value] of known) {
+      if (value === undefined) continue;
+      index.values.set(recordId, value);
+      const held = index.byValue.get(value);
+      if (held === undefined) index.byValue.set(value, recordId);
+      else if (typeof held === 'string') index.byValue.set(value, new Set([held, recordId]));
+      else held.add(recordId);
+    }
+    return index;
+  }
+
   /** A record holds `value` (from the scan, or a create or update of this job). */
   learn(recordId: string, value: string): void {
     const before = this.values.get(recordId);

@@ -873,9 +873,7 @@ export class WriteApplier {
     for (const item of first.items ?? []) {
       if (!item.record_id || !known.has(item.record_id) || known.get(item.record_id) !== cellText(item.fields?.[field])) return undefined;
     }
-    const index = new KeyIndex(write.table_id, field, 'scan');
-    for (const [id, text] of known) if (text !== undefined) index.learn(id, text);
-    return index;
+    return KeyIndex.fromKnown(write.table_id, field, known);
   }
 
   private keyPage(ctx: BaseContext, tokens: TenantTokens, tableId: string, field: string, pageToken: string | undefined) {

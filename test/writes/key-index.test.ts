@@ -31,4 +31,21 @@ describe('KeyIndex', () => {
     ix.learn('r3', 'Z');
     expect(ix.lookup('A', ['r2', 'r3', 'r4']).sort()).toEqual(['r1', 'r4']);
   });
+
+  it('built from what larksync holds: the same answers as learning each record', () => {
+    const known = new Map<string, string | undefined>([
+      ['r1', 'A'],
+      ['r2', undefined],
+      ['r3', 'A'],
+      ['r4', 'B'],
+    ]);
+    const ix = KeyIndex.fromKnown('tbl', 'Order', known);
+    expect(ix.lookup('A').sort()).toEqual(['r1', 'r3']);
+    expect(ix.lookup('B')).toEqual(['r4']);
+    expect(ix.valueHeldBy('r2')).toBeUndefined();
+    ix.learn('r3', 'C');
+    expect(ix.lookup('A')).toEqual(['r1']);
+    ix.forget('r4');
+    expect(ix.lookup('B')).toEqual([]);
+  });
 });
