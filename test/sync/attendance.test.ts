@@ -87,8 +87,9 @@ describe('attendance module', () => {
   beforeAll(async () => {
     stack = await startStack({
       encrypt: false,
-      // Short slices, so runs stop and resume from the checkpoint mid-listing and mid-batch.
-      start: { rateLimitScale: 20, engineOptions: { sliceMs: 150 } },
+      // Slices of one page, so runs stop and resume from the checkpoint mid-listing and mid-batch
+      // whatever the machine's speed (at 150 ms a quiet machine finished a run in one slice).
+      start: { rateLimitScale: 20, engineOptions: { sliceMs: 1 } },
       data: { enforceRateLimits: false, contactShape: SHAPE },
     });
     const engine = stack.larksync.services.engine;
