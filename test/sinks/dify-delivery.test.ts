@@ -44,6 +44,11 @@ describe.each(SERVERS)('Dify %s', (label, options) => {
   const check = async () => {
     await drain(fx, tenant, 'kb');
     expect(differences(fake.documents(dify.datasetId), expected(), { metadata: fake.at('1.1.0') })).toEqual([]);
+    // A rename goes through update-by-text, which makes Dify index the document again
+    // (ragflow-dify.md: both update routes reset indexing); larksync does not wait for that
+    // re-index of an unchanged body, so the renamed document may still be indexing here. Every
+    // document must end available (none in error).
+    await waitFor(() => fake.documents(dify.datasetId).every((d) => d.status === 'available') || undefined, 10_000, 'Dify to finish indexing');
     for (const d of fake.documents(dify.datasetId)) expect(d.status).toBe('available');
   };
   const state = async (token: string) => (await fx.sinks.documents(tenant, 'kb', { limit: 1000 })).documents.find((s) => s.larkToken === token)!;
