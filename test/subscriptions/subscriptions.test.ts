@@ -201,10 +201,21 @@ describe('change-event subscriptions', () => {
       await sql`update sync_runs set status = 'cancelled', finished_at = now() where tenant_key = ${TENANT} and status in ('queued', 'running')`.execute(stack.db.db);
       return after.slice(before);
     };
-    // A poll two hours ago that succeeded (past the 60 min interval, well within a day).
+    // A poll two hours ago that succeeded (past the 60 min interval, well within a day). While
+    // events are healthy the connector's slot is once a day, at a time of day set by a hash of
+    // tenant and module (sync.service.ts scheduleDue): when that slot passed less than two hours
+    // ago, the day's run is rightly due after a poll two hours old, so the poll is put at the
+    // slot instead (the test failed for the two hours after that time of day).
+    const slotAge = (
+      await sql<{ s: number }>`
+        with c as (select floor(extract(epoch from now()))::bigint as now_s,
+                          mod(mod(hashtextextended(${`${TENANT}/approval`}, 0), 86400) + 86400, 86400) as phase)
+        select mod(mod(now_s - phase, 86400) + 86400, 86400)::int as s from c`.execute(stack.db.db)
+    ).rows[0]!.s;
+    const pollAgo = `${Math.min(2 * 3600, slotAge)} seconds`;
     await sql`delete from sync_runs where tenant_key = ${TENANT}`.execute(stack.db.db);
     await sql`insert into sync_runs (tenant_key, module, mode, trigger, status, counts, created_at, started_at, finished_at)
-              values (${TENANT}, 'approval', 'full', 'schedule', 'succeeded', '{}', now() - interval '2 hours', now() - interval '2 hours', now() - interval '119 minutes')`.execute(stack.db.db);
+              values (${TENANT}, 'approval', 'full', 'schedule', 'succeeded', '{}', now() - ${pollAgo}::interval, now() - ${pollAgo}::interval, now() - ${pollAgo}::interval + interval '1 minute')`.execute(stack.db.db);
 
     // Subscribed, but no event heard yet: not healthy, the configured interval applies.
     await s.subscriptions.refreshHealth();
@@ -219,7 +230,10 @@ describe('change-event subscriptions', () => {
     expect(healthy.eventsIntervalMinutes).toBe(1440);
     expect(await scheduled()).toEqual([]);
 
-    // A gap: a poll finds changes while the events had been silent for more than an hour.
+    // A gap: a poll finds changes while the events had been silent for more than an hour. (The
+    // first poll back at two hours, wherever the daily slot put it.)
+    await sql`update sync_runs set created_at = now() - interval '2 hours', started_at = now() - interval '2 hours', finished_at = now() - interval '119 minutes'
+               where tenant_key = ${TENANT} and trigger = 'schedule' and status = 'succeeded'`.execute(stack.db.db);
     await sql`update lark_events set received_at = now() - interval '3 hours' where tenant_key = ${TENANT}`.execute(stack.db.db);
     await sql`update lark_event_marks set last_event_at = now() - interval '3 hours' where tenant_key = ${TENANT}`.execute(stack.db.db);
     await sql`insert into sync_runs (tenant_key, module, mode, trigger, status, counts, created_at, started_at, finished_at, rows_changed)
