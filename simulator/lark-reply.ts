@@ -3,11 +3,16 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 type WithLarkCode = FastifyRequest & { larkCode?: number };
 
-/** Answers in Lark's envelope, with a log id, and notes the Lark code for the simulator's call log. */
-export function larkReply(reply: FastifyReply, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+/** A log id, extra headers, and the Lark code noted for the simulator's call log. */
+function stamp(reply: FastifyReply, code: number | undefined, headers: Record<string, string>): void {
   reply.header('x-tt-logid', `sim-${randomBytes(6).toString('hex')}`);
   for (const [k, v] of Object.entries(headers)) reply.header(k, v);
-  (reply.request as WithLarkCode).larkCode = typeof body.code === 'number' ? body.code : undefined;
+  (reply.request as WithLarkCode).larkCode = code;
+}
+
+/** Answers in Lark's envelope, with a log id, and notes the Lark code for the simulator's call log. */
+export function larkReply(reply: FastifyReply, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  stamp(reply, typeof body.code === 'number' ? body.code : undefined, headers);
   return reply.code(status).send(body);
 }
 
@@ -16,9 +21,7 @@ export function larkReply(reply: FastifyReply, status: number, body: Record<stri
  * that must leave at a given moment (a write call's latency), serialized before that moment.
  */
 export function larkReplyText(reply: FastifyReply, status: number, code: number, text: string) {
-  reply.header('x-tt-logid', `sim-${randomBytes(6).toString('hex')}`);
-  reply.header('content-type', 'application/json; charset=utf-8');
-  (reply.request as WithLarkCode).larkCode = code;
+  stamp(reply, code, { 'content-type': 'application/json; charset=utf-8' });
   return reply.code(status).send(text);
 }
 

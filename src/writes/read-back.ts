@@ -34,29 +34,31 @@ export class ReadBack<Rows> {
     private readonly gate: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
-  private inHand = 0;
-  private drainedWaiters: Array<() => void> = [];
+  /** An item is being read or committed. */
+  private busy = false;
+  private readonly drainedWaiters = new Set<() => void>();
 
   /** Nothing queued and nothing being read or committed. */
   get drained(): boolean {
-    return this.queue.length === 0 && this.inHand === 0;
+    return this.queue.length === 0 && !this.busy;
   }
 
-  /** Resolves once drained, or after `ms`, whichever comes first. */
+  /** Resolves once drained (or the reader ends), or after `ms`, whichever comes first. */
   whenDrained(ms: number): Promise<void> {
     if (this.drained) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.drainedWaiters.push(() => {
+      const done = () => {
         clearTimeout(t);
+        this.drainedWaiters.delete(done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, ms);
+      this.drainedWaiters.add(done);
     });
   }
 
-  private settleDrained(): void {
-    if (!this.drained) return;
-    for (const w of this.drainedWaiters.splice(0)) w();
+  private wakeDrained(): void {
+    for (const w of [...this.drainedWaiters]) w();
   }
 
   /** Calls not read back yet (their writes stay open for the next job). */
@@ -106,8 +108,8 @@ export class ReadBack<Rows> {
     try {
       await this.loop(deadline);
     } finally {
-      this.inHand = 0;
-      for (const w of this.drainedWaiters.splice(0)) w();
+      this.busy = false;
+      this.wakeDrained();
     }
   }
 
@@ -115,11 +117,11 @@ export class ReadBack<Rows> {
     let current: { item: ReadBackItem; rows: Promise<Rows> } | undefined;
     for (;;) {
       if (!current) {
-        this.inHand = 0;
-        this.settleDrained();
+        this.busy = false;
+        if (this.drained) this.wakeDrained();
         const item = await this.next(deadline);
         if (!item) return;
-        this.inHand = 1;
+        this.busy = true;
         await this.gate();
         current = { item, rows: this.read(item) };
       }

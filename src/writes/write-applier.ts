@@ -220,9 +220,8 @@ class Lane {
 
 /** What one job knows about the Base it works for. */
 class BaseContext {
-  readonly schemas = new Map<string, Map<string, TableField>>();
-  /** Schema reads in progress, by table. */
-  readonly schemaLoads = new Map<string, Promise<Map<string, TableField>>>();
+  /** The table's fields, read once per job (the read in progress shared by the warm-up and the planner). */
+  readonly schemas = new Map<string, Promise<Map<string, TableField>>>();
   /** halved after each 1254607, per table and op */
   readonly limits = new Map<string, number>();
   readonly tokens = new Map<string, Promise<TenantTokens>>();
@@ -368,7 +367,7 @@ export class WriteApplier {
             // Nothing to send. While the read-back catches up (behind a bulk load it trails by up
             // to a minute: batch_get reads 2,000 records/s at most), a write accepted meanwhile is
             // sent at once instead of waiting for this job's end.
-            if (reader.drained || ctx.failure !== undefined) return 'done';
+            if (reader.drained) return 'done';
             await reader.whenDrained(IDLE_RECHECK_MS);
             continue;
           }
@@ -591,15 +590,14 @@ export class WriteApplier {
 
   /** The table's fields by name, as Lark lists them now (once per job and table). */
   private async schema(ctx: BaseContext, tokens: TenantTokens, tableId: string): Promise<Map<string, TableField>> {
-    const cached = ctx.schemas.get(tableId);
-    if (cached) return cached;
-    // One read per table even when the warm-up (run) and the planner ask at once.
-    let loading = ctx.schemaLoads.get(tableId);
-    if (!loading) {
-      loading = this.readSchema(ctx, tokens, tableId).finally(() => ctx.schemaLoads.delete(tableId));
-      ctx.schemaLoads.set(tableId, loading);
+    let s = ctx.schemas.get(tableId);
+    if (!s) {
+      s = this.readSchema(ctx, tokens, tableId);
+      // A failed read is not kept: the planner reads again and reports what it meets.
+      s.catch(() => ctx.schemas.delete(tableId));
+      ctx.schemas.set(tableId, s);
     }
-    return loading;
+    return s;
   }
 
   private async readSchema(ctx: BaseContext, tokens: TenantTokens, tableId: string): Promise<Map<string, TableField>> {
@@ -615,7 +613,6 @@ export class WriteApplier {
       for (const f of data.items ?? []) if (f.field_name) fields.set(f.field_name, f);
       pageToken = data.has_more && data.page_token ? data.page_token : undefined;
     } while (pageToken);
-    ctx.schemas.set(tableId, fields);
     return fields;
   }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import { parseBaseUrl } from '../connectors/base/config.js';
 import type { Database } from '../db/database.js';
@@ -70,7 +71,7 @@ async function requestHash(table: { appToken: string; tableId: string }, op: Wri
   // canonical() sorts keys: identity, op, records, table.
   h.update(`{"identity":${canonical(identity)},"op":${canonical(op)},"records":[`);
   for (let i = 0; i < records.length; i += 1) {
-    if (i > 0 && i % HASH_SLICE === 0) await new Promise<void>((r) => setImmediate(r));
+    if (i > 0 && i % HASH_SLICE === 0) await nextTurn();
     h.update(i === 0 ? canonical(records[i]) : `,${canonical(records[i])}`);
   }
   h.update(`],"table":${canonical(table)}}`);

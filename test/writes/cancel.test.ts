@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { Stack } from '../helpers/stack.js';
-import { stackWithOrders } from './orders-table.js';
+import { postWrite, stackWithOrders, writeEnded } from './orders-table.js';
 import { waitFor } from '../helpers/wait.js';
 import type { WriteView } from '../../src/writes/writes.service.js';
 
@@ -26,13 +26,11 @@ describe('cancelling a write', () => {
   });
 
   const create = async (n: number, prefix: string): Promise<string> => {
-    const res = await stack.api('POST', `/api/v1/tenants/${TENANT}/writes`, {
+    return postWrite(stack, TENANT, {
       table: { appToken, tableId },
       op: 'create',
       records: Array.from({ length: n }, (_, i) => ({ fields: { Order: `${prefix}-${i}` } })),
     });
-    expect(res.status).toBe(202);
-    return ((await res.json()) as { id: string }).id;
   };
   const view = async (id: string) => (await stack.larksync.services.writes.get(id, { records: false }))!;
   const cancel = async (id: string) => {
@@ -40,8 +38,7 @@ describe('cancelling a write', () => {
     expect(res.status).toBe(200);
     return (await res.json()) as WriteView;
   };
-  const finished = (id: string) =>
-    waitFor(async () => ((w) => (['queued', 'running'].includes(w.status) || w.readBackPending > 0 ? undefined : w))(await view(id)), 30_000, `write ${id}`);
+  const finished = (id: string) => writeEnded(stack, id, { readBack: true });
 
   it('after every record was written, while the rows are read back: the write still succeeds', async () => {
     const id = await create(3_000, 'all');

@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { Stack } from '../helpers/stack.js';
-import { stackWithOrders } from './orders-table.js';
-import { waitFor } from '../helpers/wait.js';
+import { postWrite, stackWithOrders, writeEnded } from './orders-table.js';
 
 /**
  * A write's rows reach base_records after it succeeds (readBackPending counts down to 0). When the read-back fails on
@@ -43,17 +42,12 @@ describe('reading written rows back into base_records', () => {
       end $$;
       create trigger test_refuse_batch_get before insert or update on rate_buckets for each row execute function test_refuse_batch_get();`);
     try {
-      const res = await stack.api('POST', `/api/v1/tenants/${TENANT}/writes`, {
+      const id = await postWrite(stack, TENANT, {
         table: { appToken, tableId },
         op: 'create',
         records: Array.from({ length: 1_500 }, (_, i) => ({ fields: { Order: `RB-${i}` } })),
       });
-      expect(res.status).toBe(202);
-      const { id } = (await res.json()) as { id: string };
-      const w = await waitFor(async () => {
-        const v = await stack.larksync.services.writes.get(id, { records: false });
-        return v && !['queued', 'running'].includes(v.status) && v.readBackPending === 0 ? v : undefined;
-      }, 30_000, 'the write and its read-back');
+      const w = await writeEnded(stack, id, { readBack: true });
       expect(w.status).toBe('succeeded');
       const failures = await admin.query<{ n: string }>(`select last_value as n from test_read_back_failures`);
       expect(Number(failures.rows[0]?.n)).toBeGreaterThanOrEqual(2);

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../helpers/stack.js';
-import { stackWithOrders } from './orders-table.js';
+import { postWrite, stackWithOrders, writeEnded } from './orders-table.js';
 import { textOf } from '../../simulator/data/bitable/table.js';
-import { waitFor } from '../helpers/wait.js';
 
 /**
  * A call Lark refuses as a whole (1254607, "data not ready") is replaced by smaller calls in its
@@ -28,17 +27,12 @@ describe('a refused call and the call planned behind it', () => {
     const tenant = stack.data.bitable(TENANT);
     const table = tenant.table(appToken, tableId);
     tenant.injectWriteFault({ code: 1254607, appToken, api: 'batch_create', count: 1 });
-    const res = await stack.api('POST', `/api/v1/tenants/${TENANT}/writes`, {
+    const id = await postWrite(stack, TENANT, {
       table: { appToken, tableId },
       op: 'create',
       records: Array.from({ length: 2_500 }, (_, i) => ({ fields: { Order: `S-${i}` } })),
     });
-    expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
-    const w = await waitFor(async () => {
-      const v = await stack.larksync.services.writes.get(id, { records: false });
-      return v && !['queued', 'running'].includes(v.status) ? v : undefined;
-    }, 30_000, 'the write');
+    const w = await writeEnded(stack, id);
     expect(w.status).toBe('succeeded');
     const stats = tenant.writeStats(appToken);
     // 1,000 refused, then 500-record calls (the table's limit halved).

@@ -89,9 +89,8 @@ export interface BaseWriteStats {
    * after a reset has none).
    */
   idleGapsMs: number[];
-  /** When the first call reached the Base and the last call left it (epoch ms; 0: none yet). */
+  /** When the first call reached the Base (epoch ms; 0: none yet). */
   firstCallAt: number;
-  lastAnswerAt: number;
 }
 
 export function emptyWriteStats(): BaseWriteStats {
@@ -113,7 +112,6 @@ export function emptyWriteStats(): BaseWriteStats {
     timeouts: 0,
     idleGapsMs: [],
     firstCallAt: 0,
-    lastAnswerAt: 0,
   };
 }
 
@@ -125,7 +123,6 @@ export function sumWriteStats(all: Iterable<BaseWriteStats>): BaseWriteStats {
       if (k === 'batchSizes' || k === 'idleGapsMs') out[k].push(...s[k]);
       else if (k === 'maxInFlight') out.maxInFlight = Math.max(out.maxInFlight, s.maxInFlight);
       else if (k === 'firstCallAt') out.firstCallAt = out.firstCallAt === 0 ? s.firstCallAt : Math.min(out.firstCallAt, s.firstCallAt || out.firstCallAt);
-      else if (k === 'lastAnswerAt') out.lastAnswerAt = Math.max(out.lastAnswerAt, s.lastAnswerAt);
       else out[k] += s[k];
     }
   }
@@ -220,7 +217,6 @@ export class BitableWriteState {
     if (!this.running(appToken).delete(call)) return;
     const s = this.statsOf(appToken);
     s.inFlight -= 1;
-    s.lastAnswerAt = Date.now();
     if (s.inFlight === 0) this.freedAt.set(appToken, performance.now());
   }
 
