@@ -21,7 +21,8 @@
  * parsed.
  *
  * Knobs: BENCH_DOCS_PAGES (e.g. 200 for a quick run of about three minutes), BENCH_DOCS_BASELINE=0
- * (skip the baseline), BENCH_LOG_LEVEL, BENCH_KEEP_DB=1.
+ * (skip the baseline), BENCH_LOG_LEVEL, BENCH_KEEP_DB=1, BENCH_LARKSYNC_NODE_ARGS (node options of the
+ * larksync process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--require ./trace.cjs").
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -37,7 +38,7 @@ const APP = { appId: 'cli_bench_docs', appSecret: 'bench-secret', verificationTo
 const TENANT = 'tenant-bench-docs';
 /** docs/v1/content: 5 requests/s per app (docs-content.md §5.1), one document each. */
 const CEILING = 5;
-const KNOBS = ['BENCH_DOCS_PAGES', 'BENCH_DOCS_BASELINE', 'BENCH_LOG_LEVEL', 'BENCH_KEEP_DB', 'BENCH_DATABASE_URL'];
+const KNOBS = ['BENCH_DOCS_PAGES', 'BENCH_DOCS_BASELINE', 'BENCH_LOG_LEVEL', 'BENCH_LARKSYNC_NODE_ARGS', 'BENCH_KEEP_DB', 'BENCH_DATABASE_URL'];
 /** Calls that read a document's body (as the simulator counts them). */
 const CONTENT_APIS = ['docs.content', 'docx.document.get', 'docx.raw_content', 'docx.blocks', 'docx.block.get', 'docx.block.children', 'drive.files.download', 'drive.export.create', 'drive.export.get', 'drive.export.download'];
 
@@ -92,7 +93,7 @@ export async function benchDocsSync(env: BenchEnv): Promise<BenchResult> {
       ALLOW_PRIVATE_LARK_DOMAINS: '1',
       ALLOW_PRIVATE_SINKS: '1',
       ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
-    });
+    }, (process.env.BENCH_LARKSYNC_NODE_ARGS ?? '').split(' ').filter(Boolean));
     await larksync.call('setup', {
       appId: APP.appId,
       ticket: await sim.child.call<string>('ticket'),

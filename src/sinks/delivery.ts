@@ -4,7 +4,7 @@ import type { Database } from '../db/database.js';
 import type { Sealer } from '../crypto/sealer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { DifyClient } from './dify-client.js';
-import { feedAhead, markdownBytes, readDocs, readFeed, readMarkdownParts, tokensByShort, type DocState, type FeedPosition } from './docs-source.js';
+import { feedAhead, markdownBytes, readDocs, readFeed, readMarkdownBlob, tokensByShort, type DocState, type FeedPosition } from './docs-source.js';
 import type { LarkFileDownload } from './lark-files.js';
 import { RagflowClient } from './ragflow-client.js';
 import { LarkFileError, SinkBusyError, SinkDocumentError, SinkRefusedError, SinkUnavailableError } from './sink-errors.js';
@@ -393,7 +393,7 @@ export class SinkDelivery {
 
   private async content(job: Job, doc: DocState): Promise<Content> {
     if (doc.format === 'markdown') {
-      return { parts: await readMarkdownParts(this.deps.db, job.sink.tenant_key, doc.token), mime: 'text/markdown' };
+      return { blob: await readMarkdownBlob(this.deps.db, job.sink.tenant_key, doc.token, 'text/markdown'), mime: 'text/markdown' };
     }
     const file = await this.deps.download(job.sink.tenant_key, doc.file!.token);
     return { bytes: file.bytes, mime: doc.file?.mime ?? file.mime };

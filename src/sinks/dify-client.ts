@@ -121,8 +121,8 @@ export class DifyClient implements SinkDriver {
   async create(name: string, content: Content): Promise<{ id: string; name: string }> {
     const args = await this.createArgs();
     let r;
-    if (content.parts !== undefined) {
-      r = await this.call({ method: 'POST', path: `${this.ds}/document/create-by-text`, json: { name, text: content.parts.join(''), ...args }, op: 'documents.createByText' });
+    if (content.blob !== undefined) {
+      r = await this.call({ method: 'POST', path: `${this.ds}/document/create-by-text`, json: { name, text: await content.blob.text(), ...args }, op: 'documents.createByText' });
     } else {
       const form = new FormData();
       form.append('data', JSON.stringify(args));
@@ -141,8 +141,8 @@ export class DifyClient implements SinkDriver {
 
   async update(id: string, name: string, content: Content): Promise<'ok' | 'not_available' | 'missing'> {
     let r;
-    if (content.parts !== undefined) {
-      r = await this.call({ method: 'POST', path: `${this.ds}/documents/${encodeURIComponent(id)}/update-by-text`, json: { name, text: content.parts.join('') }, op: 'documents.updateByText' });
+    if (content.blob !== undefined) {
+      r = await this.call({ method: 'POST', path: `${this.ds}/documents/${encodeURIComponent(id)}/update-by-text`, json: { name, text: await content.blob.text() }, op: 'documents.updateByText' });
     } else {
       const form = new FormData();
       form.append('data', JSON.stringify({}));

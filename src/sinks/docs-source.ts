@@ -125,20 +125,32 @@ export async function markdownBytes(db: Kysely<Database>, tenantKey: string, tok
 export const MARKDOWN_PART_CHARS = 1024 * 1024;
 
 /**
- * A document's Markdown in parts of MARKDOWN_PART_CHARS, in order, from one statement (one
- * snapshot: the parts are of one version). Read whole, a 10 MB page arrives as one message that
- * the Postgres client gathers in a buffer doubled chunk by chunk to 16 MB (about 30 MB of Buffers
- * and 25-40 MB of resident memory per read, measured); in parts no message passes 3 MB, and the
- * upload's Blob takes the parts as they are.
+ * A document's Markdown as a Blob of its UTF-8, read in parts of MARKDOWN_PART_CHARS characters,
+ * one statement each, in one repeatable-read transaction (one snapshot: the parts are of one
+ * version). Read whole, a 10 MB page arrives as one message that the Postgres client gathers in a
+ * buffer doubled chunk by chunk to 16 MB (about 30 MB of Buffers and 25-40 MB of resident memory
+ * per read, measured); read in one statement, all parts arrive at once. Here no message passes
+ * 3 MB, and each part's string is garbage once the Blob holds its bytes (a Blob made of a Blob and
+ * a part does not copy the first). Empty when the row holds no Markdown.
  */
-export async function readMarkdownParts(db: Kysely<Database>, tenantKey: string, token: string): Promise<string[]> {
-  const res = await sql<{ part: string }>`
-    select substr(d.markdown, g, ${MARKDOWN_PART_CHARS}) as part
-      from docs_content d
-      cross join lateral generate_series(1, greatest(char_length(d.markdown), 1), ${MARKDOWN_PART_CHARS}) as g
-     where d.tenant_key = ${tenantKey} and d.record_key = ${token} and d.markdown is not null
-     order by g`.execute(db);
-  return res.rows.map((r) => r.part);
+export async function readMarkdownBlob(db: Kysely<Database>, tenantKey: string, token: string, type: string): Promise<Blob> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const head = await sql<{ n: number }>`
+        select char_length(markdown) as n from docs_content where tenant_key = ${tenantKey} and record_key = ${token} and markdown is not null`.execute(trx);
+      const chars = head.rows[0]?.n;
+      let blob = new Blob([], { type });
+      if (chars === undefined) return blob;
+      for (let from = 1; from <= chars; from += MARKDOWN_PART_CHARS) {
+        const part = await sql<{ part: string }>`
+          select substr(markdown, ${from}::int, ${MARKDOWN_PART_CHARS}::int) as part
+            from docs_content where tenant_key = ${tenantKey} and record_key = ${token}`.execute(trx);
+        blob = new Blob([blob, part.rows[0]?.part ?? ''], { type });
+      }
+      return blob;
+    });
 }
 
 /** Tokens of the tenant's documents ending in one of these short tokens (a name-only rebuild). */

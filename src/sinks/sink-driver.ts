@@ -41,14 +41,13 @@ export interface RemoteDoc {
 }
 
 /**
- * A document's body: a file's bytes, or a Markdown page's text in parts (as read back in parts,
- * docs-source.ts), uploaded as their UTF-8, which the Blob makes from the strings: a 10 MB page is
- * held neither whole as one string nor as a Buffer copy. The text routes (Dify create-by-text)
- * take it joined.
+ * A document's body: a file's bytes, or a Markdown page's UTF-8 as a Blob made part by part (as
+ * read back, docs-source.ts): a 10 MB page is held neither whole as one string nor as one more
+ * Buffer copy on its way out. The text routes (Dify create-by-text) read it as one string.
  */
-export type Content = { bytes: Buffer; parts?: undefined; mime: string } | { parts: string[]; bytes?: undefined; mime: string };
+export type Content = { bytes: Buffer; blob?: undefined; mime: string } | { blob: Blob; bytes?: undefined; mime: string };
 
-export const uploadPart = (content: Content): Blob => new Blob(content.parts ?? [content.bytes], { type: content.mime });
+export const uploadPart = (content: Content): Blob => content.blob ?? new Blob([content.bytes], { type: content.mime });
 
 export type SinkMeta = Record<string, string>;
 

@@ -374,6 +374,15 @@ const SHRINK_ABOVE = 1024 * 1024;
 /** Sizes remembered for the next page (lastSizes) are capped: one huge page must not size every page after it. */
 const MAX_SIZE_HINT = 4 * 1024 * 1024;
 
+/**
+ * A text value longer than this (UTF-16 units) is not bound in the page's statement but appended
+ * to its row afterwards, in parts of this size, in the same transaction. Bound whole, a 10 MB
+ * Markdown body (docs_content) was copied three times over on its way out (its column array, the
+ * driver's parameter buffer, the message buffer) and held about 50 MB of Buffers at once, which
+ * set the docs connector's peak resident set.
+ */
+export const BIG_TEXT_CHARS = 1024 * 1024;
+
 /** A one-dimensional binary array being filled element by element. */
 class BinaryArray {
   private buf: Buffer;
@@ -551,6 +560,11 @@ export interface PreparedRows {
   arrays: Buffer[];
   /** values stored with U+FFFD in place of a NUL or a lone surrogate */
   sanitized: number;
+  /**
+   * Text values over BIG_TEXT_CHARS (already cleaned): the arrays hold '' in their place, and
+   * writeRows appends them to the rows it wrote. `index` is the row's among `keys`.
+   */
+  bigTexts: Array<{ index: number; column: string; value: string }>;
 }
 
 const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null;
@@ -594,7 +608,7 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
     const first = unique[0] ? valueOf(unique[0], c) : undefined;
     // Sent once as text and cast: the same as jsonb_populate_record made of it for a string, a
     // boolean or an integer (other numbers print differently in JS and in Postgres).
-    const commonable = typeof first === 'string' || typeof first === 'boolean' || (typeof first === 'number' && Number.isSafeInteger(first));
+    const commonable = (typeof first === 'string' && first.length <= BIG_TEXT_CHARS) || typeof first === 'boolean' || (typeof first === 'number' && Number.isSafeInteger(first));
     if (type !== 'jsonb' && commonable && unique.every((r) => valueOf(r, c) === first)) {
       walk.sanitized = 0;
       const value = typeof first === 'string' ? cleanText(first) : first;
@@ -619,6 +633,9 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
 
   const volatile = stream.volatile;
   const keys: string[] = [];
+  const bigTexts: PreparedRows['bigTexts'] = [];
+  // Rows holding a big text hash their text on its own (below) rather than through the raw array.
+  const hasBig = (r: StreamRow) => perRow.some((p) => p.kind === 'typed' && p.type === 'text' && typeof valueOf(r, p.column) === 'string' && (valueOf(r, p.column) as string).length > BIG_TEXT_CHARS);
   for (const [i, r] of unique.entries()) {
     if (i > 0 && i % ROWS_PER_TURN === 0) await turn();
     const texts = fastRow(r, volatile) ?? walkedRow(r, volatile);
@@ -629,7 +646,7 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
     sanitized += texts.sanitized;
     keys.push(key);
     keyArray.text(key);
-    if (texts.raw !== undefined && texts.hashed === texts.text) {
+    if (texts.raw !== undefined && texts.hashed === texts.text && !hasBig(r)) {
       hashArray.text(rawArray.jsonTailHashed(texts.text, texts.raw));
     } else {
       hashArray.text(sha256(texts.hashed));
@@ -658,9 +675,16 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
         return;
       }
       switch (p.type) {
-        case 'text':
-          out.text(texts.storable ? (v as string) : storableText(v as string));
+        case 'text': {
+          const text = texts.storable ? (v as string) : storableText(v as string);
+          if (text.length > BIG_TEXT_CHARS) {
+            bigTexts.push({ index: i, column: p.column, value: text });
+            out.text('');
+          } else {
+            out.text(text);
+          }
           break;
+        }
         case 'integer':
           out.int4(v as number);
           break;
@@ -681,7 +705,7 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
   lastSizes.set(`${stream.name}.record_key`, Math.min(MAX_SIZE_HINT, arrays[0]!.length + 64));
   lastSizes.set(`${stream.name}.raw`, Math.min(MAX_SIZE_HINT, arrays[2]!.length + 1024));
   perRow.forEach((p, n) => lastSizes.set(`${stream.name}.${p.column}`, Math.min(MAX_SIZE_HINT, arrays[3 + n]!.length + 64)));
-  return { stream, keys, plan, fromRaw, arrays, sanitized };
+  return { stream, keys, plan, fromRaw, arrays, sanitized, bigTexts };
 }
 
 /**
@@ -740,7 +764,12 @@ export async function writeRows(
         select ${runId}::bigint, ${stream.name}::text, "partition", array_agg(record_key) from input group by "partition")`
     : sql``;
   const pick = only ? sql`where u.ord = any(${only.map((i) => i + 1)}::int4[])` : sql``;
-  const res = await sql<{ n: number }>`
+  const chosen = only ? new Set(only) : undefined;
+  const big = prepared.bigTexts.filter((b) => !chosen || chosen.has(b.index));
+  // With big texts to append, the statement names the rows it wrote: a row left alone (unchanged,
+  // or written by a later read) already holds its whole text and must not get it twice.
+  const counted = big.length > 0 ? sql`select record_key from upserted` : sql`select count(*)::int as n from upserted`;
+  const res = await sql<{ n?: number; record_key?: string }>`
     with input as materialized (
       select u.record_key, u.content_hash, u.raw, ${sql.join(inputs)}
         from unnest(${unnested}) with ordinality as u(${sql.join(inputNames.map((n) => sql.ref(n)))}, ord)
@@ -759,10 +788,29 @@ export async function writeRows(
       where (${table}.content_hash is distinct from excluded.content_hash
              or ${table}.deleted_at is not null)
         and ${newerRead(table, sql`excluded.read_seq`)}
-      returning 1
+      returning ${big.length > 0 ? sql`record_key` : sql`1`}
     )${seen}
-    select count(*)::int as n from upserted`.execute(trx);
-  return res.rows[0]?.n ?? 0;
+    ${counted}`.execute(trx);
+  if (big.length === 0) return res.rows[0]?.n ?? 0;
+  const written = new Set(res.rows.map((r) => r.record_key));
+  for (const b of big) {
+    const key = prepared.keys[b.index]!;
+    if (written.has(key)) await appendText(trx, tenantKey, stream.name, b.column, key, b.value);
+  }
+  return res.rows.length;
+}
+
+/** Appends a big text to the row just written with '' in its place, a part per statement. */
+async function appendText(trx: Transaction<Database>, tenantKey: string, table: string, column: string, key: string, value: string): Promise<void> {
+  for (let at = 0; at < value.length; ) {
+    let end = Math.min(value.length, at + BIG_TEXT_CHARS);
+    // A surrogate pair stays in one part: split, each half would be stored as U+FFFD.
+    const last = value.charCodeAt(end - 1);
+    if (end < value.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${sql.ref(column)} || ${value.slice(at, end)}::text
+               where tenant_key = ${tenantKey} and record_key = ${key}`.execute(trx);
+    at = end;
+  }
 }
 
 /**

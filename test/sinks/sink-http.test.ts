@@ -104,9 +104,11 @@ describe('sink document names', () => {
 });
 
 describe('upload bodies', () => {
-  it('uploads a Markdown page from its parts (no Buffer copy of it) and a file from its bytes', async () => {
+  it('uploads a Markdown page from its Blob as it is and a file from its bytes', async () => {
     const text = 'Überblick — 概要\n'.repeat(3);
-    const page = uploadPart({ parts: [text.slice(0, 5), text.slice(5)], mime: 'text/markdown' });
+    const blob = new Blob([new Blob([text.slice(0, 5)]), text.slice(5)], { type: 'text/markdown' });
+    const page = uploadPart({ blob, mime: 'text/markdown' });
+    expect(page).toBe(blob);
     expect(page.type).toBe('text/markdown');
     expect(Buffer.from(await page.arrayBuffer()).equals(Buffer.from(text, 'utf8'))).toBe(true);
     const bytes = Buffer.from([0x25, 0x50, 0x44, 0x46]);

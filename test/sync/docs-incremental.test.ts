@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SETTLE_MS } from '../../src/connectors/docs/content.phase.js';
 import type { DocsTenant } from '../../simulator/data/docs/index.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { callCounter, configureDocs, live, records, runDocs } from './docs-helpers.js';
@@ -64,6 +66,43 @@ describe('docs module: incremental runs, moves, deletions, large documents', () 
     expect(rows.get(doc)?.data.markdown).toContain('A paragraph added by the test.');
     expect(rows.get(doc)?.data.revision).toBe(data.object(doc)!.revision);
     expect(rows.get(folderDoc)?.data.markdown).toContain('Drive edit.');
+  });
+
+  it('a second edit in the second of the last read is read: the revision is checked where equal edit times prove nothing', async () => {
+    const doc = data.refs.wikiDoc.document;
+    const unsettled = async () =>
+      (await sql<{ u: boolean }>`select raw ? 'unsettled' as u from docs_content where tenant_key = ${TENANT} and record_key = ${doc}`.execute(stack.db.db)).rows[0]?.u;
+    // Lark stamps edits in whole seconds; this one a second ahead of our clock, so that the run's
+    // read surely falls within the edit's second, whatever this machine's timing.
+    const stamp = Math.floor(Date.now() / 1000) + 1;
+    data.edit(doc, { append: 'First edit of the second.' }).edited = stamp;
+    expect((await runDocs(stack, TENANT)).status).toBe('succeeded');
+    expect((await content()).get(doc)?.data.markdown).toContain('First edit of the second.');
+    expect(await unsettled()).toBe(true);
+
+    // Another edit within that second: the same edit time, only the revision moved.
+    data.edit(doc, { append: 'Second edit of the same second.' }).edited = stamp;
+    let calls = callCounter(data);
+    expect((await runDocs(stack, TENANT)).status).toBe('succeeded');
+    expect((await content()).get(doc)?.data.markdown).toContain('Second edit of the same second.');
+    expect(calls.content(doc)).toBe(1);
+    expect(calls.content()).toBe(1);
+    // The check, then the body's own revision read.
+    expect(calls.count('docx.document.get', doc)).toBe(2);
+
+    // Past the second (and the margin for Lark's clock), the check finds the same revision: the row
+    // is settled without a body read, and later runs neither check nor read it.
+    await new Promise((r) => setTimeout(r, Math.max(0, stamp * 1000 + SETTLE_MS - Date.now())));
+    calls = callCounter(data);
+    expect((await runDocs(stack, TENANT)).status).toBe('succeeded');
+    expect(calls.content()).toBe(0);
+    expect(calls.count('docx.document.get', doc)).toBe(1);
+    expect(await unsettled()).toBe(false);
+    expect((await content()).get(doc)?.data.markdown).toContain('Second edit of the same second.');
+    calls = callCounter(data);
+    expect((await runDocs(stack, TENANT)).status).toBe('succeeded');
+    expect(calls.count('docx.document.get')).toBe(0);
+    expect(calls.content()).toBe(0);
   });
 
   it('a rename above a document and a move change its path without a content call', async () => {

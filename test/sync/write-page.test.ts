@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STREAM_CATALOG } from '../../src/connectors/index.js';
 import { columnType, type StreamName, type StreamRow } from '../../src/sync/streams.js';
-import { contentHash, isoMillis, prepareRows, writeRows } from '../../src/sync/write-page.js';
+import { BIG_TEXT_CHARS, contentHash, isoMillis, prepareRows, writeRows } from '../../src/sync/write-page.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 const TENANT = 'tenant-write-page';
@@ -107,8 +107,50 @@ describe('page writes (binary arrays)', () => {
     // What the page's arrays keep alive until it commits: their whole backing stores.
     const held = (p: Awaited<ReturnType<typeof prepareRows>>) => p.arrays.reduce((n, a) => n + a.buffer.byteLength, 0);
     const large = await prepareRows(spec, [row('doxcnLarge', big), row('doxcnSmall', 'A short page.')]);
-    expect(held(large)).toBeLessThan(big.length * 1.5);
+    // The big body is not in the arrays at all: writeRows appends it in parts (next test).
+    expect(held(large)).toBeLessThan(1024 * 1024);
+    expect(large.bigTexts.map((b) => [b.index, b.column, b.value.length])).toEqual([[0, 'markdown', big.length]]);
     const next = await prepareRows(spec, [row('doxcnNext1', 'One.'), row('doxcnNext2', 'Two.')]);
     expect(held(next)).toBeLessThan(6 * 1024 * 1024);
+  });
+
+  it('stores a text over the bound whole, appended in parts: surrogate pairs kept, never twice, hashes as before', async () => {
+    // A pair straddles the first part boundary, and a second one sits at the very end.
+    const body = `${'x'.repeat(BIG_TEXT_CHARS - 1)}\u{1F600}${'段落 '.repeat(400_000)}\u0000\u{1F680}`;
+    const stored = body.replace('\u0000', '\uFFFD');
+    const row = (key: string, markdown: string | null, title = key): StreamRow => ({
+      recordKey: key,
+      partition: 'wiki:7002',
+      raw: { node: { node_token: `wik${key}`, title } },
+      columns: { token: key, obj_type: 'docx', format: 'markdown', title, path: `Handbook / ${key}`, url: null, markdown, file: null, size: 1, body_hash: key, edited_time: null, revision: 1 },
+    });
+    const read = async (key: string) =>
+      (await sql<{ markdown: string | null; content_hash: string; change_seq: string }>`
+        select markdown, content_hash, change_seq::text from docs_content where tenant_key = ${TENANT} and record_key = ${key}`.execute(db.db)).rows[0]!;
+
+    expect(await write(db, 'docs_content', [row('doxcnBig', body), row('doxcnTiny', 'tiny')])).toBe(2);
+    const first = await read('doxcnBig');
+    expect(first.markdown?.length).toBe(stored.length);
+    expect(first.markdown === stored).toBe(true);
+    // The content hash is the one the whole row hashes to, as when the text was bound whole.
+    expect(first.content_hash).toBe(contentHash(row('doxcnBig', body)));
+
+    // Unchanged: nothing written, and the text is not appended a second time.
+    expect(await write(db, 'docs_content', [row('doxcnBig', body), row('doxcnTiny', 'tiny')])).toBe(0);
+    const again = await read('doxcnBig');
+    expect(again.markdown === stored && again.change_seq === first.change_seq).toBe(true);
+
+    // A row of the page that is not picked (only) gets no text either.
+    expect(await write(db, 'docs_content', [row('doxcnBig', `${body}!`), row('doxcnTiny', 'tiny 2')], [1])).toBe(1);
+    expect((await read('doxcnBig')).markdown === stored).toBe(true);
+
+    // Changed: replaced whole, then shrunk below the bound, then one page holding only it.
+    const edited = `# New\n${'y'.repeat(2 * BIG_TEXT_CHARS + 5)}`;
+    expect(await write(db, 'docs_content', [row('doxcnBig', edited)])).toBe(1);
+    expect((await read('doxcnBig')).markdown === edited).toBe(true);
+    expect(await write(db, 'docs_content', [row('doxcnBig', 'short now')])).toBe(1);
+    expect((await read('doxcnBig')).markdown).toBe('short now');
+    expect(await write(db, 'docs_content', [row('doxcnBig', null, 'gone')])).toBe(1);
+    expect((await read('doxcnBig')).markdown).toBeNull();
   });
 });

@@ -535,7 +535,9 @@ export class DocsTenant {
   }
 
   private touch(obj: SimDocObject, by: string | undefined): void {
-    obj.edited = Math.max(this.nowSec(), obj.edited + 1);
+    // Whole seconds, as Lark gives them: two edits within one second share their edit time (only
+    // the revision tells them apart). Never earlier than the last one.
+    obj.edited = Math.max(this.nowSec(), obj.edited);
     obj.editedBy = by ?? obj.owner;
     obj.revision += 1;
   }

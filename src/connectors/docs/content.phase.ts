@@ -8,7 +8,7 @@ import type { ItemError } from '../../sync/sync.tables.js';
 import { filterOf, inScope, sourcesOf, type DocsConfigType, type DocsFilter } from './config.js';
 import type { StoredDocument, StoredNode } from './docs-reads.js';
 import { GONE_CODES, MAX_ITEM_ERRORS, accessHint } from './errors.js';
-import { fetchDocx, fetchExport, type Fetched } from './fetch.js';
+import { docxRevision, fetchDocx, fetchExport, type Fetched } from './fetch.js';
 
 type Ctx = SyncContext<DocsConfigType, DocsReads>;
 
@@ -54,6 +54,19 @@ const MIME: Record<string, string> = {
 /** Drive lists no MIME type: it is guessed from the file name's extension. */
 const mimeOf = (name: string) => MIME[/\.([A-Za-z0-9]+)$/.exec(name)?.[1]?.toLowerCase() ?? ''] ?? 'application/octet-stream';
 
+/**
+ * Lark's edit times are whole seconds, and two edits within one second share one. A body read that
+ * began before the end of its edit time's second may have missed a later edit of that second,
+ * which no later listing shows as newer: such a row is stored `unsettled` (in raw), and the next
+ * look at it checks the revision (content-phase `verify`) instead of trusting the equal edit time.
+ * One more second covers a Lark clock up to that far behind ours (unconfirmed; NTP keeps it far
+ * smaller).
+ */
+export const SETTLE_MS = 2_000;
+
+/** Whether a body read that began at `startedAt` is certain to include every edit of `editedTime`'s second. */
+export const settled = (editedTime: string | null, startedAt: number): boolean => editedTime === null || startedAt >= Date.parse(editedTime) + SETTLE_MS;
+
 /** The node a document's row takes its path from: the first in scope by (path, token), as read. */
 export const chosenNode = (doc: StoredDocument, filter: DocsFilter): StoredNode | undefined =>
   doc.nodes.find((n) => inScope(filter, n.objType ?? '', n.path ?? ''));
@@ -64,10 +77,13 @@ export const chosenNode = (doc: StoredDocument, filter: DocsFilter): StoredNode 
  * nothing. The edit time is the listing's (wiki obj_edit_time, Drive modified_time, metas
  * latest_modify_time); a listing without one refetches only documents never stored.
  */
-export function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'rewrite' | 'none' {
+export function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'verify' | 'rewrite' | 'none' {
   const stored = doc.content;
   if (!stored || stored.deleted) return 'fetch';
   if (node.editedTime && (!stored.editedTime || node.editedTime > stored.editedTime)) return 'fetch';
+  // Read in its edit's second (see SETTLE_MS): a docx with a revision is checked by it, anything
+  // else read again.
+  if (stored.unsettled) return node.objType === 'docx' && stored.revision !== null ? 'verify' : 'fetch';
   if (stored.path !== node.path || stored.title !== node.title || stored.url !== node.url || stored.objType !== node.objType) return 'rewrite';
   return 'none';
 }
@@ -77,7 +93,7 @@ export function markdownRow(objToken: string, node: StoredNode, fetched: Fetched
     recordKey: objToken,
     partition: node.partition,
     // Lark's listing of the node the row describes; the body is in `markdown`, not repeated here.
-    raw: { node: node.raw, via: fetched.via },
+    raw: { node: node.raw, via: fetched.via, ...(settled(node.editedTime, fetched.startedAt) ? {} : { unsettled: true }) },
     columns: {
       token: objToken,
       obj_type: node.objType,
@@ -131,7 +147,7 @@ export async function fetchBody(ctx: Pick<Ctx, 'lark'>, objToken: string, objTyp
 /** One page: up to FETCHES_PER_PAGE bodies fetched, and any number of rows rewritten or unchanged. */
 async function contentPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<PageResult<State>> {
   const docs = await ctx.moduleReads.documents(state.partitions, state.after, DOCS_PER_READ);
-  const toFetch: Array<{ doc: StoredDocument; node: StoredNode }> = [];
+  const toFetch: Array<{ doc: StoredDocument; node: StoredNode; verify: boolean }> = [];
   const toRewrite: Array<{ doc: StoredDocument; node: StoredNode }> = [];
   const rows: StreamRow[] = [];
   let after = state.after;
@@ -147,29 +163,43 @@ async function contentPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<
           reachedEnd = false;
           break;
         }
-        toFetch.push({ doc, node });
+        toFetch.push({ doc, node, verify: action === 'verify' });
       }
     }
     after = doc.objToken;
   }
 
-  // Moved or renamed only: the stored body is kept, the row gets its new path, title and URL.
-  const stored = await ctx.moduleReads.contents(toRewrite.map((r) => r.doc.objToken));
-  for (const { doc, node } of toRewrite) {
+  const itemErrors: ItemError[] = [];
+  let lastUnavailable = state.lastUnavailable;
+  // The bodies go at once: the pacer keeps each API to its rate, and Lark's latency overlaps. A
+  // document to verify is read again only when its revision moved; otherwise its row is settled.
+  const settledRows: Array<{ doc: StoredDocument; node: StoredNode }> = [];
+  const results = await Promise.allSettled(
+    toFetch.map(async ({ doc, node, verify }) => {
+      if (verify && (await docxRevision(ctx, doc.objToken)) === doc.content?.revision) {
+        settledRows.push({ doc, node });
+        return undefined;
+      }
+      return fetchBody(ctx, doc.objToken, node.objType ?? 'docx');
+    }),
+  );
+
+  // Moved or renamed only: the stored body is kept, the row gets its new path, title and URL (and
+  // a verified row loses its mark).
+  const rewrites = [...toRewrite, ...settledRows];
+  const stored = await ctx.moduleReads.contents(rewrites.map((r) => r.doc.objToken));
+  for (const { doc, node } of rewrites) {
     const s = stored.get(doc.objToken);
     if (!s) continue;
-    const raw = { ...(typeof s.raw === 'object' && s.raw !== null ? s.raw : {}), node: node.raw };
+    const { unsettled: _verified, ...kept } = typeof s.raw === 'object' && s.raw !== null ? (s.raw as Record<string, unknown>) : {};
+    const raw = { ...kept, node: node.raw };
     rows.push({ recordKey: doc.objToken, partition: node.partition, raw, columns: { ...s.columns, title: node.title, path: node.path, url: node.url, obj_type: node.objType } });
   }
 
-  const itemErrors: ItemError[] = [];
-  let lastUnavailable = state.lastUnavailable;
-  // The bodies go at once: the pacer keeps each API to its rate, and Lark's latency overlaps.
-  const results = await Promise.allSettled(toFetch.map(({ doc, node }) => fetchBody(ctx, doc.objToken, node.objType ?? 'docx')));
   results.forEach((res, i) => {
     const { doc, node } = toFetch[i]!;
     if (res.status === 'fulfilled') {
-      rows.push(markdownRow(doc.objToken, node, res.value));
+      if (res.value) rows.push(markdownRow(doc.objToken, node, res.value));
       lastUnavailable = false;
       return;
     }

@@ -50,6 +50,10 @@ export interface StoredContentHead {
   url: string | null;
   editedTime: string | null;
   deleted: boolean;
+  /** read in its edit time's second: equal edit times do not prove it current (content.phase.ts) */
+  unsettled: boolean;
+  /** the docx revision the stored body is of (or later) */
+  revision: number | null;
 }
 
 export interface StoredDocument {
@@ -86,6 +90,8 @@ export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
       c_edited_time: Date | null;
       c_exists: boolean;
       c_deleted: boolean;
+      c_unsettled: boolean;
+      c_revision: number | null;
     }>`
       with docs as (
         select distinct obj_token from docs_nodes
@@ -95,7 +101,8 @@ export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
          order by obj_token limit ${limit})
       select n.obj_token, n.token, n.obj_type, n.title, n.path, n.url, n.edited_time, n.partition, n.raw,
              c.obj_type as c_obj_type, c.title as c_title, c.path as c_path, c.url as c_url, c.edited_time as c_edited_time,
-             c.record_key is not null as c_exists, c.deleted_at is not null as c_deleted
+             c.record_key is not null as c_exists, c.deleted_at is not null as c_deleted,
+             coalesce(c.raw ? 'unsettled', false) as c_unsettled, c.revision as c_revision
         from docs d
         join docs_nodes n on n.tenant_key = ${tenantKey} and n.obj_token = d.obj_token and n.deleted_at is null
                          and n.partition = any(${partitions}::text[])
@@ -109,7 +116,7 @@ export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
           objToken: r.obj_token,
           nodes: [],
           content: r.c_exists
-            ? { objType: r.c_obj_type, title: r.c_title, path: r.c_path, url: r.c_url, editedTime: iso(r.c_edited_time), deleted: r.c_deleted }
+            ? { objType: r.c_obj_type, title: r.c_title, path: r.c_path, url: r.c_url, editedTime: iso(r.c_edited_time), deleted: r.c_deleted, unsettled: r.c_unsettled, revision: r.c_revision }
             : undefined,
         };
         out.push(doc);

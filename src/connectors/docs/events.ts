@@ -5,6 +5,7 @@ import { filterOf, sourcesOf, type DocsConfigType } from './config.js';
 import { chosenNode, fetchBody, fileRow, markdownRow } from './content.phase.js';
 import type { DocsReads, StoredNode } from './docs-reads.js';
 import { GONE_CODES } from './errors.js';
+import { docxRevision } from './fetch.js';
 import { META_FORBIDDEN, META_GONE, type LarkMetasAnswer } from './lark-types.js';
 import { isoFromSeconds } from './rows.js';
 
@@ -88,7 +89,14 @@ export const refreshDocument: ModuleEventHandler<DocsConfigType, DocsReads> = as
   const stored = await ctx.moduleReads.contents([token]);
   const s = stored.get(token);
   const storedEdit = typeof s?.columns.edited_time === 'string' ? s.columns.edited_time : null;
-  const unchanged = s && !s.deleted && storedEdit !== null && editedTime !== null && storedEdit >= editedTime && s.columns.title === title && s.columns.path === path;
+  let unchanged = s && !s.deleted && storedEdit !== null && editedTime !== null && storedEdit >= editedTime && s.columns.title === title && s.columns.path === path;
+  // Stored from a read in its edit's second (content.phase.ts, SETTLE_MS): an equal edit time
+  // proves nothing, the revision does (the next run settles the row).
+  const unsettled = typeof s?.raw === 'object' && s.raw !== null && 'unsettled' in s.raw;
+  if (unchanged && unsettled && storedEdit === editedTime) {
+    const storedRevision = s?.columns.revision;
+    unchanged = fresh.objType === 'docx' && typeof storedRevision === 'number' && (await docxRevision(ctx, token)) === storedRevision;
+  }
   if (unchanged) return 'ignored';
   let row;
   if (fresh.objType === 'file') row = fileRow(token, fresh);

@@ -11,8 +11,21 @@ type Ctx = Pick<SyncContext<DocsConfigType>, 'lark'>;
 /** A document's body as Markdown, how it was obtained, and its revision when Lark gave one. */
 export interface Fetched {
   markdown: string;
+  /** docx revision_id, read before the body: the body is of this revision or a later one */
   revision: number | null;
   via: 'markdown' | 'blocks' | 'export';
+  /** when the read began (this clock, ms): Lark served the body after it */
+  startedAt: number;
+}
+
+/** A docx's current revision_id (its own 5/s budget), or null when Lark gave none. */
+export async function docxRevision(ctx: Ctx, token: string): Promise<number | null> {
+  const d = await ctx.lark.call<{ document?: { revision_id?: number } }>('docx.document.get', {
+    method: 'GET',
+    path: `/open-apis/docx/v1/documents/${encodeURIComponent(token)}`,
+    endpoint: '/open-apis/docx/v1/documents/:document_id',
+  });
+  return typeof d.document?.revision_id === 'number' ? d.document.revision_id : null;
 }
 
 /** The blocks API's maximum page (docs-content.md §5.3). */
@@ -24,27 +37,23 @@ const EXPORT_POLL_MS = 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A docx: `GET /docs/v1/content` (Markdown, docs-content.md §5.1), and its revision from
- * `GET /docx/v1/documents/:id` (a separate 5/s budget, so both go at once). Over 10 MB (2889925)
- * the blocks are read (500 a page) and rendered here instead.
+ * A docx: its revision from `GET /docx/v1/documents/:id`, then `GET /docs/v1/content` (Markdown,
+ * docs-content.md §5.1). The revision is read first, so the body is of that revision or a later
+ * one: a later check that finds the same revision proves the stored body current, which edit
+ * times (whole seconds) cannot when an edit fell in the second of the read (content.phase.ts).
+ * Over 10 MB (2889925) the blocks are read (500 a page) and rendered here instead.
  */
 export async function fetchDocx(ctx: Ctx, token: string): Promise<Fetched> {
-  const revision = ctx.lark
-    .call<{ document?: { revision_id?: number } }>('docx.document.get', {
-      method: 'GET',
-      path: `/open-apis/docx/v1/documents/${encodeURIComponent(token)}`,
-      endpoint: '/open-apis/docx/v1/documents/:document_id',
-    })
-    .then((d) => (typeof d.document?.revision_id === 'number' ? d.document.revision_id : null));
+  const startedAt = Date.now();
   // Its failure is reported through the content call (the same document, the same access).
-  revision.catch(() => undefined);
+  const revision = await docxRevision(ctx, token).catch(() => null);
   try {
     const data = await ctx.lark.call<{ content?: string }>('docs.content', {
       method: 'GET',
       path: '/open-apis/docs/v1/content',
       query: { doc_token: token, doc_type: 'docx', content_type: 'markdown' },
     });
-    return { markdown: data.content ?? '', revision: await revision.catch(() => null), via: 'markdown' };
+    return { markdown: data.content ?? '', revision, via: 'markdown', startedAt };
   } catch (err) {
     if (!(err instanceof SyncError) || err.larkCode !== CONTENT_TOO_LARGE) throw err;
   }
@@ -61,7 +70,7 @@ export async function fetchDocx(ctx: Ctx, token: string): Promise<Fetched> {
     if (!page.has_more || !page.page_token) break;
     pageToken = page.page_token;
   }
-  return { markdown: blocksToMarkdown(blocks), revision: await revision.catch(() => null), via: 'blocks' };
+  return { markdown: blocksToMarkdown(blocks), revision, via: 'blocks', startedAt };
 }
 
 /**
@@ -71,6 +80,7 @@ export async function fetchDocx(ctx: Ctx, token: string): Promise<Fetched> {
  * fails this document for this run, and the next run asks again.
  */
 export async function fetchExport(ctx: Ctx, token: string, type: 'doc' | 'sheet' | 'bitable'): Promise<Fetched> {
+  const startedAt = Date.now();
   const ext = type === 'doc' ? 'docx' : 'xlsx';
   const created = await ctx.lark.call<{ ticket?: string }>('drive.export.create', {
     method: 'POST',
@@ -102,7 +112,7 @@ export async function fetchExport(ctx: Ctx, token: string, type: 'doc' | 'sheet'
     endpoint: '/open-apis/drive/v1/export_tasks/file/:file_token/download',
   });
   const markdown = type === 'doc' ? await docxToMarkdown(bytes) : await xlsxToMarkdown(bytes);
-  return { markdown, revision: null, via: 'export' };
+  return { markdown, revision: null, via: 'export', startedAt };
 }
 
 /**
