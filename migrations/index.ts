@@ -22,6 +22,7 @@ import * as eventReads from './2026_12_08_0900_event_reads.js';
 import * as subscriptions from './2026_12_08_1100_subscriptions.js';
 import * as customAppPushes from './2026_12_09_0900_custom_app_pushes.js';
 import * as eventMarkReads from './2026_12_10_0900_event_mark_reads.js';
+import * as feedHorizonCachedPlan from './2026_12_11_0900_feed_horizon_cached_plan.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -51,4 +52,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_08_1100_subscriptions': subscriptions,
   '2026_12_09_0900_custom_app_pushes': customAppPushes,
   '2026_12_10_0900_event_mark_reads': eventMarkReads,
+  '2026_12_11_0900_feed_horizon_cached_plan': feedHorizonCachedPlan,
 };

@@ -573,6 +573,60 @@ const isObject = (v: unknown): v is object => typeof v === 'object' && v !== nul
 const ROWS_PER_TURN = 100;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Stands for a big text while its row's canonical text is made: private-use characters, which JSON leaves as they are. */
+const bigMark = (n: number) => `\uE000larksync-big-text-${n}\uE001`;
+/** UTF-16 units of a big text escaped and hashed at a time. */
+const HASH_CHUNK = 256 * 1024;
+
+/**
+ * The texts of a row holding big texts (over BIG_TEXT_CHARS, already cleaned: `cleaned`), made
+ * with a mark in place of each, and the content hash of the row as if they were in place: the text
+ * is hashed in parts, the marks' JSON replaced by the big texts' JSON escaped chunk by chunk. Made
+ * whole, the canonical text of a 10 MB Markdown row (and JSON.stringify of its columns before it)
+ * held another 20 MB or more of strings while the row was prepared. Undefined when a mark is not
+ * found exactly once (some value holding the mark's text): the caller then makes the texts whole.
+ */
+function streamedHash(r: StreamRow, cleaned: Map<string, string>, volatile: VolatileValues | undefined): { texts: RowTexts; hash: string } | undefined {
+  const columns = { ...r.columns };
+  const marks: Array<{ mark: string; value: string }> = [];
+  for (const [column, value] of cleaned) {
+    const mark = bigMark(marks.length);
+    columns[column] = mark;
+    marks.push({ mark: JSON.stringify(mark), value });
+  }
+  const marked = { ...r, columns };
+  const texts = fastRow(marked, volatile) ?? walkedRow(marked, volatile);
+  const found: Array<{ at: number; mark: string; value: string }> = [];
+  for (const m of marks) {
+    const at = texts.hashed.indexOf(m.mark);
+    // A volatile member left out of the hash: nothing to put in.
+    if (at < 0 && !texts.text.includes(m.mark)) return undefined;
+    if (at < 0) continue;
+    if (texts.hashed.indexOf(m.mark, at + 1) >= 0) return undefined;
+    found.push({ at, ...m });
+  }
+  found.sort((a, b) => a.at - b.at);
+  const h = crypto.createHash('sha256');
+  let from = 0;
+  for (const f of found) {
+    h.update(texts.hashed.slice(from, f.at));
+    h.update('"');
+    // JSON of the whole text is the JSON of its chunks, quotes off, when no surrogate pair is cut
+    // (a cleaned text holds no lone surrogate, and a cut pair would be escaped as two).
+    for (let at = 0; at < f.value.length; ) {
+      let end = Math.min(f.value.length, at + HASH_CHUNK);
+      const last = f.value.charCodeAt(end - 1);
+      if (end < f.value.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+      h.update(JSON.stringify(f.value.slice(at, end)).slice(1, -1));
+      at = end;
+    }
+    h.update('"');
+    from = f.at + f.mark.length;
+  }
+  h.update(texts.hashed.slice(from));
+  return { texts, hash: h.digest('base64url') };
+}
+
 /** Bytes each array of a stream took last time, so that most pages fill theirs without growing them. */
 const lastSizes = new Map<string, number>();
 
@@ -634,11 +688,21 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
   const volatile = stream.volatile;
   const keys: string[] = [];
   const bigTexts: PreparedRows['bigTexts'] = [];
-  // Rows holding a big text hash their text on its own (below) rather than through the raw array.
-  const hasBig = (r: StreamRow) => perRow.some((p) => p.kind === 'typed' && p.type === 'text' && typeof valueOf(r, p.column) === 'string' && (valueOf(r, p.column) as string).length > BIG_TEXT_CHARS);
+  const bigColumns = perRow.filter((p) => p.kind === 'typed' && p.type === 'text' && p.column !== 'partition').map((p) => p.column);
   for (const [i, r] of unique.entries()) {
     if (i > 0 && i % ROWS_PER_TURN === 0) await turn();
-    const texts = fastRow(r, volatile) ?? walkedRow(r, volatile);
+    // Texts over BIG_TEXT_CHARS, cleaned: stored apart (writeRows) and hashed in parts.
+    let big: Map<string, string> | undefined;
+    for (const c of bigColumns) {
+      const v = r.columns[c];
+      if (typeof v !== 'string' || v.length <= BIG_TEXT_CHARS) continue;
+      const clean = storableText(v);
+      if (clean !== v) sanitized += 1;
+      (big ??= new Map()).set(c, clean);
+    }
+    const streamed = big ? streamedHash(r, big, volatile) : undefined;
+    if (!streamed && big) sanitized -= [...big].filter(([c, clean]) => clean !== r.columns[c]).length;
+    const texts = streamed?.texts ?? fastRow(r, volatile) ?? walkedRow(r, volatile);
     // Keys come from Lark ids (and approval widget ids): cleaned like any value, so the key
     // recorded for sweeps is the key stored.
     walk.sanitized = 0;
@@ -646,7 +710,10 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
     sanitized += texts.sanitized;
     keys.push(key);
     keyArray.text(key);
-    if (texts.raw !== undefined && texts.hashed === texts.text && !hasBig(r)) {
+    if (streamed) {
+      hashArray.text(streamed.hash);
+      rawArray.json(texts.raw ?? 'null');
+    } else if (texts.raw !== undefined && texts.hashed === texts.text && !big) {
       hashArray.text(rawArray.jsonTailHashed(texts.text, texts.raw));
     } else {
       hashArray.text(sha256(texts.hashed));
@@ -676,12 +743,12 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
       }
       switch (p.type) {
         case 'text': {
-          const text = texts.storable ? (v as string) : storableText(v as string);
-          if (text.length > BIG_TEXT_CHARS) {
-            bigTexts.push({ index: i, column: p.column, value: text });
+          const clean = big?.get(p.column);
+          if (clean !== undefined) {
+            bigTexts.push({ index: i, column: p.column, value: clean });
             out.text('');
           } else {
-            out.text(text);
+            out.text(texts.storable ? (v as string) : storableText(v as string));
           }
           break;
         }

@@ -115,8 +115,9 @@ describe('page writes (binary arrays)', () => {
   });
 
   it('stores a text over the bound whole, appended in parts: surrogate pairs kept, never twice, hashes as before', async () => {
-    // A pair straddles the first part boundary, and a second one sits at the very end.
-    const body = `${'x'.repeat(BIG_TEXT_CHARS - 1)}\u{1F600}${'段落 '.repeat(400_000)}\u0000\u{1F680}`;
+    // A pair straddles the first part boundary (and a hashing chunk's), JSON escapes throughout, a
+    // cleaned NUL, and a pair at the very end.
+    const body = `${'x'.repeat(BIG_TEXT_CHARS - 1)}\u{1F600}${'段落 "quoted" \\ back\n\t\u0001 '.repeat(40_000)}${'y'.repeat(262_143)}\u{1F601}\u0000\u{1F680}`;
     const stored = body.replace('\u0000', '\uFFFD');
     const row = (key: string, markdown: string | null, title = key): StreamRow => ({
       recordKey: key,
