@@ -121,8 +121,12 @@ export async function markdownBytes(db: Kysely<Database>, tenantKey: string, tok
   return res.rows[0]?.n ?? 0;
 }
 
-/** Characters per part of a Markdown body read back (about 1 to 3 MB of UTF-8). */
-export const MARKDOWN_PART_CHARS = 1024 * 1024;
+/**
+ * Characters per part of a Markdown body read back (at most 768 KB of UTF-8). The Postgres client
+ * gathers each message in a buffer it doubles chunk by chunk, afresh for every message: with parts
+ * of a million characters a 10 MB page left 30-40 MB of such buffers for the collector at once.
+ */
+export const MARKDOWN_PART_CHARS = 256 * 1024;
 
 /**
  * A document's Markdown as a Blob of its UTF-8, read in parts of MARKDOWN_PART_CHARS characters,

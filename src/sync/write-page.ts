@@ -376,12 +376,14 @@ const MAX_SIZE_HINT = 4 * 1024 * 1024;
 
 /**
  * A text value longer than this (UTF-16 units) is not bound in the page's statement but appended
- * to its row afterwards, in parts of this size, in the same transaction. Bound whole, a 10 MB
+ * to its row afterwards, in parts of APPEND_PART_CHARS, in the same transaction. Bound whole, a 10 MB
  * Markdown body (docs_content) was copied three times over on its way out (its column array, the
  * driver's parameter buffer, the message buffer) and held about 50 MB of Buffers at once, which
  * set the docs connector's peak resident set.
  */
 export const BIG_TEXT_CHARS = 1024 * 1024;
+/** UTF-16 units appended per statement (at most 768 KB of UTF-8 in the driver's buffers). */
+const APPEND_PART_CHARS = 256 * 1024;
 
 /** A one-dimensional binary array being filled element by element. */
 class BinaryArray {
@@ -870,7 +872,7 @@ export async function writeRows(
 /** Appends a big text to the row just written with '' in its place, a part per statement. */
 async function appendText(trx: Transaction<Database>, tenantKey: string, table: string, column: string, key: string, value: string): Promise<void> {
   for (let at = 0; at < value.length; ) {
-    let end = Math.min(value.length, at + BIG_TEXT_CHARS);
+    let end = Math.min(value.length, at + APPEND_PART_CHARS);
     // A surrogate pair stays in one part: split, each half would be stored as U+FFFD.
     const last = value.charCodeAt(end - 1);
     if (end < value.length && last >= 0xd800 && last <= 0xdbff) end -= 1;

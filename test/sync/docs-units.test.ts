@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import { buildBlocks, renderMarkdown, type DocSpec } from '../../simulator/data/docs/index.js';
-import { blocksToMarkdown } from '../../src/connectors/docs/blocks-markdown.js';
+import { CollapsedLines, blocksToMarkdown } from '../../src/connectors/docs/blocks-markdown.js';
 import { DocsConfig, filterOf, inScope, patternError, sourceOf, sourcesOf } from '../../src/connectors/docs/config.js';
 import type { LarkBlock } from '../../src/connectors/docs/lark-types.js';
 import { refreshed } from '../../src/connectors/docs/known-check.js';
@@ -87,5 +87,19 @@ describe('docs tree refresh and check pass', () => {
     expect(renamed.columns).toMatchObject({ title: 'New', path: 'Handbook / Team / New', edited_time: node.columns.edited_time });
     const shortcut = { ...node, raw: { ...node.raw, node_type: 'shortcut' } };
     expect(refreshed(shortcut, { doc_token: 'doxcnA', title: 'Target title', latest_modify_time: '1700000000' })).toBeUndefined();
+  });
+});
+
+describe('Markdown lines joined in chunks', () => {
+  it('equals one join with runs of newlines cut to two, whatever the chunk boundaries', () => {
+    const pieces = ['', '', '\n', '\n\n', 'a', 'b\n', '\nc', 'd\n\n\ne', '> '];
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let trial = 0; trial < 2000; trial += 1) {
+      const lines = Array.from({ length: 1 + Math.floor(rnd() * 14) }, () => pieces[Math.floor(rnd() * pieces.length)]!);
+      const out = new CollapsedLines(1 + Math.floor(rnd() * 4));
+      for (const l of lines) out.push(l);
+      expect(out.finish(), JSON.stringify(lines)).toBe(lines.join('\n').replace(/\n{3,}/g, '\n\n'));
+    }
   });
 });

@@ -93,7 +93,8 @@ export function blocksToMarkdown(blocks: LarkBlock[]): string {
   for (const b of blocks) if (b.block_id) byId.set(b.block_id, b);
   const page = blocks.find((b) => b.block_type === T.Page) ?? blocks[0];
   if (!page) return '';
-  const out: string[] = [`# ${inline(payload(page)?.elements, true)}`];
+  const out = new CollapsedLines();
+  out.push(`# ${inline(payload(page)?.elements, true)}`);
   const kids = (b: LarkBlock) => (b.children ?? []).map((id) => byId.get(id)).filter((c): c is LarkBlock => c !== undefined);
 
   const cellText = (cell: LarkBlock) =>
@@ -152,5 +153,51 @@ export function blocksToMarkdown(blocks: LarkBlock[]): string {
     }
   };
   walk(kids(page), '', '');
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n')}\n`;
+  return `${out.finish()}\n`;
+}
+
+/**
+ * Lines joined by '\n' with every run of three or more newlines made two, as
+ * `lines.join('\n').replace(/\n{3,}/g, '\n\n')` makes them, but a few thousand lines at a time:
+ * for a 10 MB page the whole join and its replaced copy were two more 10 MB strings beside the
+ * blocks while it rendered.
+ */
+export class CollapsedLines {
+  constructor(private readonly linesPerChunk = 4096) {}
+
+  private lines: string[] = [];
+  private readonly chunks: string[] = [];
+  /** newlines at the end of what was taken so far (as given, before collapsing) */
+  private run = 0;
+  private started = false;
+
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length >= this.linesPerChunk) this.flush();
+  }
+
+  private flush(): void {
+    if (this.lines.length === 0) return;
+    const piece = (this.started ? '\n' : '') + this.lines.join('\n');
+    this.started = true;
+    this.lines = [];
+    let lead = 0;
+    while (lead < piece.length && piece.charCodeAt(lead) === 10) lead += 1;
+    // The piece's leading newlines continue the run the text so far ends with: at most two in all.
+    const more = Math.min(this.run + lead, 2) - Math.min(this.run, 2);
+    if (more > 0) this.chunks.push('\n'.repeat(more));
+    if (lead === piece.length) {
+      this.run += lead;
+      return;
+    }
+    this.chunks.push(piece.slice(lead).replace(/\n{3,}/g, '\n\n'));
+    let trail = 0;
+    while (trail < piece.length && piece.charCodeAt(piece.length - 1 - trail) === 10) trail += 1;
+    this.run = trail;
+  }
+
+  finish(): string {
+    this.flush();
+    return this.chunks.join('');
+  }
 }

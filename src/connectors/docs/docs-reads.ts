@@ -13,8 +13,8 @@ export interface DocsReads {
    * (obj_token, path, token) order, each with what docs_content holds for that document.
    */
   documents(partitions: string[], afterObj: string | null, limit: number): Promise<StoredDocument[]>;
-  /** The stored docs_content rows, with their Markdown, of these documents. */
-  contents(objTokens: string[]): Promise<Map<string, StoredContent>>;
+  /** The stored docs_content rows of these documents, with their Markdown unless `body` is false (a 10 MB page read back costs tens of MB). */
+  contents(objTokens: string[], opts?: { body?: boolean }): Promise<Map<string, StoredContent>>;
   /** Partitions that still have live nodes. */
   nodePartitions(): Promise<string[]>;
   /** Live nodes of these partitions after `afterKey` (by record_key), `limit` of them, as stored: the check pass's input. */
@@ -152,11 +152,12 @@ export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
         columns: { ...columns, created_time: iso(columns.created_time as Date | null), edited_time: iso(columns.edited_time as Date | null) } as unknown as KnownNode['columns'],
       }));
     },
-    async contents(objTokens) {
+    async contents(objTokens, opts = {}) {
       const out = new Map<string, StoredContent>();
       if (objTokens.length === 0) return out;
+      const markdown = opts.body === false ? sql`null::text as markdown` : sql`markdown`;
       const res = await sql<Record<string, unknown> & { record_key: string; raw: unknown; deleted_at: Date | null }>`
-        select record_key, raw, deleted_at, token, obj_type, format, title, path, url, markdown, file, size, body_hash, edited_time, revision
+        select record_key, raw, deleted_at, token, obj_type, format, title, path, url, ${markdown}, file, size, body_hash, edited_time, revision
           from docs_content where tenant_key = ${tenantKey} and record_key = any(${objTokens}::text[])`.execute(db);
       for (const r of res.rows) {
         const { record_key, raw, deleted_at, ...columns } = r;

@@ -86,7 +86,8 @@ export const refreshDocument: ModuleEventHandler<DocsConfigType, DocsReads> = as
   const path = title && node.path && oldTitle && node.path.endsWith(oldTitle) ? node.path.slice(0, node.path.length - oldTitle.length) + title.trim() : node.path;
   const editedTime = isoFromSeconds(meta.latest_modify_time) ?? node.editedTime;
   const fresh: StoredNode = { ...node, title, path, editedTime };
-  const stored = await ctx.moduleReads.contents([token]);
+  // Its columns only: the body is never needed to decide, and a big one is costly to read.
+  const stored = await ctx.moduleReads.contents([token], { body: false });
   const s = stored.get(token);
   const storedEdit = typeof s?.columns.edited_time === 'string' ? s.columns.edited_time : null;
   let unchanged = s && !s.deleted && storedEdit !== null && editedTime !== null && storedEdit >= editedTime && s.columns.title === title && s.columns.path === path;
