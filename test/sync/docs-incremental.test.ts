@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SETTLE_MS } from '../../src/connectors/docs/content.phase.js';
@@ -213,6 +214,8 @@ describe('docs module: incremental runs, moves, deletions, large documents', () 
     const rows = await records(stack, BIG, 'docs_content');
     const row = rows.get(oversize)!;
     expect(row.data.size).toBeGreaterThan(10 * 1024 * 1024);
+    // Hashed in chunks, the same digest as the whole text's.
+    expect(row.data.body_hash).toBe(createHash('sha256').update(String(row.data.markdown)).digest('hex'));
     expect(String(row.data.markdown).startsWith(`# ${big.object(oversize)!.title}\n`)).toBe(true);
     expect(String(row.data.markdown)).toContain('## Part 1: ');
     expect((row.data as { raw?: { via?: string } }).raw?.via).toBe('blocks');

@@ -33,7 +33,21 @@ interface State {
   lastUnavailable: boolean;
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** UTF-16 units hashed at a time: a string is encoded to UTF-8 whole for `update`, 10-30 MB for an oversize page. */
+const HASH_CHUNK = 256 * 1024;
+
+/** SHA-256 (hex) of a text's UTF-8, fed in chunks that never cut a surrogate pair (the same digest as whole). */
+function sha256(text: string): string {
+  const h = createHash('sha256');
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(text.length, at + HASH_CHUNK);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    h.update(end - at === text.length ? text : text.slice(at, end));
+    at = end;
+  }
+  return h.digest('hex');
+}
 
 const MIME: Record<string, string> = {
   pdf: 'application/pdf',
