@@ -134,8 +134,8 @@ export const MARKDOWN_PART_CHARS = 256 * 1024;
  * version). Read whole, a 10 MB page arrives as one message that the Postgres client gathers in a
  * buffer doubled chunk by chunk to 16 MB (about 30 MB of Buffers and 25-40 MB of resident memory
  * per read, measured); read in one statement, all parts arrive at once. Here no message passes
- * 3 MB, and each part's string is garbage once the Blob holds its bytes (a Blob made of a Blob and
- * a part does not copy the first). Empty when the row holds no Markdown.
+ * 768 KB, and each part's string is garbage once the Blob holds its bytes (a Blob made of a Blob
+ * and a part does not copy the first). Empty when the row holds no Markdown.
  */
 export async function readMarkdownBlob(db: Kysely<Database>, tenantKey: string, token: string, type: string): Promise<Blob> {
   return db

@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js';
 import { columnType, type ColumnType, type StreamRow, type StreamSpec, type VolatileValues } from './streams.js';
 import type { ChildScope } from './sync-module.js';
 import { newerRead } from './read-seq.js';
+import { textChunks } from '../runtime/text-chunks.js';
 
 /** SHA-256 as base64url. crypto.hash (one call, no Hash object per row) exists from Node 20.12 on. */
 const sha256: (data: string | Buffer) => string =
@@ -376,14 +377,17 @@ const MAX_SIZE_HINT = 4 * 1024 * 1024;
 
 /**
  * A text value longer than this (UTF-16 units) is not bound in the page's statement but appended
- * to its row afterwards, in parts of APPEND_PART_CHARS, in the same transaction. Bound whole, a 10 MB
+ * to its row afterwards, in parts of BIG_TEXT_PART, in the same transaction. Bound whole, a 10 MB
  * Markdown body (docs_content) was copied three times over on its way out (its column array, the
  * driver's parameter buffer, the message buffer) and held about 50 MB of Buffers at once, which
  * set the docs connector's peak resident set.
  */
 export const BIG_TEXT_CHARS = 1024 * 1024;
-/** UTF-16 units appended per statement (at most 768 KB of UTF-8 in the driver's buffers). */
-const APPEND_PART_CHARS = 256 * 1024;
+/**
+ * UTF-16 units of a big text per statement that appends it (at most 768 KB of UTF-8 in the
+ * driver's buffers), and per piece of it escaped and hashed.
+ */
+const BIG_TEXT_PART = 256 * 1024;
 
 /** A one-dimensional binary array being filled element by element. */
 class BinaryArray {
@@ -577,8 +581,6 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Stands for a big text while its row's canonical text is made: private-use characters, which JSON leaves as they are. */
 const bigMark = (n: number) => `\uE000larksync-big-text-${n}\uE001`;
-/** UTF-16 units of a big text escaped and hashed at a time. */
-const HASH_CHUNK = 256 * 1024;
 
 /**
  * The texts of a row holding big texts (over BIG_TEXT_CHARS, already cleaned: `cleaned`), made
@@ -615,13 +617,7 @@ function streamedHash(r: StreamRow, cleaned: Map<string, string>, volatile: Vola
     h.update('"');
     // JSON of the whole text is the JSON of its chunks, quotes off, when no surrogate pair is cut
     // (a cleaned text holds no lone surrogate, and a cut pair would be escaped as two).
-    for (let at = 0; at < f.value.length; ) {
-      let end = Math.min(f.value.length, at + HASH_CHUNK);
-      const last = f.value.charCodeAt(end - 1);
-      if (end < f.value.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
-      h.update(JSON.stringify(f.value.slice(at, end)).slice(1, -1));
-      at = end;
-    }
+    for (const chunk of textChunks(f.value, BIG_TEXT_PART)) h.update(JSON.stringify(chunk).slice(1, -1));
     h.update('"');
     from = f.at + f.mark.length;
   }
@@ -697,13 +693,11 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
     let big: Map<string, string> | undefined;
     for (const c of bigColumns) {
       const v = r.columns[c];
-      if (typeof v !== 'string' || v.length <= BIG_TEXT_CHARS) continue;
-      const clean = storableText(v);
-      if (clean !== v) sanitized += 1;
-      (big ??= new Map()).set(c, clean);
+      if (typeof v === 'string' && v.length > BIG_TEXT_CHARS) (big ??= new Map()).set(c, storableText(v));
     }
     const streamed = big ? streamedHash(r, big, volatile) : undefined;
-    if (!streamed && big) sanitized -= [...big].filter(([c, clean]) => clean !== r.columns[c]).length;
+    // The marked row's texts do not count the big texts' cleaning (made whole, the walk counts it).
+    if (streamed) for (const [c, clean] of big!) if (clean !== r.columns[c]) sanitized += 1;
     const texts = streamed?.texts ?? fastRow(r, volatile) ?? walkedRow(r, volatile);
     // Keys come from Lark ids (and approval widget ids): cleaned like any value, so the key
     // recorded for sweeps is the key stored.
@@ -871,14 +865,10 @@ export async function writeRows(
 
 /** Appends a big text to the row just written with '' in its place, a part per statement. */
 async function appendText(trx: Transaction<Database>, tenantKey: string, table: string, column: string, key: string, value: string): Promise<void> {
-  for (let at = 0; at < value.length; ) {
-    let end = Math.min(value.length, at + APPEND_PART_CHARS);
-    // A surrogate pair stays in one part: split, each half would be stored as U+FFFD.
-    const last = value.charCodeAt(end - 1);
-    if (end < value.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
-    await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${sql.ref(column)} || ${value.slice(at, end)}::text
+  // Surrogate pairs stay whole: split, each half would be stored as U+FFFD.
+  for (const part of textChunks(value, BIG_TEXT_PART)) {
+    await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${sql.ref(column)} || ${part}::text
                where tenant_key = ${tenantKey} and record_key = ${key}`.execute(trx);
-    at = end;
   }
 }
 

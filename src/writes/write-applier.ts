@@ -21,6 +21,7 @@ import { KeyIndex, cellText, writtenKey } from './upsert-keys.js';
 import { knownKeys, type KnownKeys } from './known-keys.js';
 import type { BaseWriteBatchRow, BaseWriteRow, WriteRecordError } from './writes.table.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
+import { OneAtATime } from '../runtime/one-at-a-time.js';
 
 const TABLE = (appToken: string, tableId: string) => `/open-apis/bitable/v1/apps/${encodeURIComponent(appToken)}/tables/${encodeURIComponent(tableId)}`;
 
@@ -236,7 +237,7 @@ class BaseContext {
   /** The shortest time a write call took to answer in this job (ms), for paceAhead. */
   fastestAnswerMs: number | undefined;
   /** Planning and unplanning one at a time (the planner runs while a call is in flight). */
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly planning = new OneAtATime();
 
   constructor(
     readonly appId: string,
@@ -244,9 +245,7 @@ class BaseContext {
   ) {}
 
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.planning.run(fn);
   }
 
   /** Whether every call planned after `afterId` is as large as Lark (and the table's limit) allows. */

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { DocsReads } from './docs-reads.js';
 import { createHash } from 'node:crypto';
+import { textChunks } from '../../runtime/text-chunks.js';
 import { SyncError, isItemFailure } from '../../sync/sync-errors.js';
 import { definePhase, type ChildScope, type PageResult, type SyncContext } from '../../sync/sync-module.js';
 import type { StreamRow } from '../../sync/streams.js';
@@ -33,19 +34,13 @@ interface State {
   lastUnavailable: boolean;
 }
 
-/** UTF-16 units hashed at a time: a string is encoded to UTF-8 whole for `update`, 10-30 MB for an oversize page. */
-const HASH_CHUNK = 256 * 1024;
-
-/** SHA-256 (hex) of a text's UTF-8, fed in chunks that never cut a surrogate pair (the same digest as whole). */
+/**
+ * SHA-256 (hex) of a text's UTF-8, fed 256K UTF-16 units at a time: `update` encodes its string
+ * whole, 10-30 MB for an oversize page. The digest is the whole text's.
+ */
 function sha256(text: string): string {
   const h = createHash('sha256');
-  for (let at = 0; at < text.length; ) {
-    let end = Math.min(text.length, at + HASH_CHUNK);
-    const last = text.charCodeAt(end - 1);
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
-    h.update(end - at === text.length ? text : text.slice(at, end));
-    at = end;
-  }
+  for (const chunk of textChunks(text, 256 * 1024)) h.update(chunk);
   return h.digest('hex');
 }
 
@@ -81,6 +76,14 @@ export const SETTLE_MS = 2_000;
 /** Whether a body read that began at `startedAt` is certain to include every edit of `editedTime`'s second. */
 export const settled = (editedTime: string | null, startedAt: number): boolean => editedTime === null || startedAt >= Date.parse(editedTime) + SETTLE_MS;
 
+/** Whether a stored body can be checked by its revision (a docx read with one) rather than read again. */
+const verifiable = (objType: string | null, revision: number | null) => objType === 'docx' && revision !== null;
+
+/** Whether the docx is still at the revision its stored body was read at (one docx.document.get); false when that cannot tell. */
+export async function sameRevision(ctx: Pick<Ctx, 'lark'>, objType: string | null, token: string, revision: number | null): Promise<boolean> {
+  return verifiable(objType, revision) && (await docxRevision(ctx, token)) === revision;
+}
+
 /** The node a document's row takes its path from: the first in scope by (path, token), as read. */
 export const chosenNode = (doc: StoredDocument, filter: DocsFilter): StoredNode | undefined =>
   doc.nodes.find((n) => inScope(filter, n.objType ?? '', n.path ?? ''));
@@ -97,7 +100,7 @@ export function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'verify
   if (node.editedTime && (!stored.editedTime || node.editedTime > stored.editedTime)) return 'fetch';
   // Read in its edit's second (see SETTLE_MS): a docx with a revision is checked by it, anything
   // else read again.
-  if (stored.unsettled) return node.objType === 'docx' && stored.revision !== null ? 'verify' : 'fetch';
+  if (stored.unsettled) return verifiable(node.objType, stored.revision) ? 'verify' : 'fetch';
   if (stored.path !== node.path || stored.title !== node.title || stored.url !== node.url || stored.objType !== node.objType) return 'rewrite';
   return 'none';
 }
@@ -190,7 +193,7 @@ async function contentPage(ctx: Ctx, state: State, filter: DocsFilter): Promise<
   const settledRows: Array<{ doc: StoredDocument; node: StoredNode }> = [];
   const results = await Promise.allSettled(
     toFetch.map(async ({ doc, node, verify }) => {
-      if (verify && (await docxRevision(ctx, doc.objToken)) === doc.content?.revision) {
+      if (verify && (await sameRevision(ctx, node.objType, doc.objToken, doc.content?.revision ?? null))) {
         settledRows.push({ doc, node });
         return undefined;
       }

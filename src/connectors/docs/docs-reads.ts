@@ -66,6 +66,8 @@ export interface StoredContent {
   columns: Record<string, unknown>;
   raw: unknown;
   deleted: boolean;
+  /** as StoredContentHead's */
+  unsettled: boolean;
 }
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
@@ -162,7 +164,7 @@ export function docsReads(db: Kysely<Database>, tenantKey: string): DocsReads {
       for (const r of res.rows) {
         const { record_key, raw, deleted_at, ...columns } = r;
         columns.edited_time = iso(columns.edited_time as Date | null);
-        out.set(record_key, { columns, raw, deleted: deleted_at !== null });
+        out.set(record_key, { columns, raw, deleted: deleted_at !== null, unsettled: typeof raw === 'object' && raw !== null && 'unsettled' in raw });
       }
       return out;
     },

@@ -2,10 +2,9 @@ import { sql } from 'kysely';
 import { SyncError } from '../../sync/sync-errors.js';
 import type { ModuleEventContext, ModuleEventHandler } from '../../sync/sync-module.js';
 import { filterOf, sourcesOf, type DocsConfigType } from './config.js';
-import { chosenNode, fetchBody, fileRow, markdownRow } from './content.phase.js';
+import { chosenNode, fetchBody, fileRow, markdownRow, sameRevision } from './content.phase.js';
 import type { DocsReads, StoredNode } from './docs-reads.js';
 import { GONE_CODES } from './errors.js';
-import { docxRevision } from './fetch.js';
 import { META_FORBIDDEN, META_GONE, type LarkMetasAnswer } from './lark-types.js';
 import { isoFromSeconds } from './rows.js';
 
@@ -93,10 +92,8 @@ export const refreshDocument: ModuleEventHandler<DocsConfigType, DocsReads> = as
   let unchanged = s && !s.deleted && storedEdit !== null && editedTime !== null && storedEdit >= editedTime && s.columns.title === title && s.columns.path === path;
   // Stored from a read in its edit's second (content.phase.ts, SETTLE_MS): an equal edit time
   // proves nothing, the revision does (the next run settles the row).
-  const unsettled = typeof s?.raw === 'object' && s.raw !== null && 'unsettled' in s.raw;
-  if (unchanged && unsettled && storedEdit === editedTime) {
-    const storedRevision = s?.columns.revision;
-    unchanged = fresh.objType === 'docx' && typeof storedRevision === 'number' && (await docxRevision(ctx, token)) === storedRevision;
+  if (unchanged && s?.unsettled && storedEdit === editedTime) {
+    unchanged = await sameRevision(ctx, fresh.objType, token, typeof s.columns.revision === 'number' ? s.columns.revision : null);
   }
   if (unchanged) return 'ignored';
   let row;

@@ -1,4 +1,5 @@
 import type ExcelJS from 'exceljs';
+import { OneAtATime } from '../../runtime/one-at-a-time.js';
 import { SyncError } from '../../sync/sync-errors.js';
 import type { SyncContext } from '../../sync/sync-module.js';
 import { blocksToMarkdown } from './blocks-markdown.js';
@@ -57,7 +58,7 @@ export async function fetchDocx(ctx: Ctx, token: string): Promise<Fetched> {
   } catch (err) {
     if (!(err instanceof SyncError) || err.larkCode !== CONTENT_TOO_LARGE) throw err;
   }
-  return inTurn(async () => ({ markdown: blocksToMarkdown(await readBlocks(ctx, token)), revision, via: 'blocks' as const, startedAt }));
+  return rendering.run(async () => ({ markdown: blocksToMarkdown(await readBlocks(ctx, token)), revision, via: 'blocks' as const, startedAt }));
 }
 
 /**
@@ -65,12 +66,7 @@ export async function fetchDocx(ctx: Ctx, token: string): Promise<Fetched> {
  * its Markdown, 30-40 MB while it renders, and a content page reads ten documents at once (two
  * oversize pages of one page together set the docs bench's peak memory).
  */
-let blocksTurn: Promise<unknown> = Promise.resolve();
-function inTurn<T>(fn: () => Promise<T>): Promise<T> {
-  const mine = blocksTurn.then(fn, fn);
-  blocksTurn = mine.catch(() => undefined);
-  return mine;
-}
+const rendering = new OneAtATime();
 
 /** Every block of a docx, 500 a page. */
 async function readBlocks(ctx: Ctx, token: string): Promise<LarkBlock[]> {
