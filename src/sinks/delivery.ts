@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { DifyClient } from './dify-client.js';
 import { feedAhead, markdownBytes, readDocs, readFeed, readMarkdownBlob, tokensByShort, type DocState, type FeedPosition } from './docs-source.js';
 import type { LarkFileDownload } from './lark-files.js';
+import { msUntilSettled } from '../connectors/docs/edit-second.js';
 import { RagflowClient } from './ragflow-client.js';
 import { LarkFileError, SinkBusyError, SinkDocumentError, SinkRefusedError, SinkUnavailableError } from './sink-errors.js';
 import { SinkHttp, defaultSinkHttpOptions, type SinkHttpOptions } from './sink-http.js';
@@ -395,6 +396,12 @@ export class SinkDelivery {
     if (doc.format === 'markdown') {
       return { blob: await readMarkdownBlob(this.deps.db, job.sink.tenant_key, doc.token, 'text/markdown'), mime: 'text/markdown' };
     }
+    // A file has no revision, and its version is known by its edit time alone (whole seconds): a
+    // download in that second could miss a second upload of the same second, which no later
+    // listing would show. So it waits for the second to be over (at most SETTLE_MS, and only for a
+    // file edited just now).
+    const wait = msUntilSettled(doc.editedTime, Date.now());
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const file = await this.deps.download(job.sink.tenant_key, doc.file!.token);
     return { bytes: file.bytes, mime: doc.file?.mime ?? file.mime };
   }

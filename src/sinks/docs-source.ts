@@ -62,6 +62,8 @@ export interface DocState {
   file: LarkFile | null;
   /** sha256 of the Markdown, or a file's version fingerprint (content_hash when the module gave none) */
   bodyHash: string;
+  /** Lark's edit time of the version stored (whole seconds; null when the listing gave none) */
+  editedTime: Date | null;
 }
 
 interface Row {
@@ -75,6 +77,7 @@ interface Row {
   file: unknown;
   body_hash: string | null;
   content_hash: string;
+  edited_time: Date | null;
 }
 
 function fileOf(v: unknown): LarkFile | null {
@@ -93,7 +96,7 @@ export async function readDocs(db: Kysely<Database>, tenantKey: string, tokens: 
   const out = new Map<string, DocState>();
   if (tokens.length === 0) return out;
   const res = await sql<Row>`
-    select record_key, deleted_at, format, obj_type, title, path, url, file, body_hash, content_hash
+    select record_key, deleted_at, format, obj_type, title, path, url, file, body_hash, content_hash, edited_time
       from docs_content
      where tenant_key = ${tenantKey} and record_key = any(${tokens}::text[])`.execute(db);
   for (const r of res.rows) {
@@ -109,6 +112,7 @@ export async function readDocs(db: Kysely<Database>, tenantKey: string, tokens: 
       url: r.url,
       file,
       bodyHash: r.body_hash ?? r.content_hash,
+      editedTime: r.edited_time,
     });
   }
   return out;

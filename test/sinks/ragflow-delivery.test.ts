@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RagflowFake } from '../../simulator/kb/index.js';
+import { SETTLE_MS } from '../../src/connectors/docs/edit-second.js';
 import { deleteDoc, differences, drain, larkToken, seedTenant, sinkFixture, startRagflow, writeDoc, type DocInput, type Expected, type Fixture } from './sink-fixture.js';
 
 // Delivery into RAGFlow across its API versions (../shared/kb/ragflow-dify.md §1): every change of
@@ -220,6 +221,66 @@ describe('after a database restore', () => {
       expect(states.documents.find((s) => s.larkToken === p1!.token)?.status).toBe('deleted');
     } finally {
       await r.fake.stop();
+    }
+  });
+});
+
+describe('a Drive file edited twice within one second', () => {
+  it('is downloaded only after that second (and the clock margin), so the second upload is the one delivered', async () => {
+    // Lark stamps edits in whole seconds and a file has no revision: a download within the edit's
+    // second could get the first of two uploads of that second, and no later listing would show
+    // the second one as newer (same modified_time, same body hash). So delivery waits.
+    const downloads: Array<{ at: number; bytes: Buffer }> = [];
+    let current = Buffer.from('%PDF first upload of the second');
+    const fixture = await sinkFixture({
+      download: async () => {
+        downloads.push({ at: Date.now(), bytes: current });
+        return { bytes: current, mime: 'application/pdf' };
+      },
+    });
+    const ragflow = await startRagflow({ version: '0.26.0' });
+    try {
+      const tenant = 'tk-file-same-second';
+      await seedTenant(fixture.db.db, tenant, ['kb']);
+      await fixture.sinks.put(tenant, 'kb', { type: 'ragflow', url: ragflow.url, apiKey: ragflow.apiKey, datasetId: ragflow.datasetId });
+      // The edit's second is the next one, so the delivery below surely starts inside it.
+      const stamp = Math.floor(Date.now() / 1000) + 1;
+      const token = larkToken('boxcn');
+      await writeDoc(fixture.db.db, tenant, {
+        token,
+        title: 'Price list.pdf',
+        file: { name: 'Price list.pdf', mime: 'application/pdf', size: current.length, token },
+        fileVersion: `file:${token}:${stamp}`,
+        editedTime: new Date(stamp * 1000),
+      });
+      // The second upload of that second, made while the delivery is under way.
+      const second = setTimeout(() => {
+        current = Buffer.from('%PDF second upload of the same second');
+      }, stamp * 1000 + 500 - Date.now());
+      const started = Date.now();
+      await drain(fixture, tenant, 'kb');
+      clearTimeout(second);
+      expect(started).toBeLessThan(stamp * 1000 + 500);
+      expect(downloads.length).toBe(1);
+      expect(downloads[0]!.at).toBeGreaterThanOrEqual(stamp * 1000 + SETTLE_MS);
+      const docs = ragflow.fake.documents(ragflow.datasetId);
+      expect(docs.map((d) => d.content.toString())).toEqual(['%PDF second upload of the same second']);
+
+      // A file edited long ago is downloaded at once.
+      const old = larkToken('boxcn');
+      await writeDoc(fixture.db.db, tenant, {
+        token: old,
+        title: 'Old.pdf',
+        file: { name: 'Old.pdf', mime: 'application/pdf', size: current.length, token: old },
+        editedTime: new Date(Date.now() - 3_600_000),
+      });
+      const t0 = Date.now();
+      await drain(fixture, tenant, 'kb');
+      expect(downloads.length).toBe(2);
+      expect(downloads[1]!.at - t0).toBeLessThan(SETTLE_MS);
+    } finally {
+      await ragflow.fake.stop();
+      await fixture.stop();
     }
   });
 });

@@ -42,6 +42,8 @@ export interface DocInput {
   file?: { name: string; mime: string; size: number; token: string };
   /** The file's version fingerprint (body_hash of a file row). */
   fileVersion?: string;
+  /** Lark's edit time of this version (default: the database's now()). */
+  editedTime?: Date;
 }
 
 export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -63,10 +65,10 @@ export async function writeDoc(db: Kysely<Database>, tenantKey: string, d: DocIn
     values (${tenantKey}, ${d.token}, '', ${JSON.stringify(raw)}::jsonb, ${hash}, ${d.token}, ${d.objType ?? (isFile ? 'file' : 'docx')},
             ${isFile ? 'file' : 'markdown'}, ${d.title}, ${d.path ?? `/${d.title}`}, ${d.url ?? `https://sim.feishu.cn/docx/${d.token}`},
             ${isFile ? null : (d.markdown ?? '')}, ${isFile ? JSON.stringify(d.file) : null}::jsonb,
-            ${isFile ? d.file!.size : Buffer.byteLength(d.markdown ?? '')}, ${body}, now(), 1)
+            ${isFile ? d.file!.size : Buffer.byteLength(d.markdown ?? '')}, ${body}, coalesce(${d.editedTime ?? null}::timestamptz, now()), 1)
     on conflict (tenant_key, record_key) do update set
       raw = excluded.raw, content_hash = excluded.content_hash, title = excluded.title, path = excluded.path, url = excluded.url,
-      markdown = excluded.markdown, file = excluded.file, size = excluded.size, body_hash = excluded.body_hash, format = excluded.format,
+      markdown = excluded.markdown, file = excluded.file, size = excluded.size, body_hash = excluded.body_hash, format = excluded.format, edited_time = excluded.edited_time,
       updated_at = now(), deleted_at = null, change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id()
     where docs_content.content_hash is distinct from excluded.content_hash or docs_content.deleted_at is not null`.execute(db);
 }

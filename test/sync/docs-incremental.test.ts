@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SETTLE_MS } from '../../src/connectors/docs/content.phase.js';
+import { SETTLE_MS } from '../../src/connectors/docs/edit-second.js';
 import type { DocsTenant } from '../../simulator/data/docs/index.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { callCounter, configureDocs, live, records, runDocs } from './docs-helpers.js';

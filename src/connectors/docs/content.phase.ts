@@ -9,6 +9,7 @@ import type { ItemError } from '../../sync/sync.tables.js';
 import { filterOf, inScope, sourcesOf, type DocsConfigType, type DocsFilter } from './config.js';
 import type { StoredDocument, StoredNode } from './docs-reads.js';
 import { GONE_CODES, MAX_ITEM_ERRORS, accessHint } from './errors.js';
+import { settled } from './edit-second.js';
 import { docxRevision, fetchDocx, fetchExport, type Fetched } from './fetch.js';
 
 type Ctx = SyncContext<DocsConfigType, DocsReads>;
@@ -63,19 +64,6 @@ const MIME: Record<string, string> = {
 /** Drive lists no MIME type: it is guessed from the file name's extension. */
 const mimeOf = (name: string) => MIME[/\.([A-Za-z0-9]+)$/.exec(name)?.[1]?.toLowerCase() ?? ''] ?? 'application/octet-stream';
 
-/**
- * Lark's edit times are whole seconds, and two edits within one second share one. A body read that
- * began before the end of its edit time's second may have missed a later edit of that second,
- * which no later listing shows as newer: such a row is stored `unsettled` (in raw), and the next
- * look at it checks the revision (content-phase `verify`) instead of trusting the equal edit time.
- * One more second covers a Lark clock up to that far behind ours (unconfirmed; NTP keeps it far
- * smaller).
- */
-export const SETTLE_MS = 2_000;
-
-/** Whether a body read that began at `startedAt` is certain to include every edit of `editedTime`'s second. */
-export const settled = (editedTime: string | null, startedAt: number): boolean => editedTime === null || startedAt >= Date.parse(editedTime) + SETTLE_MS;
-
 /** Whether a stored body can be checked by its revision (a docx read with one) rather than read again. */
 const verifiable = (objType: string | null, revision: number | null) => objType === 'docx' && revision !== null;
 
@@ -98,7 +86,7 @@ export function decide(doc: StoredDocument, node: StoredNode): 'fetch' | 'verify
   const stored = doc.content;
   if (!stored || stored.deleted) return 'fetch';
   if (node.editedTime && (!stored.editedTime || node.editedTime > stored.editedTime)) return 'fetch';
-  // Read in its edit's second (see SETTLE_MS): a docx with a revision is checked by it, anything
+  // Read in its edit's second (edit-second.ts): a docx with a revision is checked by it, anything
   // else read again.
   if (stored.unsettled) return verifiable(node.objType, stored.revision) ? 'verify' : 'fetch';
   if (stored.path !== node.path || stored.title !== node.title || stored.url !== node.url || stored.objType !== node.objType) return 'rewrite';

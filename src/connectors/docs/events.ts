@@ -90,7 +90,7 @@ export const refreshDocument: ModuleEventHandler<DocsConfigType, DocsReads> = as
   const s = stored.get(token);
   const storedEdit = typeof s?.columns.edited_time === 'string' ? s.columns.edited_time : null;
   let unchanged = s && !s.deleted && storedEdit !== null && editedTime !== null && storedEdit >= editedTime && s.columns.title === title && s.columns.path === path;
-  // Stored from a read in its edit's second (content.phase.ts, SETTLE_MS): an equal edit time
+  // Stored from a read in its edit's second (edit-second.ts): an equal edit time
   // proves nothing, the revision does (the next run settles the row).
   if (unchanged && s?.unsettled && storedEdit === editedTime) {
     unchanged = await sameRevision(ctx, fresh.objType, token, typeof s.columns.revision === 'number' ? s.columns.revision : null);
