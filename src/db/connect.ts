@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './database.js';
+import { StatementNames, namingClient } from './statement-names.js';
 
 // int8 (counts, bigserial ids) arrives as a string from pg; keep it that way on purpose
 // (ids can exceed 2^53) and cast counts in SQL where numbers are wanted.
@@ -18,6 +19,8 @@ export function connectDatabase(connectionString: string, opts: { max?: number; 
     application_name: opts.applicationName ?? 'larksync',
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // Repeated queries go as named statements: parsed and planned once per connection.
+    Client: namingClient(new StatementNames()),
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);

@@ -1,0 +1,81 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../src/db/database.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatementNames } from '../../src/db/statement-names.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+// Repeated queries go to Postgres as named statements (src/db/statement-names.ts): the server's
+// own view of this connection's prepared statements is what shows it.
+
+describe('named statements', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase({ migrate: false });
+    await sql`create table things (id int primary key, label text)`.execute(t.db);
+    await sql`insert into things select g, 'thing ' || g from generate_series(1, 10) g`.execute(t.db);
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  /** The texts this connection has prepared, as Postgres lists them. */
+  const prepared = async (conn: Kysely<Database>) =>
+    (await sql<{ statement: string }>`select statement from pg_prepared_statements where not from_sql`.execute(conn)).rows.map((r) => r.statement);
+
+  it('a text repeated three times is prepared once and then reused; its answers stay right', async () => {
+    await t.db.connection().execute(async (conn) => {
+      const labels: string[] = [];
+      for (let i = 1; i <= 6; i += 1) {
+        const r = await sql<{ label: string }>`select label from things where id = ${i}`.execute(conn);
+        labels.push(r.rows[0]!.label);
+      }
+      expect(labels).toEqual(['thing 1', 'thing 2', 'thing 3', 'thing 4', 'thing 5', 'thing 6']);
+      const mine = (await prepared(conn)).filter((s) => s.includes('from things where id'));
+      expect(mine).toEqual(['select label from things where id = $1']);
+    });
+  });
+
+  it('star expansions, statements without parameters and rare texts stay unnamed', async () => {
+    await t.db.connection().execute(async (conn) => {
+      for (let i = 0; i < 5; i += 1) {
+        await sql`select * from things where id = ${i}`.execute(conn);
+        await sql`select t.* from things t where t.id = ${i}`.execute(conn);
+        await sql`update things set label = label where id = ${i} returning *`.execute(conn);
+        await sql`select count(*) from things`.execute(conn);
+        await sql`select id * 2 as twice from things where id = ${i}`.execute(conn);
+      }
+      await sql`select label from things where id = ${1} and label <> ${'x'}`.execute(conn);
+      const texts = await prepared(conn);
+      expect(texts.filter((s) => s.includes('*'))).toEqual([]);
+      expect(texts.filter((s) => s.includes("label <> $2"))).toEqual([]);
+    });
+  });
+
+  it('a statement whose result type changed under it is sent unnamed from then on', async () => {
+    const names = new StatementNames();
+    const text = 'select label from things where id = $1';
+    for (let i = 0; i < 3; i += 1) names.nameFor(text);
+    expect(names.nameFor(text)).toMatch(/^larksync_[0-9a-f]{24}$/);
+    names.failed(text, Object.assign(new Error('cached plan must not change result type'), { code: '0A000' }));
+    expect(names.nameFor(text)).toBeUndefined();
+    // And on a live connection: the column's type changes, the next call fails once, then works.
+    await t.db.connection().execute(async (conn) => {
+      for (let i = 0; i < 4; i += 1) await sql`select label from things where id = ${1}`.execute(conn);
+      await sql`alter table things alter column label type varchar(40)`.execute(conn);
+      const first = await sql`select label from things where id = ${1}`.execute(conn).catch((e: Error) => e);
+      expect(first).toBeInstanceOf(Error);
+      expect((first as Error).message).toMatch(/cached plan must not change result type/);
+      const again = await sql<{ label: string }>`select label from things where id = ${1}`.execute(conn);
+      expect(again.rows[0]?.label).toBe('thing 1');
+    });
+  });
+
+  it('a server that forgets named statements turns naming off', () => {
+    const names = new StatementNames();
+    const text = 'select label from things where id = $1';
+    for (let i = 0; i < 3; i += 1) names.nameFor(text);
+    names.failed(text, Object.assign(new Error('prepared statement "larksync_x" does not exist'), { code: '26000' }));
+    expect(names.nameFor(text)).toBeUndefined();
+    expect(names.nameFor('select 1 where $1::int = 1')).toBeUndefined();
+  });
+});
