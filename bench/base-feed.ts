@@ -118,23 +118,35 @@ function apiWalker(url: string, token: string, tenant: string): Walker {
 /**
  * Copies the other tenant's first synced rows into `tenant` until it holds `rows` rows, one
  * transaction per SEED_CHUNK, as sync pages would have committed them (each transaction its own
- * change_xid, change_seq from the sequence).
+ * change_xid, change_seq from the sequence). The template rows are taken first, into a temporary
+ * table of this connection: the concurrent sync empties `from` between its runs, which (with a
+ * sync short enough to finish while seeding) left later chunks copying nothing.
  */
 async function seed(client: pg.Client, from: string, tenant: string, rows: number): Promise<void> {
+  for (;;) {
+    await waitForRows(client, from, TEMPLATE_ROWS);
+    await client.query('drop table if exists feed_template');
+    const taken = await client.query(
+      `create temp table feed_template as
+         select b.*, (row_number() over (order by record_key) - 1)::int as i
+           from (select * from base_records where tenant_key = ${client.escapeLiteral(from)} order by record_key limit ${TEMPLATE_ROWS}) b`,
+    );
+    if (taken.rowCount === TEMPLATE_ROWS) break;
+  }
   for (let start = 0; start < rows; start += SEED_CHUNK) {
     const n = Math.min(SEED_CHUNK, rows - start);
-    await client.query(
-      `with t as (select b.*, (row_number() over (order by record_key) - 1)::int as i
-                    from (select * from base_records where tenant_key = $1 order by record_key limit $5) b)
-       insert into base_records (tenant_key, record_key, partition, raw, content_hash, app_token, table_id, record_id, fields,
+    const res = await client.query(
+      `insert into base_records (tenant_key, record_key, partition, raw, content_hash, app_token, table_id, record_id, fields,
                                  created_by, created_time, last_modified_by, last_modified_time)
-       select $2, t.record_key || '-' || g, t.partition, t.raw, t.content_hash, t.app_token, t.table_id, t.record_id || '-' || g, t.fields,
+       select $1, t.record_key || '-' || g, t.partition, t.raw, t.content_hash, t.app_token, t.table_id, t.record_id || '-' || g, t.fields,
               t.created_by, t.created_time, t.last_modified_by, t.last_modified_time
-         from generate_series($3::int, $4::int) g join t on t.i = g % $5
+         from generate_series($2::int, $3::int) g join feed_template t on t.i = g % $4
         order by g`,
-      [from, tenant, start, start + n - 1, TEMPLATE_ROWS],
+      [tenant, start, start + n - 1, TEMPLATE_ROWS],
     );
+    if (res.rowCount !== n) throw new Error(`feed: seeding copied ${res.rowCount} rows of ${n}`);
   }
+  await client.query('drop table feed_template');
 }
 
 async function waitForRows(client: pg.Client, tenant: string, n: number): Promise<void> {
