@@ -71,7 +71,7 @@ export async function startLarksync(config: Config, opts: StartOptions): Promise
   let worker: WorkerHandle | undefined;
   let app: FastifyInstance | undefined;
   try {
-    db = connectPools(databaseUrl);
+    db = connectPools(databaseUrl, { namedStatements: config.namedStatements });
     const applied = await migrateToLatest(db.main.db, databaseUrl);
     if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
     // Before anything is sealed or opened: a wrong key stops here, naming ENCRYPTION_KEY.

@@ -63,6 +63,7 @@ const EnvSchema = z
       (v) => v === undefined || /^postgres(ql)?:\/\//.test(v),
       'expected a postgres:// or postgresql:// URL',
     ),
+    DATABASE_NAMED_STATEMENTS: flag('true'),
     PORT: port(3000, 0),
     HOST: withDefault(z.string().trim().default('0.0.0.0')),
     LARK_APP_ID: optionalString,
@@ -156,6 +157,8 @@ export interface StoreAppConfig {
 
 export interface Config {
   databaseUrl: string | undefined;
+  /** Repeated queries sent as named (prepared) statements (src/db/statement-names.ts). */
+  namedStatements: boolean;
   port: number;
   host: string;
   storeApp: StoreAppConfig | undefined;
@@ -216,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     databaseUrl: e.DATABASE_URL,
+    namedStatements: e.DATABASE_NAMED_STATEMENTS,
     port: e.PORT,
     host: e.HOST,
     storeApp:

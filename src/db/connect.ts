@@ -12,7 +12,7 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
-export function connectDatabase(connectionString: string, opts: { max?: number; applicationName?: string } = {}): DbHandle {
+export function connectDatabase(connectionString: string, opts: { max?: number; applicationName?: string; namedStatements?: boolean } = {}): DbHandle {
   const pool = new pg.Pool({
     connectionString,
     max: opts.max ?? 20,
@@ -20,7 +20,7 @@ export function connectDatabase(connectionString: string, opts: { max?: number; 
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     // Repeated queries go as named statements: parsed and planned once per connection.
-    Client: namingClient(new StatementNames()),
+    ...(opts.namedStatements === false ? {} : { Client: namingClient(new StatementNames()) }),
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
@@ -53,10 +53,11 @@ export interface DbPools {
 
 export const INGEST_POOL_SIZE = 2;
 
-export function connectPools(connectionString: string, opts: { max?: number } = {}): DbPools {
-  const main = connectDatabase(connectionString, { max: opts.max });
-  const ingest = connectDatabase(connectionString, { max: INGEST_POOL_SIZE, applicationName: 'larksync-ingest' });
-  const heartbeat = connectDatabase(connectionString, { max: 1, applicationName: 'larksync-heartbeat' });
+export function connectPools(connectionString: string, opts: { max?: number; namedStatements?: boolean } = {}): DbPools {
+  const { namedStatements } = opts;
+  const main = connectDatabase(connectionString, { max: opts.max, namedStatements });
+  const ingest = connectDatabase(connectionString, { max: INGEST_POOL_SIZE, applicationName: 'larksync-ingest', namedStatements });
+  const heartbeat = connectDatabase(connectionString, { max: 1, applicationName: 'larksync-heartbeat', namedStatements });
   return {
     main,
     ingest,

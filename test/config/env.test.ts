@@ -98,6 +98,7 @@ describe('loadConfig', () => {
   it('has safe defaults for everything optional', () => {
     expect(loadConfig({})).toEqual({
       databaseUrl: undefined,
+      namedStatements: true,
       port: 3000,
       // Embedded (no DATABASE_URL): the address `npm start` serves at, so sign-in works out of the box.
       publicUrl: 'http://localhost:3000',
@@ -145,6 +146,7 @@ describe('loadConfig', () => {
     const hex = randomBytes(32).toString('hex');
     const config = loadConfig({
       DATABASE_URL: 'postgresql://u:p@db:5432/larksync',
+      DATABASE_NAMED_STATEMENTS: '0',
       PORT: '8080',
       HOST: '::',
       LARK_APP_ID: 'cli_a',
@@ -173,6 +175,7 @@ describe('loadConfig', () => {
     });
     expect(config).toEqual({
       databaseUrl: 'postgresql://u:p@db:5432/larksync',
+      namedStatements: false,
       port: 8080,
       host: '::',
       storeApp: { appId: 'cli_a', appSecret: 'secret', verificationToken: 'vt', encryptKey: 'ek' },

@@ -1,6 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase } from '../../src/db/connect.js';
+import { loadConfig } from '../../src/config/env.js';
 import { StatementNames } from '../../src/db/statement-names.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -77,5 +79,19 @@ describe('named statements', () => {
     names.failed(text, Object.assign(new Error('prepared statement "larksync_x" does not exist'), { code: '26000' }));
     expect(names.nameFor(text)).toBeUndefined();
     expect(names.nameFor('select 1 where $1::int = 1')).toBeUndefined();
+  });
+
+  it('DATABASE_NAMED_STATEMENTS=0 sends every query unnamed', async () => {
+    expect(loadConfig({ DATABASE_NAMED_STATEMENTS: '0' }).namedStatements).toBe(false);
+    expect(loadConfig({}).namedStatements).toBe(true);
+    const plain = connectDatabase(t.url, { max: 1, namedStatements: false });
+    try {
+      await plain.db.connection().execute(async (conn) => {
+        for (let i = 1; i <= 5; i += 1) await sql`select label from things where id = ${i}`.execute(conn);
+        expect(await prepared(conn)).toEqual([]);
+      });
+    } finally {
+      await plain.close();
+    }
   });
 });
