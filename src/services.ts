@@ -10,13 +10,12 @@ import { AppTicketsService, defaultTicketOptions, type TicketOptions } from './t
 import { TokenService, defaultTokenOptions, type TokenOptions } from './tokens/tokens.service.js';
 import { TenantsService } from './tenants/tenants.service.js';
 import { AppsService } from './apps/apps.service.js';
-import { EventBacklog } from './events/event-backlog.js';
 import { EventsService } from './events/events.service.js';
 import { MODULES, STREAM_CATALOG } from './connectors/index.js';
 import { ConnectorsService } from './sync/connectors.service.js';
 import { Pacer } from './sync/pacer.js';
 import { RecordsService } from './sync/records.service.js';
-import { SyncEngine, defaultEngineOptions, type EngineDeps, type EngineOptions } from './sync/engine/sync-engine.js';
+import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/engine/sync-engine.js';
 import { SyncService } from './sync/sync.service.js';
 import { GrantsService, defaultGrantOptions, type GrantOptions } from './grants/grants.service.js';
 import { OAuthStates } from './oauth/oauth-states.js';
@@ -167,7 +166,7 @@ export function createServices(deps: ServiceDeps): Services {
   services.connectors.hooks.annotate = (view) => services.subscriptions.annotate(view);
   tickets.applyPending = (appId) => services.events.applyPendingTickets(services, appId);
   // The engine calls back into the other services (tokens, tenants), so it is added last.
-  const engineDeps: EngineDeps = {
+  const engineDeps = {
     ...services,
     // Documents a docs run committed are delivered while it goes on (a first sync of a large wiki
     // runs for minutes), rather than at the next minute's poll.
@@ -181,12 +180,9 @@ export function createServices(deps: ServiceDeps): Services {
       if (run.module === 'docs') await services.subscriptions.queue(run.tenant_key, 'documents');
     },
   };
-  const engineOptions = { ...defaultEngineOptions, ...deps.engineOptions };
-  if (engineOptions.eventYieldMs > 0) {
-    // Change events first: a sync page waits (a little) while events wait to be handled.
-    const backlog = new EventBacklog(deps.db);
-    engineDeps.beforePage = () => backlog.yieldTo(engineOptions.eventYieldMs);
-  }
-  services.engine = new SyncEngine(engineDeps, MODULES, new Pacer(deps.db, deps.rateLimitScale ?? 1), engineOptions);
+  services.engine = new SyncEngine(engineDeps, MODULES, new Pacer(deps.db, deps.rateLimitScale ?? 1), {
+    ...defaultEngineOptions,
+    ...deps.engineOptions,
+  });
   return services;
 }

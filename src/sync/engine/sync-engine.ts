@@ -35,11 +35,9 @@ export interface EngineOptions {
    * readAhead + 3 pages read, which whoever resumes reads again. 0 reads and commits in turn.
    */
   readAhead: number;
-  /** The longest a page waits before its commit while change events wait to be handled (deps.beforePage); 0: never. */
-  eventYieldMs: number;
 }
 
-export const defaultEngineOptions: EngineOptions = { sliceMs: 20_000, heartbeatMs: 5_000, retry: defaultRetryPolicy, readAhead: 1, eventYieldMs: 150 };
+export const defaultEngineOptions: EngineOptions = { sliceMs: 20_000, heartbeatMs: 5_000, retry: defaultRetryPolicy, readAhead: 1 };
 
 /** What the engine needs from the rest of larksync, and no more. */
 export interface EngineDeps {
@@ -62,11 +60,6 @@ export interface EngineDeps {
    * must not throw and should be cheap (throttle there).
    */
   pageCommitted?(run: { id: string; tenant_key: string; module: string }, streams: string[]): void;
-  /**
-   * Resolves when the next page may commit: after a bounded pause while change events wait to be
-   * handled (events/event-backlog.ts), so that a backfill does not hold up what someone waits for.
-   */
-  beforePage?(): Promise<void>;
 }
 
 /** `deferred`: Lark throttled for longer than the slice had left; the run is queued again for then. */
@@ -247,7 +240,6 @@ export class SyncEngine {
         }
         const ready = await reader.take();
         if (!ready) continue;
-        await this.deps.beforePage?.();
         const previous = committing;
         const done = commitPage(this.deps, lease, phase.name, tracked, ready, previous);
         const told = this.deps.pageCommitted;
