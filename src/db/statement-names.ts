@@ -39,7 +39,7 @@ export class StatementNames {
     if (this.off) return undefined;
     const named = this.names.get(text);
     if (named !== undefined) return named;
-    if (this.names.size >= MAX_NAMED || this.refused.has(text) || STAR_EXPANSION.test(text)) return undefined;
+    if (this.names.size >= MAX_NAMED || this.refused.has(text)) return undefined;
     const seen = (this.counts.get(text) ?? 0) + 1;
     if (seen < THRESHOLD) {
       if (this.counts.size >= MAX_COUNTED) this.counts.clear();
@@ -47,6 +47,12 @@ export class StatementNames {
       return undefined;
     }
     this.counts.delete(text);
+    // Judged once, when the text first qualifies: a star text repeated at every call (a lookup by
+    // key) then costs a set lookup, not the pattern.
+    if (STAR_EXPANSION.test(text)) {
+      this.refuse(text);
+      return undefined;
+    }
     const name = `larksync_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
     this.names.set(text, name);
     return name;
@@ -59,13 +65,14 @@ export class StatementNames {
       this.off = true;
     } else if (e?.code === '0A000' && typeof e.message === 'string' && e.message.includes('cached plan must not change result type')) {
       this.names.delete(text);
-      this.refused.add(text);
+      this.refuse(text);
     }
   }
 
-  /** Distinct texts sent named so far (for tests). */
-  get size(): number {
-    return this.off ? 0 : this.names.size;
+  /** Never named again (bounded like the counts: past the cap, a text is judged afresh). */
+  private refuse(text: string): void {
+    if (this.refused.size >= MAX_COUNTED) this.refused.clear();
+    this.refused.add(text);
   }
 }
 

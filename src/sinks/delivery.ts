@@ -401,7 +401,7 @@ export class SinkDelivery {
     // listing would show. So it waits for the second to be over (at most SETTLE_MS, and only for a
     // file edited just now).
     const wait = msUntilSettled(doc.editedTime, Date.now());
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 0) await sleep(wait);
     const file = await this.deps.download(job.sink.tenant_key, doc.file!.token);
     return { bytes: file.bytes, mime: doc.file?.mime ?? file.mime };
   }

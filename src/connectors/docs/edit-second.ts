@@ -11,10 +11,9 @@
  */
 export const SETTLE_MS = 2_000;
 
-/** Whether a body read that began at `startedAt` (ms) is certain to include every edit of `editedTime`'s second. */
-export const settled = (editedTime: string | Date | null, startedAt: number): boolean =>
-  editedTime === null || startedAt >= new Date(editedTime).getTime() + SETTLE_MS;
-
 /** How long a read must wait from `now` (ms) to see every edit of `editedTime`'s second: 0 when it need not. */
 export const msUntilSettled = (editedTime: string | Date | null, now: number): number =>
   editedTime === null ? 0 : Math.max(0, new Date(editedTime).getTime() + SETTLE_MS - now);
+
+/** Whether a body read that began at `startedAt` (ms) is certain to include every edit of `editedTime`'s second. */
+export const settled = (editedTime: string | Date | null, startedAt: number): boolean => msUntilSettled(editedTime, startedAt) === 0;
