@@ -39,8 +39,33 @@ function validatorFactory() {
       pool(externalSchemas, { ...ajvOptions, customOptions: { ...ajvOptions?.customOptions, ...AJV_OPTIONS, coerceTypes } });
     const body = build(false);
     const text = build('array');
-    return (route: { httpPart?: string }) => (route.httpPart === 'body' ? body : text)(route);
+    return (route: { httpPart?: string }) => (route.httpPart === 'body' ? body(route) : refuseInfinity(text(route) as Validate));
   };
+}
+
+type Validate = ((data: unknown) => boolean) & { errors?: unknown[] | null };
+
+/**
+ * Ajv coerces text such as `1e400` to Infinity and then skips `minimum`/`maximum` for numbers that
+ * are not finite (its range checks are guarded by `isFinite`), so `?limit=1e400` passed validation
+ * and reached the database as Infinity (a 500). A coerced value that is not finite is refused here,
+ * as the 400 any other out-of-range number gets.
+ */
+function refuseInfinity(validate: Validate): Validate {
+  const wrapped: Validate = (data: unknown) => {
+    const ok = validate(data);
+    wrapped.errors = validate.errors;
+    if (!ok || data === null || typeof data !== 'object') return ok;
+    for (const [key, value] of Object.entries(data)) {
+      const values: unknown[] = Array.isArray(value) ? value : [value];
+      if (values.some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        wrapped.errors = [{ instancePath: `/${key}`, schemaPath: '', keyword: 'maximum', params: {}, message: 'must be a finite number within its range' }];
+        return false;
+      }
+    }
+    return true;
+  };
+  return wrapped;
 }
 
 /** Builds the HTTP app. Only wiring lives here; `server.ts` is what listens. */

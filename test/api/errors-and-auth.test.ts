@@ -91,6 +91,10 @@ describe('REST API: authentication and the error envelope', () => {
       ['GET', '/api/v1/tenants?limit=0', undefined, 'querystring.limit: must be >= 1'],
       ['GET', '/api/v1/tenants?limit=501', undefined, 'querystring.limit: must be <= 500'],
       ['GET', '/api/v1/tenants?limit=lots', undefined, 'querystring.limit: must be integer'],
+      // A number too large for a double coerces to Infinity: refused as not an integer, never a 500.
+      ['GET', '/api/v1/tenants?limit=1e400', undefined, 'querystring.limit: must be'],
+      ['GET', '/api/v1/tenants/t1/writes?limit=1e400', undefined, 'querystring.limit: must be'],
+      ['GET', '/api/v1/tenants/t1/writes?limit=-1e400', undefined, 'querystring.limit: must be'],
       ['GET', '/api/v1/tenants?status=gone', undefined, 'querystring.status: must be one of: active, paused, uninstalled'],
       ['GET', `/api/v1/tenants/${'k'.repeat(129)}`, undefined, 'params.tenantKey: must NOT have more than 128 characters'],
       ['POST', '/api/v1/apps', { appId: 'cli_a' }, 'body.appSecret: is required'],
