@@ -186,11 +186,14 @@ export function createTaskList(services: Services, stopping: () => boolean = () 
 }
 
 /**
- * One process (whichever wins graphile-worker's cron lock) runs each of these: four every minute,
- * the retention tasks daily (RETENTION_DAYS, UNINSTALL_PURGE_DAYS).
+ * One process (whichever wins graphile-worker's cron lock) runs each of these: five every minute,
+ * the retention tasks daily (RETENTION_DAYS, UNINSTALL_PURGE_DAYS). refresh_tokens goes ahead of
+ * queued urgent jobs (priority -10; graphile takes lower first, 0 by default): under a flood of
+ * pushes the drains keep the urgent runner's queue full, and a refresh queued behind them ran up
+ * to half a minute late (`npm run bench -- contention`).
  */
 export const CRONTAB = [
-  '* * * * * refresh_tokens ?max=1',
+  '* * * * * refresh_tokens ?max=1&priority=-10',
   '* * * * * schedule_syncs ?max=1',
   '* * * * * wake_stalled_event_shards ?max=1',
   '* * * * * wake_stalled_webhook_lanes ?max=1',
