@@ -30,3 +30,14 @@ export async function rejectUnstorableText(request: FastifyRequest): Promise<voi
     throw new AppError(400, 'invalid_request', `${where}: must not contain U+0000 or unpaired UTF-16 surrogates`);
   }
 }
+
+/**
+ * The same for a route whose body is not stored as text (Lark's pushes are sealed as bytes): its
+ * path parameters and query string only.
+ */
+export async function rejectUnstorableUrl(request: FastifyRequest): Promise<void> {
+  const where = findUnstorableText(request.params, 'params') ?? findUnstorableText(request.query, 'querystring');
+  if (where) {
+    throw new AppError(400, 'invalid_request', `${where}: must not contain U+0000 or unpaired UTF-16 surrogates`);
+  }
+}

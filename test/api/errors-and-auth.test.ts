@@ -171,4 +171,19 @@ describe('REST API: authentication and the error envelope', () => {
     expect(longParam.status).toBe(414);
     expect(((await longParam.json()) as { error: { code: string } }).error.code).toBe('path_too_long');
   });
+
+  it('refuses a U+0000 in the path or query of the routes outside /api/v1 with a 4xx, never a 500', async () => {
+    // Postgres text cannot hold U+0000: such a value reaching a lookup failed the query (a 500).
+    const cases: Array<[string, string, string | undefined]> = [
+      ['POST', '/lark/events/%00', '{"encrypt":"x"}'],
+      ['POST', '/lark/events/cli_a%00b', '{"encrypt":"x"}'],
+      ['GET', '/auth/lark/callback?code=abc&state=%00', undefined],
+      ['GET', '/auth/lark/login?tenant=%00', undefined],
+      ['GET', '/admin?x=%00', undefined],
+    ];
+    for (const [method, path, body] of cases) {
+      const res = await fetch(`${base}${path}`, { method, ...(body ? { body, headers: { 'content-type': 'application/json' } } : {}), redirect: 'manual' });
+      expect(res.status, `${method} ${path}`).toBeLessThan(500);
+    }
+  });
 });

@@ -3,6 +3,7 @@ import { PushRejectedError, parsePush, type PushKeys } from '../../events/parse-
 import type { Services } from '../../services.js';
 import { errorResponses } from '../../schemas/common.js';
 import { lazyChildLoggerFactory } from '../../plugins/lazy-request-logger.js';
+import { rejectUnstorableUrl } from '../../plugins/storable-text.js';
 
 /** Lark's pushes are small; anything larger than this is refused with 413 (pinned). */
 export const EVENT_BODY_LIMIT = 1024 * 1024;
@@ -59,6 +60,8 @@ export const larkEventsRoute =
       '/lark/events/:appId',
       {
         ...options,
+        // The app id is looked up in Postgres, whose text cannot hold U+0000: a 400, not a 500.
+        preValidation: rejectUnstorableUrl,
         schema: schema("Receives a registered custom app's event pushes, checked with that app's Verification Token and Encrypt Key", [400, 401, 404, 413], {
           params: { type: 'object', properties: { appId: { type: 'string', maxLength: 64 } }, required: ['appId'] },
         }),
