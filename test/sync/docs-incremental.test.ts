@@ -84,8 +84,15 @@ describe('docs module: incremental runs, moves, deletions, large documents', () 
     // Another edit within that second: the same edit time, only the revision moved.
     data.edit(doc, { append: 'Second edit of the same second.' }).edited = stamp;
     let calls = callCounter(data);
-    expect((await runDocs(stack, TENANT)).status).toBe('succeeded');
-    expect((await content()).get(doc)?.data.markdown).toContain('Second edit of the same second.');
+    const second = await runDocs(stack, TENANT);
+    expect(second.status).toBe('succeeded');
+    const row = (await content()).get(doc);
+    if (typeof row?.data.markdown !== 'string') {
+      // Seen once in CI (the row without its Markdown); what the database and the run said then.
+      const stored = await sql`select record_key, deleted_at, change_xid::text, change_seq::text, raw - 'node' as raw, length(markdown) as chars from docs_content where tenant_key = ${TENANT} and record_key = ${doc}`.execute(stack.db.db);
+      console.log(`docs second-edit diagnostics: served ${JSON.stringify(row)}; stored ${JSON.stringify(stored.rows)}; run ${JSON.stringify(second)}; calls ${JSON.stringify(calls.byApi())}`);
+    }
+    expect(row?.data.markdown).toContain('Second edit of the same second.');
     expect(calls.content(doc)).toBe(1);
     expect(calls.content()).toBe(1);
     // The check, then the body's own revision read.
