@@ -100,6 +100,7 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
       ALLOW_PRIVATE_LARK_DOMAINS: '1',
       // Lark's limits lifted: every tenant syncs as fast as the machine allows.
       BENCH_RATE_LIMIT_SCALE: '1000',
+      ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
     });
     const target = await larksync.call<string>('url');
     const syncing = info.tables.map((t) => t.tenant);
@@ -245,6 +246,7 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
       details: { quiet, pushes, refreshedAfter: Object.fromEntries(refreshedAfter), quietRefresh: Object.fromEntries(quietRefresh), runs },
     };
   } finally {
+    if (process.env.BENCH_LOG_LEVEL && larksync) process.stderr.write(larksync.output.join(''));
     await larksync?.stop();
     await sim.stop();
     await dropDatabase(env.admin, url);

@@ -55,6 +55,14 @@ const GROUP_COMMIT = { maxBatch: 256, maxInFlight: 1 };
 const DRAIN_LIMIT = 500;
 
 /**
+ * How long a drain job takes up further events before it hands the rest to a fresh job queued
+ * behind other urgent work. Drains share the urgent runner's slots with the minute's token
+ * refresh; under a flood of lifecycle pushes (handled one by one) a 500-event drain held a slot
+ * for tens of seconds, and the refresh waited behind four of them (`npm run bench -- contention`).
+ */
+export const DRAIN_BUDGET_MS = 2_000;
+
+/**
  * Tenants whose events one drain handles at once. A change event waits mostly on Lark (one paced
  * re-read) and on one commit; handled one after another a shard did about 3 a second, far behind
  * Lark's pushes across many tenants.
@@ -162,11 +170,11 @@ export class EventsService {
    * any batch storing into it to commit, so every event acknowledged before this job started is
    * read here or wakes the shard again for the next job.
    */
-  async drainShard(services: HandlerDeps, shard: number): Promise<void> {
+  async drainShard(services: HandlerDeps, shard: number, budgetMs = DRAIN_BUDGET_MS): Promise<void> {
     await sleepShard(this.db, shard);
     const ids = await pendingEventIds(this.db, shard, DRAIN_LIMIT);
-    await this.processBatch(services, ids);
-    if (ids.length === DRAIN_LIMIT) await wakeShard(this.db, shard);
+    const handled = await this.processBatch(services, ids, performance.now() + budgetMs);
+    if (handled < ids.length || ids.length === DRAIN_LIMIT) await wakeShard(this.db, shard);
   }
 
   /**
@@ -175,8 +183,11 @@ export class EventsService {
    * with backoff in its tenant's queue, and the rest go on. Safe to run again: events already
    * handled are skipped. Anything else going wrong (the database) fails the whole job, whose
    * retry finds the unhandled events still pending.
+   *
+   * Past `deadline` (performance.now()) no further event is taken up: returns how many of `ids`,
+   * a prefix, were handled; the rest stay pending, in order, for the next job. At least one is.
    */
-  async processBatch(services: HandlerDeps, ids: string[]): Promise<void> {
+  async processBatch(services: HandlerDeps, ids: string[], deadline = Number.POSITIVE_INFINITY): Promise<number> {
     const rows = await eventRows(this.db, ids);
     // Change events of different tenants go at once; each tenant's stay in order (a stale one
     // still finds the newer one applied and makes no call) and are committed as one group. Any
@@ -187,7 +198,7 @@ export class EventsService {
       await eachLimit([...run], TENANTS_AT_ONCE, ([tenant, list]) => this.processGroup(services, tenant, list));
       run = new Map();
     };
-    for (const id of ids) {
+    for (const [i, id] of ids.entries()) {
       const row = rows.get(id);
       if (row?.tenant_key && CHANGE_EVENT_TYPES.has(row.event_type)) {
         const list = run.get(row.tenant_key) ?? [];
@@ -196,9 +207,11 @@ export class EventsService {
         continue;
       }
       await flush();
+      if (i > 0 && performance.now() >= deadline) return i;
       await this.process(services, id, { scheduleRetry: true });
     }
     await flush();
+    return ids.length;
   }
 
   /**

@@ -154,8 +154,14 @@ export function createTaskList(services: Services, stopping: () => boolean = () 
       });
       await services.sync.scheduleDue(FULL_PASS_PERIODS);
     },
-    refresh_tokens: async () => {
-      await services.tokens.refreshDue();
+    refresh_tokens: async (_payload, helpers) => {
+      // How long the tick waited for a slot after its minute began, and how long its mints took.
+      const queuedMs = Math.max(0, Date.now() - helpers.job.run_at.getTime());
+      const startedAt = performance.now();
+      const tally = await services.tokens.refreshDue();
+      if (tally.refreshed + tally.failed + tally.left > 0) {
+        services.log.info({ ...tally, queuedMs, ms: Math.round(performance.now() - startedAt) }, 'token refresh tick');
+      }
       // Users' refresh tokens die after about a week unused: those near their end are refreshed.
       await services.grants.refreshDue();
     },

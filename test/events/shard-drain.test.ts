@@ -108,6 +108,26 @@ describe('event shards and their drain jobs', () => {
     expect((await statuses(many.map((e) => e.eventId))).every((s) => s === 'ignored')).toBe(true);
   });
 
+  it('a drain past its time budget leaves the rest pending, in order, for a fresh job queued behind other work', async () => {
+    // A drain shares the urgent runner's slots with the minute's token refresh: it must not hold
+    // one for as long as 500 events take under load.
+    const batch = events('t-drain-budget', 40);
+    await storeEventBatch(stack.db.pool, batch);
+    const shard = await shardOf(batch[0]!.eventId);
+    const jobsBefore = (await drainJobs(stack.db)).filter((j) => j.shard === shard).length;
+    // A budget already spent: the job takes up one event (it always makes progress) and stops.
+    await stack.larksync.services.events.drainShard(stack.larksync.services, shard, 0);
+    const after = await statuses(batch.map((e) => e.eventId));
+    expect(after.filter((x) => x === 'ignored')).toHaveLength(1);
+    const first = await stack.db.db.selectFrom('lark_events').select('status').where('event_id', '=', batch[0]!.eventId).executeTakeFirstOrThrow();
+    expect(first.status).toBe('ignored');
+    expect(await awakeShards(stack.db)).toContain(shard);
+    expect((await drainJobs(stack.db)).filter((j) => j.shard === shard).length).toBe(jobsBefore + 1);
+    expect(await eventsWithoutJob(stack.db)).toEqual([]);
+    await drain(shard);
+    expect((await statuses(batch.map((e) => e.eventId))).every((x) => x === 'ignored')).toBe(true);
+  });
+
   it('the minute sweep queues a drain job for a shard whose events wait with no job (a lost job)', async () => {
     const stalled = events('t-drain-lost', 2);
     await storeEventBatch(stack.db.pool, stalled);
