@@ -111,10 +111,11 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
     });
 
     const all = [...syncing, ...idle];
-    /** Makes every token due now; resolves with each token's seconds from due to refreshed once `until` resolved (or the goal's triple passed). */
-    /** When each watch made the tokens due (ms since the epoch), by the map it returned. */
-    const dueAts = new Map<Map<string, number>, number>();
-    const watchRefresh = async (until: Promise<unknown>): Promise<Map<string, number>> => {
+    /**
+     * Makes every token due now; resolves with each token's seconds from due to refreshed once
+     * `until` resolved (or the goal's triple passed), and when they were made due (ms since the epoch).
+     */
+    const watchRefresh = async (until: Promise<unknown>): Promise<{ after: Map<string, number>; dueAt: number }> => {
       const before = await larksync!.call<Record<string, number>>('markDue', all);
       const dueAt = Date.now();
       const after = new Map<string, number>();
@@ -126,13 +127,12 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
         if (done && Date.now() - dueAt > 3 * REFRESH_GOAL_S * 1000) break;
         await sleep(250);
       }
-      dueAts.set(after, dueAt);
-      return after;
+      return { after, dueAt };
     };
 
     console.error(`contention: baseline, ${rate} pushes/s for ${idleSeconds} s with nothing syncing, every token due at its start`);
     const quietLoad = pushLoad(target, rate, idleSeconds);
-    const quietRefresh = await watchRefresh(quietLoad);
+    const { after: quietRefresh, dueAt: quietDueAt } = await watchRefresh(quietLoad);
     const quiet = await quietLoad;
 
     console.error(`contention: ${tenantCount} tenants x ${records.toLocaleString('en-US')} records syncing, ${rate} pushes/s for ${seconds} s`);
@@ -157,7 +157,7 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
     await watchRuns;
     const syncedDuringLoad = runs.reduce((n, r) => n + r.records, 0);
     const loadSeconds = (Date.now() - started) / 1000;
-    const refreshedAfter = await refreshing;
+    const { after: refreshedAfter, dueAt: loudDueAt } = await refreshing;
     // The syncs go on to the end, so the run's figures are whole.
     while (runs.some((r) => r.status === 'queued' || r.status === 'running')) {
       await sleep(1_000);
@@ -182,9 +182,7 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
      * late after that minute's start the cron's refresh got them: seconds, the longest over the
      * idle tenants (a 0.25 s polling granularity).
      */
-    const cronLateness = (from: Map<string, number>) => {
-      const dueAt = dueAts.get(from);
-      if (dueAt === undefined) return null;
+    const cronLateness = (from: Map<string, number>, dueAt: number) => {
       const tick = Math.ceil(dueAt / 60_000) * 60_000;
       const xs = idle.map((t) => from.get(t)).filter((x): x is number => x !== undefined).map((x) => (dueAt + x * 1000 - tick) / 1000);
       return xs.length === idle.length ? round(Math.max(...xs), 1) : null;
@@ -221,7 +219,7 @@ export async function benchContention(env: BenchEnv): Promise<BenchResult> {
       },
       { figure: 'the same, tokens of syncing tenants', unit: 's', larksync: longest(refreshedAfter, syncing), baseline: longest(quietRefresh, syncing) },
       { figure: 'the same, tokens of idle tenants (minute cron alone)', unit: 's', larksync: longest(refreshedAfter, idle), baseline: longest(quietRefresh, idle) },
-      { figure: "idle tenants' tokens: refreshed after the start of the cron's minute", unit: 's', larksync: cronLateness(refreshedAfter), baseline: cronLateness(quietRefresh) },
+      { figure: "idle tenants' tokens: refreshed after the start of the cron's minute", unit: 's', larksync: cronLateness(refreshedAfter, loudDueAt), baseline: cronLateness(quietRefresh, quietDueAt) },
       {
         figure: `records synced per second across the ${tenantCount} tenants (baseline: one tenant's share)`,
         unit: 'records/s',

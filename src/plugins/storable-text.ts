@@ -18,26 +18,25 @@ export function findUnstorableText(value: unknown, path: string, depth = 0): str
   return undefined;
 }
 
+/** The request parts a guard looks into, by the name its message gives them. */
+const PARTS = { params: 'params', query: 'querystring', body: 'body' } as const;
+
 /**
  * A preValidation hook: Postgres text and jsonb cannot hold U+0000, and jsonb refuses unpaired
  * surrogates (text would silently turn them into U+FFFD). Such input would fail deep in a query
  * with a 500; refuse it up front with a 400 that names the field. The value is never echoed.
  */
-export async function rejectUnstorableText(request: FastifyRequest): Promise<void> {
-  const where =
-    findUnstorableText(request.params, 'params') ?? findUnstorableText(request.query, 'querystring') ?? findUnstorableText(request.body, 'body');
-  if (where) {
-    throw new AppError(400, 'invalid_request', `${where}: must not contain U+0000 or unpaired UTF-16 surrogates`);
-  }
+function unstorableGuard(parts: ReadonlyArray<keyof typeof PARTS>): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    for (const part of parts) {
+      const where = findUnstorableText(request[part], PARTS[part]);
+      if (where) throw new AppError(400, 'invalid_request', `${where}: must not contain U+0000 or unpaired UTF-16 surrogates`);
+    }
+  };
 }
 
-/**
- * The same for a route whose body is not stored as text (Lark's pushes are sealed as bytes): its
- * path parameters and query string only.
- */
-export async function rejectUnstorableUrl(request: FastifyRequest): Promise<void> {
-  const where = findUnstorableText(request.params, 'params') ?? findUnstorableText(request.query, 'querystring');
-  if (where) {
-    throw new AppError(400, 'invalid_request', `${where}: must not contain U+0000 or unpaired UTF-16 surrogates`);
-  }
-}
+/** Every part of the request: the REST API stores what it is sent. */
+export const rejectUnstorableText = unstorableGuard(['params', 'query', 'body']);
+
+/** Path parameters and query string only, for a route whose body is not stored as text (Lark's pushes are sealed as bytes). */
+export const rejectUnstorableUrl = unstorableGuard(['params', 'query']);

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DELIVER_TASK } from '../../src/sinks/sinks.service.js';
 import { drain, larkToken, seedTenant, sinkFixture, startRagflow, writeDoc, type Fixture } from './sink-fixture.js';
 
 // Who starts a sink's delivery: after a docs page or an event's change commits, queueDue() asks
@@ -26,7 +27,7 @@ describe('queueing sink deliveries', () => {
   });
 
   const queuedJobs = async () =>
-    (await sql<{ n: number }>`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'deliver_sink'`.execute(fx.db.db)).rows[0]!.n;
+    (await sql<{ n: number }>`select count(*)::int as n from graphile_worker.jobs where task_identifier = ${DELIVER_TASK}`.execute(fx.db.db)).rows[0]!.n;
 
   it('queues a sink whose change committed behind a transaction still open, and delivers it once that ends', async () => {
     const token = larkToken();
