@@ -90,14 +90,14 @@ describe('docs tree refresh and check pass', () => {
   });
 });
 
-describe('Markdown lines joined in chunks', () => {
-  it('equals one join with runs of newlines cut to two, whatever the chunk boundaries', () => {
-    const pieces = ['', '', '\n', '\n\n', 'a', 'b\n', '\nc', 'd\n\n\ne', '> '];
+describe('Markdown lines collapsed as they come', () => {
+  it('equals one join with runs of newlines cut to two', () => {
+    const pieces = ['', '', '\n', '\n\n', '\n\n\n', 'a', 'b\n', '\nc', 'd\n\n\ne', 'f\n\n\n', '\n\n\ng\n\n\n\nh', '> '];
     let seed = 7;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
     for (let trial = 0; trial < 2000; trial += 1) {
       const lines = Array.from({ length: 1 + Math.floor(rnd() * 14) }, () => pieces[Math.floor(rnd() * pieces.length)]!);
-      const out = new CollapsedLines(1 + Math.floor(rnd() * 4));
+      const out = new CollapsedLines();
       for (const l of lines) out.push(l);
       expect(out.finish(), JSON.stringify(lines)).toBe(lines.join('\n').replace(/\n{3,}/g, '\n\n'));
     }

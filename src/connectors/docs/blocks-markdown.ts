@@ -158,46 +158,41 @@ export function blocksToMarkdown(blocks: LarkBlock[]): string {
 
 /**
  * Lines joined by '\n' with every run of three or more newlines made two, as
- * `lines.join('\n').replace(/\n{3,}/g, '\n\n')` makes them, but a few thousand lines at a time:
- * for a 10 MB page the whole join and its replaced copy were two more 10 MB strings beside the
- * blocks while it rendered.
+ * `lines.join('\n').replace(/\n{3,}/g, '\n\n')` makes them, collapsed line by line as they come.
+ * The parts kept are the lines themselves (a block's words, the very strings its JSON gave), not
+ * copies: the one copy is the final join. For a 10 MB page the whole join and its replaced copy
+ * were two more 10 MB strings beside the blocks; joined and replaced a few thousand lines at a
+ * time, still a 10 MB copy of every line in chunks beside the final text: rendering the docs
+ * bench's oversize page (10.5 MB) raised the resident set by 26 MiB then, by 13 now (sampled every
+ * 2 ms from a worker thread).
  */
 export class CollapsedLines {
-  constructor(private readonly linesPerChunk = 4096) {}
-
-  private lines: string[] = [];
-  private readonly chunks: string[] = [];
-  /** newlines at the end of what was taken so far (as given, before collapsing) */
+  private readonly parts: string[] = [];
+  /** newlines at the end of what was taken so far, as given (at most two of them were kept) */
   private run = 0;
   private started = false;
 
   push(line: string): void {
-    this.lines.push(line);
-    if (this.lines.length >= this.linesPerChunk) this.flush();
-  }
-
-  private flush(): void {
-    if (this.lines.length === 0) return;
-    const piece = (this.started ? '\n' : '') + this.lines.join('\n');
-    this.started = true;
-    this.lines = [];
+    // The '\n' joining this line to the one before counts as one of its leading newlines.
     let lead = 0;
-    while (lead < piece.length && piece.charCodeAt(lead) === 10) lead += 1;
-    // The piece's leading newlines continue the run the text so far ends with: at most two in all.
-    const more = Math.min(this.run + lead, 2) - Math.min(this.run, 2);
-    if (more > 0) this.chunks.push('\n'.repeat(more));
-    if (lead === piece.length) {
-      this.run += lead;
+    while (lead < line.length && line.charCodeAt(lead) === 10) lead += 1;
+    const newlines = lead + (this.started ? 1 : 0);
+    this.started = true;
+    const more = Math.min(this.run + newlines, 2) - Math.min(this.run, 2);
+    if (more > 0) this.parts.push(more === 1 ? '\n' : '\n\n');
+    if (lead === line.length) {
+      this.run += newlines;
       return;
     }
-    this.chunks.push(piece.slice(lead).replace(/\n{3,}/g, '\n\n'));
+    let body = lead === 0 ? line : line.slice(lead);
+    if (body.includes('\n\n\n')) body = body.replace(/\n{3,}/g, '\n\n');
+    this.parts.push(body);
     let trail = 0;
-    while (trail < piece.length && piece.charCodeAt(piece.length - 1 - trail) === 10) trail += 1;
+    while (line.charCodeAt(line.length - 1 - trail) === 10) trail += 1;
     this.run = trail;
   }
 
   finish(): string {
-    this.flush();
-    return this.chunks.join('');
+    return this.parts.join('');
   }
 }
