@@ -4,7 +4,7 @@
  * loop with another. This is the small request/answer protocol over the IPC channel of `fork`.
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -17,6 +17,16 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  * the checkout, because worktrees may share one node_modules and must not run each other's build.
  */
 const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', `larksync-bench-${path.basename(ROOT)}`);
+
+/**
+ * The glibc allocator settings the production image sets (Dockerfile, `MALLOC_*` in its ENV), for
+ * a bench that runs larksync as it is deployed. Read from the Dockerfile, so there is one place
+ * that says them.
+ */
+export function deployedMallocEnv(): Record<string, string> {
+  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  return Object.fromEntries([...text.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [m[1]!, m[2]!]));
+}
 
 /**
  * Compiles bench children (and everything they import) to JavaScript, as `npm run build` does for

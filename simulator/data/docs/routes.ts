@@ -48,9 +48,11 @@ export interface DocsOptions {
  * Frequency limits: drive listing 20/s (corrections.md), metas 1000/min and 50/s (docs-content.md
  * §5.4), the docx reads and docs/v1/content 5/s per app. Docx reads answer HTTP 400 over the limit
  * (corrections.md); docs/v1/content follows the general rule, HTTP 429 (limits-and-errors.md §3;
- * its page names no status: unconfirmed). The wiki pages' limits are not in the notes: 100/min, as
- * the simulator's get_node always had (unconfirmed). Downloads and export tasks have no stated
- * limit and get none.
+ * its page names no status: unconfirmed). The wiki pages' limits are not in the notes: listing a
+ * node's children is 100/min by Lark's own page for it ("获取知识空间子节点列表", 接口频率限制
+ * 100 次/分钟, open.larkoffice.com .../wiki-v2/space-node/list); spaces.list and get_node get the
+ * same 100/min, as the simulator always had (unconfirmed). Downloads and export tasks have no
+ * stated limit and get none.
  */
 export const defaultDocsLimits: Record<DocsApi, SimLimit | null> = {
   'drive.files.list': { perSecond: 20 },
