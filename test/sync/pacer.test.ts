@@ -1,6 +1,12 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
-import { Pacer } from '../../src/sync/pacer.js';
+import { LarkHttp } from '../../src/lark/http.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
+import { Pacer, perSecond } from '../../src/sync/pacer.js';
+import { SyncLarkClient } from '../../src/sync/sync-lark-client.js';
+import type { TenantTokens } from '../../src/tokens/tokens.service.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -47,6 +53,42 @@ describe('pacing', () => {
     // 30 tokens at 20/s: about 1.5 s (nearly 3 s with the waste).
     expect(elapsed).toBeGreaterThanOrEqual(1.4);
     expect(elapsed).toBeLessThan(2.1);
+  });
+
+  it('paces each call with its token in hand: a slow token lookup cannot bunch sends (Lark counts arrivals)', async () => {
+    // A real HTTP server stands for Lark and notes when each call arrives.
+    const arrivals: number[] = [];
+    const server = http.createServer((_req, res) => {
+      arrivals.push(Date.now());
+      res.setHeader('content-type', 'application/json');
+      res.end('{"code":0,"data":{}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      // The first call's token lookup is slow (a database read under load); the others' are not.
+      let lookups = 0;
+      const tokens = {
+        tenantKey: 't-slow',
+        app: { appId: 'cli_slow', baseUrl: url },
+        withToken: async <T>(call: (token: string, baseUrl: string) => Promise<T>): Promise<T> => {
+          lookups += 1;
+          if (lookups === 1) await new Promise((r) => setTimeout(r, 600));
+          return call('t-token', url);
+        },
+      } as unknown as TenantTokens;
+      const metrics = createMetrics();
+      const limits = { 'docx.document.get': perSecond(5) };
+      const client = new SyncLarkClient({ http: new LarkHttp(metrics), metrics }, tokens, new Pacer(db.db), limits, { upstreamCalls: 0, throttledWaits: 0 }, async () => undefined);
+      await Promise.all(Array.from({ length: 6 }, () => client.call('docx.document.get', { method: 'GET', path: '/open-apis/docx/v1/documents/x' })));
+      expect(arrivals).toHaveLength(6);
+      // Paced at 4/s (perSecond(5)): 250 ms apart as they arrive (75 ms left for jitter). Paced before
+      // the lookup, the slow call was sent 600 ms after its token, 100 ms after the call paced at 500 ms.
+      const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
+      expect(Math.min(...gaps), JSON.stringify(gaps)).toBeGreaterThanOrEqual(175);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('buckets are per (app, tenant, API): another tenant is not slowed', async () => {

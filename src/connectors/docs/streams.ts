@@ -48,7 +48,8 @@ export const DOCS_LIMITS = {
   'drive.files.list': perSecond(20),
   // docs-content.md §5.4: 1000/min and 50/s; 200 documents a call.
   'drive.metas.batch_query': perMinute(1000, 20),
-  // Wiki listings: no limit in the notes; Lark's pages say 100/min (unconfirmed), as for get_node.
+  // Wiki listings: not in the notes; Lark's page for listing a node's children says 100/min
+  // (接口频率限制 100 次/分钟); spaces.list and get_node are taken to share that tier (unconfirmed).
   'wiki.spaces.list': perMinute(100, 5),
   'wiki.nodes.list': perMinute(100, 5),
   // Export tasks and their downloads (legacy docs, sheets, Bases): no limit in the notes
