@@ -99,7 +99,9 @@ describe('event shards and their drain jobs', () => {
     const pending = async () =>
       (await sql<{ n: number }>`select count(*)::int as n from lark_events where shard = ${shard} and status = 'pending'`.execute(stack.db.db)).rows[0]!.n;
     const before = await pending();
-    await drain(shard);
+    // No time budget here: under CI's load 500 events took over the 2 s one (493 handled), and
+    // this case is about the count (the budget has its own case below).
+    await stack.larksync.services.events.drainShard(stack.larksync.services, shard, Number.POSITIVE_INFINITY);
     expect(await pending()).toBe(before - 500);
     // The rest is not stranded: the shard is awake with a job queued for it.
     expect(await awakeShards(stack.db)).toContain(shard);
