@@ -69,6 +69,7 @@ const round = (n: number | null, digits = 0) => (n === null || !Number.isFinite(
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 export async function benchDocsSync(env: BenchEnv): Promise<BenchResult> {
+  const mallocEnv = deployedMallocEnv();
   const pages = Number(process.env.BENCH_DOCS_PAGES ?? 2000);
   const withBaseline = process.env.BENCH_DOCS_BASELINE !== '0';
   const loadBefore = os.loadavg();
@@ -93,7 +94,7 @@ export async function benchDocsSync(env: BenchEnv): Promise<BenchResult> {
       ALLOW_PRIVATE_LARK_DOMAINS: '1',
       ALLOW_PRIVATE_SINKS: '1',
       // As the production image runs it (Dockerfile): the peak RSS goal is about the deployed process.
-      ...deployedMallocEnv(),
+      ...mallocEnv,
       ...(process.env.BENCH_LOG_LEVEL ? { BENCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
     }, (process.env.BENCH_LARKSYNC_NODE_ARGS ?? '').split(' ').filter(Boolean));
     await larksync.call('setup', {
@@ -193,7 +194,7 @@ export async function benchDocsSync(env: BenchEnv): Promise<BenchResult> {
     const firstListingSeconds = Math.max(0, firstListings - 5) / (100 / 60);
     const notes = [
       `${fmt(sim.info.pages)} wiki nodes, ${fmt(docs)} documents in scope (docx pages and uploaded files; sheets, Bases, legacy docs and mind notes are outside the default types); first sync: run ${first.runSeconds.toFixed(0)} s, delivered and parsed ${first.deliveredSeconds.toFixed(0)} s; Lark calls ${JSON.stringify(firstStats.lark)}; RAGFlow calls ${fmt(firstStats.sinkCalls)} (${JSON.stringify(firstStats.sinkWrites)}); ${firstStats.throttled} calls refused by the simulator's limits ${JSON.stringify(firstStats.throttledByApi)}`,
-      `larksync's resident set by stage (MiB, sampled every 100 ms): ${JSON.stringify(again.rssPeaks)}; larksync runs with the production image's allocator settings (Dockerfile): ${JSON.stringify(deployedMallocEnv())}`,
+      `larksync's resident set by stage (MiB, sampled every 100 ms): ${JSON.stringify(again.rssPeaks)}; larksync runs with the production image's allocator settings (Dockerfile): ${JSON.stringify(mallocEnv)}`,
       `no-change re-run: Lark calls ${JSON.stringify(againStats.lark)}; RAGFlow calls ${JSON.stringify(againStats.sink)}`,
       againListings === 0
         ? `the no-change re-run is a check pass: the tree was listed less than treeRefreshMinutes (default 60) ago, so the run asks metas/batch_query for the ${fmt(docs)} documents it knows (200 a call) instead of listing the ${fmt(firstListings)} parents again at the wiki's 100/min; edits and page renames are seen at once, a document gone or unreadable makes its source listed in the same run, while new and moved pages wait for the next tree listing (a full run lists at once)`

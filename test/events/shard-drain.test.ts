@@ -46,7 +46,7 @@ describe('event shards and their drain jobs', () => {
     return row.shard!;
   }
 
-  const drain = (shard: number) => stack.larksync.services.events.drainShard(stack.larksync.services, shard);
+  const drain = (shard: number, budgetMs?: number) => stack.larksync.services.events.drainShard(stack.larksync.services, shard, budgetMs);
 
   it('a drain job that starts while a batch is storing into its shard waits for the batch, then reads it', async () => {
     const [first] = events('t-drain-race', 1);
@@ -101,7 +101,7 @@ describe('event shards and their drain jobs', () => {
     const before = await pending();
     // No time budget here: under CI's load 500 events took over the 2 s one (493 handled), and
     // this case is about the count (the budget has its own case below).
-    await stack.larksync.services.events.drainShard(stack.larksync.services, shard, Number.POSITIVE_INFINITY);
+    await drain(shard, Number.POSITIVE_INFINITY);
     expect(await pending()).toBe(before - 500);
     // The rest is not stranded: the shard is awake with a job queued for it.
     expect(await awakeShards(stack.db)).toContain(shard);
@@ -118,7 +118,7 @@ describe('event shards and their drain jobs', () => {
     const shard = await shardOf(batch[0]!.eventId);
     const jobsBefore = (await drainJobs(stack.db)).filter((j) => j.shard === shard).length;
     // A budget already spent: the job takes up one event (it always makes progress) and stops.
-    await stack.larksync.services.events.drainShard(stack.larksync.services, shard, 0);
+    await drain(shard, 0);
     const after = await statuses(batch.map((e) => e.eventId));
     expect(after.filter((x) => x === 'ignored')).toHaveLength(1);
     const first = await stack.db.db.selectFrom('lark_events').select('status').where('event_id', '=', batch[0]!.eventId).executeTakeFirstOrThrow();
