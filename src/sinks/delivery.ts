@@ -400,8 +400,9 @@ export class SinkDelivery {
     // download in that second could miss a second upload of the same second, which no later
     // listing would show. So it waits for the second to be over (at most SETTLE_MS, and only for a
     // file edited just now).
-    const wait = msUntilSettled(doc.editedTime, Date.now());
-    if (wait > 0) await sleep(wait);
+    // Asked again after each sleep: a timer runs on the monotonic clock and can end a millisecond
+    // before the wall clock reaches its target (CI: a download at ...935999 for a settle at ...936000).
+    for (let wait = msUntilSettled(doc.editedTime, Date.now()); wait > 0; wait = msUntilSettled(doc.editedTime, Date.now())) await sleep(wait);
     const file = await this.deps.download(job.sink.tenant_key, doc.file!.token);
     return { bytes: file.bytes, mime: doc.file?.mime ?? file.mime };
   }
