@@ -162,24 +162,38 @@ export class WebhookDispatcher {
   private async freeze(head: Head, tenantKey: string): Promise<string> {
     const event = { type: head.event_type, tenantKey, data: head.data, occurredAt: head.occurred_at };
     if (head.event_type !== 'records.changed') return buildPayload(event);
-    return this.deps.db.transaction().execute(async (trx) => {
-      const absorbed = await sql<{ data: RecordsChangedData; occurred_at: Date }>`
-        with taken as (
-          update webhook_deliveries d set status = 'coalesced', coalesced_into = ${head.id}::bigint
-           where d.webhook_id = ${head.webhook_id}::bigint and d.tenant_key = ${tenantKey} and d.status = 'pending'
-             and d.id > ${head.id}::bigint and d.event_type = 'records.changed' and d.stream = ${head.stream} and d.body is null
-             and d.xid < (select feed_horizon())
-             and d.id < coalesce((select min(b.id) from webhook_deliveries b
-                                   where b.webhook_id = ${head.webhook_id}::bigint and b.tenant_key = ${tenantKey} and b.status = 'pending'
-                                     and b.id > ${head.id}::bigint and b.event_type <> 'records.changed'), 9223372036854775807)
-          returning d.event_id, d.id)
-        select e.data, e.occurred_at from taken t join webhook_events e on e.id = t.event_id order by t.id`.execute(trx);
-      const all = [head.data as unknown as RecordsChangedData, ...absorbed.rows.map((r) => r.data)];
-      const lastAt = absorbed.rows.at(-1)?.occurred_at ?? head.occurred_at;
-      const body = buildPayload(event, { data: mergeRecordsChanged(all), events: all.length, lastAt });
-      await trx.updateTable('webhook_deliveries').set({ body }).where('id', '=', head.id!).where('body', 'is', null).execute();
-      return body;
-    });
+    const { db } = this.deps;
+    // What the head can take in, read first (the body is made of their data here), then taken and
+    // the body stored in one statement: two round trips and no transaction, where a transaction
+    // (begin, update, update, commit) took four. Only this lane's job (its queue runs one at a
+    // time across replicas) changes its pending deliveries; should any of these have changed all
+    // the same, the statement fails whole, nothing is taken, and the job's retry freezes afresh.
+    const absorbable = await sql<{ id: string; data: RecordsChangedData; occurred_at: Date }>`
+      select d.id, e.data, e.occurred_at
+        from webhook_deliveries d join webhook_events e on e.id = d.event_id
+       where d.webhook_id = ${head.webhook_id}::bigint and d.tenant_key = ${tenantKey} and d.status = 'pending'
+         and d.id > ${head.id}::bigint and d.event_type = 'records.changed' and d.stream = ${head.stream} and d.body is null
+         and d.xid < (select feed_horizon())
+         and d.id < coalesce((select min(b.id) from webhook_deliveries b
+                               where b.webhook_id = ${head.webhook_id}::bigint and b.tenant_key = ${tenantKey} and b.status = 'pending'
+                                 and b.id > ${head.id}::bigint and b.event_type <> 'records.changed'), 9223372036854775807)
+       order by d.id`.execute(db);
+    const taken = absorbable.rows;
+    const all = [head.data as unknown as RecordsChangedData, ...taken.map((r) => r.data)];
+    const lastAt = taken.at(-1)?.occurred_at ?? head.occurred_at;
+    const body = buildPayload(event, { data: mergeRecordsChanged(all), events: all.length, lastAt });
+    await sql`
+      with taken as (
+        update webhook_deliveries set status = 'coalesced', coalesced_into = ${head.id}::bigint
+         where id = any(${taken.map((r) => r.id)}::bigint[]) and status = 'pending' and body is null
+        returning id),
+      frozen as (
+        update webhook_deliveries set body = ${body} where id = ${head.id}::bigint and body is null
+        returning id)
+      -- Aborts the statement (an invalid integer) unless every row read above was taken.
+      select case when (select count(*) from taken) = ${taken.length}::int then '1' else 'deliveries changed while the webhook body was made' end::int as ok,
+             (select count(*) from frozen) as frozen`.execute(db);
+    return body;
   }
 
   /** One attempt of the head, recorded in one statement with what it means for the delivery and the endpoint. */
