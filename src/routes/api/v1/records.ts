@@ -32,7 +32,7 @@ export const recordRoutes =
           throw request.validationError;
         }
         const { tenantKey, stream } = request.params;
-        const unknownTenant = async () => !(await services.tenants.get(tenantKey));
+        const unknownTenant = async () => !(await services.tenants.exists(tenantKey));
         const notFound = () => new AppError(404, 'tenant_not_found', `tenant ${tenantKey} is not known`);
         const { limit = 100, cursor, updatedSince } = request.query;
         const since = updatedSince === undefined ? undefined : new Date(updatedSince);
