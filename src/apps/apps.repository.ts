@@ -6,6 +6,24 @@ export async function findApp(db: Kysely<Database>, appId: string): Promise<AppR
   return db.selectFrom('apps').selectAll().where('app_id', '=', appId).executeTakeFirst();
 }
 
+/**
+ * A tenant's status and the app serving it, in one read (the token service asks it for every
+ * holder of a tenant's tokens: each change event group, sync slice and subscription job).
+ * `app` is undefined when the tenant names an app that is not registered.
+ */
+export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Promise<{ appId: string; status: string; app: AppRow | undefined } | undefined> {
+  const row = await db
+    .selectFrom('tenants as t')
+    .leftJoin('apps as a', 'a.app_id', 't.app_id')
+    .selectAll('a')
+    .select(['t.app_id as tenant_app_id', 't.status as tenant_status'])
+    .where('t.tenant_key', '=', tenantKey)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { tenant_app_id, tenant_status, ...app } = row;
+  return { appId: tenant_app_id, status: tenant_status, app: app.app_id === null ? undefined : (app as AppRow) };
+}
+
 export async function upsertApp(
   db: Kysely<Database>,
   row: { app_id: string; kind: AppKind; domain: string; secret_sealed: Buffer; verification_token_sealed?: Buffer | null; encrypt_key_sealed?: Buffer | null },

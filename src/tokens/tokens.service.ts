@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { findApp } from '../apps/apps.repository.js';
+import { findApp, findTenantApp } from '../apps/apps.repository.js';
 import { toCredentials, type AppCredentials } from '../apps/app-credentials.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Sealer } from '../crypto/sealer.js';
@@ -56,6 +56,8 @@ export interface TenantTokens {
   readonly app: AppCredentials;
   withToken<T>(call: (token: string, baseUrl: string) => Promise<T>): Promise<T>;
 }
+
+const appNotFound = (appId: string) => new AppError(404, 'app_not_found', `app ${appId} is not registered`);
 
 /**
  * The token lifecycle: app_ticket -> app_access_token -> tenant_access_token per tenant_key, and
@@ -195,7 +197,7 @@ export class TokenService {
 
   private async app(appId: string): Promise<AppCredentials> {
     const row = await findApp(this.db, appId);
-    if (!row) throw new AppError(404, 'app_not_found', `app ${appId} is not registered`);
+    if (!row) throw appNotFound(appId);
     return toCredentials(row, this.sealer);
   }
 
@@ -209,13 +211,10 @@ export class TokenService {
   }
 
   private async lookupTenantApp(tenantKey: string): Promise<{ app: AppCredentials }> {
-    const tenant = await this.db
-      .selectFrom('tenants')
-      .select(['app_id', 'status'])
-      .where('tenant_key', '=', tenantKey)
-      .executeTakeFirst();
+    const tenant = await findTenantApp(this.db, tenantKey);
     if (!tenant) throw new TenantNotFoundError(tenantKey);
     if (tenant.status === 'uninstalled') throw new TenantNotActiveError(tenantKey, 'has uninstalled the app');
-    return { app: await this.app(tenant.app_id) };
+    if (!tenant.app) throw appNotFound(tenant.appId);
+    return { app: toCredentials(tenant.app, this.sealer) };
   }
 }

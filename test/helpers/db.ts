@@ -3,7 +3,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
-import type { Kysely } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import type { StreamTableBase } from '../../src/sync/sync.tables.js';
 
@@ -49,4 +49,19 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
       await c.end();
     },
   };
+}
+
+/**
+ * A Kysely on `url` of its own that records the SQL of every statement matching `pattern` (what a
+ * test counts: reads of one table, say). Destroy it in afterAll.
+ */
+export function countingKysely(url: string, pattern: RegExp): { db: Kysely<Database>; seen: string[] } {
+  const seen: string[] = [];
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
+    log: (e) => {
+      if (e.level === 'query' && pattern.test(e.query.sql)) seen.push(e.query.sql);
+    },
+  });
+  return { db, seen };
 }

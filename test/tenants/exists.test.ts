@@ -1,27 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kysely, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { TenantsService } from '../../src/tenants/tenants.service.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { countingKysely, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 // The records API asks whether a tenant exists for every empty page (an unknown tenant is a 404).
 // A key found once stays found (no tenant row is ever deleted); a miss is asked again every time.
 describe('TenantsService.exists', () => {
   let db: TestDatabase;
-  let pool: pg.Pool;
   let counted: Kysely<Database>;
-  const tenantReads: string[] = [];
+  let tenantReads: string[];
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    counted = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool }),
-      log: (e) => {
-        if (e.level === 'query' && /from "tenants"/.test(e.query.sql)) tenantReads.push(e.query.sql);
-      },
-    });
+    ({ db: counted, seen: tenantReads } = countingKysely(db.url, /from "tenants"/));
   });
   afterAll(async () => {
     await counted?.destroy();
