@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { AppKind, AppRow } from './apps.table.js';
+import type { TenantStatus } from '../tenants/tenants.table.js';
 
 export async function findApp(db: Kysely<Database>, appId: string): Promise<AppRow | undefined> {
   return db.selectFrom('apps').selectAll().where('app_id', '=', appId).executeTakeFirst();
@@ -11,7 +12,7 @@ export async function findApp(db: Kysely<Database>, appId: string): Promise<AppR
  * holder of a tenant's tokens: each change event group, sync slice and subscription job).
  * `app` is undefined when the tenant names an app that is not registered.
  */
-export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Promise<{ appId: string; status: string; app: AppRow | undefined } | undefined> {
+export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Promise<{ appId: string; status: TenantStatus; app: AppRow | undefined } | undefined> {
   const row = await db
     .selectFrom('tenants as t')
     .leftJoin('apps as a', 'a.app_id', 't.app_id')

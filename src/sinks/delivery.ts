@@ -402,7 +402,8 @@ export class SinkDelivery {
     // file edited just now).
     // Asked again after each sleep: a timer runs on the monotonic clock and can end a millisecond
     // before the wall clock reaches its target (CI: a download at ...935999 for a settle at ...936000).
-    for (let wait = msUntilSettled(doc.editedTime, Date.now()); wait > 0; wait = msUntilSettled(doc.editedTime, Date.now())) await sleep(wait);
+    let wait: number;
+    while ((wait = msUntilSettled(doc.editedTime, Date.now())) > 0) await sleep(wait);
     const file = await this.deps.download(job.sink.tenant_key, doc.file!.token);
     return { bytes: file.bytes, mime: doc.file?.mime ?? file.mime };
   }

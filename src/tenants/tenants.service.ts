@@ -7,13 +7,14 @@ import { emitWebhookEvent } from '../webhooks/emit.js';
 export type LifecycleAction = 'installed' | 'reinstalled' | 'paused' | 'resumed' | 'uninstalled' | 'custom_app_registered';
 
 const STALE_ACTION = 'ignored_stale_event';
-/** Tenant keys `exists` keeps at most (about 100 bytes each); past it, it starts again. */
-const MAX_KNOWN_TENANTS = 100_000;
 /** A lifecycle push of one app for a tenant another app serves: recorded, not applied. */
 const OTHER_APP_ACTION = 'ignored_other_app';
 const INSTALL_ACTIONS = ['installed', 'reinstalled', 'custom_app_registered', STALE_ACTION, OTHER_APP_ACTION] as const;
 const STATUS_ACTIONS = ['paused', 'resumed', 'ignored_status_change', STALE_ACTION, OTHER_APP_ACTION] as const;
 const UNINSTALL_ACTIONS = ['uninstalled', STALE_ACTION, OTHER_APP_ACTION] as const;
+
+/** Tenant keys `exists` keeps at most (about 100 bytes each); past it, it starts again. */
+const MAX_KNOWN_TENANTS = 100_000;
 
 /** What a lifecycle transaction reads of the tenant, locked. */
 interface LockedTenant {

@@ -52,13 +52,13 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
 }
 
 /**
- * A Kysely on `url` of its own that records the SQL of every statement matching `pattern` (what a
- * test counts: reads of one table, say). Destroy it in afterAll.
+ * A Kysely over the test database's own pool that records the SQL of every statement matching
+ * `pattern` (what a test counts: reads of one table, say). The pool closes with the database.
  */
-export function countingKysely(url: string, pattern: RegExp): { db: Kysely<Database>; seen: string[] } {
+export function countingKysely(test: TestDatabase, pattern: RegExp): { db: Kysely<Database>; seen: string[] } {
   const seen: string[] = [];
   const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }),
+    dialect: new PostgresDialect({ pool: test.pool }),
     log: (e) => {
       if (e.level === 'query' && pattern.test(e.query.sql)) seen.push(e.query.sql);
     },

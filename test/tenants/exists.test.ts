@@ -13,10 +13,9 @@ describe('TenantsService.exists', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    ({ db: counted, seen: tenantReads } = countingKysely(db.url, /from "tenants"/));
+    ({ db: counted, seen: tenantReads } = countingKysely(db, /from "tenants"/));
   });
   afterAll(async () => {
-    await counted?.destroy();
     await db?.drop();
   });
 

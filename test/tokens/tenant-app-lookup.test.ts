@@ -13,12 +13,11 @@ describe('findTenantApp', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    ({ db: counted, seen: reads } = countingKysely(db.url, /"tenants"|"apps"/));
+    ({ db: counted, seen: reads } = countingKysely(db, /"tenants"|"apps"/));
     await sql`insert into apps (app_id, kind, domain, secret_sealed) values ('cli_lookup', 'store', 'larksuite', ${Buffer.from('sealed')})`.execute(db.db);
     await sql`insert into tenants (tenant_key, app_id, status) values ('t-active', 'cli_lookup', 'active'), ('t-gone', 'cli_lookup', 'uninstalled')`.execute(db.db);
   });
   afterAll(async () => {
-    await counted?.destroy();
     await db?.drop();
   });
 
