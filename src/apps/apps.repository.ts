@@ -1,7 +1,12 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
+import { AppError } from '../errors.js';
 import type { AppKind, AppRow } from './apps.table.js';
+import type { SyncModuleName } from '../sync/sync.tables.js';
 import type { TenantStatus } from '../tenants/tenants.table.js';
+
+/** The error for a tenant whose app is not registered (a caller's 404). */
+export const appNotFound = (appId: string) => new AppError(404, 'app_not_found', `app ${appId} is not registered`);
 
 export async function findApp(db: Kysely<Database>, appId: string): Promise<AppRow | undefined> {
   return db.selectFrom('apps').selectAll().where('app_id', '=', appId).executeTakeFirst();
@@ -12,7 +17,7 @@ export async function findApp(db: Kysely<Database>, appId: string): Promise<AppR
  * holder of a tenant's tokens: each change event group, sync slice and subscription job).
  * `app` is undefined when the tenant names an app that is not registered.
  */
-export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Promise<{ appId: string; status: TenantStatus; app: AppRow | undefined } | undefined> {
+export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Promise<TenantApp | undefined> {
   const row = await db
     .selectFrom('tenants as t')
     .leftJoin('apps as a', 'a.app_id', 't.app_id')
@@ -20,7 +25,40 @@ export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Pr
     .select(['t.app_id as tenant_app_id', 't.status as tenant_status'])
     .where('t.tenant_key', '=', tenantKey)
     .executeTakeFirst();
+  return row && tenantAppOf(row);
+}
+
+/**
+ * As findTenantApp, with the tenant's connector of `module` (undefined when it has none), in the
+ * same read: a change event's handler needs all three before it runs.
+ */
+export async function findTenantAppConnector(
+  db: Kysely<Database>,
+  tenantKey: string,
+  module: SyncModuleName,
+): Promise<(TenantApp & { connector: { config: unknown; enabled: boolean } | undefined }) | undefined> {
+  const row = await db
+    .selectFrom('tenants as t')
+    .leftJoin('apps as a', 'a.app_id', 't.app_id')
+    .leftJoin('connectors as c', (j) => j.onRef('c.tenant_key', '=', 't.tenant_key').on('c.module', '=', module))
+    .selectAll('a')
+    .select(['t.app_id as tenant_app_id', 't.status as tenant_status', 'c.config as connector_config', 'c.enabled as connector_enabled'])
+    .where('t.tenant_key', '=', tenantKey)
+    .executeTakeFirst();
   if (!row) return undefined;
+  const { connector_config, connector_enabled, ...rest } = row;
+  return { ...tenantAppOf(rest), connector: connector_enabled === null ? undefined : { config: connector_config, enabled: connector_enabled } };
+}
+
+export interface TenantApp {
+  appId: string;
+  status: TenantStatus;
+  /** undefined when the tenant names an app that is not registered */
+  app: AppRow | undefined;
+}
+
+/** Splits a tenants-join-apps row (the app's columns, null when no app matched) into a TenantApp. */
+function tenantAppOf(row: { tenant_app_id: string; tenant_status: TenantStatus } & { [K in keyof AppRow]: AppRow[K] | null }): TenantApp {
   const { tenant_app_id, tenant_status, ...app } = row;
   return { appId: tenant_app_id, status: tenant_status, app: app.app_id === null ? undefined : (app as AppRow) };
 }

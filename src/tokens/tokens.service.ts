@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { findApp, findTenantApp } from '../apps/apps.repository.js';
+import { appNotFound, findApp, findTenantApp } from '../apps/apps.repository.js';
 import { toCredentials, type AppCredentials } from '../apps/app-credentials.js';
+import type { AppRow } from '../apps/apps.table.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Sealer } from '../crypto/sealer.js';
 import type { Database } from '../db/database.js';
-import { AppError } from '../errors.js';
 import type { IssuedToken } from '../lark/auth-api.js';
 import { LarkApiError } from '../lark/errors.js';
 import type { LarkHttp } from '../lark/http.js';
@@ -57,8 +57,6 @@ export interface TenantTokens {
   withToken<T>(call: (token: string, baseUrl: string) => Promise<T>): Promise<T>;
 }
 
-const appNotFound = (appId: string) => new AppError(404, 'app_not_found', `app ${appId} is not registered`);
-
 /**
  * The token lifecycle: app_ticket -> app_access_token -> tenant_access_token per tenant_key, and
  * custom apps' internal tokens. Each token is obtained through the token store (token-store.ts:
@@ -107,6 +105,18 @@ export class TokenService {
    */
   async forTenant(tenantKey: string): Promise<TenantTokens> {
     const { app } = await this.tenantApp(tenantKey);
+    return this.forTenantOf(tenantKey, app);
+  }
+
+  /**
+   * As forTenant, for a caller that has already read the tenant (active) and its app's row in a
+   * read of its own (a change event's handler: findTenantAppConnector): no statement here.
+   */
+  forTenantApp(tenantKey: string, app: AppRow): TenantTokens {
+    return this.forTenantOf(tenantKey, toCredentials(app, this.sealer));
+  }
+
+  private forTenantOf(tenantKey: string, app: AppCredentials): TenantTokens {
     const key: TokenKey = { kind: 'tenant', appId: app.appId, tenantKey };
     return {
       tenantKey,
