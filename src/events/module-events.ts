@@ -7,7 +7,7 @@ import type { LarkHttp } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { AppError } from '../errors.js';
 import { UserAuthorizationRequiredError } from '../grants/grant-errors.js';
-import { applyEventChange, freshObjects, prepareEventChange } from '../sync/event-apply.js';
+import { applyEventChange, freshObjectsForRead, prepareEventChange } from '../sync/event-apply.js';
 import type { EventGroup } from './event-group.js';
 import { identityUserOf } from '../sync/identity.js';
 import type { Pacer } from '../sync/pacer.js';
@@ -84,7 +84,7 @@ export async function runModuleHandler(
   if (input.appId && resolved.appId !== input.appId) return 'ignored';
   const { config, tokens } = resolved;
   const counters = { upstreamCalls: 0, throttledWaits: 0 };
-  /** when the handler's first re-read started: what its marks record (freshObjects) */
+  /** when the handler's first re-read started: what its marks record (freshObjectsForRead) */
   let readAt: Date | undefined;
   const ctx: ModuleEventContext = {
     tenantKey,
@@ -102,9 +102,10 @@ export async function runModuleHandler(
       readAt ??= read.at;
       return read.seq;
     },
-    fresh: async (keys, mark) => {
-      const fresh = await freshObjects(deps.db, tenantKey, keys, mark, input.receivedAt);
-      return input.group ? input.group.fresh(fresh, mark, input.receivedAt) : fresh;
+    freshRead: async (keys, mark) => {
+      const read = await freshObjectsForRead(deps.db, tenantKey, keys, mark, input.receivedAt);
+      readAt ??= read.at;
+      return { fresh: input.group ? input.group.fresh(read.fresh, mark, input.receivedAt) : read.fresh, readSeq: read.seq };
     },
     apply: async (change) => {
       if (!input.group) return applyEventChange(deps.db, tenantKey, module.streams, change, input.markHandled, readAt);

@@ -10,7 +10,7 @@ import { prepareRows, replaceChildren, storableText, writeRows, type PreparedRow
 export interface PreparedEventChange {
   /** the streams whose rows it may change (for `records.changed`) */
   touched: ReadonlySet<string>;
-  /** the objects' event marks it advances, and when its re-read started (see freshObjects) */
+  /** the objects' event marks it advances, and when its re-read started (see freshObjectsForRead) */
   marks: EventChange['marks'];
   readAt: Date | undefined;
   /** Writes the rows, deletions and event marks in `trx`; returns the rows inserted, changed or marked deleted. */
@@ -25,7 +25,7 @@ export async function prepareEventChange(
   tenantKey: string,
   streams: Readonly<Record<string, StreamDef>>,
   change: EventChange,
-  /** when the re-read started (see freshObjects) */
+  /** when the re-read started (see freshObjectsForRead) */
   readAt?: Date,
 ): Promise<PreparedEventChange> {
   const prepared: PreparedRows[] = [];
@@ -97,15 +97,29 @@ export async function applyEventChange(
  * shows it: an approval's task event after its instance event, a user saved twice in a second).
  * Both times are the database's, to the millisecond: a read in the same millisecond as the
  * receipt does not count as later.
+ *
+ * In the same statement, the number of the re-read that follows and when it started (as
+ * nextReadSeqAt): one round trip where the check and the draw took two. Drawn whether or not
+ * anything is left to read (a number unused is a gap in a sequence, nothing more), and a little
+ * before the call: a read's number is always drawn some time before its call goes out (the
+ * token, the rate budget and its waits come between), and an earlier number only makes this
+ * read lose to reads that started after it.
  */
-export async function freshObjects(db: Kysely<Database>, tenantKey: string, keys: string[], mark: number, receivedAt?: Date): Promise<string[]> {
-  if (keys.length === 0) return [];
-  const res = await sql<{ object_key: string }>`
-    select object_key from event_marks
-     where tenant_key = ${tenantKey} and object_key = any(${keys}::text[])
-       and (mark > ${mark}::bigint or date_trunc('milliseconds', read_at) > ${receivedAt ?? null}::timestamptz)`.execute(db);
-  const stale = new Set(res.rows.map((r) => r.object_key));
-  return keys.filter((k) => !stale.has(k));
+export async function freshObjectsForRead(
+  db: Kysely<Database>,
+  tenantKey: string,
+  keys: string[],
+  mark: number,
+  receivedAt?: Date,
+): Promise<{ fresh: string[]; seq: string; at: Date }> {
+  const res = await sql<{ s: string; at: Date; stale: string[] }>`
+    select nextval('sync_read_seq')::text as s, date_trunc('milliseconds', clock_timestamp()) as at,
+           array(select object_key from event_marks
+                  where tenant_key = ${tenantKey} and object_key = any(${keys}::text[])
+                    and (mark > ${mark}::bigint or date_trunc('milliseconds', read_at) > ${receivedAt ?? null}::timestamptz)) as stale`.execute(db);
+  const row = res.rows[0]!;
+  const stale = new Set(row.stale);
+  return { fresh: keys.filter((k) => !stale.has(k)), seq: row.s, at: row.at };
 }
 
 /**

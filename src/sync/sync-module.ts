@@ -165,7 +165,7 @@ export interface EventChange {
   replaceChildren?: ChildScope[];
   /** keys whose absence the re-read confirmed (Lark said gone) */
   deleted?: Array<{ stream: StreamName; keys: string[] }>;
-  /** the event's Lark time (operate_time, revision, push time) for these objects (see `fresh`) */
+  /** the event's Lark time (operate_time, revision, push time) for these objects (see `freshRead`) */
   marks?: { keys: string[]; mark: number };
 }
 
@@ -185,8 +185,12 @@ export interface ModuleEventContext<C = unknown, R = unknown> {
   db: Kysely<Database>;
   /** The number of a read about to start: take it BEFORE the call (read-seq.ts). */
   startRead(): Promise<string>;
-  /** The objects whose applied event mark is older than `mark` (or that have none): the others are stale. */
-  fresh(keys: string[], mark: number): Promise<string[]>;
+  /**
+   * The objects whose applied event mark is older than `mark` (or that have none): the others are
+   * stale. With it, as startRead gives it, the number of the read that follows (one round trip
+   * for both): call it right before the re-read, with nothing but database reads between.
+   */
+  freshRead(keys: string[], mark: number): Promise<{ fresh: string[]; readSeq: string }>;
   apply(change: EventChange): Promise<number>;
   /** A run of this module (the existing trigger; a run already queued or running is kept). */
   triggerSync(mode: SyncMode): Promise<void>;

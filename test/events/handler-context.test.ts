@@ -12,8 +12,8 @@ import { buildServices, startTokenFixture, type TokenFixture } from '../helpers/
 // Before a change event's handler runs, larksync needs the tenant (active?), its app (whose tokens
 // the handler reads with) and its connector of the module (enabled? config?). At 200 events a
 // second these reads were a fifth of the statements an event cost apart from the rows: they are
-// one statement.
-describe('a change event handler is resolved in one statement', () => {
+// one statement. So are an object's freshness check and the number of the read that follows.
+describe("a change event handler's context", () => {
   let f: TokenFixture;
   let services: Services;
   let reads: string[];
@@ -34,17 +34,17 @@ describe('a change event handler is resolved in one statement', () => {
     await f?.stop();
   });
 
-  const run = async (tenantKey: string, appId: string = STORE_APP.appId) => {
+  const run = async (tenantKey: string, appId: string = STORE_APP.appId, handler?: (ctx: ModuleEventContext) => Promise<'processed' | 'ignored'>, receivedAt = new Date()) => {
     let ctx: ModuleEventContext | undefined;
     const outcome = await runModuleHandler(
       services,
       MODULES.contact!,
       async (_event, c) => {
         ctx = c;
-        return 'processed';
+        return handler ? handler(c) : 'processed';
       },
       {},
-      { eventId: `e-${tenantKey}`, tenantKey, appId, pushedAt: new Date() },
+      { eventId: `e-${tenantKey}`, tenantKey, appId, pushedAt: new Date(), receivedAt },
     );
     return { outcome, ctx };
   };
@@ -66,5 +66,34 @@ describe('a change event handler is resolved in one statement', () => {
       expect(ctx, tenant).toBeUndefined();
       expect(reads, tenant).toHaveLength(1);
     }
+  });
+
+  it('checks which objects an event still has to read and draws the read number in one statement; a newer applied mark makes an object stale', async () => {
+    const keys = ['contact_users:ou_a', 'contact_users:ou_b'];
+    const check = async (mark: number, apply?: string[], receivedAt?: Date) => {
+      let got: { fresh: string[]; readSeq: string } | undefined;
+      reads.length = 0;
+      await run('t-on', STORE_APP.appId, async (ctx) => {
+        got = await ctx.freshRead(keys, mark);
+        if (apply) await ctx.apply({ readSeq: got.readSeq, marks: { keys: apply, mark } });
+        return 'processed';
+      }, receivedAt);
+      return got!;
+    };
+    const counted = countingKysely(f.db, /sync_read_seq|event_marks/);
+    services = buildServices(f.config, { db: counted.db as Kysely<Database>, pool: f.db.pool, close: async () => undefined });
+    const first = await check(2_000, ['contact_users:ou_a']);
+    expect(first.fresh).toEqual(keys);
+    // The check and the draw, then the mark's write.
+    expect(counted.seen).toHaveLength(2);
+    counted.seen.length = 0;
+    const older = await check(1_000);
+    expect(older.fresh).toEqual(['contact_users:ou_b']);
+    expect(counted.seen).toHaveLength(1);
+    expect(BigInt(older.readSeq)).toBeGreaterThan(BigInt(first.readSeq));
+    // The same mark again (a redelivery, or a second change in Lark's time resolution) still reads,
+    // unless the applied read started after the event was received (it shows the change already).
+    expect((await check(2_000)).fresh).toEqual(keys);
+    expect((await check(2_000, undefined, new Date(Date.now() - 60_000))).fresh).toEqual(['contact_users:ou_b']);
   });
 });

@@ -52,8 +52,8 @@ async function reReadInstance(
   const instanceCode = str(event.instance_code);
   if (!approvalCode || !instanceCode || !ctx.config.approvalCodes.includes(approvalCode)) return 'ignored';
   const mark = { keys: [`approval_instances:${instanceCode}`], mark: eventTime ?? ctx.pushedAt.getTime() };
-  if ((await ctx.fresh(mark.keys, mark.mark)).length === 0) return 'ignored';
-  const readSeq = await ctx.startRead();
+  const { fresh, readSeq } = await ctx.freshRead(mark.keys, mark.mark);
+  if (fresh.length === 0) return 'ignored';
   let detail: LarkInstance | undefined;
   try {
     detail = await ctx.lark.call<LarkInstance>('approval.instances.get', {

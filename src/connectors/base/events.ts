@@ -57,7 +57,8 @@ export const onRecordChanged: ModuleEventHandler<BaseConfigType> = async (event,
   const ids = [...new Set(actions.map((a) => str(a?.record_id)).filter((id): id is string => id !== undefined))];
   const keyOf = (id: string) => `${appToken}:${tableId}:${id}`;
   const mark = markOf(event, ctx.pushedAt);
-  const freshKeys = new Set(await ctx.fresh(ids.map((id) => `base_records:${keyOf(id)}`), mark));
+  const { fresh, readSeq } = await ctx.freshRead(ids.map((id) => `base_records:${keyOf(id)}`), mark);
+  const freshKeys = new Set(fresh);
   let wanted = ids.filter((id) => freshKeys.has(`base_records:${keyOf(id)}`));
   if (table.viewId && wanted.length > 0) {
     const stored = await sql<{ record_key: string }>`
@@ -66,7 +67,6 @@ export const onRecordChanged: ModuleEventHandler<BaseConfigType> = async (event,
     wanted = wanted.filter((id) => have.has(keyOf(id)));
   }
   if (wanted.length === 0) return 'ignored';
-  const readSeq = await ctx.startRead();
   const rows: StreamRow[] = [];
   const deleted: string[] = [];
   for (let i = 0; i < wanted.length; i += BATCH_GET_SIZE) {
@@ -106,8 +106,8 @@ export const onFieldChanged: ModuleEventHandler<BaseConfigType> = async (event, 
   const tableId = str(event.table_id);
   if (!appToken || !tableId || !(await configuredTable(ctx, appToken, tableId))) return 'ignored';
   const mark = { keys: [`base_fields:${appToken}:${tableId}`], mark: markOf(event, ctx.pushedAt) };
-  if ((await ctx.fresh(mark.keys, mark.mark)).length === 0) return 'ignored';
-  const readSeq = await ctx.startRead();
+  const { fresh, readSeq } = await ctx.freshRead(mark.keys, mark.mark);
+  if (fresh.length === 0) return 'ignored';
   const rows: StreamRow[] = [];
   let pageToken: string | undefined;
   let complete = false;

@@ -94,9 +94,9 @@ export const onUserEvent: ModuleEventHandler<ContactConfigType> = async (event, 
   const openId = str(o.open_id) ?? str(old.open_id);
   if (!openId) return 'ignored';
   const mark = { keys: [`contact_users:${openId}`], mark: ctx.pushedAt.getTime() };
-  if ((await ctx.fresh(mark.keys, mark.mark)).length === 0) return 'ignored';
+  const { fresh, readSeq } = await ctx.freshRead(mark.keys, mark.mark);
+  if (fresh.length === 0) return 'ignored';
   if (!(await withinConfig(ctx, [...ids(o.department_ids), ...ids(old.department_ids)]))) return 'ignored';
-  const readSeq = await ctx.startRead();
   const user = await readUser(ctx, event, openId);
   const row = user && (await withinConfig(ctx, ids(user.department_ids))) ? userRow(user) : undefined;
   await ctx.apply(row ? { readSeq, rows: { contact_users: [row] }, marks: mark } : { readSeq, deleted: [{ stream: 'contact_users', keys: [openId] }], marks: mark });
@@ -110,10 +110,10 @@ export const onDepartmentEvent: ModuleEventHandler<ContactConfigType> = async (e
   const id = str(o.open_department_id) ?? str(old.open_department_id);
   if (!id) return 'ignored';
   const mark = { keys: [`contact_departments:${id}`], mark: ctx.pushedAt.getTime() };
-  if ((await ctx.fresh(mark.keys, mark.mark)).length === 0) return 'ignored';
+  const { fresh, readSeq } = await ctx.freshRead(mark.keys, mark.mark);
+  if (fresh.length === 0) return 'ignored';
   const parents = [str(o.parent_department_id), str(old.parent_department_id)].filter((p): p is string => p !== undefined);
   if (!(await withinConfig(ctx, [id, ...parents]))) return 'ignored';
-  const readSeq = await ctx.startRead();
   const dept = await readDepartment(ctx, event, id);
   const row = dept ? departmentRow(dept) : undefined;
   await ctx.apply(row ? { readSeq, rows: { contact_departments: [row] }, marks: mark } : { readSeq, deleted: [{ stream: 'contact_departments', keys: [id] }], marks: mark });
