@@ -64,6 +64,8 @@ interface Head {
   visible: boolean;
   data: Record<string, unknown>;
   occurred_at: Date;
+  /** what a records.changed head not yet frozen can take in (null: nothing, or not such a head) */
+  absorbable: Array<{ id: string; data: RecordsChangedData; occurredAt: number }> | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,6 +74,38 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function retryDelayMs(attempts: number, opts: Pick<WebhookOptions, 'firstRetryDelayMs' | 'maxRetryDelayMs'>): number {
   const base = Math.min(opts.maxRetryDelayMs, opts.firstRetryDelayMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
   return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * The lane's head (its oldest pending delivery after `after`) with its webhook and event and, for a
+ * records.changed head whose body is not yet fixed, what it can take in (see freeze), read in the
+ * same statement: the take-in list is what the first attempt needs, and reading it apart cost a
+ * round trip per delivery.
+ */
+function headQuery(webhookId: string, tenantKey: string, after = '0') {
+  return sql<Head>`
+    select w.id as webhook_id, w.url, w.status as webhook_status, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at,
+           d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from,
+           d.xid < (select feed_horizon()) as visible, e.data, e.occurred_at, t.absorbable
+      from webhooks w
+      left join lateral (
+        select * from webhook_deliveries d
+         where d.webhook_id = w.id and d.tenant_key = ${tenantKey} and d.status = 'pending' and d.id > ${after}::bigint
+         order by d.id limit 1) d on true
+      left join webhook_events e on e.id = d.event_id
+      -- The lane's later pending records.changed of the head's stream, up to the next event of
+      -- another type, whose rows the feed already serves (ids as text, times in ms).
+      left join lateral (
+        select json_agg(json_build_object('id', x.id::text, 'data', xe.data, 'occurredAt', floor(extract(epoch from xe.occurred_at) * 1000)) order by x.id) as absorbable
+          from webhook_deliveries x join webhook_events xe on xe.id = x.event_id
+         where d.event_type = 'records.changed' and d.body is null
+           and x.webhook_id = w.id and x.tenant_key = ${tenantKey} and x.status = 'pending'
+           and x.id > d.id and x.event_type = 'records.changed' and x.stream = d.stream and x.body is null
+           and x.xid < (select feed_horizon())
+           and x.id < coalesce((select min(b.id) from webhook_deliveries b
+                                 where b.webhook_id = w.id and b.tenant_key = ${tenantKey} and b.status = 'pending'
+                                   and b.id > d.id and b.event_type <> 'records.changed'), 9223372036854775807)) t on true
+     where w.id = ${webhookId}::bigint`;
 }
 
 /**
@@ -109,8 +143,11 @@ export class WebhookDispatcher {
     await db.updateTable('webhook_lanes').set({ awake: false }).where('webhook_id', '=', webhookId).where('tenant_key', '=', tenantKey).execute();
     const until = performance.now() + this.options.sliceMs;
     let waits = 0;
+    /** the head as the last delivered attempt read it (undefined: read it now) */
+    let next: Head | undefined;
     for (;;) {
-      const head = await this.head(webhookId, tenantKey);
+      const head = next ?? (await this.head(webhookId, tenantKey));
+      next = undefined;
       if (!head?.webhook_id || head.webhook_status !== 'enabled' || head.id === null) return;
       if (head.next_attempt_at && head.next_attempt_at > this.now) {
         await this.schedule(webhookId, tenantKey, head.next_attempt_at.getTime() - this.now.getTime());
@@ -135,22 +172,12 @@ export class WebhookDispatcher {
       const body = head.body ?? (await this.freeze(head, tenantKey));
       const outcome = await this.attempt(head, body, tenantKey);
       if (outcome === 'retry') return;
+      if (outcome !== 'next') next = outcome.next;
     }
   }
 
   private async head(webhookId: string, tenantKey: string): Promise<Head | undefined> {
-    const res = await sql<Head>`
-      select w.id as webhook_id, w.url, w.status as webhook_status, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at,
-             d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from,
-             d.xid < (select feed_horizon()) as visible, e.data, e.occurred_at
-        from webhooks w
-        left join lateral (
-          select * from webhook_deliveries d
-           where d.webhook_id = w.id and d.tenant_key = ${tenantKey} and d.status = 'pending'
-           order by d.id limit 1) d on true
-        left join webhook_events e on e.id = d.event_id
-       where w.id = ${webhookId}::bigint`.execute(this.deps.db);
-    return res.rows[0];
+    return (await headQuery(webhookId, tenantKey).execute(this.deps.db)).rows[0];
   }
 
   /**
@@ -163,24 +190,15 @@ export class WebhookDispatcher {
     const event = { type: head.event_type, tenantKey, data: head.data, occurredAt: head.occurred_at };
     if (head.event_type !== 'records.changed') return buildPayload(event);
     const { db } = this.deps;
-    // What the head can take in, read first (the body is made of their data here), then taken and
-    // the body stored in one statement: two round trips and no transaction, where a transaction
-    // (begin, update, update, commit) took four. Only this lane's job (its queue runs one at a
-    // time across replicas) changes its pending deliveries; should any of these have changed all
-    // the same, the statement fails whole, nothing is taken, and the job's retry freezes afresh.
-    const absorbable = await sql<{ id: string; data: RecordsChangedData; occurred_at: Date }>`
-      select d.id, e.data, e.occurred_at
-        from webhook_deliveries d join webhook_events e on e.id = d.event_id
-       where d.webhook_id = ${head.webhook_id}::bigint and d.tenant_key = ${tenantKey} and d.status = 'pending'
-         and d.id > ${head.id}::bigint and d.event_type = 'records.changed' and d.stream = ${head.stream} and d.body is null
-         and d.xid < (select feed_horizon())
-         and d.id < coalesce((select min(b.id) from webhook_deliveries b
-                               where b.webhook_id = ${head.webhook_id}::bigint and b.tenant_key = ${tenantKey} and b.status = 'pending'
-                                 and b.id > ${head.id}::bigint and b.event_type <> 'records.changed'), 9223372036854775807)
-       order by d.id`.execute(db);
-    const taken = absorbable.rows;
+    // What the head can take in was read with it (head()); the body is made of their data here,
+    // then they are taken and the body stored in one statement (no transaction). Only this lane's
+    // job (its queue runs one at a time across replicas) changes its pending deliveries; should any
+    // of these have changed all the same, the statement fails whole, nothing is taken, and the
+    // job's retry freezes afresh.
+    const taken = head.absorbable ?? [];
     const all = [head.data as unknown as RecordsChangedData, ...taken.map((r) => r.data)];
-    const lastAt = taken.at(-1)?.occurred_at ?? head.occurred_at;
+    const last = taken.at(-1);
+    const lastAt = last ? new Date(last.occurredAt) : head.occurred_at;
     const body = buildPayload(event, { data: mergeRecordsChanged(all), events: all.length, lastAt });
     await sql`
       with taken as (
@@ -195,8 +213,12 @@ export class WebhookDispatcher {
     return body;
   }
 
-  /** One attempt of the head, recorded in one statement with what it means for the delivery and the endpoint. */
-  private async attempt(head: Head, body: string, tenantKey: string): Promise<'next' | 'retry'> {
+  /**
+   * One attempt of the head, recorded in one statement with what it means for the delivery and the
+   * endpoint. Delivered: the lane's next head, read in that statement; 'next': go on (read it);
+   * 'retry': the lane's job ends (its next one is scheduled, or the endpoint is disabled).
+   */
+  private async attempt(head: Head, body: string, tenantKey: string): Promise<'next' | 'retry' | { next: Head | undefined }> {
     const { db, log, metrics } = this.deps;
     const at = this.now;
     let result: SendResult;
@@ -212,20 +234,22 @@ export class WebhookDispatcher {
     const attempt = sql`insert into webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error)
                         values (${head.id}::bigint, ${at}, ${result.statusCode}, ${result.latencyMs}, ${result.error})`;
     if (result.ok) {
-      await sql`
-        with d as (
+      // Recorded, and the lane's next head read, in one statement (it sees the lane as before the
+      // statement, where this head is still pending: hence "after").
+      const res = await sql<Head>`
+        with delivered as (
           update webhook_deliveries set status = 'delivered', body = coalesce(body, ${body}), attempts = attempts + 1,
                  last_status_code = ${result.statusCode}, last_error = null, last_attempt_at = ${at}, delivered_at = ${at}, next_attempt_at = null
            where id = ${head.id}::bigint and status = 'pending'),
-        a as (${attempt}),
-        w as (
+        tried as (${attempt}),
+        succeeded as (
           update webhooks set failing_since = null, last_success_at = ${at}
            where id = ${head.webhook_id}::bigint
              and (failing_since is not null or last_success_at is null or last_success_at < ${at}::timestamptz - interval '1 minute'))
-        select 1`.execute(db);
+        ${headQuery(head.webhook_id!, tenantKey, head.id!)}`.execute(db);
       metrics.webhookAttempts.inc({ outcome: 'delivered' });
       metrics.webhookLag.observe(Math.max(0, Date.now() - head.occurred_at.getTime()) / 1000);
-      return 'next';
+      return { next: res.rows[0] };
     }
 
     const delayMs = retryDelayMs(head.attempts + 1, this.options);
