@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { WebhookEventType } from './event-types.js';
 
@@ -29,32 +29,35 @@ export interface RecordsChangedData {
 }
 
 /**
- * Webhooks that want this event, delivered in the caller's transaction: the event row, a delivery
- * per webhook, and the lanes woken. Waking sets the lane's `awake` flag and queues a job only for
- * a lane that was asleep, so at load (a lane whose job is already queued) a producer pays for no
- * add_jobs call. The flag's row stays locked until the producer commits: the lane's job, which
- * resets it first thing, waits for that commit and so sees this delivery. Lanes are locked in
- * webhook id order, so two producers of one tenant never deadlock. Nothing is written when no
- * enabled webhook matches.
+ * Webhooks that want these events, delivered in the caller's transaction: the event rows, a
+ * delivery per webhook and event, and the lanes woken. `input` yields the events' data (a jsonb
+ * column `data`, read only when some webhook wants them); `stream` is each delivery's stream, from
+ * its event row `ev`. Waking sets the lane's `awake` flag and queues a job only for a lane that was
+ * asleep, so at load (a lane whose job is already queued) a producer pays for no add_jobs call.
+ * The flag's row stays locked until the producer commits: the lane's job, which resets it first
+ * thing, waits for that commit and so sees these deliveries. Lanes are locked in webhook id order,
+ * so two producers of one tenant never deadlock. Nothing is written when no enabled webhook
+ * matches. One statement, however many events.
  */
-const FAN_OUT = (type: string, tenantKey: string, data: string, stream: string | null) => sql<{ deliveries: number }>`
+const FAN_OUT = (type: string, tenantKey: string, input: RawBuilder<unknown>, stream: RawBuilder<unknown>) => sql<{ deliveries: number }>`
   with hooks as (
     select id from webhooks
      where status = 'enabled' and ${type}::text = any(event_types)
        and (tenant_keys is null or ${tenantKey}::text = any(tenant_keys))
+  ), input as (${input}
   ), ev as (
     insert into webhook_events (type, tenant_key, data)
-    select ${type}, ${tenantKey}, ${data}::jsonb where exists (select 1 from hooks)
-    returning id
+    select ${type}, ${tenantKey}, i.data from input i where exists (select 1 from hooks)
+    returning id, data
   ), dl as (
     insert into webhook_deliveries (webhook_id, tenant_key, event_id, event_type, stream, message_id)
     select h.id, ${tenantKey}, ev.id, ${type}, ${stream}, 'msg_' || replace(gen_random_uuid()::text, '-', '')
       from hooks h cross join ev
-     order by h.id
+     order by h.id, ev.id
     returning webhook_id
   ), woken as (
     insert into webhook_lanes as l (webhook_id, tenant_key, awake)
-    select id, ${tenantKey}, true from hooks order by id
+    select id, ${tenantKey}, true from hooks where exists (select 1 from ev) order by id
     on conflict (webhook_id, tenant_key) do update set awake = true where not l.awake
     returning l.webhook_id
   ), jobs as (${QUEUE_LANE_JOBS('woken', tenantKey)})
@@ -78,47 +81,39 @@ const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
  * Returns the deliveries queued.
  */
 export async function emitWebhookEvent(trx: Transaction<Database> | Kysely<Database>, event: WebhookEventInput): Promise<number> {
+  let statement;
   if (event.type === 'records.changed') {
-    let queued = 0;
-    for (const data of await changedStreams(trx, event.tenantKey, event.data.streams)) {
-      queued += await fanOut(trx, event.type, event.tenantKey, data, data.stream);
-    }
-    return queued;
+    const changed = changedStreams(event.tenantKey, event.data.streams);
+    if (!changed) return 0;
+    statement = FAN_OUT(event.type, event.tenantKey, changed, sql`ev.data ->> 'stream'`);
+  } else {
+    statement = FAN_OUT(event.type, event.tenantKey, sql`select ${JSON.stringify(event.data)}::jsonb as data`, sql`null::text`);
   }
-  return fanOut(trx, event.type, event.tenantKey, event.data, null);
-}
-
-async function fanOut(db: Kysely<Database>, type: WebhookEventType, tenantKey: string, data: object, stream: string | null): Promise<number> {
-  const res = await FAN_OUT(type, tenantKey, JSON.stringify(data), stream).execute(db);
+  const res = await statement.execute(trx);
   return res.rows[0]?.deliveries ?? 0;
 }
 
 /**
- * What this transaction changed in each stream: rows it wrote carry its transaction id. Read only
- * when some enabled webhook wants records.changed for the tenant (a one-time filter, so a
- * database without such a webhook only pays for that test).
+ * What this transaction changed in each stream, as records.changed data (RecordsChangedData): rows
+ * it wrote carry its transaction id. Counted only when some enabled webhook wants records.changed
+ * for the tenant (FAN_OUT's `hooks`), so a database without such a webhook only pays for that test.
+ * One event per stream with changes; positions are text, `from` just before the first row. Undefined
+ * when no stream is named.
  */
-async function changedStreams(db: Kysely<Database>, tenantKey: string, streams: readonly string[]): Promise<RecordsChangedData[]> {
+function changedStreams(tenantKey: string, streams: readonly string[]): RawBuilder<unknown> | undefined {
   const names = [...new Set(streams)].filter((s) => STREAM_NAME.test(s));
-  if (names.length === 0) return [];
+  if (names.length === 0) return undefined;
   const parts = names.map(
-    (s) => sql`select ${s}::text as stream, count(*)::int as n, min(change_seq)::text as min_seq, max(change_seq)::text as max_seq
+    (s) => sql`select ${s}::text as stream, count(*)::int as n, min(change_seq) as min_seq, max(change_seq) as max_seq
                  from ${sql.table(s)}
                 where exists (select 1 from hooks) and tenant_key = ${tenantKey} and change_xid = pg_current_xact_id()`,
   );
-  const res = await sql<{ stream: string; n: number; min_seq: string | null; max_seq: string | null; xid: string }>`
-    with hooks as (
-      select 1 from webhooks
-       where status = 'enabled' and 'records.changed' = any(event_types)
-         and (tenant_keys is null or ${tenantKey}::text = any(tenant_keys))
-       limit 1)
-    select c.*, pg_current_xact_id()::text as xid from (${sql.join(parts, sql` union all `)}) c where c.n > 0`.execute(db);
-  return res.rows.map((r) => ({
-    stream: r.stream,
-    count: r.n,
-    from: { xid: r.xid, seq: (BigInt(r.min_seq ?? '1') - 1n).toString() },
-    to: { xid: r.xid, seq: r.max_seq ?? '0' },
-  }));
+  return sql`
+    select jsonb_build_object('stream', c.stream, 'count', c.n,
+                              'from', jsonb_build_object('xid', pg_current_xact_id()::text, 'seq', (c.min_seq - 1)::text),
+                              'to', jsonb_build_object('xid', pg_current_xact_id()::text, 'seq', c.max_seq::text)) as data
+      from (${sql.join(parts, sql` union all `)}) c
+     where c.n > 0`;
 }
 
 /**

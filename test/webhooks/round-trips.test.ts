@@ -8,12 +8,12 @@ import { STORE_APP, startStack, type Stack } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /**
- * What a lane's drain costs in round trips. At 200 change events a second every records.changed
- * delivery is a lane drain of its own, so each statement of it counts: the head is read with what
- * it can take in, and a delivered attempt reads the next head in the statement that records it.
- * The worker is off: the test drains the lane itself, through a dispatcher whose statements it counts.
+ * What webhooks cost in round trips. At 200 change events a second every event's transaction
+ * writes an outbox row and every records.changed delivery is a lane drain of its own, so each
+ * statement counts. The worker is off: the tests drain lanes themselves, through a dispatcher
+ * whose statements they count.
  */
-describe('a webhook lane drain', () => {
+describe('webhook round trips', () => {
   let stack: Stack;
   let receiver: WebhookReceiver;
 
@@ -59,5 +59,35 @@ describe('a webhook lane drain', () => {
     // taken; delivered with the next head read; delivered with the (empty) next head read. Eight
     // before: the take-in list was read apart, and each delivery read the next head apart.
     expect(counted.seen.map((q) => q.replace(/\s+/g, ' ').slice(0, 40))).toHaveLength(5);
+  });
+
+  it('writes the records.changed of a transaction that changed two streams in one statement, an event per stream with its rows\' positions', async () => {
+    await sql`update webhooks set status = 'disabled'`.execute(stack.db.db);
+    const res = await stack.api('POST', '/api/v1/webhooks', { url: receiver.url, eventTypes: ['records.changed'], tenantKeys: ['t-two'] });
+    const hook = (await res.json()) as { id: string; secret: string };
+    await sql`insert into tenants (tenant_key, app_id, status) values ('t-two', ${STORE_APP.appId}, 'active')`.execute(stack.db.db);
+    const counted = countingKysely(stack.db, /webhook/);
+    const queued = await counted.db.transaction().execute(async (trx) => {
+      await sql`insert into contact_users (tenant_key, record_key, open_id, raw, content_hash) values ('t-two', 'u-1', 'u-1', '{}'::jsonb, 'h'), ('t-two', 'u-2', 'u-2', '{}'::jsonb, 'h')`.execute(trx);
+      await sql`insert into contact_departments (tenant_key, record_key, open_department_id, raw, content_hash) values ('t-two', 'd-1', 'd-1', '{}'::jsonb, 'h')`.execute(trx);
+      return emitWebhookEvent(trx, { type: 'records.changed', tenantKey: 't-two', data: { streams: ['contact_users', 'contact_departments', 'approval_tasks'] } });
+    });
+    expect(queued).toBe(2);
+    expect(counted.seen).toHaveLength(1);
+    const rows = await sql<{ stream: string; data: { stream: string; count: number; from: { xid: string; seq: string }; to: { xid: string; seq: string } } }>`
+      select d.stream, e.data from webhook_deliveries d join webhook_events e on e.id = d.event_id
+       where d.webhook_id = ${hook.id}::bigint order by d.id`.execute(stack.db.db);
+    expect(rows.rows.map((r) => [r.stream, r.data.stream, r.data.count]).sort()).toEqual([
+      ['contact_departments', 'contact_departments', 1],
+      ['contact_users', 'contact_users', 2],
+    ]);
+    // The positions bound exactly the stream's rows of that transaction.
+    for (const { data } of rows.rows) {
+      const inRange = await sql<{ n: number }>`
+        select count(*)::int as n from ${sql.table(data.stream)}
+         where tenant_key = 't-two' and change_xid::text = ${data.to.xid} and change_seq > ${data.from.seq}::bigint and change_seq <= ${data.to.seq}::bigint`.execute(stack.db.db);
+      expect(inRange.rows[0]!.n).toBe(data.count);
+      expect(data.from.xid).toBe(data.to.xid);
+    }
   });
 });
