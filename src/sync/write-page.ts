@@ -874,8 +874,8 @@ async function appendText(trx: Transaction<Database>, tenantKey: string, table: 
 
 /**
  * Soft-deletes children that their parent no longer lists. Scopes of one stream and parent column
- * are merged into one statement: record keys are unique per tenant, so "not among the keys any of
- * these parents listed" is the same test as per parent.
+ * are merged into one UPDATE: record keys are unique per tenant, so "not among the keys any of
+ * these parents listed" is the same test as per parent. Returns the rows marked deleted.
  */
 export async function replaceChildren(trx: Transaction<Database>, tenantKey: string, scopes: ChildScope[], readSeq?: string): Promise<number> {
   const groups = new Map<string, { stream: string; column: string; parents: string[]; keys: string[] }>();
@@ -887,18 +887,30 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
     g.keys.push(...s.keys.map(storableText));
     groups.set(id, g);
   }
+  // One statement for all the scopes, an UPDATE each (a data-modifying WITH), where a statement
+  // each cost a round trip per child stream of every approval instance re-read. A stream named by
+  // two groups (two parent columns) gets statements of its own: one statement must not update a
+  // row twice.
+  const all = [...groups.values()];
+  const streams = all.map((g) => g.stream);
+  const batches = new Set(streams).size === streams.length ? [all] : all.map((g) => [g]);
   let affected = 0;
-  for (const g of groups.values()) {
-    const res = await sql`
-      update ${sql.table(g.stream)}
-         set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(),
-             read_seq = greatest(read_seq, ${readSeq ?? null}::bigint)
-       where tenant_key = ${tenantKey}
-         and ${sql.ref(g.column)} = any(${g.parents}::text[])
-         and deleted_at is null
-         and ${newerRead(sql.table(g.stream), sql`${readSeq ?? null}::bigint`)}
-         and not (record_key = any(${g.keys}::text[]))`.execute(trx);
-    affected += Number(res.numAffectedRows ?? 0n);
+  for (const batch of batches) {
+    const updates = batch.map(
+      (g, i) => sql`${sql.raw(`u${i}`)} as (
+        update ${sql.table(g.stream)}
+           set deleted_at = now(), updated_at = now(), change_seq = nextval('sync_change_seq'), change_xid = pg_current_xact_id(),
+               read_seq = greatest(read_seq, ${readSeq ?? null}::bigint)
+         where tenant_key = ${tenantKey}
+           and ${sql.ref(g.column)} = any(${g.parents}::text[])
+           and deleted_at is null
+           and ${newerRead(sql.table(g.stream), sql`${readSeq ?? null}::bigint`)}
+           and not (record_key = any(${g.keys}::text[]))
+        returning 1)`,
+    );
+    const counts = batch.map((_, i) => sql`(select count(*) from ${sql.raw(`u${i}`)})`);
+    const res = await sql<{ n: string }>`with ${sql.join(updates)} select (${sql.join(counts, sql` + `)})::text as n`.execute(trx);
+    affected += Number(res.rows[0]?.n ?? 0);
   }
   return affected;
 }
