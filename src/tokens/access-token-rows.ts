@@ -32,6 +32,13 @@ export const tokenHash = (value: string) => createHash('sha256').update(value).d
  */
 const USABLE_MARGIN_SECONDS = 60;
 
+/**
+ * How long a process hands out a token it read without reading its row again (AccessTokenRows
+ * `held`), at most: what is done to the row elsewhere (an uninstall deletes it, another process
+ * drops a token Lark rejected) is seen within this long.
+ */
+const HOLD_MAX_MS = 60_000;
+
 export interface AccessTokenRowsOptions {
   refreshWindow: RefreshWindow;
   clock: Clock;
@@ -45,6 +52,16 @@ export interface AccessTokenRowsOptions {
  * their refresh time planned (refresh-plan.ts), failures counted with a backoff (mint-errors.ts).
  */
 export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken, MintState> {
+  /**
+   * Per key: a token this process read fresh, handed out without a read until its refresh time
+   * (at most HOLD_MAX_MS). Every Lark call asks for its token: at 200 change events a second that
+   * read (and the opening of its seal) was a statement per call. Tokens are still minted once across
+   * processes through their rows; another process's refresh leaves this one's token valid (Lark
+   * keeps an old token valid until it expires, and refresh points lie at least 7 minutes before
+   * that), and a token Lark rejects is dropped here too (invalidate) before the retry reads anew.
+   */
+  private readonly held = new Map<string, { token: string; until: number }>();
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly sealer: Sealer,
@@ -57,9 +74,16 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
     return tokenKeyId(key);
   }
 
-  async readFresh(key: TokenKey): Promise<string | undefined> {
+  async readFresh(key: TokenKey, opts: { reread?: boolean } = {}): Promise<string | undefined> {
+    const id = tokenKeyId(key);
+    const now = this.options.clock.now().getTime();
+    const held = this.held.get(id);
+    if (held && now < held.until && !opts.reread) return held.token;
+    this.held.delete(id);
     const row = await findFreshToken(this.db, key, this.options.clock.sql());
-    return row?.token_sealed ? this.openSealed(key, row.token_sealed) : undefined;
+    const token = row?.token_sealed ? this.openSealed(key, row.token_sealed) : undefined;
+    if (token !== undefined && row?.refresh_at) this.held.set(id, { token, until: Math.min(row.refresh_at.getTime(), now + HOLD_MAX_MS) });
+    return token;
   }
 
   claim(key: TokenKey, lease: string): Promise<MintState | undefined> {
@@ -75,6 +99,7 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
   }
 
   async discard(key: TokenKey, row: MintState): Promise<void> {
+    this.held.delete(tokenKeyId(key));
     if (row.token_hash) await invalidateToken(this.db, key, row.token_hash);
   }
 
@@ -84,18 +109,23 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
    * either before (and this refuses) or after (and deletes what this stored).
    */
   async store(key: TokenKey, minted: IssuedToken, claimed: MintState, lease: string): Promise<string> {
-    await this.db.transaction().execute(async (trx) => {
+    const now = this.options.clock.now().getTime();
+    const refreshAfterSeconds = await this.db.transaction().execute(async (trx) => {
       if (key.kind === 'tenant') await assertTenantServed(trx, key, true);
-      await this.write(trx, key, minted, shiftOf(claimed, this.options.refreshWindow), lease);
+      return this.write(trx, key, minted, shiftOf(claimed, this.options.refreshWindow), lease);
     });
+    // Stored: held from now on, as a read of the row would have it.
+    this.held.set(tokenKeyId(key), { token: minted.token, until: now + Math.min(refreshAfterSeconds * 1000, HOLD_MAX_MS) });
     return minted.token;
   }
 
   /**
    * Writes a token with its planned refresh time, clearing failures, and ends the claim `lease`
    * (null: none was taken). `previousShiftSeconds`: how the token it replaces was planned.
+   * Returns the seconds until its refresh time.
    */
-  async write(db: Kysely<Database>, key: TokenKey, minted: IssuedToken, previousShiftSeconds: number | null, lease: string | null): Promise<void> {
+  async write(db: Kysely<Database>, key: TokenKey, minted: IssuedToken, previousShiftSeconds: number | null, lease: string | null): Promise<number> {
+    this.held.delete(tokenKeyId(key));
     const plan = planRefresh({
       key: tokenKeyId(key),
       nowMs: this.options.clock.now().getTime(),
@@ -116,6 +146,7 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
       lease,
     );
     this.metrics.tokenMints.inc({ kind: key.kind, outcome: 'success' });
+    return plan.refreshAfterSeconds;
   }
 
   /**
@@ -157,8 +188,14 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
     );
   }
 
+  /** Stops handing out a token this process holds for `key` (its row is going). */
+  forget(key: TokenKey): void {
+    this.held.delete(tokenKeyId(key));
+  }
+
   /** Drops the token only if it is still the one Lark rejected, so a fresher one minted meanwhile survives. */
   invalidate(key: TokenKey, token: string): Promise<boolean> {
+    this.held.delete(tokenKeyId(key));
     return invalidateToken(this.db, key, tokenHash(token));
   }
 

@@ -35,8 +35,11 @@ export interface RowState {
 export interface TokenRows<K extends object, V, M, S extends RowState> {
   /** The key's identity (single flight, and anything spread per key). */
   id(key: K): string;
-  /** The stored value while it is fresh, else undefined. */
-  readFresh(key: K): Promise<V | undefined>;
+  /**
+   * The stored value while it is fresh, else undefined. `reread`: from the row itself, not from
+   * what the process may hold of it.
+   */
+  readFresh(key: K, opts?: { reread?: boolean }): Promise<V | undefined>;
   /**
    * Claims the right to mint under `lease`, in one statement, unless a claim is live, the value is
    * fresh or the row backs off. Answers the row as it is after the claim, or undefined.
@@ -71,6 +74,8 @@ export interface Lookup<V> {
 export interface ObtainOptions {
   /** The caller has just dropped a value Lark rejected: do not share a lookup that may have read it. */
   afterInvalidation?: boolean;
+  /** Read the stored row whatever the process holds (the refresh cron: a due row is minted anew). */
+  reread?: boolean;
 }
 
 /**
@@ -98,14 +103,15 @@ export class TokenStore<K extends object, V, M, S extends RowState> {
    * The stored value while it is fresh, else a new one. Concurrent callers in this process share
    * one lookup (one read, at most one mint); other processes are kept to one mint by the claim in
    * acquire. A caller that has just invalidated the value starts a lookup of its own (one already
-   * under way may have read the rejected value) and later callers share that one.
+   * under way may have read the rejected value) and later callers share that one; so does one that
+   * must read the row (`reread`).
    */
   obtain(key: K, mint: Mint<S, M>, opts: ObtainOptions = {}): Promise<Lookup<V>> {
     const id = this.rows.id(key);
     const shared = this.inflight.get(id);
-    if (shared && !opts.afterInvalidation) return shared;
+    if (shared && !opts.afterInvalidation && !opts.reread) return shared;
     const pending: Promise<Lookup<V>> = (async () => {
-      const fresh = await this.rows.readFresh(key);
+      const fresh = await this.rows.readFresh(key, { reread: opts.reread });
       if (fresh !== undefined) return { value: fresh };
       return this.acquire(key, mint);
     })().finally(() => {

@@ -86,9 +86,10 @@ export class TokenService {
     return (await this.appLookup(await this.app(appId))).value;
   }
 
-  async getTenantAccessToken(tenantKey: string): Promise<string> {
+  /** `reread`: from the tenant's token row, not a token this process holds (see AccessTokenRows). */
+  async getTenantAccessToken(tenantKey: string, opts: { reread?: boolean } = {}): Promise<string> {
     const { app } = await this.tenantApp(tenantKey);
-    return (await this.tenantLookup(app, tenantKey)).value;
+    return (await this.tenantLookup(app, tenantKey, opts)).value;
   }
 
   /**
@@ -163,6 +164,7 @@ export class TokenService {
    * row's lock), so after an uninstall nothing brings a token back.
    */
   async purgeTenant(tenantKey: string, appId: string): Promise<number> {
+    this.rows.forget({ kind: 'tenant', appId, tenantKey });
     return deleteTenantTokens(this.db, tenantKey, appId);
   }
 
@@ -171,7 +173,9 @@ export class TokenService {
     const due = dueAccessTokens(this.db, this.options.clock, {
       app: (appId) => this.app(appId),
       refresh: async (key, app) => {
-        const got = key.kind === 'app' ? await this.appLookup(app) : await this.tenantLookup(app, key.tenantKey);
+        // From the row: a token this process holds until its refresh time (by its own clock) must
+        // not stand in for a due row (by the database's clock).
+        const got = key.kind === 'app' ? await this.appLookup(app, { reread: true }) : await this.tenantLookup(app, key.tenantKey, { reread: true });
         // A still-valid token handed back because its refresh failed is not a refresh.
         if (got.refreshError !== undefined) throw got.refreshError;
       },

@@ -25,7 +25,9 @@ export const handleAppOpen: EventHandler = async (event, ctx) => {
   const tenant = await ctx.services.tenants.get(tenantKey);
   if (tenant?.app_id === appId && tenant.status !== 'uninstalled') {
     try {
-      await ctx.services.tokens.getTenantAccessToken(tenantKey);
+      // From the row: a token this process held from before an uninstall (purged since, here or
+      // by another replica) must not stand in for the install's own.
+      await ctx.services.tokens.getTenantAccessToken(tenantKey, { reread: true });
     } catch (err) {
       ctx.services.log.warn({ tenantKey, err: (err as Error).message }, 'first tenant token mint failed');
     }
