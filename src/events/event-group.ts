@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import type { PreparedEventChange } from '../sync/event-apply.js';
+import { writeMarks, type PreparedEventChange } from '../sync/event-apply.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
 
 export type GroupOutcome = 'processed' | 'ignored';
@@ -75,6 +75,16 @@ export class EventGroup {
     });
   }
 
+  /** The events' outcomes ('processed', 'ignored'), in one statement. */
+  private async settleOutcomes(db: Kysely<Database>): Promise<void> {
+    if (this.outcomes.size === 0) return;
+    const ids = [...this.outcomes.keys()];
+    const statuses = [...this.outcomes.values()];
+    await sql`update lark_events e set status = o.status, processed_at = now(), last_error = null, attempts = e.attempts + 1
+                from unnest(${ids}::bigint[], ${statuses}::text[]) as o(id, status)
+               where e.id = o.id`.execute(db);
+  }
+
   /** Runs after the commit (telling sinks that rows changed must not beat the rows). */
   afterCommit(fn: () => Promise<unknown>): void {
     this.after.push(fn);
@@ -87,18 +97,25 @@ export class EventGroup {
 
   async commit(db: Kysely<Database>): Promise<void> {
     if (this.outcomes.size === 0 && this.changes.length === 0) return;
+    // Events that changed nothing (stale, out of scope) only need their outcomes: one statement,
+    // no transaction around it.
+    if (this.changes.length === 0) {
+      await this.settleOutcomes(db);
+      return;
+    }
     await db.transaction().execute(async (trx) => {
       const touched = new Set<string>();
       for (const change of this.changes) {
         await change.write(trx);
         for (const s of change.touched) touched.add(s);
       }
-      for (const outcome of ['processed', 'ignored'] as const) {
-        const ids = [...this.outcomes].filter(([, o]) => o === outcome).map(([id]) => id);
-        if (ids.length === 0) continue;
-        await sql`update lark_events set status = ${outcome}, processed_at = now(), last_error = null, attempts = attempts + 1
-                   where id = any(${ids}::bigint[])`.execute(trx);
-      }
+      // Every change's marks in one statement (the newest of each object, kept by add()).
+      await writeMarks(
+        trx,
+        this.tenantKey,
+        [...this.marks].map(([key, m]) => ({ key, mark: m.mark, readAt: Number.isFinite(m.readAt) ? new Date(m.readAt) : null })),
+      );
+      await this.settleOutcomes(trx);
       if (touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: this.tenantKey, data: { streams: [...touched] } });
     });
     // The rows are committed: a failure here (queueing sink work) must not fail the drain, whose

@@ -13,7 +13,11 @@ export interface PreparedEventChange {
   /** the objects' event marks it advances, and when its re-read started (see freshObjectsForRead) */
   marks: EventChange['marks'];
   readAt: Date | undefined;
-  /** Writes the rows, deletions and event marks in `trx`; returns the rows inserted, changed or marked deleted. */
+  /**
+   * Writes the rows and deletions in `trx`; returns the rows inserted, changed or marked deleted.
+   * The marks are the caller's to write (writeMarks): a drain's group writes all of its events' in
+   * one statement.
+   */
   write(trx: Transaction<Database>): Promise<number>;
 }
 
@@ -58,7 +62,6 @@ export async function prepareEventChange(
              and ${newerRead(sql.table('t'), sql`${change.readSeq}::bigint`)}`.execute(trx);
         n += Number(res.numAffectedRows ?? 0n);
       }
-      if (change.marks && change.marks.keys.length > 0) await advanceMarks(trx, tenantKey, change.marks.keys, change.marks.mark, readAt);
       return n;
     },
   };
@@ -84,6 +87,7 @@ export async function applyEventChange(
   const prepared = await prepareEventChange(tenantKey, streams, change, readAt);
   return db.transaction().execute(async (trx) => {
     const n = await prepared.write(trx);
+    if (change.marks) await writeMarks(trx, tenantKey, change.marks.keys.map((key) => ({ key, mark: change.marks!.mark, readAt: readAt ?? null })));
     await inTransaction?.(trx);
     if (prepared.touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } });
     return n;
@@ -123,13 +127,25 @@ export async function freshObjectsForRead(
 }
 
 /**
- * Marks move forward only. An event with the same mark as the applied one is not stale: it may be
- * the same event run again after a crash, or a second change within Lark's time resolution.
+ * Advances event marks (see freshObjectsForRead), in one statement however many. Marks move
+ * forward only. An event with the same mark as the applied one is not stale: it may be the same
+ * event run again after a crash, or a second change within Lark's time resolution.
  */
-async function advanceMarks(trx: Transaction<Database>, tenantKey: string, keys: string[], mark: number, readAt?: Date): Promise<void> {
+export async function writeMarks(trx: Transaction<Database>, tenantKey: string, marks: Array<{ key: string; mark: number; readAt: Date | null }>): Promise<void> {
+  if (marks.length === 0) return;
+  // One entry per key (ON CONFLICT cannot touch a row twice in one statement): the newest of each.
+  const byKey = new Map<string, { mark: number; readAt: Date | null }>();
+  for (const m of marks) {
+    const had = byKey.get(m.key);
+    const readAt = had?.readAt && m.readAt ? (had.readAt > m.readAt ? had.readAt : m.readAt) : (had?.readAt ?? m.readAt);
+    byKey.set(m.key, { mark: Math.max(had?.mark ?? Number.NEGATIVE_INFINITY, m.mark), readAt });
+  }
+  const keys = [...byKey.keys()];
+  const entries = [...byKey.values()];
   await sql`
     insert into event_marks as m (tenant_key, object_key, mark, read_at)
-    select ${tenantKey}, k, ${mark}::bigint, ${readAt ?? null}::timestamptz from unnest(${[...new Set(keys)]}::text[]) as k
+    select ${tenantKey}, k, mk, ra
+      from unnest(${keys}::text[], ${entries.map((e) => String(e.mark))}::bigint[], ${entries.map((e) => e.readAt?.toISOString() ?? null)}::timestamptz[]) as x(k, mk, ra)
     on conflict (tenant_key, object_key) do update
       set mark = greatest(m.mark, excluded.mark), read_at = greatest(m.read_at, excluded.read_at), updated_at = now()`.execute(trx);
 }
