@@ -34,7 +34,7 @@ describe('a tenant token held by the process', () => {
   const refreshAt = async () =>
     (await sql<{ at: Date }>`select refresh_at as at from access_tokens where kind = 'tenant' and tenant_key = ${TENANT}`.execute(f.db.db)).rows[0]!.at.getTime();
 
-  it('is held from its mint for many calls, and read (and refreshed) again once its refresh time has passed', async () => {
+  it('is held from its mint for many calls, and read (and minted again) once its refresh time has passed', async () => {
     const minted = await services.tokens.getTenantAccessToken(TENANT);
     reads.length = 0;
     for (let i = 0; i < 5; i += 1) expect(fp(await services.tokens.getTenantAccessToken(TENANT))).toBe(fp(minted));
@@ -42,8 +42,12 @@ describe('a tenant token held by the process', () => {
     expect(reads).toHaveLength(0);
     const wait = Math.max(0, (await refreshAt()) - Date.now()) + 50;
     await new Promise((r) => setTimeout(r, wait));
+    // Past it, the call reads the row and asks Lark (which may hand back the same token while
+    // the rotation window has not quite begun by its own clock).
+    const mints = f.sim.count(AUTH_PATHS.tenantAccessToken, 0);
     const next = await services.tokens.getTenantAccessToken(TENANT);
-    expect(fp(next)).not.toBe(fp(minted));
+    expect(reads.length).toBeGreaterThan(0);
+    expect(f.sim.count(AUTH_PATHS.tenantAccessToken, 0)).toBe(mints + 1);
     expect(f.sim.validTenantTokens(f.appId, TENANT).map(fp)).toContain(fp(next));
   });
 
