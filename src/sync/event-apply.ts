@@ -4,7 +4,7 @@ import { emitWebhookEvent } from '../webhooks/emit.js';
 import type { StreamDef } from './streams.js';
 import type { EventChange } from './sync-module.js';
 import { newerRead } from './read-seq.js';
-import { prepareRows, replaceChildren, storableText, writeRows, type PreparedRows } from './write-page.js';
+import { prepareRows, replaceChildren, storableText, writeStreams, type PreparedRows } from './write-page.js';
 
 /** A change event's re-read, prepared outside any transaction: what it touches, and its writes. */
 export interface PreparedEventChange {
@@ -50,7 +50,7 @@ export async function prepareEventChange(
     readAt,
     async write(trx) {
       let n = 0;
-      for (const p of prepared) n += await writeRows(trx, tenantKey, null, p, { recordSeen: false, readSeq: change.readSeq });
+      n += await writeStreams(trx, tenantKey, prepared, { readSeq: change.readSeq });
       if (change.replaceChildren?.length) n += await replaceChildren(trx, tenantKey, change.replaceChildren, change.readSeq);
       for (const d of change.deleted ?? []) {
         if (d.keys.length === 0) continue;

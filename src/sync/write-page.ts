@@ -772,6 +772,99 @@ export async function prepareRows(stream: StreamSpec, rows: StreamRow[], turn: (
 }
 
 /**
+ * The CTEs of one stream's upsert (`input<suffix>`, `upserted<suffix>`, and `seen<suffix>` when the
+ * run records seen keys), for writeRows' statement and for several streams' in one (writeStreams).
+ */
+function upsertCtes(
+  tenantKey: string,
+  runId: string | null,
+  prepared: PreparedRows,
+  opts: { recordSeen: boolean; only?: number[]; readSeq?: string },
+  suffix: string,
+): { ctes: RawBuilder<unknown>; big: PreparedRows['bigTexts'] } {
+  // Every row: no need to pick them.
+  const only = opts.only && opts.only.length < prepared.keys.length ? opts.only : undefined;
+  const { stream, plan, fromRaw, arrays } = prepared;
+  const table = sql.table(stream.name);
+  const input = sql.raw(`input${suffix}`);
+  const upserted = sql.raw(`upserted${suffix}`);
+  const perRow = plan.filter((p) => p.kind !== 'common');
+  const inputNames = ['record_key', 'content_hash', 'raw', ...perRow.map((_, n) => `c${n}`), ...(fromRaw.length > 0 ? ['m'] : [])];
+  const arrayTypes = ['text[]', 'text[]', 'jsonb[]', ...perRow.map((p) => ARRAY_TYPES[p.kind === 'typed' ? p.type : 'jsonb']), ...(fromRaw.length > 0 ? ['int4[]'] : [])];
+  const unnested = sql.join(arrays.map((a, i) => sql`${a}::${sql.raw(arrayTypes[i]!)}`));
+  // What each stored column is made of: a value shared by every row, the row's own, or its raw's.
+  const source = (p: ColumnPlan): RawBuilder<unknown> => {
+    if (p.kind === 'common') return sql`${p.value}::${sql.raw(p.type)}`;
+    const col = sql.ref(`u.c${perRow.indexOf(p)}`);
+    const own = p.kind === 'typed' || p.type === 'jsonb' ? col : sql`(${col} #>> '{}')::${sql.raw(p.type)}`;
+    const bit = fromRaw.indexOf(p.column);
+    return bit >= 0 ? sql`case when u.m & ${sql.lit(1 << bit)} <> 0 then u.raw -> ${sql.lit(p.column)} else ${own} end` : own;
+  };
+  const inputs = plan.map((p) => sql`${source(p)} as ${sql.ref(p.column)}`);
+  const specific = stream.columns;
+  const columns = ['tenant_key', 'last_run_id', 'read_seq', 'record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c));
+  const values = [
+    sql`${tenantKey}::text`,
+    sql`${runId}::bigint`,
+    sql`${opts.readSeq ?? null}::bigint`,
+    ...['record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c)),
+  ];
+  const updates = ['raw', 'content_hash', 'last_run_id', 'partition', ...specific].map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`);
+  const seen = opts.recordSeen
+    ? sql`, ${sql.raw(`seen${suffix}`)} as (
+        insert into sync_seen_pages (run_id, stream, partition, keys)
+        select ${runId}::bigint, ${stream.name}::text, "partition", array_agg(record_key) from ${input} group by "partition")`
+    : sql``;
+  const pick = only ? sql`where u.ord = any(${only.map((i) => i + 1)}::int4[])` : sql``;
+  const chosen = only ? new Set(only) : undefined;
+  const big = prepared.bigTexts.filter((b) => !chosen || chosen.has(b.index));
+  const ctes = sql`${input} as materialized (
+      select u.record_key, u.content_hash, u.raw, ${sql.join(inputs)}
+        from unnest(${unnested}) with ordinality as u(${sql.join(inputNames.map((n) => sql.ref(n)))}, ord)
+       ${pick}
+    ),
+    ${upserted} as (
+      insert into ${table} (${sql.join(columns)})
+      select ${sql.join(values)} from ${input}
+      on conflict (tenant_key, record_key) do update set
+        ${sql.join(updates)},
+        updated_at = now(),
+        deleted_at = null,
+        change_seq = nextval('sync_change_seq'),
+        change_xid = pg_current_xact_id(),
+        read_seq = greatest(${table}.read_seq, excluded.read_seq)
+      where (${table}.content_hash is distinct from excluded.content_hash
+             or ${table}.deleted_at is not null)
+        and ${newerRead(table, sql`excluded.read_seq`)}
+      returning ${big.length > 0 ? sql`record_key` : sql`1`}
+    )${seen}`;
+  return { ctes, big };
+}
+
+/**
+ * Several streams' rows from one read (a change event's re-read: an approval instance with its
+ * form fields, tasks and timeline) in one statement, an upsert per stream in a data-modifying
+ * WITH, where writeRows took a round trip per stream. Streams are distinct tables, so no row is
+ * written twice in the statement. Rows with big texts (docs) go through writeRows. Returns the
+ * rows inserted or changed.
+ */
+export async function writeStreams(trx: Transaction<Database>, tenantKey: string, list: PreparedRows[], opts: { readSeq?: string }): Promise<number> {
+  const some = list.filter((p) => p.keys.length > 0);
+  const tables = new Set(some.map((p) => p.stream.name));
+  if (some.length < 2 || tables.size < some.length || some.some((p) => p.bigTexts.length > 0)) {
+    let n = 0;
+    for (const p of some) n += await writeRows(trx, tenantKey, null, p, { recordSeen: false, readSeq: opts.readSeq });
+    return n;
+  }
+  const parts = some.map((p, i) => upsertCtes(tenantKey, null, p, { recordSeen: false, readSeq: opts.readSeq }, String(i)));
+  const counts = parts.map((_, i) => sql`(select count(*) from ${sql.raw(`upserted${i}`)})`);
+  const res = await sql<{ n: number }>`
+    with ${sql.join(parts.map((p) => p.ctes))}
+    select (${sql.join(counts, sql` + `)})::int as n`.execute(trx);
+  return res.rows[0]?.n ?? 0;
+}
+
+/**
  * Upserts one page of a stream. Unchanged rows (same content hash) are left alone, so re-reading
  * an overlap window writes nothing; changed rows get a new change_seq for the records cursor.
  * With `recordSeen`, the page's keys are also recorded for the run's deletion sweep (same statement).
@@ -795,64 +888,13 @@ export async function writeRows(
   },
 ): Promise<number> {
   if ((opts.only ?? prepared.keys).length === 0) return 0;
-  // Every row: no need to pick them.
-  const only = opts.only && opts.only.length < prepared.keys.length ? opts.only : undefined;
-  const { stream, plan, fromRaw, arrays } = prepared;
-  const table = sql.table(stream.name);
-  const perRow = plan.filter((p) => p.kind !== 'common');
-  const inputNames = ['record_key', 'content_hash', 'raw', ...perRow.map((_, n) => `c${n}`), ...(fromRaw.length > 0 ? ['m'] : [])];
-  const arrayTypes = ['text[]', 'text[]', 'jsonb[]', ...perRow.map((p) => ARRAY_TYPES[p.kind === 'typed' ? p.type : 'jsonb']), ...(fromRaw.length > 0 ? ['int4[]'] : [])];
-  const unnested = sql.join(arrays.map((a, i) => sql`${a}::${sql.raw(arrayTypes[i]!)}`));
-  // What each stored column is made of: a value shared by every row, the row's own, or its raw's.
-  const source = (p: ColumnPlan): RawBuilder<unknown> => {
-    if (p.kind === 'common') return sql`${p.value}::${sql.raw(p.type)}`;
-    const input = sql.ref(`u.c${perRow.indexOf(p)}`);
-    const own = p.kind === 'typed' || p.type === 'jsonb' ? input : sql`(${input} #>> '{}')::${sql.raw(p.type)}`;
-    const bit = fromRaw.indexOf(p.column);
-    return bit >= 0 ? sql`case when u.m & ${sql.lit(1 << bit)} <> 0 then u.raw -> ${sql.lit(p.column)} else ${own} end` : own;
-  };
-  const inputs = plan.map((p) => sql`${source(p)} as ${sql.ref(p.column)}`);
-  const specific = stream.columns;
-  const columns = ['tenant_key', 'last_run_id', 'read_seq', 'record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c));
-  const values = [
-    sql`${tenantKey}::text`,
-    sql`${runId}::bigint`,
-    sql`${opts.readSeq ?? null}::bigint`,
-    ...['record_key', 'partition', 'raw', 'content_hash', ...specific].map((c) => sql.ref(c)),
-  ];
-  const updates = ['raw', 'content_hash', 'last_run_id', 'partition', ...specific].map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`);
-  const seen = opts.recordSeen
-    ? sql`, seen as (
-        insert into sync_seen_pages (run_id, stream, partition, keys)
-        select ${runId}::bigint, ${stream.name}::text, "partition", array_agg(record_key) from input group by "partition")`
-    : sql``;
-  const pick = only ? sql`where u.ord = any(${only.map((i) => i + 1)}::int4[])` : sql``;
-  const chosen = only ? new Set(only) : undefined;
-  const big = prepared.bigTexts.filter((b) => !chosen || chosen.has(b.index));
+  const { ctes, big } = upsertCtes(tenantKey, runId, prepared, opts, '');
+  const { stream } = prepared;
   // With big texts to append, the statement names the rows it wrote: a row left alone (unchanged,
   // or written by a later read) already holds its whole text and must not get it twice.
   const counted = big.length > 0 ? sql`select record_key from upserted` : sql`select count(*)::int as n from upserted`;
   const res = await sql<{ n?: number; record_key?: string }>`
-    with input as materialized (
-      select u.record_key, u.content_hash, u.raw, ${sql.join(inputs)}
-        from unnest(${unnested}) with ordinality as u(${sql.join(inputNames.map((n) => sql.ref(n)))}, ord)
-       ${pick}
-    ),
-    upserted as (
-      insert into ${table} (${sql.join(columns)})
-      select ${sql.join(values)} from input
-      on conflict (tenant_key, record_key) do update set
-        ${sql.join(updates)},
-        updated_at = now(),
-        deleted_at = null,
-        change_seq = nextval('sync_change_seq'),
-        change_xid = pg_current_xact_id(),
-        read_seq = greatest(${table}.read_seq, excluded.read_seq)
-      where (${table}.content_hash is distinct from excluded.content_hash
-             or ${table}.deleted_at is not null)
-        and ${newerRead(table, sql`excluded.read_seq`)}
-      returning ${big.length > 0 ? sql`record_key` : sql`1`}
-    )${seen}
+    with ${ctes}
     ${counted}`.execute(trx);
   if (big.length === 0) return res.rows[0]?.n ?? 0;
   const written = new Set(res.rows.map((r) => r.record_key));
