@@ -18,14 +18,18 @@ export async function findApp(db: Kysely<Database>, appId: string): Promise<AppR
  * `app` is undefined when the tenant names an app that is not registered.
  */
 export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Promise<TenantApp | undefined> {
-  const row = await db
+  const row = await tenantAppQuery(db, tenantKey).executeTakeFirst();
+  return row && tenantAppOf(row);
+}
+
+/** The tenant's row joined with its app's (every app column, null when no app matched). */
+function tenantAppQuery(db: Kysely<Database>, tenantKey: string) {
+  return db
     .selectFrom('tenants as t')
     .leftJoin('apps as a', 'a.app_id', 't.app_id')
     .selectAll('a')
     .select(['t.app_id as tenant_app_id', 't.status as tenant_status'])
-    .where('t.tenant_key', '=', tenantKey)
-    .executeTakeFirst();
-  return row && tenantAppOf(row);
+    .where('t.tenant_key', '=', tenantKey);
 }
 
 /**
@@ -37,13 +41,9 @@ export async function findTenantAppConnector(
   tenantKey: string,
   module: SyncModuleName,
 ): Promise<(TenantApp & { connector: { config: unknown; enabled: boolean } | undefined }) | undefined> {
-  const row = await db
-    .selectFrom('tenants as t')
-    .leftJoin('apps as a', 'a.app_id', 't.app_id')
+  const row = await tenantAppQuery(db, tenantKey)
     .leftJoin('connectors as c', (j) => j.onRef('c.tenant_key', '=', 't.tenant_key').on('c.module', '=', module))
-    .selectAll('a')
-    .select(['t.app_id as tenant_app_id', 't.status as tenant_status', 'c.config as connector_config', 'c.enabled as connector_enabled'])
-    .where('t.tenant_key', '=', tenantKey)
+    .select(['c.config as connector_config', 'c.enabled as connector_enabled'])
     .executeTakeFirst();
   if (!row) return undefined;
   const { connector_config, connector_enabled, ...rest } = row;

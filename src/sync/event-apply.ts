@@ -3,7 +3,7 @@ import type { Database } from '../db/database.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
 import type { StreamDef } from './streams.js';
 import type { EventChange } from './sync-module.js';
-import { newerRead } from './read-seq.js';
+import { newerRead, READ_START } from './read-seq.js';
 import { prepareRows, replaceChildren, storableText, writeStreams, type PreparedRows } from './write-page.js';
 
 /** A change event's re-read, prepared outside any transaction: what it touches, and its writes. */
@@ -87,7 +87,8 @@ export async function applyEventChange(
   const prepared = await prepareEventChange(tenantKey, streams, change, readAt);
   return db.transaction().execute(async (trx) => {
     const n = await prepared.write(trx);
-    if (change.marks) await writeMarks(trx, tenantKey, change.marks.keys.map((key) => ({ key, mark: change.marks!.mark, readAt: readAt ?? null })));
+    const marks = change.marks;
+    if (marks) await writeMarks(trx, tenantKey, [...new Set(marks.keys)].map((key) => ({ key, mark: marks.mark, readAt: readAt ?? null })));
     await inTransaction?.(trx);
     if (prepared.touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } });
     return n;
@@ -103,7 +104,7 @@ export async function applyEventChange(
  * receipt does not count as later.
  *
  * In the same statement, the number of the re-read that follows and when it started (as
- * nextReadSeqAt): one round trip where the check and the draw took two. Drawn whether or not
+ * READ_START): one round trip where the check and the draw took two. Drawn whether or not
  * anything is left to read (a number unused is a gap in a sequence, nothing more), and a little
  * before the call: a read's number is always drawn some time before its call goes out (the
  * token, the rate budget and its waits come between), and an earlier number only makes this
@@ -117,7 +118,7 @@ export async function freshObjectsForRead(
   receivedAt?: Date,
 ): Promise<{ fresh: string[]; seq: string; at: Date }> {
   const res = await sql<{ s: string; at: Date; stale: string[] }>`
-    select nextval('sync_read_seq')::text as s, date_trunc('milliseconds', clock_timestamp()) as at,
+    select ${READ_START},
            array(select object_key from event_marks
                   where tenant_key = ${tenantKey} and object_key = any(${keys}::text[])
                     and (mark > ${mark}::bigint or date_trunc('milliseconds', read_at) > ${receivedAt ?? null}::timestamptz)) as stale`.execute(db);
@@ -129,23 +130,15 @@ export async function freshObjectsForRead(
 /**
  * Advances event marks (see freshObjectsForRead), in one statement however many. Marks move
  * forward only. An event with the same mark as the applied one is not stale: it may be the same
- * event run again after a crash, or a second change within Lark's time resolution.
+ * event run again after a crash, or a second change within Lark's time resolution. Each key once
+ * (ON CONFLICT cannot touch a row twice in one statement): a drain's group keeps the newest of each.
  */
 export async function writeMarks(trx: Transaction<Database>, tenantKey: string, marks: Array<{ key: string; mark: number; readAt: Date | null }>): Promise<void> {
   if (marks.length === 0) return;
-  // One entry per key (ON CONFLICT cannot touch a row twice in one statement): the newest of each.
-  const byKey = new Map<string, { mark: number; readAt: Date | null }>();
-  for (const m of marks) {
-    const had = byKey.get(m.key);
-    const readAt = had?.readAt && m.readAt ? (had.readAt > m.readAt ? had.readAt : m.readAt) : (had?.readAt ?? m.readAt);
-    byKey.set(m.key, { mark: Math.max(had?.mark ?? Number.NEGATIVE_INFINITY, m.mark), readAt });
-  }
-  const keys = [...byKey.keys()];
-  const entries = [...byKey.values()];
   await sql`
     insert into event_marks as m (tenant_key, object_key, mark, read_at)
     select ${tenantKey}, k, mk, ra
-      from unnest(${keys}::text[], ${entries.map((e) => String(e.mark))}::bigint[], ${entries.map((e) => e.readAt?.toISOString() ?? null)}::timestamptz[]) as x(k, mk, ra)
+      from unnest(${marks.map((m) => m.key)}::text[], ${marks.map((m) => String(m.mark))}::bigint[], ${marks.map((m) => m.readAt?.toISOString() ?? null)}::timestamptz[]) as x(k, mk, ra)
     on conflict (tenant_key, object_key) do update
       set mark = greatest(m.mark, excluded.mark), read_at = greatest(m.read_at, excluded.read_at), updated_at = now()`.execute(trx);
 }

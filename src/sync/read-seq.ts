@@ -14,11 +14,15 @@ export async function nextReadSeq(db: Kysely<Database> | Transaction<Database>):
 }
 
 /**
- * A read's number (as nextReadSeq) and when it started, by the database's clock (as event receipt
- * times are), to the millisecond: a change event received before then is reflected in this read.
+ * The select-list items `s` (a read's number, as nextReadSeq) and `at` (when it started, by the
+ * database's clock, as event receipt times are, to the millisecond: a change event received
+ * before then is reflected in this read), for statements that draw a read with other work.
  */
+export const READ_START = sql`nextval('sync_read_seq')::text as s, date_trunc('milliseconds', clock_timestamp()) as at`;
+
+/** A read's number and when it started (READ_START). */
 export async function nextReadSeqAt(db: Kysely<Database> | Transaction<Database>): Promise<{ seq: string; at: Date }> {
-  const res = await sql<{ s: string; at: Date }>`select nextval('sync_read_seq')::text as s, date_trunc('milliseconds', clock_timestamp()) as at`.execute(db);
+  const res = await sql<{ s: string; at: Date }>`select ${READ_START}`.execute(db);
   return { seq: res.rows[0]!.s, at: res.rows[0]!.at };
 }
 

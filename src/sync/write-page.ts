@@ -857,12 +857,14 @@ export async function writeStreams(trx: Transaction<Database>, tenantKey: string
     return n;
   }
   const parts = some.map((p, i) => upsertCtes(tenantKey, null, p, { recordSeen: false, readSeq: opts.readSeq }, String(i)));
-  const counts = parts.map((_, i) => sql`(select count(*) from ${sql.raw(`upserted${i}`)})`);
   const res = await sql<{ n: number }>`
     with ${sql.join(parts.map((p) => p.ctes))}
-    select (${sql.join(counts, sql` + `)})::int as n`.execute(trx);
+    select ${sumOfCounts(parts.map((_, i) => `upserted${i}`))}::int as n`.execute(trx);
   return res.rows[0]?.n ?? 0;
 }
+
+/** The rows the data-modifying CTEs `names` returned, together (a statement of several writes). */
+const sumOfCounts = (names: string[]) => sql`(${sql.join(names.map((n) => sql`(select count(*) from ${sql.raw(n)})`), sql` + `)})`;
 
 /**
  * Upserts one page of a stream. Unchanged rows (same content hash) are left alone, so re-reading
@@ -950,8 +952,7 @@ export async function replaceChildren(trx: Transaction<Database>, tenantKey: str
            and not (record_key = any(${g.keys}::text[]))
         returning 1)`,
     );
-    const counts = batch.map((_, i) => sql`(select count(*) from ${sql.raw(`u${i}`)})`);
-    const res = await sql<{ n: string }>`with ${sql.join(updates)} select (${sql.join(counts, sql` + `)})::text as n`.execute(trx);
+    const res = await sql<{ n: string }>`with ${sql.join(updates)} select ${sumOfCounts(batch.map((_, i) => `u${i}`))}::text as n`.execute(trx);
     affected += Number(res.rows[0]?.n ?? 0);
   }
   return affected;

@@ -99,7 +99,7 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
   }
 
   async discard(key: TokenKey, row: MintState): Promise<void> {
-    this.held.delete(tokenKeyId(key));
+    this.forget(key);
     if (row.token_hash) await invalidateToken(this.db, key, row.token_hash);
   }
 
@@ -125,7 +125,7 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
    * Returns the seconds until its refresh time.
    */
   async write(db: Kysely<Database>, key: TokenKey, minted: IssuedToken, previousShiftSeconds: number | null, lease: string | null): Promise<number> {
-    this.held.delete(tokenKeyId(key));
+    this.forget(key);
     const plan = planRefresh({
       key: tokenKeyId(key),
       nowMs: this.options.clock.now().getTime(),
@@ -195,7 +195,7 @@ export class AccessTokenRows implements TokenRows<TokenKey, string, IssuedToken,
 
   /** Drops the token only if it is still the one Lark rejected, so a fresher one minted meanwhile survives. */
   invalidate(key: TokenKey, token: string): Promise<boolean> {
-    this.held.delete(tokenKeyId(key));
+    this.forget(key);
     return invalidateToken(this.db, key, tokenHash(token));
   }
 

@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Kysely } from 'kysely';
 import { MODULES } from '../../src/connectors/index.js';
-import type { Database } from '../../src/db/database.js';
 import { runModuleHandler } from '../../src/events/module-events.js';
 import type { Services } from '../../src/services.js';
 import type { ModuleEventContext } from '../../src/sync/sync-module.js';
-import { countingKysely } from '../helpers/db.js';
 import { STORE_APP } from '../helpers/stack.js';
-import { buildServices, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
+import { countingServices, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
 
 // Before a change event's handler runs, larksync needs the tenant (active?), its app (whose tokens
 // the handler reads with) and its connector of the module (enabled? config?). At 200 events a
@@ -26,9 +23,7 @@ describe("a change event handler's context", () => {
     await f.services.connectors.put('t-off', 'contact', { enabled: false, config: {} }, 'store');
     await f.services.connectors.put('t-gone', 'contact', { enabled: true, config: {} }, 'store');
     await f.services.tenants.uninstall('t-gone', STORE_APP.appId, null);
-    const counted = countingKysely(f.db, /"?(tenants|apps|connectors)"?\b/);
-    reads = counted.seen;
-    services = buildServices(f.config, { db: counted.db as Kysely<Database>, pool: f.db.pool, close: async () => undefined });
+    ({ services, seen: reads } = countingServices(f, /"?(tenants|apps|connectors)"?\b/));
   });
   afterAll(async () => {
     await f?.stop();
@@ -80,8 +75,8 @@ describe("a change event handler's context", () => {
       }, receivedAt);
       return got!;
     };
-    const counted = countingKysely(f.db, /sync_read_seq|event_marks/);
-    services = buildServices(f.config, { db: counted.db as Kysely<Database>, pool: f.db.pool, close: async () => undefined });
+    const counted = countingServices(f, /sync_read_seq|event_marks/);
+    services = counted.services;
     const first = await check(2_000, ['contact_users:ou_a']);
     expect(first.fresh).toEqual(keys);
     // The check and the draw, then the mark's write.

@@ -7,7 +7,7 @@ import { Sealer } from '../../src/crypto/sealer.js';
 import { connectDatabase, type DbHandle } from '../../src/db/connect.js';
 import { createServices, type ServiceDeps, type Services } from '../../src/services.js';
 import type { LarkSimulator, SimulatorOptions } from '../../simulator/lark-simulator.js';
-import { createTestDatabase, type TestDatabase } from './db.js';
+import { countingKysely, createTestDatabase, type TestDatabase } from './db.js';
 import { STORE_APP, storeAppSimulator } from './stack.js';
 
 /** The store app's environment, as a larksync process (or a child test process) would see it. */
@@ -43,6 +43,15 @@ export function buildServices(
     ticketOptions: opts.ticketOptions,
     tokenOptions: opts.tokenOptions,
   });
+}
+
+/**
+ * Services as bootstrap builds them over the fixture's database, through a Kysely that records
+ * every statement matching `pattern` (countingKysely): what a test counts the round trips of.
+ */
+export function countingServices(f: Pick<TokenFixture, 'config' | 'db'>, pattern: RegExp): { services: Services; seen: string[] } {
+  const counted = countingKysely(f.db, pattern);
+  return { services: buildServices(f.config, { db: counted.db, pool: f.db.pool, close: async () => undefined }), seen: counted.seen };
 }
 
 export interface TokenFixture {

@@ -1,6 +1,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { expect } from 'vitest';
+import type { Stack } from './stack.js';
+
+/** Registers a webhook through the REST API: its id and its signing secret (shown once). */
+export async function createWebhook(stack: Pick<Stack, 'api'>, body: Record<string, unknown>): Promise<{ id: string; secret: string }> {
+  const res = await stack.api('POST', '/api/v1/webhooks', body);
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; secret: string };
+}
 
 export interface Received {
   id: string;

@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { AUTH_PATHS } from '../../simulator/lark-simulator.js';
-import type { Database } from '../../src/db/database.js';
 import { LarkApiError } from '../../src/lark/errors.js';
 import type { Services } from '../../src/services.js';
-import { countingKysely } from '../helpers/db.js';
-import { buildServices, fp, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
+import { countingServices, fp, startTokenFixture, type TokenFixture } from '../helpers/token-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
 // Every Lark call asks for its tenant's token. A process holds a token it read until the token's
@@ -23,9 +21,7 @@ describe('a tenant token held by the process', () => {
     f = await startTokenFixture({ sim: { tokenTtlSeconds: 6, rotationWindowSeconds: 3 } });
     await f.seedTicket();
     await f.installTenant(TENANT);
-    const counted = countingKysely(f.db, /from "access_tokens"/);
-    reads = counted.seen;
-    services = buildServices(f.config, { db: counted.db as Kysely<Database>, pool: f.db.pool, close: async () => undefined });
+    ({ services, seen: reads } = countingServices(f, /from "access_tokens"/));
   });
   afterAll(async () => {
     await f?.stop();

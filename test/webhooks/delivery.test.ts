@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { STORE_APP, startStack, type Stack } from '../helpers/stack.js';
-import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { createWebhook as createHook, WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { waitFor } from '../helpers/wait.js';
 import { emitWebhookEvent, wakeStalledLanes } from '../../src/webhooks/emit.js';
 
@@ -22,11 +22,7 @@ const FAST = {
 let stack: Stack;
 let receiver: WebhookReceiver;
 
-async function createWebhook(body: Record<string, unknown>): Promise<{ id: string; secret: string }> {
-  const res = await stack.api('POST', '/api/v1/webhooks', body);
-  expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; secret: string };
-}
+const createWebhook = (body: Record<string, unknown>) => createHook(stack, body);
 
 /** A producer's transaction: the event commits with it (or not at all). */
 async function emit(tenantKey: string, seq: number, type: 'tenant.status_changed' | 'sync.finished' = 'tenant.status_changed') {

@@ -5,7 +5,7 @@ import { WebhookDispatcher, defaultWebhookOptions } from '../../src/webhooks/lan
 import { WebhookSender } from '../../src/webhooks/sender.js';
 import { countingKysely } from '../helpers/db.js';
 import { STORE_APP, startStack, type Stack } from '../helpers/stack.js';
-import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { createWebhook, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * What webhooks cost in round trips. At 200 change events a second every event's transaction
@@ -28,8 +28,7 @@ describe('webhook round trips', () => {
   });
 
   it('sends three records.changed of a stream and a sync.finished in two deliveries, in five statements', async () => {
-    const res = await stack.api('POST', '/api/v1/webhooks', { url: receiver.url, eventTypes: ['records.changed', 'sync.finished'] });
-    const hook = (await res.json()) as { id: string; secret: string };
+    const hook = await createWebhook(stack, { url: receiver.url, eventTypes: ['records.changed', 'sync.finished'] });
     receiver.accept(hook.secret);
     const tenant = 't-lane';
     await sql`insert into tenants (tenant_key, app_id, status) values (${tenant}, ${STORE_APP.appId}, 'active')`.execute(stack.db.db);
@@ -63,8 +62,7 @@ describe('webhook round trips', () => {
 
   it('writes the records.changed of a transaction that changed two streams in one statement, an event per stream with its rows\' positions', async () => {
     await sql`update webhooks set status = 'disabled'`.execute(stack.db.db);
-    const res = await stack.api('POST', '/api/v1/webhooks', { url: receiver.url, eventTypes: ['records.changed'], tenantKeys: ['t-two'] });
-    const hook = (await res.json()) as { id: string; secret: string };
+    const hook = await createWebhook(stack, { url: receiver.url, eventTypes: ['records.changed'], tenantKeys: ['t-two'] });
     await sql`insert into tenants (tenant_key, app_id, status) values ('t-two', ${STORE_APP.appId}, 'active')`.execute(stack.db.db);
     const counted = countingKysely(stack.db, /webhook/);
     const queued = await counted.db.transaction().execute(async (trx) => {
