@@ -57,9 +57,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (n: number | null | undefined, digits = 0) => (n === null || n === undefined || !Number.isFinite(n) ? null : Number(n.toFixed(digits)));
 const fmt = (n: number) => n.toLocaleString('en-US');
 
+/**
+ * Approval events are all three v1 types Lark pushes for a subscribed definition: a change that
+ * advances a node fires `approval_task` events and no `approval_instance` one (change-events.md
+ * §2.1), and larksync re-reads the instance for each. Counting only `approval_instance` (as this
+ * bench did until 2026-12) set every call made for a task or cc event against too few events.
+ */
+const APPROVAL_EVENTS = new Set(['approval_instance', 'approval_task', 'approval_cc']);
+
 function kindOf(push: Push): Kind | 'other' {
   if (push.type.startsWith('contact.')) return 'contact';
-  if (push.type === 'approval_instance') return 'approval';
+  if (APPROVAL_EVENTS.has(push.type)) return 'approval';
   if (push.type === 'drive.file.bitable_record_changed_v1') return 'bitable';
   return 'other';
 }
@@ -238,8 +246,10 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
     const neverHooked = all.filter((c) => c.visibleAt !== undefined && c.hookAt === undefined).length;
     const events = { contact: 0, approval: 0, bitable: 0, other: 0 };
     let baseRecordsChanged = 0;
+    const approvalByType: Record<string, number> = {};
     for (const p of pushes) {
       events[kindOf(p)] += 1;
+      if (kindOf(p) === 'approval') approvalByType[p.type] = (approvalByType[p.type] ?? 0) + 1;
       if (kindOf(p) === 'bitable') baseRecordsChanged += p.changes.length;
     }
     const acks = pushes.map((p) => p.ackMs);
@@ -329,7 +339,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
     ];
 
     const notes = [
-      `window: ${fmt(gen.changes)} changes in ${((windowEnd - windowStart) / 1000).toFixed(1)} s (${JSON.stringify(gen.byKind)}${gen.errors > 0 ? `, ${gen.errors} generator errors: ${gen.lastError}` : ''}), ${fmt(pushes.length)} events pushed (contact ${fmt(events.contact)}, approval ${fmt(events.approval)}, Base records ${fmt(events.bitable)}, other ${fmt(events.other)}: drive.file.edit_v1 and the like); simulator delivery: ${JSON.stringify(simEvents.counters)}`,
+      `window: ${fmt(gen.changes)} changes in ${((windowEnd - windowStart) / 1000).toFixed(1)} s (${JSON.stringify(gen.byKind)}${gen.errors > 0 ? `, ${gen.errors} generator errors: ${gen.lastError}` : ''}), ${fmt(pushes.length)} events pushed (contact ${fmt(events.contact)}, approval ${fmt(events.approval)} ${JSON.stringify(approvalByType)}, Base records ${fmt(events.bitable)}, other ${fmt(events.other)}: drive.file.edit_v1 and the like); approval calls per approval change made: ${round(calls.approval / Math.max(1, gen.byKind.approval ?? 0), 2) ?? '-'}; simulator delivery: ${JSON.stringify(simEvents.counters)}`,
       `the ${fmt(records)}-record Base sync: ${bigAtEnd.status} at the end of the window with ${fmt(bigAtEnd.counts.base_records ?? 0)} records (${bigAfter.status} with ${fmt(bigAfter.counts.base_records ?? 0)} after the baseline)`,
       `settled after ${((settledAt - windowEnd) / 1000).toFixed(0)} s with ${fmt(backlog.events)} change events still to handle and ${fmt(backlog.deliveries)} webhook deliveries to send${backlog.events > 0 ? ' (the missing rows above include those not yet handled: queued, not lost)' : ''}`,
       `changes never seen in the records API on their own: ${fmt(neverVisible)} (a row created and deleted again before larksync read it, or a value overwritten before a read; the end state above is checked either way); seen but no webhook reached them: ${fmt(neverHooked)}; consumer: ${JSON.stringify(consumer.stats)}`,

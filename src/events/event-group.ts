@@ -1,6 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../db/database.js';
-import { writeMarks, type PreparedEventChange } from '../sync/event-apply.js';
+import { marksWrite, type PreparedEventChange } from '../sync/event-apply.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
 
 export type GroupOutcome = 'processed' | 'ignored';
@@ -75,14 +75,14 @@ export class EventGroup {
     });
   }
 
-  /** The events' outcomes ('processed', 'ignored'), in one statement. */
-  private async settleOutcomes(db: Kysely<Database>): Promise<void> {
-    if (this.outcomes.size === 0) return;
+  /** The statement that records the events' outcomes ('processed', 'ignored'); undefined when there are none. */
+  private outcomesWrite(): RawBuilder<unknown> | undefined {
+    if (this.outcomes.size === 0) return undefined;
     const ids = [...this.outcomes.keys()];
     const statuses = [...this.outcomes.values()];
-    await sql`update lark_events e set status = o.status, processed_at = now(), last_error = null, attempts = e.attempts + 1
+    return sql`update lark_events e set status = o.status, processed_at = now(), last_error = null, attempts = e.attempts + 1
                 from unnest(${ids}::bigint[], ${statuses}::text[]) as o(id, status)
-               where e.id = o.id`.execute(db);
+               where e.id = o.id`;
   }
 
   /** Runs after the commit (telling sinks that rows changed must not beat the rows). */
@@ -100,7 +100,7 @@ export class EventGroup {
     // Events that changed nothing (stale, out of scope) only need their outcomes: one statement,
     // no transaction around it.
     if (this.changes.length === 0) {
-      await this.settleOutcomes(db);
+      await this.outcomesWrite()?.execute(db);
       return;
     }
     await db.transaction().execute(async (trx) => {
@@ -109,14 +109,16 @@ export class EventGroup {
         await change.write(trx);
         for (const s of change.touched) touched.add(s);
       }
-      // Every change's marks in one statement (the newest of each object, kept by add()).
-      await writeMarks(
-        trx,
+      // Every change's marks (the newest of each object, kept by add()) and every event's outcome
+      // are written in the statement that announces the changes: one round trip where three were.
+      // Neither table is read by the announcement.
+      const marks = marksWrite(
         this.tenantKey,
         [...this.marks].map(([key, m]) => ({ key, mark: m.mark, readAt: Number.isFinite(m.readAt) ? new Date(m.readAt) : null })),
       );
-      await this.settleOutcomes(trx);
-      if (touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: this.tenantKey, data: { streams: [...touched] } });
+      const outcomes = this.outcomesWrite();
+      const alongside = [marks, outcomes].filter((w): w is RawBuilder<unknown> => w !== undefined);
+      await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: this.tenantKey, data: { streams: [...touched] } }, alongside);
     });
     // The rows are committed: a failure here (queueing sink work) must not fail the drain, whose
     // events are handled; the sinks' own schedule picks the work up anyway.

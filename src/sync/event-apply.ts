@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
 import { emitWebhookEvent } from '../webhooks/emit.js';
 import type { StreamDef } from './streams.js';
@@ -87,10 +87,11 @@ export async function applyEventChange(
   const prepared = await prepareEventChange(tenantKey, streams, change, readAt);
   return db.transaction().execute(async (trx) => {
     const n = await prepared.write(trx);
-    const marks = change.marks;
-    if (marks) await writeMarks(trx, tenantKey, [...new Set(marks.keys)].map((key) => ({ key, mark: marks.mark, readAt: readAt ?? null })));
     await inTransaction?.(trx);
-    if (prepared.touched.size > 0) await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } });
+    // The marks ride in the announcing statement (emitWebhookEvent's `alongside`).
+    const marks = change.marks;
+    const aside = marks ? marksWrite(tenantKey, [...new Set(marks.keys)].map((key) => ({ key, mark: marks.mark, readAt: readAt ?? null }))) : undefined;
+    await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } }, aside ? [aside] : []);
     return n;
   });
 }
@@ -134,11 +135,16 @@ export async function freshObjectsForRead(
  * (ON CONFLICT cannot touch a row twice in one statement): a drain's group keeps the newest of each.
  */
 export async function writeMarks(trx: Transaction<Database>, tenantKey: string, marks: Array<{ key: string; mark: number; readAt: Date | null }>): Promise<void> {
-  if (marks.length === 0) return;
-  await sql`
+  await marksWrite(tenantKey, marks)?.execute(trx);
+}
+
+/** writeMarks' statement, not run: undefined when there is nothing to write. */
+export function marksWrite(tenantKey: string, marks: Array<{ key: string; mark: number; readAt: Date | null }>): RawBuilder<unknown> | undefined {
+  if (marks.length === 0) return undefined;
+  return sql`
     insert into event_marks as m (tenant_key, object_key, mark, read_at)
     select ${tenantKey}, k, mk, ra
       from unnest(${marks.map((m) => m.key)}::text[], ${marks.map((m) => String(m.mark))}::bigint[], ${marks.map((m) => m.readAt?.toISOString() ?? null)}::timestamptz[]) as x(k, mk, ra)
     on conflict (tenant_key, object_key) do update
-      set mark = greatest(m.mark, excluded.mark), read_at = greatest(m.read_at, excluded.read_at), updated_at = now()`.execute(trx);
+      set mark = greatest(m.mark, excluded.mark), read_at = greatest(m.read_at, excluded.read_at), updated_at = now()`;
 }

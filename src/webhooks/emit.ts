@@ -39,8 +39,8 @@ export interface RecordsChangedData {
  * so two producers of one tenant never deadlock. Nothing is written when no enabled webhook
  * matches. One statement, however many events.
  */
-const FAN_OUT = (type: string, tenantKey: string, input: RawBuilder<unknown>, stream: RawBuilder<unknown>) => sql<{ deliveries: number }>`
-  with hooks as (
+const FAN_OUT = (type: string, tenantKey: string, input: RawBuilder<unknown>, stream: RawBuilder<unknown>, alongside: readonly RawBuilder<unknown>[]) => sql<{ deliveries: number }>`
+  with ${alongsideCtes(alongside)} hooks as (
     select id from webhooks
      where status = 'enabled' and ${type}::text = any(event_types)
        and (tenant_keys is null or ${tenantKey}::text = any(tenant_keys))
@@ -63,6 +63,20 @@ const FAN_OUT = (type: string, tenantKey: string, input: RawBuilder<unknown>, st
   ), jobs as (${QUEUE_LANE_JOBS('woken', tenantKey)})
   select (select count(*) from dl)::int as deliveries where (select n from jobs) >= 0`;
 
+/**
+ * Writes that ride in another statement as data-modifying CTEs (`aside0 as (...), aside1 as (...),`):
+ * Postgres runs each to completion whether or not anything reads it. They see the statement's
+ * snapshot, not each other's changes, so they must neither write what the statement reads nor
+ * touch a row another part of it touches.
+ */
+function alongsideCtes(writes: readonly RawBuilder<unknown>[]): RawBuilder<unknown> {
+  if (writes.length === 0) return sql``;
+  return sql`${sql.join(
+    writes.map((w, i) => sql`${sql.raw(`aside${i}`)} as (${w})`),
+    sql`, `,
+  )},`;
+}
+
 /** One job per lane of the CTE `cte` (a column webhook_id), calling add_jobs only when there is one. */
 function QUEUE_LANE_JOBS(cte: string, tenantKey: string) {
   return sql`
@@ -79,15 +93,27 @@ const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
  * Records an event for the webhooks that want it, in the transaction of the change that causes it
  * (the outbox): committed with the change or not at all. This is the only function producers call.
  * Returns the deliveries queued.
+ *
+ * `alongside`: the caller's last writes of the transaction (a drain group's event marks and
+ * outcomes), made in the same statement as data-modifying CTEs (see alongsideCtes), so the
+ * transaction's end costs one round trip instead of one per write. They run even when nothing is
+ * announced.
  */
-export async function emitWebhookEvent(trx: Transaction<Database> | Kysely<Database>, event: WebhookEventInput): Promise<number> {
+export async function emitWebhookEvent(
+  trx: Transaction<Database> | Kysely<Database>,
+  event: WebhookEventInput,
+  alongside: readonly RawBuilder<unknown>[] = [],
+): Promise<number> {
   let statement;
   if (event.type === 'records.changed') {
     const changed = changedStreams(event.tenantKey, event.data.streams);
-    if (!changed) return 0;
-    statement = FAN_OUT(event.type, event.tenantKey, changed, sql`ev.data ->> 'stream'`);
+    if (!changed) {
+      if (alongside.length > 0) await sql`with ${alongsideCtes(alongside)} done as (select 1) select 1`.execute(trx);
+      return 0;
+    }
+    statement = FAN_OUT(event.type, event.tenantKey, changed, sql`ev.data ->> 'stream'`, alongside);
   } else {
-    statement = FAN_OUT(event.type, event.tenantKey, sql`select ${JSON.stringify(event.data)}::jsonb as data`, sql`null::text`);
+    statement = FAN_OUT(event.type, event.tenantKey, sql`select ${JSON.stringify(event.data)}::jsonb as data`, sql`null::text`, alongside);
   }
   const res = await statement.execute(trx);
   return res.rows[0]?.deliveries ?? 0;

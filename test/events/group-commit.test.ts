@@ -7,9 +7,10 @@ import { prepareEventChange } from '../../src/sync/event-apply.js';
 import { nextReadSeq } from '../../src/sync/read-seq.js';
 import { countingKysely, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
-// A drain commits a tenant's events together. Their event marks go in one statement, their
-// outcomes in another, and a group whose events all changed nothing (stale, out of scope) is one
-// statement with no transaction: each was a round trip per event, or per outcome.
+// A drain commits a tenant's events together. Their event marks and their outcomes ride in the
+// statement that announces the changes (records.changed), and a group whose events all changed
+// nothing (stale, out of scope) is one statement with no transaction: each was a round trip per
+// event, or per outcome, and then one each per group.
 describe("a drain's group commit", () => {
   let db: TestDatabase;
   let counted: Kysely<Database>;
@@ -32,7 +33,7 @@ describe("a drain's group commit", () => {
     await db?.drop();
   });
 
-  it('writes the rows of two events, their marks in one statement and the three outcomes in one', async () => {
+  it('writes the rows of two events, then their marks, outcomes and records.changed in one statement', async () => {
     const [a, b, c] = await storedEvents(3);
     const group = new EventGroup('t-g');
     const streams = MODULES.contact!.streams;
@@ -42,11 +43,17 @@ describe("a drain's group commit", () => {
     group.settle([a!], 'processed');
     group.settle([b!], 'processed');
     group.settle([c!], 'ignored');
+    // A webhook that wants records.changed, so that the announcement writes an event.
+    await sql`insert into webhooks (url, event_types, secret_sealed) values ('https://example.com/hook', array['records.changed'], '\\x00'::bytea)`.execute(db.db);
     seen.length = 0;
     await group.commit(counted);
-    const marks = seen.filter((q) => /event_marks/.test(q));
-    const outcomes = seen.filter((q) => /update lark_events/.test(q));
-    expect([marks.length, outcomes.length]).toEqual([1, 1]);
+    // begin, one upsert per change, then marks, outcomes and the announcement in one statement, commit
+    // (marks, outcomes and the announcement were three).
+    expect(seen).toHaveLength(5);
+    const last = seen[3]!;
+    expect([/event_marks/.test(last), /update lark_events/.test(last), /insert into webhook_events/.test(last)]).toEqual([true, true, true]);
+    const announced = await sql<{ data: { stream: string; count: number } }>`select data from webhook_events where tenant_key = 't-g' and type = 'records.changed'`.execute(db.db);
+    expect(announced.rows.map((r) => [r.data.stream, r.data.count])).toEqual([['contact_users', 2]]);
     const rows = await sql<{ object_key: string; mark: string; read_at: Date }>`select object_key, mark::text, read_at from event_marks where tenant_key = 't-g' order by object_key`.execute(db.db);
     expect(rows.rows.map((r) => [r.object_key, r.mark, r.read_at.getTime()])).toEqual([
       ['contact_users:ou_1', '2000', readAt.getTime()],
