@@ -14,6 +14,7 @@ import { EventsService } from './events/events.service.js';
 import { MODULES, STREAM_CATALOG } from './connectors/index.js';
 import { ConnectorsService } from './sync/connectors.service.js';
 import { Pacer } from './sync/pacer.js';
+import { FreshReads } from './sync/event-apply.js';
 import { RecordsService } from './sync/records.service.js';
 import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/engine/sync-engine.js';
 import { SyncService } from './sync/sync.service.js';
@@ -64,6 +65,8 @@ export interface Services {
   subscriptions: SubscriptionsService;
   /** Paces change events' re-reads (the same Postgres buckets as syncs). */
   eventPacer: Pacer;
+  /** Change-event handlers' freshness checks, asked together (sync/event-apply.ts). */
+  freshReads: FreshReads;
 }
 
 export interface ServiceDeps {
@@ -123,6 +126,7 @@ export function createServices(deps: ServiceDeps): Services {
     grants: new GrantsService(deps.db, deps.sealer, http, deps.log, { ...defaultGrantOptions, ...deps.grantOptions }),
     oauthStates: new OAuthStates(deps.db, deps.sealer),
     eventPacer: new Pacer(deps.db, deps.rateLimitScale ?? 1),
+    freshReads: new FreshReads(deps.db),
     writes: new WritesService(deps.db, tokens, http),
     sinks: new SinksService({ db: deps.db, sealer: deps.sealer, log: deps.log, metrics, download: larkFileDownloader((t) => tokens.forTenant(t), metrics), allowPrivate: deps.config.allowPrivateSinks }, deps.sinkOptions),
   } as Omit<Services, 'engine' | 'writeApplier' | 'webhooks' | 'webhookDispatcher' | 'subscriptions'> as Services;

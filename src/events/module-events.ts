@@ -7,7 +7,7 @@ import type { LarkHttp } from '../lark/http.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { AppError } from '../errors.js';
 import { UserAuthorizationRequiredError } from '../grants/grant-errors.js';
-import { applyEventChange, freshObjectsForRead, prepareEventChange } from '../sync/event-apply.js';
+import { applyEventChange, prepareEventChange, type FreshReads } from '../sync/event-apply.js';
 import type { EventGroup } from './event-group.js';
 import { identityUserOf } from '../sync/identity.js';
 import type { Pacer } from '../sync/pacer.js';
@@ -28,6 +28,8 @@ export interface ModuleEventDeps {
   metrics: Metrics;
   log: Logger;
   eventPacer: Pacer;
+  /** Handlers' freshness checks, gathered into shared statements. */
+  freshReads: FreshReads;
   tokens: { forTenantApp(tenantKey: string, app: AppRow): TenantTokens };
   grants: { forUser(key: { appId: string; tenantKey: string; openId: string }): Promise<TenantTokens> };
   connectors: { validate(module: SyncModuleName, config: unknown): Record<string, unknown> };
@@ -103,7 +105,7 @@ export async function runModuleHandler(
       return read.seq;
     },
     freshRead: async (keys, mark) => {
-      const read = await freshObjectsForRead(deps.db, tenantKey, keys, mark, input.receivedAt);
+      const read = await deps.freshReads.check({ tenantKey, keys, mark, receivedAt: input.receivedAt });
       readAt ??= read.at;
       return { fresh: input.group ? input.group.fresh(read.fresh, mark, input.receivedAt) : read.fresh, readSeq: read.seq };
     },

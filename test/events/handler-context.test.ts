@@ -91,4 +91,49 @@ describe("a change event handler's context", () => {
     expect((await check(2_000)).fresh).toEqual(keys);
     expect((await check(2_000, undefined, new Date(Date.now() - 60_000))).fresh).toEqual(['contact_users:ou_b']);
   });
+
+  it('gathers the checks of handlers running at once into one statement, each with its own answer and read number', async () => {
+    const counted = countingServices(f, /sync_read_seq/);
+    services = counted.services;
+    // An applied mark for ou_c at 5,000.
+    await run('t-on', STORE_APP.appId, async (ctx) => {
+      const got = await ctx.freshRead(['contact_users:ou_c'], 5_000);
+      await ctx.apply({ readSeq: got.readSeq, marks: { keys: ['contact_users:ou_c'], mark: 5_000 } });
+      return 'processed';
+    });
+    // Six handlers at once (a drain's tenants): older and newer events of ou_c, and other objects.
+    const asks: Array<[string, number]> = [
+      ['contact_users:ou_c', 4_000],
+      ['contact_users:ou_c', 6_000],
+      ['contact_users:ou_d', 1_000],
+      ['contact_users:ou_c', 4_500],
+      ['contact_users:ou_e', 1_000],
+      ['contact_users:ou_c', 5_000],
+    ];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    counted.seen.length = 0;
+    const runs = asks.map(([key, mark]) =>
+      run('t-on', STORE_APP.appId, async (ctx) => {
+        // Every handler is resolved and waiting before any asks: they ask in the same turn.
+        await gate;
+        return (await ctx.freshRead([key], mark)).fresh.length > 0 ? 'processed' : 'ignored';
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    const answers = (await Promise.all(runs)).map((r) => r.outcome);
+    expect(answers).toEqual(['ignored', 'processed', 'processed', 'ignored', 'processed', 'processed']);
+    // One statement (six before, one per handler).
+    expect(counted.seen).toHaveLength(1);
+
+    // Each its own read number, and other tenants' marks are not this tenant's.
+    const direct = await Promise.all([
+      services.freshReads.check({ tenantKey: 't-on', keys: ['contact_users:ou_c'], mark: 4_000 }),
+      services.freshReads.check({ tenantKey: 't-off', keys: ['contact_users:ou_c'], mark: 4_000 }),
+      services.freshReads.check({ tenantKey: 't-on', keys: [], mark: 4_000 }),
+    ]);
+    expect(direct.map((d) => d.fresh)).toEqual([[], ['contact_users:ou_c'], []]);
+    expect(new Set(direct.map((d) => d.seq)).size).toBe(3);
+  });
 });

@@ -11,6 +11,7 @@ import type { Database } from '../../db/database.js';
 import type { LarkHttp } from '../../lark/http.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Pacer } from '../../sync/pacer.js';
+import type { FreshReads } from '../../sync/event-apply.js';
 import type { ConnectorsService } from '../../sync/connectors.service.js';
 import type { SinksService } from '../../sinks/sinks.service.js';
 
@@ -33,6 +34,7 @@ export interface HandlerDeps {
   http: LarkHttp;
   metrics: Metrics;
   eventPacer: Pacer;
+  freshReads: FreshReads;
   connectors: ConnectorsService;
   sinks: SinksService;
 }
