@@ -7,7 +7,7 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { Pacer, perSecond } from '../../src/sync/pacer.js';
 import { SyncLarkClient } from '../../src/sync/sync-lark-client.js';
 import type { TenantTokens } from '../../src/tokens/tokens.service.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { countingKysely, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startStack, type Stack, whenReady, openTenant } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -53,6 +53,27 @@ describe('pacing', () => {
     // 30 tokens at 20/s: about 1.5 s (nearly 3 s with the waste).
     expect(elapsed).toBeGreaterThanOrEqual(1.4);
     expect(elapsed).toBeLessThan(2.1);
+  });
+
+  it("gathers the takes asked at once into one statement per round of distinct buckets, each paced by its own bucket", async () => {
+    // At 200 change events a second each upstream call's take was a statement of its own.
+    const counted = countingKysely(db, /rate_buckets/);
+    const p = new Pacer(counted.db);
+    const limit = { perSecond: 10, burst: 1 };
+    const tenants = Array.from({ length: 8 }, (_, i) => `app:t-${i}:gathered`);
+    const started = Date.now();
+    await Promise.all(tenants.map((b) => p.take(b, limit)));
+    // Eight buckets with a token each: no wait, one statement (eight before).
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(counted.seen).toHaveLength(1);
+    counted.seen.length = 0;
+    // Three takes of one bucket at once: one round each (a statement touches a row once), and
+    // the bucket paces them, 100 ms apart at 10/s.
+    const waits = await Promise.all([0, 1, 2].map(() => p.take('app:t-one:gathered', limit)));
+    expect(counted.seen.length).toBeGreaterThanOrEqual(3);
+    expect(waits.sort((a, b) => a - b)[2]).toBeGreaterThanOrEqual(180);
+    const row = await db.db.selectFrom('rate_buckets').select('tokens').where('bucket', '=', 'app:t-0:gathered').executeTakeFirstOrThrow();
+    expect(Number(row.tokens)).toBeCloseTo(0, 0);
   });
 
   it('paces each call with its token in hand: a slow token lookup cannot bunch sends (Lark counts arrivals)', async () => {
