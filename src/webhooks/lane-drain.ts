@@ -64,7 +64,8 @@ interface Head {
   visible: boolean;
   data: Record<string, unknown>;
   occurred_at: Date;
-  /** what a records.changed head not yet frozen can take in (null: nothing, or not such a head) */
+  takes_fixed: boolean | null;
+  /** the deliveries a records.changed head took in (headCtes), oldest first (null: none, or not such a head) */
   absorbable: Array<{ id: string; data: RecordsChangedData; occurredAt: number }> | null;
 }
 
@@ -78,34 +79,71 @@ export function retryDelayMs(attempts: number, opts: Pick<WebhookOptions, 'first
 
 /**
  * The lane's head (its oldest pending delivery after `after`) with its webhook and event and, for a
- * records.changed head whose body is not yet fixed, what it can take in (see freeze), read in the
- * same statement: the take-in list is what the first attempt needs, and reading it apart cost a
- * round trip per delivery.
+ * records.changed head, what it announces besides its own rows, in one statement:
+ * - a head whose body is not yet fixed takes in, here, the lane's later pending records.changed of
+ *   its stream, up to the next event of another type, whose rows the feed already serves (an
+ *   event is never told before one that came earlier, but independent feeds may overtake each
+ *   other): they become `coalesced` into it, and the head is marked `takes_fixed`;
+ * - a head already fixed (read again: a retry, a visibility wait, a job after a crash) answers the
+ *   deliveries it took in then.
+ * So the body is fixed by rows before its first attempt and made from them alike at every attempt
+ * until one stores it, and a retry sends the same webhook-id with the same rows: a receiver that
+ * de-duplicates on webhook-id never drops a change it was not told. Fixing the body used to be a
+ * statement of its own before each first attempt.
+ *
+ * Only the lane's job (its queue runs one at a time across replicas) changes its pending
+ * deliveries. As CTEs: `statement` puts them after its own (the delivered attempt's).
  */
-function headQuery(webhookId: string, tenantKey: string, after = '0') {
-  return sql<Head>`
-    select w.id as webhook_id, w.url, w.status as webhook_status, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at,
-           d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from,
-           d.xid < (select feed_horizon()) as visible, e.data, e.occurred_at, t.absorbable
-      from webhooks w
-      left join lateral (
-        select * from webhook_deliveries d
-         where d.webhook_id = w.id and d.tenant_key = ${tenantKey} and d.status = 'pending' and d.id > ${after}::bigint
-         order by d.id limit 1) d on true
-      left join webhook_events e on e.id = d.event_id
-      -- The lane's later pending records.changed of the head's stream, up to the next event of
-      -- another type, whose rows the feed already serves (ids as text, times in ms).
-      left join lateral (
-        select json_agg(json_build_object('id', x.id::text, 'data', xe.data, 'occurredAt', floor(extract(epoch from xe.occurred_at) * 1000)) order by x.id) as absorbable
-          from webhook_deliveries x join webhook_events xe on xe.id = x.event_id
-         where d.event_type = 'records.changed' and d.body is null
-           and x.webhook_id = w.id and x.tenant_key = ${tenantKey} and x.status = 'pending'
-           and x.id > d.id and x.event_type = 'records.changed' and x.stream = d.stream and x.body is null
-           and x.xid < (select feed_horizon())
-           and x.id < coalesce((select min(b.id) from webhook_deliveries b
-                                 where b.webhook_id = w.id and b.tenant_key = ${tenantKey} and b.status = 'pending'
-                                   and b.id > d.id and b.event_type <> 'records.changed'), 9223372036854775807)) t on true
-     where w.id = ${webhookId}::bigint`;
+function headCtes(webhookId: string, tenantKey: string, after = '0') {
+  return sql`
+    head as (
+      select w.id as webhook_id, w.url, w.status as webhook_status, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at,
+             d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from, d.takes_fixed,
+             d.xid < (select feed_horizon()) as visible, e.data, e.occurred_at
+        from webhooks w
+        left join lateral (
+          select * from webhook_deliveries d
+           where d.webhook_id = w.id and d.tenant_key = ${tenantKey} and d.status = 'pending' and d.id > ${after}::bigint
+           order by d.id limit 1) d on true
+        left join webhook_events e on e.id = d.event_id
+       where w.id = ${webhookId}::bigint),
+    takeable as (
+      select x.id, xe.data, xe.occurred_at
+        from head h
+        join webhook_deliveries x on x.webhook_id = h.webhook_id and x.tenant_key = ${tenantKey} and x.status = 'pending' and x.id > h.id
+        join webhook_events xe on xe.id = x.event_id
+       where h.event_type = 'records.changed' and h.body is null and not h.takes_fixed
+         and x.event_type = 'records.changed' and x.stream = h.stream and x.body is null
+         and x.xid < (select feed_horizon())
+         and x.id < coalesce((select min(b.id) from webhook_deliveries b
+                               where b.webhook_id = h.webhook_id and b.tenant_key = ${tenantKey} and b.status = 'pending'
+                                 and b.id > h.id and b.event_type <> 'records.changed'), 9223372036854775807)),
+    taken as (
+      update webhook_deliveries x set status = 'coalesced', coalesced_into = h.id
+        from head h, takeable t
+       where x.id = t.id and x.status = 'pending' and x.body is null
+      returning x.id),
+    fixed as (
+      update webhook_deliveries d set takes_fixed = true
+        from head h
+       where d.id = h.id and h.event_type = 'records.changed' and h.body is null and not h.takes_fixed)`;
+}
+
+/** The head as headCtes leave it, with what it announces besides its own rows (ids as text, times in ms). */
+const HEAD_SELECT = sql`
+  select h.*,
+         case when h.takes_fixed then
+           (select json_agg(json_build_object('id', c.id::text, 'data', ce.data, 'occurredAt', floor(extract(epoch from ce.occurred_at) * 1000)) order by c.id)
+              from webhook_deliveries c join webhook_events ce on ce.id = c.event_id
+             where c.coalesced_into = h.id and c.status = 'coalesced')
+         else
+           (select json_agg(json_build_object('id', t.id::text, 'data', t.data, 'occurredAt', floor(extract(epoch from t.occurred_at) * 1000)) order by t.id)
+              from takeable t join taken k on k.id = t.id)
+         end as absorbable
+    from head h`;
+
+function headQuery(webhookId: string, tenantKey: string) {
+  return sql<Head>`with ${headCtes(webhookId, tenantKey)} ${HEAD_SELECT}`;
 }
 
 /**
@@ -169,7 +207,7 @@ export class WebhookDispatcher {
         await sleep(20);
         continue;
       }
-      const body = head.body ?? (await this.freeze(head, tenantKey));
+      const body = head.body ?? this.body(head, tenantKey);
       const outcome = await this.attempt(head, body, tenantKey);
       if (outcome === 'retry') return;
       if (outcome !== 'next') next = outcome.next;
@@ -181,36 +219,17 @@ export class WebhookDispatcher {
   }
 
   /**
-   * The head's body, fixed before its first attempt. A records.changed head first takes in the
-   * lane's later pending records.changed of its stream, up to the next event of another type (an
-   * event is never told before one that came earlier, but independent feeds may overtake each
-   * other), and only those whose rows the feed already serves.
+   * The head's body, for an attempt before one has stored it: a records.changed head's is made of
+   * its own rows and those it took in when it was read (headCtes), the same at every attempt.
    */
-  private async freeze(head: Head, tenantKey: string): Promise<string> {
+  private body(head: Head, tenantKey: string): string {
     const event = { type: head.event_type, tenantKey, data: head.data, occurredAt: head.occurred_at };
     if (head.event_type !== 'records.changed') return buildPayload(event);
-    const { db } = this.deps;
-    // What the head can take in was read with it (head()); the body is made of their data here,
-    // then they are taken and the body stored in one statement (no transaction). Only this lane's
-    // job (its queue runs one at a time across replicas) changes its pending deliveries; should any
-    // of these have changed all the same, the statement fails whole, nothing is taken, and the
-    // job's retry freezes afresh.
     const taken = head.absorbable ?? [];
     const all = [head.data as unknown as RecordsChangedData, ...taken.map((r) => r.data)];
     const last = taken.at(-1);
     const lastAt = last ? new Date(last.occurredAt) : head.occurred_at;
-    const body = buildPayload(event, { data: mergeRecordsChanged(all), events: all.length, lastAt });
-    await sql`
-      with taken as (
-        update webhook_deliveries set status = 'coalesced', coalesced_into = ${head.id}::bigint
-         where id = any(${taken.map((r) => r.id)}::bigint[]) and status = 'pending' and body is null
-        returning id),
-      -- Runs although nothing reads it (a data-modifying WITH always runs to completion).
-      frozen as (
-        update webhook_deliveries set body = ${body} where id = ${head.id}::bigint and body is null)
-      -- Aborts the statement (an invalid integer) unless every row read above was taken.
-      select case when (select count(*) from taken) = ${taken.length}::int then '1' else 'deliveries changed while the webhook body was made' end::int as ok`.execute(db);
-    return body;
+    return buildPayload(event, { data: mergeRecordsChanged(all), events: all.length, lastAt });
   }
 
   /**
@@ -245,8 +264,9 @@ export class WebhookDispatcher {
         succeeded as (
           update webhooks set failing_since = null, last_success_at = ${at}
            where id = ${head.webhook_id}::bigint
-             and (failing_since is not null or last_success_at is null or last_success_at < ${at}::timestamptz - interval '1 minute'))
-        ${headQuery(head.webhook_id!, tenantKey, head.id!)}`.execute(db);
+             and (failing_since is not null or last_success_at is null or last_success_at < ${at}::timestamptz - interval '1 minute')),
+        ${headCtes(head.webhook_id!, tenantKey, head.id!)}
+        ${HEAD_SELECT}`.execute(db);
       metrics.webhookAttempts.inc({ outcome: 'delivered' });
       metrics.webhookLag.observe(Math.max(0, Date.now() - head.occurred_at.getTime()) / 1000);
       return { next: res.rows[0] };

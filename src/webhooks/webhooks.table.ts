@@ -47,6 +47,8 @@ export interface WebhookDeliveriesTable {
   status: ColumnType<DeliveryStatus, DeliveryStatus | undefined, DeliveryStatus>;
   body: string | null;
   coalesced_into: string | null;
+  /** a records.changed head has taken in its later deliveries (migration 2026_12_12_0900) */
+  takes_fixed: ColumnType<boolean, boolean | undefined, boolean>;
   attempts: Generated<number>;
   next_attempt_at: Date | null;
   retry_from: ColumnType<Date, Date | undefined, Date>;
