@@ -49,6 +49,8 @@ export interface TrackedChange {
   /** upper bound of the row's feed position when first seen */
   pos?: Position;
   hookAt?: number;
+  /** no webhook after the push reached the row, but one received before it did (see finish()) */
+  hookedBeforePush?: boolean;
 }
 
 interface Observation {
@@ -328,6 +330,9 @@ export class Consumer {
       const f = this.feed(c.push.tenant, c.stream);
       const hook = f.hooks.find((h) => h.at >= c.push.at && atOrAfter(h.upTo, c.pos!));
       c.hookAt = hook?.at;
+      // A change an earlier re-read of the object already read (and announced) before Lark pushed
+      // it: its own re-read finds nothing new, so no later webhook reaches it, and none has to.
+      if (!hook) c.hookedBeforePush = f.hooks.some((h) => h.at < c.push.at && atOrAfter(h.upTo, c.pos!));
     }
     this.stats.meanPollGapMs = this.pollGaps.length > 0 ? this.pollGaps.reduce((a, b) => a + b, 0) / this.pollGaps.length : null;
   }

@@ -243,7 +243,9 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
     const vis = visible(all);
     const hook = hooked(all);
     const neverVisible = all.filter((c) => c.visibleAt === undefined).length;
-    const neverHooked = all.filter((c) => c.visibleAt !== undefined && c.hookAt === undefined).length;
+    const unhooked = all.filter((c) => c.visibleAt !== undefined && c.hookAt === undefined);
+    const neverHooked = unhooked.length;
+    const hookedBeforePush = unhooked.filter((c) => c.hookedBeforePush).length;
     const events = { contact: 0, approval: 0, bitable: 0, other: 0 };
     let baseRecordsChanged = 0;
     const approvalByType: Record<string, number> = {};
@@ -342,7 +344,7 @@ export async function benchRealtime(env: BenchEnv): Promise<BenchResult> {
       `window: ${fmt(gen.changes)} changes in ${((windowEnd - windowStart) / 1000).toFixed(1)} s (${JSON.stringify(gen.byKind)}${gen.errors > 0 ? `, ${gen.errors} generator errors: ${gen.lastError}` : ''}), ${fmt(pushes.length)} events pushed (contact ${fmt(events.contact)}, approval ${fmt(events.approval)} ${JSON.stringify(approvalByType)}, Base records ${fmt(events.bitable)}, other ${fmt(events.other)}: drive.file.edit_v1 and the like); approval calls per approval change made: ${round(calls.approval / Math.max(1, gen.byKind.approval ?? 0), 2) ?? '-'}; simulator delivery: ${JSON.stringify(simEvents.counters)}`,
       `the ${fmt(records)}-record Base sync: ${bigAtEnd.status} at the end of the window with ${fmt(bigAtEnd.counts.base_records ?? 0)} records (${bigAfter.status} with ${fmt(bigAfter.counts.base_records ?? 0)} after the baseline)`,
       `settled after ${((settledAt - windowEnd) / 1000).toFixed(0)} s with ${fmt(backlog.events)} change events still to handle and ${fmt(backlog.deliveries)} webhook deliveries to send${backlog.events > 0 ? ' (the missing rows above include those not yet handled: queued, not lost)' : ''}`,
-      `changes never seen in the records API on their own: ${fmt(neverVisible)} (a row created and deleted again before larksync read it, or a value overwritten before a read; the end state above is checked either way); seen but no webhook reached them: ${fmt(neverHooked)}; consumer: ${JSON.stringify(consumer.stats)}`,
+      `changes never seen in the records API on their own: ${fmt(neverVisible)} (a row created and deleted again before larksync read it, or a value overwritten before a read; the end state above is checked either way); seen but no webhook received after their push reached them: ${fmt(neverHooked)} (of which ${fmt(hookedBeforePush)} were reached by one received before it: an earlier re-read of the object read and announced the change before Lark pushed it; ${fmt(neverHooked - hookedBeforePush)} by none); consumer: ${JSON.stringify(consumer.stats)}`,
       `visibility is timed at the end of the read that showed a change: feeds with changes outstanding are read every ${pollMs} ms (8 reads in flight at most) and on each webhook, so it is an upper bound by about the mean gap between reads (${round(consumer.stats.meanPollGapMs) ?? '-'} ms)`,
       `upstream calls over the window and settling (${((settledAt - windowStart) / 1000).toFixed(1)} s), the large sync's left out: ${JSON.stringify(calls)}; requests refused for a frequency limit: ${throttled}`,
       `baseline runs: ${Object.entries(baseline).map(([m, rs]) => `${m} ${rs.map((r) => `${r.status} ${r.upstreamCalls} calls ${r.seconds.toFixed(2)} s`).join(', ')}`).join('; ')}`,
