@@ -135,6 +135,8 @@ interface Take {
 async function takeTokens(db: Kysely<Database>, takes: readonly Take[]): Promise<number[]> {
   const answers: number[] = new Array(takes.length);
   // One ON CONFLICT statement touches a row once: a bucket asked twice goes in a second round.
+  // Should a later round fail, the group committer asks each take again on its own, and the takes
+  // of the rounds before spend a second token: the budget is never exceeded, only underused once.
   let rest = takes.map((take, i) => ({ take, i }));
   while (rest.length > 0) {
     const round = new Map<string, { take: Take; i: number }>();
