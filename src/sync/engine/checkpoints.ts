@@ -1,4 +1,4 @@
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { Value } from '@sinclair/typebox/value';
 import type { PhaseState, SyncPhase } from '../sync-module.js';
@@ -102,15 +102,13 @@ export async function claimPage(
 
 /**
  * Deletions judged in a page's transaction (after claimPage, which holds the run row), and the
- * rows the page changed (deletions included), which tell a poll that found changes. The statement,
- * not run: the page's commit sends it with its webhook outbox statement (emitWebhookEvent's
- * `alongside`). Undefined when there is nothing to add.
+ * rows the page changed (deletions included), which tell a poll that found changes.
  */
-export function deletionCountsWrite(runId: string, deleted: number, alive: number, changed = 0): RawBuilder<unknown> | undefined {
-  if (deleted === 0 && alive === 0 && changed === 0) return undefined;
-  return sql`
+export async function addDeletionCounts(trx: Transaction<Database>, runId: string, deleted: number, alive: number, changed = 0): Promise<void> {
+  if (deleted === 0 && alive === 0 && changed === 0) return;
+  await sql`
     update sync_runs set deletions_confirmed = deletions_confirmed + ${deleted}::int,
                          deletion_candidates_alive = deletion_candidates_alive + ${alive}::int,
                          rows_changed = rows_changed + ${changed + deleted}::int
-     where id = ${runId}`;
+     where id = ${runId}`.execute(trx);
 }

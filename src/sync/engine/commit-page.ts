@@ -6,7 +6,7 @@ import { applyConfirmation, sweepUnseen } from '../deletions.js';
 import type { StreamName } from '../streams.js';
 import type { RunCounters } from '../sync-lark-client.js';
 import { replaceChildren, writeRows, type PreparedRows } from '../write-page.js';
-import { claimPage, deletionCountsWrite } from './checkpoints.js';
+import { addDeletionCounts, claimPage } from './checkpoints.js';
 import type { ReadyPage } from './prepare-page.js';
 import type { RunLease } from './run-lease.js';
 import { emitWebhookEvent } from '../../webhooks/emit.js';
@@ -99,14 +99,9 @@ export async function commitPage(
       deleted += judged.deleted;
       alive += judged.alive;
     }
-    // Webhooks: what this transaction changed, per stream, in the outbox with the rows (last, once
-    // `previous` committed), in one statement with the run's deletion and change counts.
-    const counts = deletionCountsWrite(run.id, deleted, alive, changed);
-    await emitWebhookEvent(
-      trx,
-      { type: 'records.changed', tenantKey: run.tenant_key, data: { streams: [...ready.writes.map((w) => w.stream.name), ...[...(page.replaceChildren ?? []), ...(page.sweep ?? []), ...(page.confirm ?? [])].map((s) => s.stream)] } },
-      counts ? [counts] : [],
-    );
+    await addDeletionCounts(trx, run.id, deleted, alive, changed);
+    // Webhooks: what this transaction changed, per stream, in the outbox with the rows (last, once `previous` committed).
+    await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: run.tenant_key, data: { streams: [...ready.writes.map((w) => w.stream.name), ...[...(page.replaceChildren ?? []), ...(page.sweep ?? []), ...(page.confirm ?? [])].map((s) => s.stream)] } });
   });
   // Before this promise settles: the page after this one claims only once it has.
   if (upto) Object.assign(lease.flushed, upto);
