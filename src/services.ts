@@ -15,7 +15,6 @@ import { MODULES, STREAM_CATALOG } from './connectors/index.js';
 import { ConnectorsService } from './sync/connectors.service.js';
 import { Pacer } from './sync/pacer.js';
 import { FreshReads } from './sync/event-apply.js';
-import { TenantAppConnectors } from './apps/apps.repository.js';
 import { RecordsService } from './sync/records.service.js';
 import { SyncEngine, defaultEngineOptions, type EngineOptions } from './sync/engine/sync-engine.js';
 import { SyncService } from './sync/sync.service.js';
@@ -68,8 +67,6 @@ export interface Services {
   eventPacer: Pacer;
   /** Change-event handlers' freshness checks, asked together (sync/event-apply.ts). */
   freshReads: FreshReads;
-  /** Change-event handlers' tenant, app and connector lookups, asked together (apps/apps.repository.ts). */
-  tenantAppConnectors: TenantAppConnectors;
 }
 
 export interface ServiceDeps {
@@ -130,7 +127,6 @@ export function createServices(deps: ServiceDeps): Services {
     oauthStates: new OAuthStates(deps.db, deps.sealer),
     eventPacer: new Pacer(deps.db, deps.rateLimitScale ?? 1),
     freshReads: new FreshReads(deps.db),
-    tenantAppConnectors: new TenantAppConnectors(deps.db),
     writes: new WritesService(deps.db, tokens, http),
     sinks: new SinksService({ db: deps.db, sealer: deps.sealer, log: deps.log, metrics, download: larkFileDownloader((t) => tokens.forTenant(t), metrics), allowPrivate: deps.config.allowPrivateSinks }, deps.sinkOptions),
   } as Omit<Services, 'engine' | 'writeApplier' | 'webhooks' | 'webhookDispatcher' | 'subscriptions'> as Services;

@@ -1,6 +1,5 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import { GroupCommitter } from '../db/group-commit.js';
 import { AppError } from '../errors.js';
 import type { AppKind, AppRow } from './apps.table.js';
 import type { SyncModuleName } from '../sync/sync.tables.js';
@@ -33,57 +32,22 @@ function tenantAppQuery(db: Kysely<Database>, tenantKey: string) {
     .where('t.tenant_key', '=', tenantKey);
 }
 
-/** A tenant with its app and its connector of a module (undefined when it has none). */
-export type TenantAppConnector = TenantApp & { connector: { config: unknown; enabled: boolean } | undefined };
-
 /**
  * As findTenantApp, with the tenant's connector of `module` (undefined when it has none), in the
  * same read: a change event's handler needs all three before it runs.
  */
-export async function findTenantAppConnector(db: Kysely<Database>, tenantKey: string, module: SyncModuleName): Promise<TenantAppConnector | undefined> {
-  const [found] = await findTenantAppConnectors(db, [{ tenantKey, module }]);
-  return found;
-}
-
-/** findTenantAppConnector for several (tenant, module) at once, in one statement; answers in order. */
-export async function findTenantAppConnectors(
+export async function findTenantAppConnector(
   db: Kysely<Database>,
-  asks: ReadonlyArray<{ tenantKey: string; module: SyncModuleName }>,
-): Promise<Array<TenantAppConnector | undefined>> {
-  if (asks.length === 0) return [];
-  const input = JSON.stringify(asks.map((a, i) => ({ i, tenant: a.tenantKey, module: a.module })));
-  const res = await sql<
-    { i: number; tenant_app_id: string; tenant_status: TenantStatus; connector_config: unknown; connector_enabled: boolean | null } & { [K in keyof AppRow]: AppRow[K] | null }
-  >`
-    select a.*, r.i, t.app_id as tenant_app_id, t.status as tenant_status, c.config as connector_config, c.enabled as connector_enabled
-      from jsonb_to_recordset(${input}::jsonb) as r(i int, tenant text, module text)
-      join tenants t on t.tenant_key = r.tenant
-      left join apps a on a.app_id = t.app_id
-      left join connectors c on c.tenant_key = t.tenant_key and c.module = r.module`.execute(db);
-  const rows = res.rows;
-  const answers: Array<TenantAppConnector | undefined> = new Array(asks.length).fill(undefined);
-  for (const { i, connector_config, connector_enabled, ...rest } of rows) {
-    answers[i] = { ...tenantAppOf(rest), connector: connector_enabled === null ? undefined : { config: connector_config, enabled: connector_enabled } };
-  }
-  return answers;
-}
-
-/**
- * The handler lookups (findTenantAppConnector) of the change events handled at once in this
- * process (a drain's tenants, the drains of several shards), gathered into one statement as a
- * group commit gathers writes (db/group-commit.ts): one asked while one is in flight goes with the
- * others asked meanwhile; an idle process asks at once.
- */
-export class TenantAppConnectors {
-  private readonly batches: GroupCommitter<{ tenantKey: string; module: SyncModuleName }, TenantAppConnector | undefined>;
-
-  constructor(db: Kysely<Database>) {
-    this.batches = new GroupCommitter((asks) => findTenantAppConnectors(db, asks), { maxBatch: 100, maxInFlight: 1 });
-  }
-
-  find(tenantKey: string, module: SyncModuleName): Promise<TenantAppConnector | undefined> {
-    return this.batches.submit({ tenantKey, module });
-  }
+  tenantKey: string,
+  module: SyncModuleName,
+): Promise<(TenantApp & { connector: { config: unknown; enabled: boolean } | undefined }) | undefined> {
+  const row = await tenantAppQuery(db, tenantKey)
+    .leftJoin('connectors as c', (j) => j.onRef('c.tenant_key', '=', 't.tenant_key').on('c.module', '=', module))
+    .select(['c.config as connector_config', 'c.enabled as connector_enabled'])
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { connector_config, connector_enabled, ...rest } = row;
+  return { ...tenantAppOf(rest), connector: connector_enabled === null ? undefined : { config: connector_config, enabled: connector_enabled } };
 }
 
 export interface TenantApp {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { appNotFound, type TenantAppConnectors } from '../apps/apps.repository.js';
+import { appNotFound, findTenantAppConnector } from '../apps/apps.repository.js';
 import type { AppRow } from '../apps/apps.table.js';
 import type { Database } from '../db/database.js';
 import type { LarkHttp } from '../lark/http.js';
@@ -30,8 +30,6 @@ export interface ModuleEventDeps {
   eventPacer: Pacer;
   /** Handlers' freshness checks, gathered into shared statements. */
   freshReads: FreshReads;
-  /** Handlers' tenant, app and connector lookups, gathered likewise. */
-  tenantAppConnectors: TenantAppConnectors;
   tokens: { forTenantApp(tenantKey: string, app: AppRow): TenantTokens };
   grants: { forUser(key: { appId: string; tenantKey: string; openId: string }): Promise<TenantTokens> };
   connectors: { validate(module: SyncModuleName, config: unknown): Record<string, unknown> };
@@ -135,9 +133,8 @@ export async function runModuleHandler(
  * it: the tenant is not active or has the module disabled.
  */
 async function resolveHandler(deps: ModuleEventDeps, module: SyncModuleDef, tenantKey: string): Promise<Resolved | undefined> {
-  // The tenant, its app and its connector in one statement (three when each was read apart),
-  // shared with the other handlers asking at the same time.
-  const found = await deps.tenantAppConnectors.find(tenantKey, module.name as SyncModuleName);
+  // The tenant, its app and its connector in one statement (three when each was read apart).
+  const found = await findTenantAppConnector(deps.db, tenantKey, module.name as SyncModuleName);
   if (found?.status !== 'active' || !found.connector?.enabled) return undefined;
   let config: Record<string, unknown>;
   try {

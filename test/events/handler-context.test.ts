@@ -63,15 +63,6 @@ describe("a change event handler's context", () => {
     }
   });
 
-  it("resolves the handlers of events handled at once (a drain's tenants) in one statement, each with its own outcome", async () => {
-    reads.length = 0;
-    const tenants: Array<[string, string?]> = [['t-on'], ['t-off'], ['t-none'], ['t-gone'], ['t-nobody'], ['t-on', 'cli_other']];
-    const outcomes = await Promise.all(tenants.map(([tenant, appId]) => run(tenant, appId).then((r) => r.outcome)));
-    expect(outcomes).toEqual(['processed', 'ignored', 'ignored', 'ignored', 'ignored', 'ignored']);
-    // One statement (six before, one per event).
-    expect(reads).toHaveLength(1);
-  });
-
   it('checks which objects an event still has to read and draws the read number in one statement; a newer applied mark makes an object stale', async () => {
     const keys = ['contact_users:ou_a', 'contact_users:ou_b'];
     const check = async (mark: number, apply?: string[], receivedAt?: Date) => {

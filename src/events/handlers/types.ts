@@ -12,7 +12,6 @@ import type { LarkHttp } from '../../lark/http.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Pacer } from '../../sync/pacer.js';
 import type { FreshReads } from '../../sync/event-apply.js';
-import type { TenantAppConnectors } from '../../apps/apps.repository.js';
 import type { ConnectorsService } from '../../sync/connectors.service.js';
 import type { SinksService } from '../../sinks/sinks.service.js';
 
@@ -36,7 +35,6 @@ export interface HandlerDeps {
   metrics: Metrics;
   eventPacer: Pacer;
   freshReads: FreshReads;
-  tenantAppConnectors: TenantAppConnectors;
   connectors: ConnectorsService;
   sinks: SinksService;
 }
