@@ -422,9 +422,11 @@ describe('SIGKILL at random points of large syncs', () => {
       for (const expected of order) {
         const parked = await gates.parked(order, 60_000);
         expect(parked.gate, 'the final commit reaches its steps in order').toBe(expected);
-        const holder = (await fleet.holders()).find((h) => h.runId === run.id);
-        expect(holder, `a process holds the run parked at ${expected}`).toBeDefined();
-        await fleet.kill(holder ? [holder.proc] : []);
+        // Waited for, as the kills above do: a process announces its worker pool on its output
+        // when it starts its first job, and that line can still be on its way (failed once in CI
+        // with the run parked and its holder not yet known).
+        const holder = await waitFor(async () => (await fleet.holders()).find((h) => h.runId === run.id), 15_000, `a process holding the run parked at ${expected}`);
+        await fleet.kill([holder.proc]);
         await gates.terminate(parked.pids);
         timings.push(`${expected} after ${((Date.now() - last) / 1000).toFixed(1)} s`);
         last = Date.now();
