@@ -66,7 +66,7 @@ export class EventGroup {
 
   /**
    * `keys` less those a change waiting in this group already applied at a newer mark: what the
-   * database says is fresh may be stale against an event earlier in the group (see freshObjectsForRead).
+   * database says is fresh may be stale against an event earlier in the group (see freshObjectsForReads).
    */
   fresh(keys: string[], mark: number, receivedAt?: Date): string[] {
     return keys.filter((k) => {

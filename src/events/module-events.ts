@@ -86,7 +86,7 @@ export async function runModuleHandler(
   if (input.appId && resolved.appId !== input.appId) return 'ignored';
   const { config, tokens } = resolved;
   const counters = { upstreamCalls: 0, throttledWaits: 0 };
-  /** when the handler's first re-read started: what its marks record (freshObjectsForRead) */
+  /** when the handler's first re-read started: what its marks record (freshObjectsForReads) */
   let readAt: Date | undefined;
   const ctx: ModuleEventContext = {
     tenantKey,

@@ -149,18 +149,6 @@ export async function freshObjectsForReads(db: Kysely<Database>, asks: readonly 
   return answers;
 }
 
-/** freshObjectsForReads for one question. */
-export async function freshObjectsForRead(
-  db: Kysely<Database>,
-  tenantKey: string,
-  keys: string[],
-  mark: number,
-  receivedAt?: Date,
-): Promise<FreshReadAnswer> {
-  const [answer] = await freshObjectsForReads(db, [{ tenantKey, keys, mark, receivedAt }]);
-  return answer!;
-}
-
 /**
  * The freshness checks of the handlers running at once in this process (a drain's tenants, the
  * drains of several shards), gathered into one statement as a group commit gathers writes
@@ -181,16 +169,13 @@ export class FreshReads {
 }
 
 /**
- * Advances event marks (see freshObjectsForRead), in one statement however many. Marks move
- * forward only. An event with the same mark as the applied one is not stale: it may be the same
- * event run again after a crash, or a second change within Lark's time resolution. Each key once
- * (ON CONFLICT cannot touch a row twice in one statement): a drain's group keeps the newest of each.
+ * The statement that advances event marks (see freshObjectsForReads), however many: not run, so
+ * that it rides in another (emitWebhookEvent's `alongside`). Undefined when there is nothing to
+ * write. Marks move forward only. An event with the same mark as the applied one is not stale: it
+ * may be the same event run again after a crash, or a second change within Lark's time
+ * resolution. Each key once (ON CONFLICT cannot touch a row twice in one statement): a drain's
+ * group keeps the newest of each.
  */
-export async function writeMarks(trx: Transaction<Database>, tenantKey: string, marks: Array<{ key: string; mark: number; readAt: Date | null }>): Promise<void> {
-  await marksWrite(tenantKey, marks)?.execute(trx);
-}
-
-/** writeMarks' statement, not run: undefined when there is nothing to write. */
 export function marksWrite(tenantKey: string, marks: Array<{ key: string; mark: number; readAt: Date | null }>): RawBuilder<unknown> | undefined {
   if (marks.length === 0) return undefined;
   return sql`

@@ -129,17 +129,19 @@ function headCtes(webhookId: string, tenantKey: string, after = '0') {
        where d.id = h.id and h.event_type = 'records.changed' and h.body is null and not h.takes_fixed)`;
 }
 
-/** The head as headCtes leave it, with what it announces besides its own rows (ids as text, times in ms). */
+/**
+ * The head as headCtes leave it, with what it announces besides its own rows (ids as text, times
+ * in ms): those it took in before (a fixed head) or in this statement (`takeable` is empty for a
+ * fixed head).
+ */
 const HEAD_SELECT = sql`
   select h.*,
-         case when h.takes_fixed then
-           (select json_agg(json_build_object('id', c.id::text, 'data', ce.data, 'occurredAt', floor(extract(epoch from ce.occurred_at) * 1000)) order by c.id)
-              from webhook_deliveries c join webhook_events ce on ce.id = c.event_id
-             where c.coalesced_into = h.id and c.status = 'coalesced')
-         else
-           (select json_agg(json_build_object('id', t.id::text, 'data', t.data, 'occurredAt', floor(extract(epoch from t.occurred_at) * 1000)) order by t.id)
-              from takeable t join taken k on k.id = t.id)
-         end as absorbable
+         (select json_agg(json_build_object('id', a.id::text, 'data', a.data, 'occurredAt', floor(extract(epoch from a.occurred_at) * 1000)) order by a.id)
+            from (select c.id, ce.data, ce.occurred_at
+                    from webhook_deliveries c join webhook_events ce on ce.id = c.event_id
+                   where h.takes_fixed and c.coalesced_into = h.id and c.status = 'coalesced'
+                  union all
+                  select t.id, t.data, t.occurred_at from takeable t join taken k on k.id = t.id) a) as absorbable
     from head h`;
 
 function headQuery(webhookId: string, tenantKey: string) {
