@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Logger as WorkerLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Services } from '../services.js';
 import { CRONTAB, SYNC_TASKS, WEBHOOK_TASKS, createTaskList } from './tasks.js';
+import { collectEmptyJobQueues } from './job-queues-gc.js';
 import { DEAD_AFTER_MS, forgetWorkers, heartbeatWorkers, unlockDeadWorkers } from './worker-processes.js';
 
 function workerLogger(services: Services): WorkerLogger {
@@ -117,6 +118,9 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
       services.log.error({ runIds: failed.map((f) => f.id) }, 'sync runs whose processes kept dying were failed (crashed_repeatedly), not resumed again');
       for (const f of failed) services.metrics.syncRuns.inc({ module: f.module, status: 'failed', error_class: 'crashed_repeatedly' });
     }
+    // Every round: a queue empty now is usually busy again within seconds, and each get_job in
+    // between locks every row left (job-queues-gc.ts).
+    await collectEmptyJobQueues(services.db);
   };
   await beat();
   const every = opts.maintenanceMs ?? 3_000;
