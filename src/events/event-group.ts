@@ -116,9 +116,7 @@ export class EventGroup {
         this.tenantKey,
         [...this.marks].map(([key, m]) => ({ key, mark: m.mark, readAt: Number.isFinite(m.readAt) ? new Date(m.readAt) : null })),
       );
-      const outcomes = this.outcomesWrite();
-      const alongside = [marks, outcomes].filter((w): w is RawBuilder<unknown> => w !== undefined);
-      await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: this.tenantKey, data: { streams: [...touched] } }, alongside);
+      await emitWebhookEvent(trx, { type: 'records.changed', tenantKey: this.tenantKey, data: { streams: [...touched] } }, [marks, this.outcomesWrite()]);
     });
     // The rows are committed: a failure here (queueing sink work) must not fail the drain, whose
     // events are handled; the sinks' own schedule picks the work up anyway.

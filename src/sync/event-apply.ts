@@ -91,8 +91,8 @@ export async function applyEventChange(
     await inTransaction?.(trx);
     // The marks ride in the announcing statement (emitWebhookEvent's `alongside`).
     const marks = change.marks;
-    const aside = marks ? marksWrite(tenantKey, [...new Set(marks.keys)].map((key) => ({ key, mark: marks.mark, readAt: readAt ?? null }))) : undefined;
-    await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } }, aside ? [aside] : []);
+    const aside = marks && marksWrite(tenantKey, [...new Set(marks.keys)].map((key) => ({ key, mark: marks.mark, readAt: readAt ?? null })));
+    await emitWebhookEvent(trx, { type: 'records.changed', tenantKey, data: { streams: [...prepared.touched] } }, [aside]);
     return n;
   });
 }

@@ -97,23 +97,24 @@ const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
  * `alongside`: the caller's last writes of the transaction (a drain group's event marks and
  * outcomes), made in the same statement as data-modifying CTEs (see alongsideCtes), so the
  * transaction's end costs one round trip instead of one per write. They run even when nothing is
- * announced.
+ * announced; an undefined one (nothing to write) is left out.
  */
 export async function emitWebhookEvent(
   trx: Transaction<Database> | Kysely<Database>,
   event: WebhookEventInput,
-  alongside: readonly RawBuilder<unknown>[] = [],
+  alongside: ReadonlyArray<RawBuilder<unknown> | undefined> = [],
 ): Promise<number> {
+  const writes = alongside.filter((w): w is RawBuilder<unknown> => w !== undefined);
   let statement;
   if (event.type === 'records.changed') {
     const changed = changedStreams(event.tenantKey, event.data.streams);
     if (!changed) {
-      if (alongside.length > 0) await sql`with ${alongsideCtes(alongside)} done as (select 1) select 1`.execute(trx);
+      if (writes.length > 0) await sql`with ${alongsideCtes(writes)} done as (select 1) select 1`.execute(trx);
       return 0;
     }
-    statement = FAN_OUT(event.type, event.tenantKey, changed, sql`ev.data ->> 'stream'`, alongside);
+    statement = FAN_OUT(event.type, event.tenantKey, changed, sql`ev.data ->> 'stream'`, writes);
   } else {
-    statement = FAN_OUT(event.type, event.tenantKey, sql`select ${JSON.stringify(event.data)}::jsonb as data`, sql`null::text`, alongside);
+    statement = FAN_OUT(event.type, event.tenantKey, sql`select ${JSON.stringify(event.data)}::jsonb as data`, sql`null::text`, writes);
   }
   const res = await statement.execute(trx);
   return res.rows[0]?.deliveries ?? 0;

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { sql } from 'kysely';
 import { run, Logger, type Runner } from 'graphile-worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { collectEmptyJobQueues } from '../../src/worker/job-queues-gc.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
@@ -37,6 +37,11 @@ describe('collecting empty graphile-worker queues', () => {
   afterAll(async () => {
     await test?.drop();
   });
+  // Each case starts from no job and no queue.
+  afterEach(async () => {
+    await sql`delete from graphile_worker._private_jobs`.execute(test.db);
+    await sql`delete from graphile_worker._private_job_queues`.execute(test.db);
+  });
 
   it('deletes the queues that hold no job and are not locked, and keeps the others', async () => {
     for (const q of ['gc:busy', 'gc:empty-1', 'gc:empty-2', 'gc:locked']) await addJob(test, 'gc_task', q);
@@ -50,8 +55,6 @@ describe('collecting empty graphile-worker queues', () => {
     expect(await collectEmptyJobQueues(test.db)).toBe(2);
     expect(await queueNames(test)).toEqual(['gc:busy', 'gc:locked']);
     expect(await collectEmptyJobQueues(test.db)).toBe(0);
-    await sql`delete from graphile_worker._private_jobs`.execute(test.db);
-    await sql`delete from graphile_worker._private_job_queues`.execute(test.db);
   });
 
   it('never deletes the queue of a job being added: the collection waits for its transaction or gives up', async () => {
@@ -82,8 +85,6 @@ describe('collecting empty graphile-worker queues', () => {
     }
     expect(await queueNames(test)).toEqual(['gc:race']);
     expect(await orphans(test)).toBe(0);
-    await sql`delete from graphile_worker._private_jobs`.execute(test.db);
-    await sql`delete from graphile_worker._private_job_queues`.execute(test.db);
   });
 
   it('a job added to a collected queue is taken and run (its row comes back with it)', async () => {
