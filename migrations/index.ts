@@ -24,6 +24,7 @@ import * as customAppPushes from './2026_12_09_0900_custom_app_pushes.js';
 import * as eventMarkReads from './2026_12_10_0900_event_mark_reads.js';
 import * as feedHorizonCachedPlan from './2026_12_11_0900_feed_horizon_cached_plan.js';
 import * as webhookTakesFixed from './2026_12_12_0900_webhook_takes_fixed.js';
+import * as feedHorizonLazyLookup from './2026_12_13_0900_feed_horizon_lazy_lookup.js';
 
 /**
  * Migrations by name, in order. A static list (rather than a folder scan) works the same
@@ -55,4 +56,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_10_0900_event_mark_reads': eventMarkReads,
   '2026_12_11_0900_feed_horizon_cached_plan': feedHorizonCachedPlan,
   '2026_12_12_0900_webhook_takes_fixed': webhookTakesFixed,
+  '2026_12_13_0900_feed_horizon_lazy_lookup': feedHorizonLazyLookup,
 };

@@ -33,6 +33,10 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   const client = new pg.Client({ connectionString: admin });
   await client.connect();
   await client.query(`create database ${name}`);
+  // The feed horizon exactly at every read, as before its lookup was made lazy (migration
+  // 2026_12_13_0900): the files run side by side on one server and read their feeds right after
+  // writing, where another file's open transaction could hold a session's horizon for 100 ms.
+  await client.query(`alter database ${name} set larksync.feed_horizon_check_ms = 0`);
   await client.end();
   const url = withDatabase(admin, name);
   const handle = connectDatabase(url, { max: 10, applicationName: 'larksync-test' });

@@ -7,6 +7,7 @@ import type { StreamRow } from '../../src/sync/streams.js';
 import { prepareRows, writeRows } from '../../src/sync/write-page.js';
 import { STREAM_CATALOG } from '../../src/connectors/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { connectDatabase } from '../../src/db/connect.js';
 
 const TENANT = 'tenant-feed-horizon';
 
@@ -102,7 +103,14 @@ describe('records feed horizon: a cursor never passes a row that is still to com
     const other = await createTestDatabase({ migrate: false });
     const client = new pg.Client({ connectionString: other.url });
     await client.connect();
+    // Sessions with the production interval (this file's database looks up at every read).
+    const lazyUrl = new URL(db.url);
+    lazyUrl.searchParams.set('options', '-c larksync.feed_horizon_check_ms=100');
+    const lazy = connectDatabase(lazyUrl.toString(), { max: 2 });
+    const lazyFeed = new RecordsService(lazy.db, STREAM_CATALOG);
     try {
+      const setting = await sql<{ ms: string }>`select current_setting('larksync.feed_horizon_check_ms') as ms`.execute(lazy.db);
+      expect(setting.rows[0]?.ms).toBe('100');
       // An xid assigned in the other database, older than the rows written below, held open.
       await client.query('begin');
       await client.query('create table held_open (id int)');
@@ -110,12 +118,81 @@ describe('records feed horizon: a cursor never passes a row that is still to com
       const t = openTransaction(db, [user(700), user(701)]);
       t.release();
       await t.done;
-      // Served at once: without the per-database horizon these wait for the other database.
+      // Served at once when looking up at every read; within a moment (once the other database's
+      // id has held a session's horizon for 100 ms) with the production interval. Without the
+      // per-database horizon both would wait for as long as the other transaction stays open.
       const got = await follow(start.cursor);
       expect(got.keys.sort()).toEqual(['ou_700', 'ou_701']);
+      const began = Date.now();
+      let lazyKeys: string[] = [];
+      while (lazyKeys.length < 2 && Date.now() - began < 5_000) {
+        lazyKeys = (await lazyFeed.list(TENANT, 'contact_users', { limit: 10, cursor: start.cursor })).records.map((r) => r.key);
+        if (lazyKeys.length < 2) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(lazyKeys.sort()).toEqual(['ou_700', 'ou_701']);
+      expect(Date.now() - began).toBeLessThan(2_000);
     } finally {
       await client.query('rollback').catch(() => undefined);
       await client.end();
+      await lazy.close();
+      await other.drop();
+    }
+  });
+
+  it('looks other databases up only once one id has held the horizon for the interval, and remembers their ids', async () => {
+    const other = await createTestDatabase({ migrate: false });
+    const foreign = new pg.Client({ connectionString: other.url });
+    const session = new pg.Client({ connectionString: db.url });
+    await foreign.connect();
+    await session.connect();
+    let held: ReturnType<typeof openTransaction> | undefined;
+    try {
+      await foreign.query('begin');
+      const foreignId = BigInt((await foreign.query<{ x: string }>('select pg_current_xact_id()::text as x')).rows[0]!.x);
+      // This database's transaction, open after the other one's.
+      held = openTransaction(db, [user(801)]);
+      await held.written;
+      // A later transaction that ends: snapshots' xmax passes both, so both are in-progress ids.
+      await sql`select pg_current_xact_id()`.execute(db.db);
+      // Each call's snapshot is its own; the counts are this transaction's (superuser setting).
+      await session.query('begin');
+      await session.query("set local track_functions = 'pl'");
+      const horizon = async () => BigInt((await session.query<{ h: string }>('select feed_horizon()::text as h')).rows[0]!.h);
+      const lookups = async () =>
+        Number((await session.query<{ n: string | null }>("select pg_stat_get_xact_function_calls('feed_horizon_foreign(pg_snapshot)'::regprocedure)::text as n")).rows[0]!.n ?? 0);
+      const checkAfter = (ms: number) => session.query(`set larksync.feed_horizon_check_ms = ${ms}`);
+
+      // Within the interval the oldest open id holds the horizon, whatever its database (other
+      // test files on this server may hold older ones): safe, and no lookup.
+      await checkAfter(600_000);
+      for (let i = 0; i < 20; i += 1) expect(await horizon()).toBeLessThanOrEqual(foreignId);
+      expect(await lookups()).toBe(0);
+
+      // The interval over: one lookup skips the other database's ids, and this database's open
+      // transaction holds the horizon. (Another file's transaction may hold it first for a moment.)
+      await checkAfter(1);
+      const until = Date.now() + 5_000;
+      while ((await lookups()) === 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 5));
+        await horizon();
+      }
+      expect(await lookups()).toBe(1);
+      // Remembered for the session: no lookup again while the other transaction stays open.
+      await checkAfter(600_000);
+      const afterLookup = await horizon();
+      expect(afterLookup).toBeGreaterThan(foreignId);
+      for (let i = 0; i < 20; i += 1) expect(await horizon()).toBe(afterLookup);
+      // It was this database's transaction that held it.
+      held.release();
+      await held.done;
+      expect(await horizon()).toBeGreaterThan(afterLookup);
+      expect(await lookups()).toBe(1);
+      await session.query('commit');
+    } finally {
+      held?.release();
+      await held?.done.catch(() => undefined);
+      await foreign.query('rollback').catch(() => undefined);
+      await Promise.all([foreign.end(), session.end()]);
       await other.drop();
     }
   });
