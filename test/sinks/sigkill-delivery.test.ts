@@ -110,6 +110,10 @@ async function chaos(targets: Target[], seed: number): Promise<{ kills: number; 
         const after = rnd.int(1, 3);
         await waitFor(() => targets.reduce((n, t) => n + t.creates(), 0) >= base + after, 10_000, 'creates to kill into').catch(() => undefined);
         await new Promise((r) => setTimeout(r, rnd.int(0, 300)));
+        // The replacements of earlier kills may still be starting (seconds under load; a round can
+        // settle before they listen): every kill needs a live process, or the round kills fewer.
+        void fleet.fill().catch(() => undefined);
+        await waitFor(() => fleet.alive.length > 0, 30_000, 'a live process to kill').catch(() => undefined);
         const victim = fleet.alive[rnd.int(0, fleet.alive.length - 1)];
         if (victim) {
           await fleet.kill([victim]);
