@@ -108,11 +108,12 @@ interface FeedRow {
  * drawn when a row is written, but transactions commit later and in another order (Base pages
  * commit while the next page already writes), so a row can become visible *behind* rows already
  * served. The reader therefore serves only rows whose transaction id lies below `feed_horizon()`
- * (migrations 2026_12_07_1100 and 2026_12_13_0900): the oldest transaction of this database open at
- * its snapshot, else the snapshot's xmax (another database's open transaction may hold it for up
- * to 100 ms per session before a lookup skips it: later, never unsafe). Every transaction below it has finished, and every transaction still to
- * commit has (or will get) an id at or above it; other databases' transactions cannot write here. So no row can ever appear behind a cursor once it was
- * handed out; rows of transactions still open wait until they commit. A row changed after it was
+ * (migrations 2026_12_07_1100 and 2026_12_13_0900): the oldest transaction of this database open
+ * at its snapshot, else the snapshot's xmax (another database's open transaction may hold it for
+ * up to 100 ms per session before a lookup skips it: later, never unsafe). Every transaction below
+ * it has finished, and every transaction still to commit has (or will get) an id at or above it;
+ * other databases' transactions cannot write here. So no row can ever appear behind a cursor once
+ * it was handed out; rows of transactions still open wait until they commit. A row changed after it was
  * read comes again later with its new content (its position moves to the new transaction).
  *
  * A full page starts reading the next one (feed-read-ahead.ts), so that a consumer following

@@ -118,8 +118,8 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
       services.log.error({ runIds: failed.map((f) => f.id) }, 'sync runs whose processes kept dying were failed (crashed_repeatedly), not resumed again');
       for (const f of failed) services.metrics.syncRuns.inc({ module: f.module, status: 'failed', error_class: 'crashed_repeatedly' });
     }
-    // Every round: a queue empty now is usually busy again within seconds, and each get_job in
-    // between locks every row left (job-queues-gc.ts).
+    // Every round, although a busy lane's queue comes back within seconds: every get_job until the
+    // next round locks each empty queue's row left behind (job-queues-gc.ts).
     await collectEmptyJobQueues(services.db);
   };
   await beat();

@@ -1,13 +1,12 @@
 import pg from 'pg';
 import { sql } from 'kysely';
-import { run, Logger, type Runner } from 'graphile-worker';
+import { run, type Runner } from 'graphile-worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { silentWorkerLogger } from '../../src/db/migrate.js';
 import { collectEmptyJobQueues } from '../../src/worker/job-queues-gc.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
-
-const quiet = new Logger(() => () => undefined);
 
 async function queueNames(test: TestDatabase): Promise<string[]> {
   const { rows } = await sql<{ queue_name: string }>`select queue_name from graphile_worker._private_job_queues order by queue_name`.execute(test.db);
@@ -96,7 +95,7 @@ describe('collecting empty graphile-worker queues', () => {
         concurrency: 2,
         pollInterval: 100,
         noHandleSignals: true,
-        logger: quiet,
+        logger: silentWorkerLogger,
         crontab: '',
         taskList: { gc_task: async (payload) => void ran.push((payload as { n: string }).n) },
       });
