@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
-import type { AppKind, AppRow } from './apps.table.js';
+import type { AppKind, AppRow, AppsTable } from './apps.table.js';
 import type { SyncModuleName } from '../sync/sync.tables.js';
 import type { TenantStatus } from '../tenants/tenants.table.js';
 
@@ -22,12 +22,29 @@ export async function findTenantApp(db: Kysely<Database>, tenantKey: string): Pr
   return row && tenantAppOf(row);
 }
 
+/**
+ * Every column of an app, named: `a.*` would keep the read unnamed (statement-names.ts), and
+ * Postgres would plan it again at every call (each change event's handler makes it). A record of
+ * every column, so a column added to AppsTable and left out here does not compile.
+ */
+const APP_COLUMN_SET: Record<keyof AppsTable, true> = {
+  app_id: true,
+  kind: true,
+  domain: true,
+  secret_sealed: true,
+  verification_token_sealed: true,
+  encrypt_key_sealed: true,
+  created_at: true,
+  updated_at: true,
+};
+const APP_COLUMNS = Object.keys(APP_COLUMN_SET).map((c) => `a.${c}`) as ReadonlyArray<`a.${keyof AppsTable}`>;
+
 /** The tenant's row joined with its app's (every app column, null when no app matched). */
 function tenantAppQuery(db: Kysely<Database>, tenantKey: string) {
   return db
     .selectFrom('tenants as t')
     .leftJoin('apps as a', 'a.app_id', 't.app_id')
-    .selectAll('a')
+    .select(APP_COLUMNS)
     .select(['t.app_id as tenant_app_id', 't.status as tenant_status'])
     .where('t.tenant_key', '=', tenantKey);
 }

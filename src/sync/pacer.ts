@@ -149,7 +149,7 @@ async function takeTokens(db: Kysely<Database>, takes: readonly Take[]): Promise
     const asked = [...round.values()];
     const input = JSON.stringify(asked.map(({ take }) => take));
     const res = await sql<{ bucket: string; tokens: number }>`
-      with req as (select * from jsonb_to_recordset(${input}::jsonb) as r(bucket text, rate float8, burst float8))
+      with req as (select r.bucket, r.rate, r.burst from jsonb_to_recordset(${input}::jsonb) as r(bucket text, rate float8, burst float8))
       insert into rate_buckets as b (bucket, tokens, updated_at)
       select r.bucket, r.burst - 1, clock_timestamp() from req r, (select set_config('synchronous_commit', 'off', true)) as async_commit
       on conflict (bucket) do update set

@@ -102,7 +102,8 @@ function headCtes(webhookId: string, tenantKey: string, after = '0') {
              d.xid < (select feed_horizon()) as visible, e.data, e.occurred_at
         from webhooks w
         left join lateral (
-          select * from webhook_deliveries d
+          select d.id, d.message_id, d.event_type, d.stream, d.body, d.attempts, d.next_attempt_at, d.retry_from, d.takes_fixed, d.xid, d.event_id
+            from webhook_deliveries d
            where d.webhook_id = w.id and d.tenant_key = ${tenantKey} and d.status = 'pending' and d.id > ${after}::bigint
            order by d.id limit 1) d on true
         left join webhook_events e on e.id = d.event_id
@@ -134,8 +135,12 @@ function headCtes(webhookId: string, tenantKey: string, after = '0') {
  * in ms): those it took in before (a fixed head) or in this statement (`takeable` is empty for a
  * fixed head).
  */
+// Columns named, here and in headCtes, not `h.*` or `select *`: a star expansion keeps a statement
+// unnamed (statement-names.ts), and Postgres would plan the lane's reads again at every call.
 const HEAD_SELECT = sql`
-  select h.*,
+  select h.webhook_id, h.url, h.webhook_status, h.secret_sealed, h.previous_secret_sealed, h.previous_secret_expires_at,
+         h.id, h.message_id, h.event_type, h.stream, h.body, h.attempts, h.next_attempt_at, h.retry_from, h.takes_fixed,
+         h.visible, h.data, h.occurred_at,
          (select json_agg(json_build_object('id', a.id::text, 'data', a.data, 'occurredAt', floor(extract(epoch from a.occurred_at) * 1000)) order by a.id)
             from (select c.id, ce.data, ce.occurred_at
                     from webhook_deliveries c join webhook_events ce on ce.id = c.event_id
@@ -144,7 +149,8 @@ const HEAD_SELECT = sql`
                   select t.id, t.data, t.occurred_at from takeable t join taken k on k.id = t.id) a) as absorbable
     from head h`;
 
-function headQuery(webhookId: string, tenantKey: string) {
+/** The lane's head (headCtes, HEAD_SELECT); exported for the named-statements test. */
+export function headQuery(webhookId: string, tenantKey: string) {
   return sql<Head>`with ${headCtes(webhookId, tenantKey)} ${HEAD_SELECT}`;
 }
 

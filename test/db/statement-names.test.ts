@@ -5,6 +5,9 @@ import { connectDatabase } from '../../src/db/connect.js';
 import { loadConfig } from '../../src/config/env.js';
 import { StatementNames } from '../../src/db/statement-names.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { findTenantAppConnector } from '../../src/apps/apps.repository.js';
+import { Pacer, perSecond } from '../../src/sync/pacer.js';
+import { headQuery } from '../../src/webhooks/lane-drain.js';
 
 // Repeated queries go to Postgres as named statements (src/db/statement-names.ts): the server's
 // own view of this connection's prepared statements is what shows it.
@@ -37,18 +40,22 @@ describe('named statements', () => {
     });
   });
 
-  it('star expansions, statements without parameters and rare texts stay unnamed', async () => {
+  it('star expansions, statements without parameters and rare texts stay unnamed; products are named', async () => {
     await t.db.connection().execute(async (conn) => {
       for (let i = 0; i < 5; i += 1) {
         await sql`select * from things where id = ${i}`.execute(conn);
         await sql`select t.* from things t where t.id = ${i}`.execute(conn);
         await sql`update things set label = label where id = ${i} returning *`.execute(conn);
+        await sql`select "t".* from things as "t" where "t".id = ${i}`.execute(conn);
+        await sql`with u as (update things set label = label where id = ${i} returning *) select id from u`.execute(conn);
+        await sql`select id, * from things where id = ${i}`.execute(conn);
         await sql`select count(*) from things`.execute(conn);
-        await sql`select id * 2 as twice from things where id = ${i}`.execute(conn);
+        // A product is no star expansion: named like any repeated text.
+        await sql`select id * 2 as twice, (id + 1) *${3} as more from things where id = ${i}`.execute(conn);
       }
       await sql`select label from things where id = ${1} and label <> ${'x'}`.execute(conn);
       const texts = await prepared(conn);
-      expect(texts.filter((s) => s.includes('*'))).toEqual([]);
+      expect(texts.filter((s) => s.includes('*'))).toEqual(['select id * 2 as twice, (id + 1) *$1 as more from things where id = $2']);
       expect(texts.filter((s) => s.includes("label <> $2"))).toEqual([]);
     });
   });
@@ -92,6 +99,37 @@ describe('named statements', () => {
       });
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe('named statements on the change-event path', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  // Each of these ran at every change event or webhook attempt and was left unnamed, for a star
+  // expansion (`"a".*`, `select *`) or for a product the star test took for one (`* 1000`), so
+  // Postgres planned it again at every call.
+  it("the tenant's app lookup, the pacer's take and a webhook lane's head are prepared", async () => {
+    const one = connectDatabase(t.url, { max: 1 });
+    try {
+      const pacer = new Pacer(one.db);
+      for (let i = 0; i < 4; i += 1) {
+        expect(await findTenantAppConnector(one.db, 'tenant-none', 'contact')).toBeUndefined();
+        expect(await pacer.take(`bucket-${i}`, perSecond(1000))).toBeLessThan(1000);
+        expect((await headQuery('1', 'tenant-none').execute(one.db)).rows).toEqual([]);
+      }
+      const texts = (await sql<{ statement: string }>`select statement from pg_prepared_statements where not from_sql`.execute(one.db)).rows.map((r) => r.statement);
+      expect(texts.filter((s) => s.includes('left join "apps" as "a"'))).toHaveLength(1);
+      expect(texts.filter((s) => s.includes('insert into rate_buckets'))).toHaveLength(1);
+      expect(texts.filter((s) => s.includes('head as ('))).toHaveLength(1);
+    } finally {
+      await one.close();
     }
   });
 });
