@@ -228,9 +228,12 @@ export async function pendingEventIds(db: Kysely<Database>, shard: number, limit
   return rows.map((r) => r.id);
 }
 
-/** Queues a drain job for the shard unless one is queued and not started. */
-export async function wakeShard(db: Kysely<Database>, shard: number): Promise<void> {
-  await sql`with woken as (${sql.raw(WAKE_SHARDS(`select ${Number(shard)}::smallint as shard`))}),
+/**
+ * Queues a drain job for the shard unless one is queued and not started; with `force`, whatever
+ * the flag says (a drain handing its shard's rest on while it kept the shard awake).
+ */
+export async function wakeShard(db: Kysely<Database>, shard: number, opts: { force?: boolean } = {}): Promise<void> {
+  await sql`with woken as (${sql.raw(WAKE_SHARDS(`select ${Number(shard)}::smallint as shard`, opts))}),
                  jobs as (${sql.raw(QUEUE_DRAINS('woken'))})
             select n from jobs`.execute(db);
 }

@@ -2,8 +2,9 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 
 /**
- * Whether another job of the given tasks is ready to run and could be taken now: available (not
- * locked, attempts left), due, and in no queue or in a queue nobody holds. A slice whose time is
+ * Whether another job of the given tasks (or, with `except`, of any other task) is ready to run
+ * and could be taken now: available (not locked, attempts left), due, and in no queue or in a
+ * queue nobody holds. A slice whose time is
  * up gives its slot to such a job; with none waiting it goes on in the same job.
  *
  * Why not always queue the next slice: the next slice of a run sits in the run's tenant queue,
@@ -11,13 +12,15 @@ import type { Database } from '../db/database.js';
  * notification finds nothing to take and the slice waits for the next poll (pollInterval, 2 s):
  * a paced 300,000-record Base sync lost 1.5 s of its 33 s at its one slice boundary this way.
  */
-export async function otherJobsWaiting(db: Kysely<Database>, tasks: readonly string[]): Promise<boolean> {
+export async function otherJobsWaiting(db: Kysely<Database>, tasks: readonly string[], opts: { except?: boolean } = {}): Promise<boolean> {
+  // `except`: jobs of any task but these (the urgent runner's: everything but slices and lanes).
+  const task = opts.except ? sql`t.identifier <> all(${[...tasks]}::text[])` : sql`t.identifier = any(${[...tasks]}::text[])`;
   const res = await sql<{ waiting: boolean }>`
     select exists (
       select 1 from graphile_worker._private_jobs j
         join graphile_worker._private_tasks t on t.id = j.task_id
         left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
-       where t.identifier = any(${[...tasks]}::text[])
+       where ${task}
          and j.is_available and j.run_at <= now()
          and (j.job_queue_id is null or q.locked_at is null)
     ) as waiting`.execute(db);

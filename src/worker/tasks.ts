@@ -16,6 +16,7 @@ import { SUBSCRIPTIONS_TASK } from '../subscriptions/queue.js';
 import { subscriptionsTask } from '../subscriptions/subscriptions.task.js';
 import { otherJobsWaiting } from './slice-turns.js';
 import { DEFERRED_EVENT_TASK, deferredPayloadOf, runModuleHandler } from '../events/module-events.js';
+import { DRAIN_BUDGET_MS } from '../events/events.service.js';
 
 /** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
 export const SYNC_TASKS = ['sync_run', APPLY_TASK, DELIVER_SINK_TASK, SUBSCRIPTIONS_TASK] as const;
@@ -76,7 +77,11 @@ function sliceOf(payload: unknown): { runId: string; lease: string } {
 export function createTaskList(services: Services, stopping: () => boolean = () => false): TaskList {
   return {
     [DRAIN_TASK]: async (payload) => {
-      await services.events.drainShard(services, shardOf(payload));
+      // The drain reads on while its shard gets events and no other job of the urgent runner (another
+      // shard's drain, the token refresh) waits for a slot; its own shard's next job is in the queue
+      // it holds, so it does not count.
+      const othersWaiting = () => otherJobsWaiting(services.db, [...SYNC_TASKS, ...WEBHOOK_TASKS], { except: true });
+      await services.events.drainShard(services, shardOf(payload), DRAIN_BUDGET_MS, othersWaiting);
     },
     // Batch jobs listing event ids, as an earlier version queued them.
     handle_lark_events: async (payload) => {

@@ -7,9 +7,9 @@ import { waitFor } from '../helpers/wait.js';
 
 /**
  * Stored events are handled per shard by drain jobs: a batch wakes its shards (queueing a job for
- * a shard that was asleep), and a drain job first puts its shard to sleep, then reads the shard's
- * pending events. These tests drive that protocol directly against the database, with the worker
- * off so that nothing else drains.
+ * a shard that was asleep), and a drain job reads the shard's pending events until a read comes
+ * back empty, then puts its shard to sleep and reads once more. These tests drive that protocol
+ * directly against the database, with the worker off so that nothing else drains.
  */
 describe('event shards and their drain jobs', () => {
   let stack: Stack;
@@ -90,6 +90,74 @@ describe('event shards and their drain jobs', () => {
     expect(await awakeShards(stack.db)).toContain(shard);
     expect((await drainJobs(stack.db)).filter((j) => j.shard === shard).length).toBe(jobsBefore + 1);
     expect(await eventsWithoutJob(stack.db)).toEqual([]);
+  });
+
+  /**
+   * Stores `later` while a drain of `first`'s shard is held up handling `first` (its row is locked
+   * elsewhere, so recording its outcome waits), then lets the drain finish.
+   */
+  async function storeDuringDrain(tenant: string, othersWaiting?: () => Promise<boolean>) {
+    const [first] = events(tenant, 1);
+    await storeEventBatch(stack.db.pool, [first!]);
+    const shard = await shardOf(first!.eventId);
+    const later = events(tenant, 2);
+    const client = await stack.db.pool.connect();
+    let jobsBefore = 0;
+    let jobsMeanwhile = 0;
+    try {
+      await client.query('begin');
+      await client.query('select 1 from lark_events where event_id = $1 for update', [first!.eventId]);
+      const draining = stack.larksync.services.events.drainShard(stack.larksync.services, shard, undefined, othersWaiting);
+      await waitFor(
+        async () =>
+          (
+            await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+                                      where datname = current_database() and wait_event_type = 'Lock' and query ilike '%update "lark_events"%'`.execute(stack.db.db)
+          ).rows[0]!.n > 0,
+        10_000,
+        'the drain waiting on the held event',
+      );
+      jobsBefore = (await drainJobs(stack.db)).filter((j) => j.shard === shard).length;
+      await storeEventBatch(stack.db.pool, later);
+      jobsMeanwhile = (await drainJobs(stack.db)).filter((j) => j.shard === shard).length;
+      await client.query('commit');
+      await draining;
+    } finally {
+      client.release();
+    }
+    return { first: first!, later, shard, jobsBefore, jobsMeanwhile };
+  }
+
+  it('events stored while a drain handles earlier ones are handled by that drain, and queue no job', async () => {
+    // A job they queued would wait behind the running one in the shard's queue, and graphile-worker
+    // takes it only at an idle runner's next poll (2 s): the last events of a burst waited that long.
+    const { first, later, shard, jobsBefore, jobsMeanwhile } = await storeDuringDrain('t-drain-loop');
+    // The shard stayed awake while its drain ran: storing into it queued nothing.
+    expect(jobsMeanwhile).toBe(jobsBefore);
+    expect(await statuses([first.eventId, ...later.map((e) => e.eventId)])).toEqual(['ignored', 'ignored', 'ignored']);
+    // Asleep again once its drain found it empty: the next event queues a job.
+    expect(await awakeShards(stack.db)).not.toContain(shard);
+    const next = events('t-drain-loop', 1);
+    await storeEventBatch(stack.db.pool, next);
+    expect(await awakeShards(stack.db)).toContain(shard);
+    expect(await eventsWithoutJob(stack.db)).toEqual([]);
+    await drain(shard);
+    expect(await statuses(next.map((e) => e.eventId))).toEqual(['ignored']);
+  });
+
+  it('a drain whose slot another job waits for hands the events stored meanwhile to a fresh job', async () => {
+    let asked = 0;
+    const { first, later, shard } = await storeDuringDrain('t-drain-yield', async () => {
+      asked += 1;
+      return true;
+    });
+    expect(asked).toBe(1);
+    expect(await statuses([first.eventId])).toEqual(['ignored']);
+    expect(await statuses(later.map((e) => e.eventId))).toEqual(['pending', 'pending']);
+    expect(await awakeShards(stack.db)).toContain(shard);
+    expect(await eventsWithoutJob(stack.db)).toEqual([]);
+    await drain(shard);
+    expect(await statuses(later.map((e) => e.eventId))).toEqual(['ignored', 'ignored']);
   });
 
   it('a shard with more pending events than one job takes queues a fresh job after the first 500', async () => {
