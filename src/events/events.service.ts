@@ -183,25 +183,24 @@ export class EventsService {
    * or DRAIN_LIMIT, or when `othersWaiting` says another job wants the slot (asked only before a
    * further read with events to handle): reading on while other shards' jobs waited held them up.
    */
-  async drainShard(services: HandlerDeps, shard: number, budgetMs = DRAIN_BUDGET_MS, othersWaiting: () => Promise<boolean> = async () => false): Promise<void> {
-    const deadline = performance.now() + budgetMs;
+  async drainShard(
+    services: HandlerDeps,
+    shard: number,
+    opts: { budgetMs?: number; othersWaiting?: () => Promise<boolean> } = {},
+  ): Promise<void> {
+    const deadline = performance.now() + (opts.budgetMs ?? DRAIN_BUDGET_MS);
     let left = DRAIN_LIMIT;
-    let asleep = false;
     for (let first = true; ; first = false) {
-      const ids = await pendingEventIds(this.db, shard, left);
+      let ids = await pendingEventIds(this.db, shard, left);
       if (ids.length === 0) {
-        if (asleep) return;
         await sleepShard(this.db, shard);
-        asleep = true;
-        continue;
+        ids = await pendingEventIds(this.db, shard, left);
+        if (ids.length === 0) return;
       }
-      if (!first && (performance.now() >= deadline || (await othersWaiting()))) break;
+      if (!first && (performance.now() >= deadline || (await opts.othersWaiting?.()))) break;
       const handled = await this.processBatch(services, ids, deadline);
       left -= handled;
       if (handled < ids.length || left <= 0) break;
-      // Events stored from now on may find the shard asleep and queue a job: read again before
-      // putting it to sleep again.
-      asleep = false;
     }
     await wakeShard(this.db, shard, { force: true });
   }

@@ -113,8 +113,8 @@ interface FeedRow {
  * up to 100 ms per session before a lookup skips it: later, never unsafe). Every transaction below
  * it has finished, and every transaction still to commit has (or will get) an id at or above it;
  * other databases' transactions cannot write here. So no row can ever appear behind a cursor once
- * it was handed out; rows of transactions still open wait until they commit. A row changed after it was
- * read comes again later with its new content (its position moves to the new transaction).
+ * it was handed out; rows of transactions still open wait until they commit. A row changed after
+ * it was read comes again later with its new content (its position moves to the new transaction).
  *
  * A full page starts reading the next one (feed-read-ahead.ts), so that a consumer following
  * nextCursor finds it ready: an answer from a moment earlier, which skips nothing either.

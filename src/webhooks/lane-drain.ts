@@ -133,10 +133,10 @@ function headCtes(webhookId: string, tenantKey: string, after = '0') {
 /**
  * The head as headCtes leave it, with what it announces besides its own rows (ids as text, times
  * in ms): those it took in before (a fixed head) or in this statement (`takeable` is empty for a
- * fixed head).
+ * fixed head). Columns are named, here and in headCtes, not `h.*` or `select *`: a star expansion
+ * keeps a statement unnamed (statement-names.ts), and Postgres would plan the lane's reads again
+ * at every call.
  */
-// Columns named, here and in headCtes, not `h.*` or `select *`: a star expansion keeps a statement
-// unnamed (statement-names.ts), and Postgres would plan the lane's reads again at every call.
 const HEAD_SELECT = sql`
   select h.webhook_id, h.url, h.webhook_status, h.secret_sealed, h.previous_secret_sealed, h.previous_secret_expires_at,
          h.id, h.message_id, h.event_type, h.stream, h.body, h.attempts, h.next_attempt_at, h.retry_from, h.takes_fixed,

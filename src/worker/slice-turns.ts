@@ -4,8 +4,8 @@ import type { Database } from '../db/database.js';
 /**
  * Whether another job of the given tasks (or, with `except`, of any other task) is ready to run
  * and could be taken now: available (not locked, attempts left), due, and in no queue or in a
- * queue nobody holds. A slice whose time is
- * up gives its slot to such a job; with none waiting it goes on in the same job.
+ * queue nobody holds. A slice whose time is up gives its slot to such a job; with none waiting it
+ * goes on in the same job. A shard's drain asks it too (`except` the slices' and lanes' tasks).
  *
  * Why not always queue the next slice: the next slice of a run sits in the run's tenant queue,
  * which the finishing job still holds when it adds it, so graphile-worker's "job added"
@@ -13,7 +13,6 @@ import type { Database } from '../db/database.js';
  * a paced 300,000-record Base sync lost 1.5 s of its 33 s at its one slice boundary this way.
  */
 export async function otherJobsWaiting(db: Kysely<Database>, tasks: readonly string[], opts: { except?: boolean } = {}): Promise<boolean> {
-  // `except`: jobs of any task but these (the urgent runner's: everything but slices and lanes).
   const task = opts.except ? sql`t.identifier <> all(${[...tasks]}::text[])` : sql`t.identifier = any(${[...tasks]}::text[])`;
   const res = await sql<{ waiting: boolean }>`
     select exists (

@@ -16,13 +16,15 @@ import { SUBSCRIPTIONS_TASK } from '../subscriptions/queue.js';
 import { subscriptionsTask } from '../subscriptions/subscriptions.task.js';
 import { otherJobsWaiting } from './slice-turns.js';
 import { DEFERRED_EVENT_TASK, deferredPayloadOf, runModuleHandler } from '../events/module-events.js';
-import { DRAIN_BUDGET_MS } from '../events/events.service.js';
 
 /** The bulk work, run by a runner of its own (worker.ts); every other task is urgent by comparison. */
 export const SYNC_TASKS = ['sync_run', APPLY_TASK, DELIVER_SINK_TASK, SUBSCRIPTIONS_TASK] as const;
 
 /** Webhook lanes: HTTP calls of up to 10 s each, run by a runner of their own (WEBHOOK_CONCURRENCY). */
 export const WEBHOOK_TASKS = [DELIVER_TASK] as const;
+
+/** Every task the urgent runner does not run: it runs all the others (event drains, token refresh, cron). */
+export const NOT_URGENT_TASKS: readonly string[] = [...SYNC_TASKS, ...WEBHOOK_TASKS];
 
 /** Days finished webhook deliveries (and their attempts) are kept. */
 export const WEBHOOK_DELIVERY_RETENTION_DAYS = 30;
@@ -80,8 +82,8 @@ export function createTaskList(services: Services, stopping: () => boolean = () 
       // The drain reads on while its shard gets events and no other job of the urgent runner (another
       // shard's drain, the token refresh) waits for a slot; its own shard's next job is in the queue
       // it holds, so it does not count.
-      const othersWaiting = () => otherJobsWaiting(services.db, [...SYNC_TASKS, ...WEBHOOK_TASKS], { except: true });
-      await services.events.drainShard(services, shardOf(payload), DRAIN_BUDGET_MS, othersWaiting);
+      const othersWaiting = () => otherJobsWaiting(services.db, NOT_URGENT_TASKS, { except: true });
+      await services.events.drainShard(services, shardOf(payload), { othersWaiting });
     },
     // Batch jobs listing event ids, as an earlier version queued them.
     handle_lark_events: async (payload) => {

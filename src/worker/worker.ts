@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Logger as WorkerLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Services } from '../services.js';
-import { CRONTAB, SYNC_TASKS, WEBHOOK_TASKS, createTaskList } from './tasks.js';
+import { CRONTAB, NOT_URGENT_TASKS, SYNC_TASKS, WEBHOOK_TASKS, createTaskList } from './tasks.js';
 import { collectEmptyJobQueues } from './job-queues-gc.js';
 import { DEAD_AFTER_MS, forgetWorkers, heartbeatWorkers, unlockDeadWorkers } from './worker-processes.js';
 
@@ -80,7 +80,7 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   try {
     runner = await run({
       ...common,
-      taskList: pick(tasks, [...SYNC_TASKS, ...WEBHOOK_TASKS], false),
+      taskList: pick(tasks, NOT_URGENT_TASKS, false),
       crontab: opts.cron === false ? '' : CRONTAB,
       concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY,
     });

@@ -46,7 +46,7 @@ describe('event shards and their drain jobs', () => {
     return row.shard!;
   }
 
-  const drain = (shard: number, budgetMs?: number) => stack.larksync.services.events.drainShard(stack.larksync.services, shard, budgetMs);
+  const drain = (shard: number, budgetMs?: number) => stack.larksync.services.events.drainShard(stack.larksync.services, shard, { budgetMs });
 
   it('a drain job that starts while a batch is storing into its shard waits for the batch, then reads it', async () => {
     const [first] = events('t-drain-race', 1);
@@ -107,7 +107,7 @@ describe('event shards and their drain jobs', () => {
     try {
       await client.query('begin');
       await client.query('select 1 from lark_events where event_id = $1 for update', [first!.eventId]);
-      const draining = stack.larksync.services.events.drainShard(stack.larksync.services, shard, undefined, othersWaiting);
+      const draining = stack.larksync.services.events.drainShard(stack.larksync.services, shard, { othersWaiting });
       await waitFor(
         async () =>
           (

@@ -5,18 +5,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentWorkerLogger } from '../../src/db/migrate.js';
 import { collectEmptyJobQueues } from '../../src/worker/job-queues-gc.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { addJob, clearJobs } from '../helpers/graphile-jobs.js';
 import { startStack, STORE_APP, type Stack, whenReady } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 async function queueNames(test: TestDatabase): Promise<string[]> {
   const { rows } = await sql<{ queue_name: string }>`select queue_name from graphile_worker._private_job_queues order by queue_name`.execute(test.db);
   return rows.map((r) => r.queue_name);
-}
-
-/** graphile-worker's add_job, on the test's pool or on a client whose transaction is open. */
-async function addJob(c: pg.ClientBase | TestDatabase, task: string, queue: string): Promise<void> {
-  if ('db' in c) await sql`select graphile_worker.add_job(${task}, '{}'::json, queue_name := ${queue})`.execute(c.db);
-  else await c.query(`select graphile_worker.add_job($1, '{}'::json, queue_name := $2)`, [task, queue]);
 }
 
 /** Jobs naming a queue whose row is gone: graphile-worker would never take them. */
@@ -37,10 +32,7 @@ describe('collecting empty graphile-worker queues', () => {
     await test?.drop();
   });
   // Each case starts from no job and no queue.
-  afterEach(async () => {
-    await sql`delete from graphile_worker._private_jobs`.execute(test.db);
-    await sql`delete from graphile_worker._private_job_queues`.execute(test.db);
-  });
+  afterEach(() => clearJobs(test));
 
   it('deletes the queues that hold no job and are not locked, and keeps the others', async () => {
     for (const q of ['gc:busy', 'gc:empty-1', 'gc:empty-2', 'gc:locked']) await addJob(test, 'gc_task', q);
