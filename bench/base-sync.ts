@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import type { BenchEnv } from './run.js';
-import { freshDatabase, dropDatabase } from './bench-db.js';
+import { checkpoint, dropDatabase, freshDatabase } from './bench-db.js';
 import { compileChildren, forkChild, type BenchChild } from './child-ipc.js';
 import { cpuSeconds, peakRssMiB, postgresCpuSeconds, reproduce, type BenchResult, type Figure } from './report.js';
 import type { SimInfo, SimStats } from './simulator-child.js';
@@ -133,6 +133,12 @@ function larksyncEnv(url: string, sim: SimInfo, rateLimitScale: number): Record<
   };
 }
 
+/** Each measured phase starts from a checkpoint (bench-db.ts); false once the server refused one. */
+let checkpointed = true;
+const settle = async (env: BenchEnv) => {
+  if (!(await checkpoint(env.admin))) checkpointed = false;
+};
+
 const larksyncNodeArgs = () => (process.env.BENCH_LARKSYNC_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 /** One larksync process on a fresh database syncs the table (and optionally reads it again). */
@@ -148,6 +154,7 @@ async function larksyncMode(
   try {
     const ticket = await sim.child.call<string>('ticket');
     await child.call('setup', { appId: APP.appId, ticket, tenant: TENANT, appToken: sim.info.appToken, tableId: sim.info.tableId });
+    await settle(env);
     await sim.child.call('resetStats');
     const simCpu0 = cpuSeconds(sim.child.pid);
     const cpu0 = cpuSeconds(child.pid);
@@ -162,6 +169,7 @@ async function larksyncMode(
     await verifyRows(url, label, sim.info, first);
     let second: RunResult | undefined;
     if (reread) {
+      await settle(env);
       second = await child.call<RunResult>('sync', { tenant: TENANT, mode: 'full' });
       if (second.status !== 'succeeded') throw new Error(`${label} re-read: the run ${second.status}: ${second.error}`);
       await verifyRows(url, `${label} re-read`, sim.info, undefined);
@@ -218,6 +226,7 @@ async function feedMode(env: BenchEnv, sim: { child: BenchChild; info: SimInfo }
     await child.call('setup', { appId: APP.appId, ticket, tenant: TENANT, appToken: sim.info.appToken, tableId: sim.info.tableId });
     await child.call('install', { appId: APP.appId, tenant: FEED_TENANT });
     const apiUrl = await child.call<string>('url');
+    await settle(env);
     const cpu0 = cpuSeconds(child.pid);
     const result = await feedWalks({ dbUrl: url, child, apiUrl, apiToken: API_TOKEN, syncTenant: TENANT, walkTenant: FEED_TENANT, rows });
     const cpu1 = cpuSeconds(child.pid);
@@ -243,6 +252,7 @@ async function baseline(env: BenchEnv, sim: { child: BenchChild; info: SimInfo }
       tableId: sim.info.tableId,
       limit,
     };
+    await settle(env);
     const cpu0 = cpuSeconds(child.pid);
     const pg0 = postgresCpuSeconds();
     const result = await child.call<BaselineResult>('run', args);
@@ -401,6 +411,9 @@ export async function benchBaseSync(env: BenchEnv): Promise<BenchResult> {
   const fmt = (n: number) => n.toLocaleString('en-US');
   const notes = [
     `full runs over ${fmt(records)} records (${fmt(Math.ceil(records / PAGE))} pages of ${PAGE}); records/s = records / (run finished_at - created_at): queueing, slices, the fields page, the completeness check and cleanup included. The first run starts from an empty table, which has nothing to sweep; the re-read is a full pass with its deletion sweep`,
+    checkpointed
+      ? 'each measured phase (a sync, the re-read, the baseline, the feed walks) starts after a CHECKPOINT, so none runs beside the checkpointer writing out what the phase before it wrote, or is charged for its CPU'
+      : 'the server refused CHECKPOINT (the bench role needs superuser or pg_checkpoint): a phase may run beside the checkpointer writing out what the phase before it wrote, and be charged for its CPU',
     `processes: larksync (bench/larksync-child.ts: production bootstrap, graphile-worker, engine), the simulator (bench/simulator-child.ts) and the baseline (bench/base-baseline-child.ts), each its own Node process running compiled JavaScript; Postgres is the bench server (${process.env.BENCH_DATABASE_URL ? 'BENCH_DATABASE_URL' : 'embedded'}); all on the same ${env.machine.cores} cores`,
     hand
       ? `baseline: the SDK's searchWithIterator against the same unthrottled simulator, over the first ${fmt(hand.records)} records of the same table (${fmt(hand.pages)} pages, ${hand.seconds.toFixed(1)} s); the rate is what is compared`
