@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import { Logger as WorkerLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Services } from '../services.js';
 import { CRONTAB, NOT_URGENT_TASKS, SYNC_TASKS, WEBHOOK_TASKS, createTaskList } from './tasks.js';
+import { EmptyGetRecheck } from './empty-get-recheck.js';
 import { collectEmptyJobQueues } from './job-queues-gc.js';
+import { otherJobsWaiting } from './slice-turns.js';
 import { DEAD_AFTER_MS, forgetWorkers, heartbeatWorkers, unlockDeadWorkers } from './worker-processes.js';
 
 function workerLogger(services: Services): WorkerLogger {
@@ -68,6 +70,8 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   // never queue behind them. One shared runner ran them FIFO at one priority.
   let stopping = false;
   const tasks = createTaskList(services, () => stopping);
+  // The urgent and webhook runners try again when their get_job misses a waiting job (empty-get-recheck.ts).
+  const recheck = new EmptyGetRecheck(events, (err) => services.log.warn({ errMessage: (err as Error).message }, 'worker: looking for missed jobs failed'));
   const common = { pgPool: services.pool, pollInterval: opts.pollInterval ?? 2_000, noHandleSignals: true, logger: workerLogger(services), events };
   const syncRunner = await run({
     ...common,
@@ -78,13 +82,18 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   let runner: Runner;
   let webhookRunner: Runner;
   try {
-    runner = await run({
-      ...common,
-      taskList: pick(tasks, NOT_URGENT_TASKS, false),
-      crontab: opts.cron === false ? '' : CRONTAB,
-      concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY,
-    });
+    runner = await recheck.watch(
+      () => otherJobsWaiting(services.db, NOT_URGENT_TASKS, { except: true }),
+      () =>
+        run({
+          ...common,
+          taskList: pick(tasks, NOT_URGENT_TASKS, false),
+          crontab: opts.cron === false ? '' : CRONTAB,
+          concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY,
+        }),
+    );
   } catch (err) {
+    recheck.stop();
     await syncRunner.stop().catch(() => undefined);
     throw err;
   }
@@ -92,13 +101,18 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     // Webhook lanes wait on receivers (up to 10 s each): in slots of their own, so a slow
     // receiver never holds up event drains, token refresh or sync slices, and many tenants'
     // lanes deliver at once.
-    webhookRunner = await run({
-      ...common,
-      taskList: pick(tasks, WEBHOOK_TASKS, true),
-      crontab: '',
-      concurrency: opts.webhookConcurrency ?? services.config.webhookConcurrency,
-    });
+    webhookRunner = await recheck.watch(
+      () => otherJobsWaiting(services.db, WEBHOOK_TASKS),
+      () =>
+        run({
+          ...common,
+          taskList: pick(tasks, WEBHOOK_TASKS, true),
+          crontab: '',
+          concurrency: opts.webhookConcurrency ?? services.config.webhookConcurrency,
+        }),
+    );
   } catch (err) {
+    recheck.stop();
     await Promise.all([runner.stop(), syncRunner.stop()]).catch(() => undefined);
     throw err;
   }
@@ -139,6 +153,7 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     webhookRunner,
     async stop() {
       stopping = true;
+      recheck.stop();
       clearInterval(timer);
       clearInterval(beatTimer);
       await Promise.all([runner.stop(), syncRunner.stop(), webhookRunner.stop()]);
