@@ -113,7 +113,8 @@ export class EmptyGetRecheck {
       // An idle worker, if there is one, calls get_job at once; busy ones call it when they finish.
       if (!this.stopped && !pool._shuttingDown) pool.nudge(1);
     } catch (err) {
-      this.onError(err);
+      // After stop() the database may be closing under a check in flight: nothing to report.
+      if (!this.stopped) this.onError(err);
     }
   }
 }
