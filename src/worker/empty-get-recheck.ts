@@ -1,4 +1,4 @@
-import type { WorkerEvents, WorkerPool } from 'graphile-worker';
+import type { TaskList, WorkerEvents, WorkerPool } from 'graphile-worker';
 
 /**
  * Delays of the checks after a worker of a watched runner came back from get_job with nothing,
@@ -8,8 +8,8 @@ import type { WorkerEvents, WorkerPool } from 'graphile-worker';
 export const RECHECK_DELAYS_MS: readonly number[] = [20, 40, 80, 160, 320];
 
 interface Watched {
-  /** whether a job of this runner is ready to run and could be taken now */
-  waiting: () => Promise<boolean>;
+  /** the runner's task identifiers */
+  tasks: readonly string[];
   /** checks since a job of this runner last started or a check last found none waiting */
   step: number;
   timer: NodeJS.Timeout | undefined;
@@ -45,8 +45,13 @@ export class EmptyGetRecheck {
   private creating: Watched | undefined;
   private stopped = false;
 
+  /**
+   * `waiting` tells whether a job of the given tasks is ready to run and could be taken now
+   * (otherJobsWaiting, slice-turns.ts).
+   */
   constructor(
     events: WorkerEvents,
+    private readonly waiting: (tasks: readonly string[]) => Promise<boolean>,
     private readonly onError: (err: unknown) => void,
     private readonly delaysMs: readonly number[] = RECHECK_DELAYS_MS,
   ) {
@@ -69,14 +74,13 @@ export class EmptyGetRecheck {
   }
 
   /**
-   * Creates a runner (graphile-worker's run()) whose pool is watched, with `waiting` telling
-   * whether one of its jobs waits. The pool is created inside run(), so runners are created one
-   * at a time.
+   * Creates a runner (graphile-worker's run()) of the given task list whose pool is watched. The
+   * pool is created inside run(), so runners are created one at a time.
    */
-  async watch<T>(waiting: () => Promise<boolean>, create: () => Promise<T>): Promise<T> {
-    this.creating = { waiting, step: 0, timer: undefined, checking: false };
+  async watch<T>(taskList: TaskList, create: (taskList: TaskList) => Promise<T>): Promise<T> {
+    this.creating = { tasks: Object.keys(taskList), step: 0, timer: undefined, checking: false };
     try {
-      return await create();
+      return await create(taskList);
     } finally {
       this.creating = undefined;
     }
@@ -106,7 +110,7 @@ export class EmptyGetRecheck {
   private async check(pool: WorkerPool, w: Watched): Promise<void> {
     if (this.stopped || pool._shuttingDown) return;
     try {
-      if (!(await w.waiting())) {
+      if (!(await this.waiting(w.tasks))) {
         w.step = 0;
         return;
       }

@@ -71,7 +71,11 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   let stopping = false;
   const tasks = createTaskList(services, () => stopping);
   // The urgent and webhook runners try again when their get_job misses a waiting job (empty-get-recheck.ts).
-  const recheck = new EmptyGetRecheck(events, (err) => services.log.warn({ errMessage: (err as Error).message }, 'worker: looking for missed jobs failed'));
+  const recheck = new EmptyGetRecheck(
+    events,
+    (names) => otherJobsWaiting(services.db, names),
+    (err) => services.log.warn({ errMessage: (err as Error).message }, 'worker: looking for missed jobs failed'),
+  );
   const common = { pgPool: services.pool, pollInterval: opts.pollInterval ?? 2_000, noHandleSignals: true, logger: workerLogger(services), events };
   const syncRunner = await run({
     ...common,
@@ -82,15 +86,8 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
   let runner: Runner;
   let webhookRunner: Runner;
   try {
-    runner = await recheck.watch(
-      () => otherJobsWaiting(services.db, NOT_URGENT_TASKS, { except: true }),
-      () =>
-        run({
-          ...common,
-          taskList: pick(tasks, NOT_URGENT_TASKS, false),
-          crontab: opts.cron === false ? '' : CRONTAB,
-          concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY,
-        }),
+    runner = await recheck.watch(pick(tasks, NOT_URGENT_TASKS, false), (taskList) =>
+      run({ ...common, taskList, crontab: opts.cron === false ? '' : CRONTAB, concurrency: opts.urgentConcurrency ?? URGENT_CONCURRENCY }),
     );
   } catch (err) {
     recheck.stop();
@@ -101,15 +98,8 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     // Webhook lanes wait on receivers (up to 10 s each): in slots of their own, so a slow
     // receiver never holds up event drains, token refresh or sync slices, and many tenants'
     // lanes deliver at once.
-    webhookRunner = await recheck.watch(
-      () => otherJobsWaiting(services.db, WEBHOOK_TASKS),
-      () =>
-        run({
-          ...common,
-          taskList: pick(tasks, WEBHOOK_TASKS, true),
-          crontab: '',
-          concurrency: opts.webhookConcurrency ?? services.config.webhookConcurrency,
-        }),
+    webhookRunner = await recheck.watch(pick(tasks, WEBHOOK_TASKS, true), (taskList) =>
+      run({ ...common, taskList, crontab: '', concurrency: opts.webhookConcurrency ?? services.config.webhookConcurrency }),
     );
   } catch (err) {
     recheck.stop();
