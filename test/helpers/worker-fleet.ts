@@ -29,7 +29,7 @@ export interface Holder {
 export class WorkerFleet {
   private readonly live: LarksyncProcess[] = [];
   private readonly spawning = new Set<Promise<void>>();
-  private readonly pools = new Map<LarksyncProcess, string>();
+  private readonly pools = new Map<LarksyncProcess, Set<string>>();
   /** Every process ever started, for the log dump of a failing test. */
   readonly all: LarksyncProcess[] = [];
   spawned = 0;
@@ -60,14 +60,12 @@ export class WorkerFleet {
     await Promise.all([...this.spawning]);
   }
 
-  /** The worker pool id a process announced (it does once it starts its first job). */
-  poolIdOf(proc: LarksyncProcess): string | undefined {
-    let id = this.pools.get(proc);
-    if (!id) {
-      id = /"poolId":"([^"]+)","msg":"test: worker pool"/.exec(proc.output.join(''))?.[1];
-      if (id) this.pools.set(proc, id);
-    }
-    return id;
+  /** The worker pool ids a process announced (each pool's once it starts its first job). */
+  poolIdsOf(proc: LarksyncProcess): Set<string> {
+    let ids = this.pools.get(proc);
+    if (!ids) this.pools.set(proc, (ids = new Set()));
+    for (const m of proc.output.join('').matchAll(/"poolId":"([^"]+)"[^\n]*"msg":"test: worker pool"/g)) ids.add(m[1]!);
+    return ids;
   }
 
   /** Live processes that hold a sync_run job right now, with the run of that job. */
@@ -79,7 +77,7 @@ export class WorkerFleet {
        where t.identifier = 'sync_run' and j.locked_by is not null`.execute(this.db);
     const out: Holder[] = [];
     for (const r of res.rows) {
-      const proc = this.live.find((p) => this.poolIdOf(p) === r.locked_by);
+      const proc = this.live.find((p) => this.poolIdsOf(p).has(r.locked_by));
       if (proc) out.push({ proc, runId: r.run_id });
     }
     return out;

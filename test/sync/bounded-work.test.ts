@@ -132,7 +132,7 @@ describe('sync work is bounded: long throttles leave the worker slot, dying slic
     }
     stack.sim.clearFaults();
     const failed = (await stack.larksync.services.sync.get(run.id))!;
-    expect(`${failed.status} ${failed.error_class} after ${kills} kills`).toBe(`failed crashed_repeatedly after ${kills} kills`);
+    expect(`${failed.status} ${failed.error_class} after ${kills} kills`, `each process's last lines:\n${fleet.tail(8)}`).toBe(`failed crashed_repeatedly after ${kills} kills`);
     expect(failed.error_message).toMatch(/died 3 times in a row/);
     expect(failed.resumes).toBe(maxResumes);
     expect(kills).toBeGreaterThanOrEqual(1);
