@@ -44,6 +44,12 @@ export interface WorkerHandle {
   syncRunner: Runner;
   /** Runs webhook lanes only. */
   webhookRunner: Runner;
+  /**
+   * The ids of this process's three worker pools, known once startWorker returns: graphile-worker
+   * 0.17 writes them in `locked_by` of the jobs and queues they hold, so they tell which jobs this
+   * process runs.
+   */
+  poolIds: ReadonlySet<string>;
   stop(): Promise<void>;
 }
 
@@ -59,11 +65,16 @@ function pick(tasks: TaskList, names: readonly string[], keep: boolean): TaskLis
 
 export async function startWorker(services: Services, opts: WorkerOptions = {}): Promise<WorkerHandle> {
   const workerIds = new Set<string>();
+  const poolIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter();
   events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
   // graphile-worker 0.17 locks jobs under the pool's id, not the worker's: without beating for
   // it too, this process's own long jobs (a 20 s sync slice) would look dead and be released.
-  events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
+  // run() emits pool:create before it resolves.
+  events.on('pool:create', ({ workerPool }) => {
+    workerIds.add(workerPool.id);
+    poolIds.add(workerPool.id);
+  });
   // Two runners, each fetching only its own task identifiers (graphile-worker's get_job filters by
   // the runner's task list): sync slices, which take up to 20 s each and come by the hundred after
   // a burst of installs, fill their own slots, and event drains, token refresh and the scheduler
@@ -141,6 +152,7 @@ export async function startWorker(services: Services, opts: WorkerOptions = {}):
     runner,
     syncRunner,
     webhookRunner,
+    poolIds,
     async stop() {
       stopping = true;
       recheck.stop();

@@ -3,7 +3,7 @@
  * heartbeat, pacing), for tests that kill processes and need a resume in seconds rather than the
  * production defaults' ~16 s. Otherwise it is src/server.ts: same config loading, same bootstrap,
  * same 'larksync is listening' line, same graceful stop on SIGTERM. It also logs its worker pool
- * ids, each once it starts a job ('test: worker pool').
+ * ids once started ('test: worker pools') and each pool's id on its first job ('test: worker pool').
  *
  * The options arrive as JSON in LARKSYNC_CHILD_START (see ChildStartOptions).
  */
@@ -17,14 +17,16 @@ const tuned = JSON.parse(process.env.LARKSYNC_CHILD_START ?? '{}') as ChildStart
 const config = loadConfig();
 const log = createLogger(config.logLevel);
 const larksync = await startLarksync(config, { log, ...tuned });
+// graphile-worker locks jobs and queues under its pools' ids, which nothing in the database ties
+// to a process; announcing them lets a test tell which process holds which job. All three pools
+// (sync slices, urgent jobs, webhook lanes) are announced before 'larksync is listening', so a
+// test knows them as soon as it knows the process. The sync runner takes a waiting job the moment
+// it starts, while the rest of the start goes on: a job:start listener attached after the start
+// (as this file had) missed that job, whose slices could then run one after another unseen.
+log.info({ poolIds: [...(larksync.worker?.poolIds ?? [])] }, 'test: worker pools');
 log.info({ url: larksync.url, pid: process.pid }, 'larksync is listening');
-// graphile-worker locks jobs and queues under its pool's id, which nothing in the database ties
-// to a process; announcing it lets a test tell which process holds which job. Each runner (sync
-// slices, urgent jobs, webhook lanes) has a pool of its own, and the three share one events
-// emitter: every pool is announced on its first job. Announcing only the process's first job
-// named the urgent pool whenever that job was not a sync slice (an event drain, the startup
-// reseal), and from then on the process's sync slices were never seen as its own: a test that
-// kills whoever holds a run could watch the run finish in that process unkilled.
+// Each pool's first job (seen once this listener is attached), for tests that report which
+// processes ran something.
 const announced = new Set<string>();
 larksync.worker?.runner.events.on('job:start', ({ worker, job }) => {
   if (announced.has(worker.workerPool.id)) return;

@@ -60,11 +60,15 @@ export class WorkerFleet {
     await Promise.all([...this.spawning]);
   }
 
-  /** The worker pool ids a process announced (each pool's once it starts its first job). */
-  poolIdsOf(proc: LarksyncProcess): Set<string> {
+  /** The worker pool ids a process announced (all of them before it listens: larksync-child.ts). */
+  poolIdsOf(proc: LarksyncProcess): ReadonlySet<string> {
     let ids = this.pools.get(proc);
-    if (!ids) this.pools.set(proc, (ids = new Set()));
-    for (const m of proc.output.join('').matchAll(/"poolId":"([^"]+)"[^\n]*"msg":"test: worker pool"/g)) ids.add(m[1]!);
+    if (!ids) {
+      const line = /"poolIds":(\[[^\]]*\])[^\n]*"msg":"test: worker pools"/.exec(proc.output.join(''));
+      if (!line) return new Set();
+      ids = new Set(JSON.parse(line[1]!) as string[]);
+      this.pools.set(proc, ids);
+    }
     return ids;
   }
 

@@ -106,8 +106,10 @@ describe('sync work is bounded: long throttles leave the worker slot, dying slic
     await fleet.fill();
     // Slow pages: a slice is always mid-page when its process is killed, and does a page or two
     // (its 800 ms slice ends after the page in hand). The run has about 13 user pages, so slices
-    // that end before the loop sees them (a loaded machine; a new process's pool id not read yet)
-    // cannot finish it: at 150 ms a page, three unseen slices did, and the run succeeded in CI.
+    // that end before the loop sees them (a loaded machine) cannot finish it: at 150 ms a page,
+    // three unseen slices did, and the run succeeded in CI. A slice taken by a process while it
+    // started was unseen for good, until processes announced their pools before listening
+    // (larksync-child.ts): it ran the run to its end, and CI saw 'succeeded after 2 kills'.
     stack.sim.injectFault({ path: USERS, delayMs: 600, count: 1_000_000 });
     const { run } = await stack.larksync.services.sync.trigger(CRASHY, 'contact', 'full', 'api');
     let kills = 0;
