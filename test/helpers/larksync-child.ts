@@ -3,7 +3,7 @@
  * heartbeat, pacing), for tests that kill processes and need a resume in seconds rather than the
  * production defaults' ~16 s. Otherwise it is src/server.ts: same config loading, same bootstrap,
  * same 'larksync is listening' line, same graceful stop on SIGTERM. It also logs its worker pool
- * ids once started ('test: worker pools') and each pool's id on its first job ('test: worker pool').
+ * ids once started ('test: worker pools').
  *
  * The options arrive as JSON in LARKSYNC_CHILD_START (see ChildStartOptions).
  */
@@ -25,14 +25,6 @@ const larksync = await startLarksync(config, { log, ...tuned });
 // (as this file had) missed that job, whose slices could then run one after another unseen.
 log.info({ poolIds: [...(larksync.worker?.poolIds ?? [])] }, 'test: worker pools');
 log.info({ url: larksync.url, pid: process.pid }, 'larksync is listening');
-// Each pool's first job (seen once this listener is attached), for tests that report which
-// processes ran something.
-const announced = new Set<string>();
-larksync.worker?.runner.events.on('job:start', ({ worker, job }) => {
-  if (announced.has(worker.workerPool.id)) return;
-  announced.add(worker.workerPool.id);
-  log.info({ poolId: worker.workerPool.id, task: job.task_identifier }, 'test: worker pool');
-});
 closeWithGrace({ delay: 20_000 }, async () => {
   await larksync.stop();
 });

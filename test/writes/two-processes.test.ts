@@ -125,7 +125,6 @@ describe('two processes writing into one Base', () => {
       .map((r) => r.fields.Qty);
     expect(seen).toEqual(Array.from({ length: 10 }, (_, n) => 101 + n));
     expect(table().get(existing)!.fields.Qty).toBe(110);
-    const ran = procs.map((p) => p.output.join('').split('\n').filter((l) => l.includes('"msg":"test: worker pool"')).length);
-    console.log(`two writers: processes that ran a job: ${ran.filter((n) => n > 0).length} of 2; write calls ${stats.calls}`);
+    console.log(`two writers: write calls ${stats.calls}`);
   }, 120_000);
 });
